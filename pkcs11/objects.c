@@ -1,0 +1,407 @@
+#include "config.h"
+
+#include "objects.h"
+
+#include <gnutls/abstract.h>
+#include <gnutls/x509.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attrs.h"
+#include "pin.h"
+#include "src/util/log.h"
+#include "uri.h"
+
+CK_RV kb_attr_get(kb_session *s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
+                  unsigned char **value, CK_ULONG *len)
+{
+    CK_FUNCTION_LIST *fn = s->token->module->fn;
+    CK_ATTRIBUTE a = {type, NULL, 0};
+    *value = NULL;
+    *len = 0;
+    CK_RV rv = fn->C_GetAttributeValue(s->h, obj, &a, 1);
+    if (rv != CKR_OK)
+        return rv;
+    if (a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
+        return CKR_ATTRIBUTE_TYPE_INVALID;
+    a.pValue = malloc(a.ulValueLen ? a.ulValueLen : 1);
+    if (a.pValue == NULL)
+        return CKR_HOST_MEMORY;
+    rv = fn->C_GetAttributeValue(s->h, obj, &a, 1);
+    if (rv != CKR_OK) {
+        free(a.pValue);
+        return rv;
+    }
+    *value = a.pValue;
+    *len = a.ulValueLen;
+    return CKR_OK;
+}
+
+static enum kb_tri get_tri(kb_session *s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type)
+{
+    CK_BBOOL b = CK_FALSE;
+    CK_ATTRIBUTE a = {type, &b, sizeof b};
+    if (s->token->module->fn->C_GetAttributeValue(s->h, obj, &a, 1) != CKR_OK)
+        return KB_TRI_UNKNOWN;
+    return kb_attr_tri(&b, a.ulValueLen);
+}
+
+int kb_find(kb_session *s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE attr, const void *value,
+            CK_ULONG len, CK_OBJECT_HANDLE **out, size_t *n, kb_err *err)
+{
+    CK_FUNCTION_LIST *fn = s->token->module->fn;
+    CK_ATTRIBUTE tmpl[2] = {{CKA_CLASS, &cls, sizeof cls}, {attr, (void *)value, len}};
+    *out = NULL;
+    *n = 0;
+    CK_RV rv = fn->C_FindObjectsInit(s->h, tmpl, attr ? 2 : 1);
+    if (rv != CKR_OK)
+        return kb_err_set(err, "cannot search token '%s': %s", s->token->facts.label,
+                          kb_ckr_name(rv));
+    for (;;) {
+        CK_OBJECT_HANDLE batch[64];
+        CK_ULONG got = 0;
+        rv = fn->C_FindObjects(s->h, batch, 64, &got);
+        if (rv != CKR_OK || got == 0)
+            break;
+        CK_OBJECT_HANDLE *v = realloc(*out, (*n + got) * sizeof *v);
+        if (v == NULL) {
+            rv = CKR_HOST_MEMORY;
+            break;
+        }
+        memcpy(v + *n, batch, got * sizeof *v);
+        *out = v;
+        *n += got;
+    }
+    fn->C_FindObjectsFinal(s->h);
+    if (rv != CKR_OK) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+        return kb_err_set(err, "cannot search token '%s': %s", s->token->facts.label,
+                          kb_ckr_name(rv));
+    }
+    return 0;
+}
+
+static void copy_label(char *dst, const unsigned char *v, CK_ULONG len)
+{
+    size_t n = len < KB_LABEL_MAX - 1 ? len : KB_LABEL_MAX - 1;
+    memcpy(dst, v, n);
+    dst[n] = '\0';
+}
+
+static bool spki_of(gnutls_pubkey_t pub, unsigned char out[32])
+{
+    size_t size = 32;
+    return gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, out, &size) == 0 && size == 32;
+}
+
+/* The public key, from the RSA private key's public parts or from the public object
+ * with the same CKA_ID, as the SHA-256 id of its SubjectPublicKeyInfo. */
+static void read_public(kb_session *s, kb_key *k)
+{
+    gnutls_pubkey_t pub = NULL;
+    unsigned char *a = NULL, *b = NULL;
+    CK_ULONG alen = 0, blen = 0;
+    if (gnutls_pubkey_init(&pub) != 0)
+        return;
+    if (k->facts.type == KB_KEY_RSA) {
+        if (kb_attr_get(s, k->handle, CKA_MODULUS, &a, &alen) == CKR_OK &&
+            kb_attr_get(s, k->handle, CKA_PUBLIC_EXPONENT, &b, &blen) == CKR_OK) {
+            gnutls_datum_t m = {a, (unsigned)alen}, e = {b, (unsigned)blen};
+            k->has_spki =
+                gnutls_pubkey_import_rsa_raw(pub, &m, &e) == 0 && spki_of(pub, k->spki_sha256);
+        }
+    } else if (k->pub_handle != CK_INVALID_HANDLE &&
+               kb_attr_get(s, k->pub_handle, CKA_EC_POINT, &a, &alen) == CKR_OK) {
+        const unsigned char *pt;
+        size_t ptlen;
+        gnutls_ecc_curve_t curve =
+            strcmp(k->facts.curve, "P-256") == 0     ? GNUTLS_ECC_CURVE_SECP256R1
+            : strcmp(k->facts.curve, "P-384") == 0   ? GNUTLS_ECC_CURVE_SECP384R1
+            : strcmp(k->facts.curve, "P-521") == 0   ? GNUTLS_ECC_CURVE_SECP521R1
+            : strcmp(k->facts.curve, "Ed25519") == 0 ? GNUTLS_ECC_CURVE_ED25519
+            : strcmp(k->facts.curve, "Ed448") == 0   ? GNUTLS_ECC_CURVE_ED448
+                                                     : GNUTLS_ECC_CURVE_INVALID;
+        if (curve != GNUTLS_ECC_CURVE_INVALID && kb_ec_point_raw(a, alen, &pt, &ptlen)) {
+            int rc = -1;
+            if (k->facts.type == KB_KEY_EDDSA) {
+                gnutls_datum_t x = {(unsigned char *)pt, (unsigned)ptlen};
+                rc = gnutls_pubkey_import_ecc_raw(pub, curve, &x, NULL);
+            } else if (ptlen > 1 && pt[0] == 0x04 && (ptlen - 1) % 2 == 0) {
+                unsigned half = (unsigned)(ptlen - 1) / 2;
+                gnutls_datum_t x = {(unsigned char *)pt + 1, half},
+                               y = {(unsigned char *)pt + 1 + half, half};
+                rc = gnutls_pubkey_import_ecc_raw(pub, curve, &x, &y);
+            }
+            k->has_spki = rc == 0 && spki_of(pub, k->spki_sha256);
+        }
+    }
+    free(a);
+    free(b);
+    gnutls_pubkey_deinit(pub);
+}
+
+int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err)
+{
+    memset(k, 0, sizeof *k);
+    k->token = s->token;
+    k->handle = priv;
+    k->pub_handle = CK_INVALID_HANDLE;
+    struct kb_key_facts *f = &k->facts;
+    unsigned char *v = NULL;
+    CK_ULONG len = 0;
+
+    if (kb_attr_get(s, priv, CKA_ID, &v, &len) == CKR_OK && len <= KB_ID_MAX) {
+        memcpy(f->id, v, len);
+        f->id_len = len;
+    }
+    free(v);
+    if (kb_attr_get(s, priv, CKA_LABEL, &v, &len) == CKR_OK)
+        copy_label(f->label, v, len);
+    free(v);
+
+    CK_KEY_TYPE kt = (CK_KEY_TYPE)-1;
+    CK_ATTRIBUTE a = {CKA_KEY_TYPE, &kt, sizeof kt};
+    s->token->module->fn->C_GetAttributeValue(s->h, priv, &a, 1);
+    f->type = kt == CKK_RSA          ? KB_KEY_RSA
+              : kt == CKK_EC         ? KB_KEY_EC
+              : kt == CKK_EC_EDWARDS ? KB_KEY_EDDSA
+                                     : KB_KEY_UNKNOWN;
+
+    f->sensitive = get_tri(s, priv, CKA_SENSITIVE);
+    f->extractable = get_tri(s, priv, CKA_EXTRACTABLE);
+    f->never_extractable = get_tri(s, priv, CKA_NEVER_EXTRACTABLE);
+    f->always_sensitive = get_tri(s, priv, CKA_ALWAYS_SENSITIVE);
+    f->local = get_tri(s, priv, CKA_LOCAL);
+    f->private_obj = get_tri(s, priv, CKA_PRIVATE);
+    f->always_authenticate = get_tri(s, priv, CKA_ALWAYS_AUTHENTICATE);
+    f->sign = get_tri(s, priv, CKA_SIGN);
+
+    if (f->id_len > 0) {
+        CK_OBJECT_HANDLE *h = NULL;
+        size_t n = 0;
+        if (kb_find(s, CKO_PUBLIC_KEY, CKA_ID, f->id, f->id_len, &h, &n, NULL) == 0 && n > 0)
+            k->pub_handle = h[0];
+        free(h);
+    }
+    if (f->type == KB_KEY_RSA) {
+        if (kb_attr_get(s, priv, CKA_MODULUS, &v, &len) == CKR_OK)
+            f->bits = kb_bignum_bits(v, len);
+        free(v);
+        CK_ULONG bits = 0;
+        CK_ATTRIBUTE mb = {CKA_MODULUS_BITS, &bits, sizeof bits};
+        if (f->bits == 0 && k->pub_handle != CK_INVALID_HANDLE &&
+            s->token->module->fn->C_GetAttributeValue(s->h, k->pub_handle, &mb, 1) == CKR_OK)
+            f->bits = (unsigned)bits;
+    } else if (f->type != KB_KEY_UNKNOWN) {
+        CK_OBJECT_HANDLE from = priv;
+        if (kb_attr_get(s, from, CKA_EC_PARAMS, &v, &len) != CKR_OK &&
+            k->pub_handle != CK_INVALID_HANDLE)
+            kb_attr_get(s, k->pub_handle, CKA_EC_PARAMS, &v, &len);
+        if (v != NULL)
+            kb_ec_params_curve(v, len, f->curve, sizeof f->curve, &f->bits);
+        free(v);
+    }
+    read_public(s, k);
+    k->uri = kb_uri_for(s->token, "private", f->label, f->id, f->id_len);
+    if (k->uri == NULL)
+        return kb_err_set(err, "out of memory");
+    return 0;
+}
+
+void kb_key_clear(kb_key *k)
+{
+    free(k->uri);
+    k->uri = NULL;
+}
+
+static void cert_parse(kb_cert *c)
+{
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) != 0)
+        return;
+    gnutls_datum_t der = {c->der, (unsigned)c->der_len}, dn = {NULL, 0};
+    if (gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) != 0)
+        goto out;
+    if (gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
+        c->subject = strndup((char *)dn.data, dn.size);
+        gnutls_free(dn.data);
+    }
+    if (gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) == 0) {
+        c->issuer = strndup((char *)dn.data, dn.size);
+        gnutls_free(dn.data);
+    }
+    c->not_before = gnutls_x509_crt_get_activation_time(crt);
+    c->not_after = gnutls_x509_crt_get_expiration_time(crt);
+    unsigned critical = 0;
+    c->is_ca = gnutls_x509_crt_get_ca_status(crt, &critical) > 0;
+    size_t size = sizeof c->sha256;
+    if (gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, c->sha256, &size) != 0)
+        goto out;
+    size = sizeof c->spki_sha256;
+    if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, c->spki_sha256, &size) != 0)
+        goto out;
+    c->parsed = c->subject != NULL && c->issuer != NULL;
+out:
+    gnutls_x509_crt_deinit(crt);
+}
+
+static void cert_clear(kb_cert *c)
+{
+    free(c->der);
+    free(c->subject);
+    free(c->issuer);
+    free(c->uri);
+}
+
+static int read_cert(kb_session *s, CK_OBJECT_HANDLE h, kb_cert *c)
+{
+    memset(c, 0, sizeof *c);
+    c->token = s->token;
+    c->handle = h;
+    c->key = -1;
+    unsigned char *v = NULL;
+    CK_ULONG len = 0;
+    if (kb_attr_get(s, h, CKA_ID, &v, &len) == CKR_OK && len <= KB_ID_MAX) {
+        memcpy(c->id, v, len);
+        c->id_len = len;
+    }
+    free(v);
+    if (kb_attr_get(s, h, CKA_LABEL, &v, &len) == CKR_OK)
+        copy_label(c->label, v, len);
+    free(v);
+    if (kb_attr_get(s, h, CKA_VALUE, &v, &len) == CKR_OK) {
+        c->der = v;
+        c->der_len = len;
+        cert_parse(c);
+    }
+    c->uri = kb_uri_for(s->token, "cert", c->label, c->id, c->id_len);
+    return c->uri == NULL ? -1 : 0;
+}
+
+static bool filter_match(P11KitUri *filter, const char *label, const unsigned char *id,
+                         size_t id_len)
+{
+    if (filter == NULL)
+        return true;
+    CK_ATTRIBUTE attrs[2] = {{CKA_LABEL, (void *)label, strlen(label)},
+                             {CKA_ID, (void *)id, id_len}};
+    return p11_kit_uri_match_attributes(filter, attrs, 2) == 1;
+}
+
+static bool want_class(P11KitUri *filter, CK_OBJECT_CLASS cls)
+{
+    CK_ATTRIBUTE *a = filter ? p11_kit_uri_get_attribute(filter, CKA_CLASS) : NULL;
+    return a == NULL || (a->ulValueLen == sizeof cls && *(CK_OBJECT_CLASS *)a->pValue == cls);
+}
+
+void kb_objects_free(kb_objects *o)
+{
+    for (size_t i = 0; i < o->n_keys; i++)
+        kb_key_clear(&o->keys[i]);
+    for (size_t i = 0; i < o->n_certs; i++)
+        cert_clear(&o->certs[i]);
+    free(o->keys);
+    free(o->certs);
+    memset(o, 0, sizeof *o);
+}
+
+int kb_objects_list(kb_session *s, P11KitUri *filter, kb_objects *out, kb_err *err)
+{
+    CK_OBJECT_HANDLE *h = NULL;
+    size_t n = 0, first_key = out->n_keys;
+    if (kb_find(s, CKO_PRIVATE_KEY, 0, NULL, 0, &h, &n, err) != 0)
+        return -1;
+    if (s->token->facts.login_required && !s->logged_in)
+        out->hidden_private++;
+    for (size_t i = 0; i < n; i++) {
+        kb_key k;
+        if (kb_key_read(s, h[i], &k, err) != 0)
+            goto fail;
+        if (!want_class(filter, CKO_PRIVATE_KEY) ||
+            !filter_match(filter, k.facts.label, k.facts.id, k.facts.id_len)) {
+            kb_key_clear(&k);
+            continue;
+        }
+        kb_key *v = realloc(out->keys, (out->n_keys + 1) * sizeof *v);
+        if (v == NULL) {
+            kb_key_clear(&k);
+            goto oom;
+        }
+        out->keys = v;
+        out->keys[out->n_keys++] = k;
+    }
+    free(h);
+    h = NULL;
+    if (kb_find(s, CKO_CERTIFICATE, 0, NULL, 0, &h, &n, err) != 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        kb_cert c;
+        if (read_cert(s, h[i], &c) != 0) {
+            cert_clear(&c);
+            goto oom;
+        }
+        for (size_t j = first_key; j < out->n_keys; j++) {
+            const kb_key *k = &out->keys[j];
+            bool same_id = c.id_len > 0 && c.id_len == k->facts.id_len &&
+                           memcmp(c.id, k->facts.id, c.id_len) == 0;
+            bool same_pub =
+                c.parsed && k->has_spki && memcmp(c.spki_sha256, k->spki_sha256, 32) == 0;
+            bool pub_known = c.parsed && k->has_spki;
+            if (same_pub || (same_id && !pub_known)) {
+                c.key = (long)j;
+                c.id_mismatch = false;
+                break;
+            }
+            if (same_id)
+                c.id_mismatch = true;
+        }
+        bool listed = c.key >= 0 || (want_class(filter, CKO_CERTIFICATE) &&
+                                     filter_match(filter, c.label, c.id, c.id_len));
+        if (!listed) {
+            cert_clear(&c);
+            continue;
+        }
+        kb_cert *v = realloc(out->certs, (out->n_certs + 1) * sizeof *v);
+        if (v == NULL) {
+            cert_clear(&c);
+            goto oom;
+        }
+        out->certs = v;
+        out->certs[out->n_certs++] = c;
+    }
+    free(h);
+    return 0;
+oom:
+    kb_err_set(err, "out of memory");
+fail:
+    free(h);
+    return -1;
+}
+
+int kb_objects_collect(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, bool login,
+                       kb_token_list *tokens, kb_objects *out, kb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (kb_p11_tokens(p, uri, KB_TOKENS_INITIALIZED, tokens, err) != 0)
+        return -1;
+    for (size_t i = 0; i < tokens->n; i++) {
+        kb_session s;
+        if (kb_session_open(&tokens->v[i], false, &s, err) != 0)
+            goto fail;
+        int rc = 0;
+        if (login && tokens->v[i].facts.login_required && kb_pin_available(pin))
+            rc = kb_session_login(&s, pin, err);
+        if (rc == 0)
+            rc = kb_objects_list(&s, uri, out, err);
+        kb_session_close(&s);
+        if (rc != 0)
+            goto fail;
+    }
+    return 0;
+fail:
+    kb_objects_free(out);
+    kb_token_list_free(tokens);
+    return -1;
+}

@@ -1,0 +1,78 @@
+/* Keys and certificates on a token.
+ *
+ * kb_objects_list reads what a session can see: private keys with their facts (read
+ * attribute by attribute with C_GetAttributeValue, since GnuTLS never reports CKA_LOCAL
+ * or CKA_ALWAYS_SENSITIVE), and certificates, each tied to the key it belongs to: the
+ * same CKA_ID and, where the public key can be read, the same public key. Handles are
+ * valid only while the session that listed them is open. */
+#ifndef KB_OBJECTS_H
+#define KB_OBJECTS_H
+
+#include <time.h>
+
+#include "p11.h"
+
+typedef struct kb_key {
+    kb_token *token;
+    CK_OBJECT_HANDLE handle;
+    CK_OBJECT_HANDLE pub_handle; /* CK_INVALID_HANDLE when the token has none */
+    struct kb_key_facts facts;
+    char *uri;
+    bool has_spki;
+    unsigned char spki_sha256[32]; /* SHA-256 of the SubjectPublicKeyInfo */
+} kb_key;
+
+typedef struct kb_cert {
+    kb_token *token;
+    CK_OBJECT_HANDLE handle;
+    char label[KB_LABEL_MAX];
+    unsigned char id[KB_ID_MAX];
+    size_t id_len;
+    unsigned char *der;
+    size_t der_len;
+    bool parsed; /* false: CKA_VALUE is not an X.509 certificate GnuTLS can read */
+    char *subject;
+    char *issuer;
+    time_t not_before;
+    time_t not_after;
+    bool is_ca;
+    unsigned char sha256[32];
+    unsigned char spki_sha256[32];
+    long key;         /* index in kb_objects.keys, or -1 */
+    bool id_mismatch; /* same CKA_ID as a key but another public key */
+    char *uri;
+} kb_cert;
+
+typedef struct kb_objects {
+    kb_key *keys;
+    size_t n_keys;
+    kb_cert *certs;
+    size_t n_certs;
+    size_t hidden_private; /* tokens that needed a login to show their keys */
+} kb_objects;
+
+/* Appends the keys and certificates of s's token that match filter (NULL: all). The
+ * filter's type= selects keys (private) or certificates (cert); a certificate that
+ * belongs to a listed key is always listed. */
+int kb_objects_list(kb_session *s, P11KitUri *filter, kb_objects *out, kb_err *err);
+void kb_objects_free(kb_objects *o);
+
+/* Reads one attribute into a malloc'd buffer. Returns the CKR code. */
+CK_RV kb_attr_get(kb_session *s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
+                  unsigned char **value, CK_ULONG *len);
+
+/* Handles of objects of class cls whose attribute attr equals value (attr 0: any). */
+int kb_find(kb_session *s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE attr, const void *value,
+            CK_ULONG len, CK_OBJECT_HANDLE **out, size_t *n, kb_err *err);
+
+/* Reads a private key's facts (and its public half, found by CKA_ID) into k. */
+int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err);
+void kb_key_clear(kb_key *k);
+
+#endif
+
+/* For each token matching uri: open a session, log in when the token needs it and a PIN
+ * can be had (login: false never logs in), list its objects, close. tokens receives the
+ * matching tokens (the objects point into it). A failed login is an error. */
+int kb_objects_collect(kb_p11 *p, P11KitUri *uri, const struct kb_pin_opts *pin, bool login,
+                       kb_token_list *tokens, kb_objects *out, kb_err *err);

@@ -1,0 +1,90 @@
+/* Modules, tokens and sessions: the only door to PKCS#11.
+ *
+ * kb_p11_open loads either every module registered with p11-kit or the one module the
+ * user named. A registered module that fails to load or initialise is logged and left
+ * out; the others stay usable. Tokens are listed with their facts and a pkcs11: URI
+ * naming each. A session belongs to one token; kb_session_login logs in at most once
+ * per call, never retries a wrong PIN, and refuses a token that reports its final try
+ * or a locked PIN unless forced. */
+#ifndef KB_P11_H
+#define KB_P11_H
+
+#include <p11-kit/p11-kit.h>
+#include <p11-kit/pkcs11.h>
+#include <p11-kit/uri.h>
+#include <stdbool.h>
+
+#include "policy/facts.h"
+#include "src/util/err.h"
+
+struct kb_pin_opts;
+
+typedef struct kb_module {
+    CK_FUNCTION_LIST *fn;
+    char *name; /* p11-kit's name for it, or the file name without lib and .so */
+    char *path;
+    CK_INFO info;
+} kb_module;
+
+typedef struct kb_p11 {
+    kb_module *modules;
+    size_t n_modules;
+    CK_FUNCTION_LIST **registered; /* from p11-kit, NULL with an explicit module */
+} kb_p11;
+
+typedef struct kb_token {
+    kb_module *module;
+    CK_SLOT_ID slot;
+    CK_SLOT_INFO slot_info;
+    CK_TOKEN_INFO info;
+    struct kb_token_facts facts;
+    char *uri;
+} kb_token;
+
+typedef struct kb_token_list {
+    kb_token *v;
+    size_t n;
+} kb_token_list;
+
+typedef struct kb_session {
+    kb_token *token;
+    CK_SESSION_HANDLE h;
+    bool rw;
+    bool logged_in;
+} kb_session;
+
+/* module_path NULL: all modules registered with p11-kit. */
+int kb_p11_open(kb_p11 **out, const char *module_path, kb_err *err);
+void kb_p11_close(kb_p11 *p);
+
+enum {
+    /* Leave out tokens that are not initialised (a blank card, SoftHSM's free slot):
+     * they hold nothing and refuse sessions. */
+    KB_TOKENS_INITIALIZED = 1 << 0,
+};
+
+/* Tokens present in any slot of the loaded modules that match filter (NULL: all).
+ * Only the module and token parts of the URI are used. */
+int kb_p11_tokens(kb_p11 *p, P11KitUri *filter, unsigned flags, kb_token_list *out, kb_err *err);
+void kb_token_list_free(kb_token_list *l);
+
+/* Fails with "URI matches no WHAT" and the tokens that are present. Returns -1. */
+int kb_p11_no_match(kb_p11 *p, const char *uri_text, const char *what, kb_err *err);
+
+/* Exactly one token matching uri, or an error that lists what matched. */
+int kb_p11_one_token(kb_p11 *p, P11KitUri *uri, const char *uri_text, kb_token_list *list,
+                     kb_token **out, kb_err *err);
+
+/* Re-reads the token's flags (PIN counters change with every login). */
+int kb_token_refresh(kb_token *t, kb_err *err);
+
+int kb_session_open(kb_token *t, bool rw, kb_session *s, kb_err *err);
+void kb_session_close(kb_session *s);
+
+/* Logs in as the user when the token requires it. At most one C_Login. */
+int kb_session_login(kb_session *s, const struct kb_pin_opts *pin, kb_err *err);
+
+/* The text of a CKR_ code, e.g. "CKR_PIN_INCORRECT". */
+const char *kb_ckr_name(CK_RV rv);
+
+#endif

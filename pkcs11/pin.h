@@ -1,0 +1,47 @@
+/* Where a PIN comes from, and how it is held.
+ *
+ * Sources, first found wins: --pin-file FILE, --pin-env NAME, the URI's pin-value or
+ * pin-source, $CREDENTIALS_DIRECTORY/keybound.pin (systemd LoadCredential), the
+ * terminal without echo. There is no option that takes the PIN itself. Files lose one
+ * trailing newline (LF or CRLF) and nothing else. The PIN is read into a kb_secret and
+ * zeroised by the caller right after C_Login. The GnuTLS PIN callback answers no when
+ * GnuTLS asks again for the same token (attempt > 0: the last PIN was wrong). */
+#ifndef KB_PIN_H
+#define KB_PIN_H
+
+#include <stdbool.h>
+
+#include "src/util/err.h"
+#include "src/util/secret.h"
+
+typedef struct kb_pin_opts {
+    const char *file;       /* --pin-file */
+    const char *env;        /* --pin-env: the variable's name */
+    const char *uri_source; /* pin-source from the key or token URI */
+    const char *uri_value;  /* pin-value from a URI given in a file */
+    bool force;             /* log in despite a final-try or locked report */
+    bool no_tty;            /* never prompt (tests, daemons) */
+} kb_pin_opts;
+
+/* Fills *out with the PIN for the token named label and sets *source to a description
+ * of where it came from (for messages: "--pin-file /x", never the PIN). Returns 0, or -1
+ * with err set (no source available, unreadable file, empty or oversize PIN). */
+int kb_pin_get(const kb_pin_opts *o, const char *label, kb_secret **out, char *source,
+               size_t source_len, kb_err *err);
+
+/* Whether kb_pin_get has a source to try: an option, the URI, the systemd credential,
+ * or a terminal. */
+bool kb_pin_available(const kb_pin_opts *o);
+
+/* Reads a PIN file: at most KB_SECRET_MAX bytes, one trailing newline dropped. */
+int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err);
+
+/* Turns file:///p and file:p forms of pin-source into a plain path (p11-kit and GnuTLS
+ * only take the plain form). Returns a pointer into src or NULL when not a file. */
+const char *kb_pin_source_path(const char *src);
+
+/* Installs the process-wide GnuTLS PIN callback that serves o (which must outlive its
+ * use). */
+void kb_pin_install_gnutls(const kb_pin_opts *o);
+
+#endif

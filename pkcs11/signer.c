@@ -1,0 +1,152 @@
+#include "config.h"
+
+#include "signer.h"
+
+#include <gnutls/pkcs11.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/util/log.h"
+#include "uri.h"
+
+struct kb_signer {
+    pthread_mutex_t lock;
+    char *uri;
+    gnutls_privkey_t key; /* NULL after an error: re-imported on next use */
+    unsigned imports;
+};
+
+int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err)
+{
+    int rc = gnutls_pkcs11_init(GNUTLS_PKCS11_FLAG_MANUAL, NULL);
+    if (rc < 0)
+        return kb_err_set(err, "GnuTLS PKCS#11 initialisation failed: %s", gnutls_strerror(rc));
+    for (size_t i = 0; i < p->n_modules; i++) {
+        rc = gnutls_pkcs11_add_provider(p->modules[i].path, NULL);
+        if (rc < 0)
+            kb_log(KB_LOG_WARN, "GnuTLS cannot use PKCS#11 module %s: %s", p->modules[i].path,
+                   gnutls_strerror(rc));
+    }
+    return 0;
+}
+
+static int import_key(kb_signer *s, kb_err *err)
+{
+    gnutls_privkey_t key;
+    int rc = gnutls_privkey_init(&key);
+    if (rc == 0)
+        rc = gnutls_privkey_import_pkcs11_url(key, s->uri);
+    if (rc < 0) {
+        if (rc != GNUTLS_E_MEMORY_ERROR)
+            gnutls_privkey_deinit(key);
+        char *shown = kb_uri_redact(s->uri);
+        kb_err_set(err, "key '%s' cannot be opened: %s", shown ? shown : "?", gnutls_strerror(rc));
+        free(shown);
+        return -1;
+    }
+    s->key = key;
+    s->imports++;
+    return 0;
+}
+
+int kb_signer_open(const char *key_uri, kb_signer **out, kb_err *err)
+{
+    kb_signer *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->uri = strdup(key_uri)) == NULL) {
+        free(s);
+        return kb_err_set(err, "out of memory");
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    if (import_key(s, err) != 0) {
+        kb_signer_free(s);
+        return -1;
+    }
+    *out = s;
+    return 0;
+}
+
+void kb_signer_free(kb_signer *s)
+{
+    if (s == NULL)
+        return;
+    if (s->key != NULL)
+        gnutls_privkey_deinit(s->key);
+    pthread_mutex_destroy(&s->lock);
+    free(s->uri);
+    free(s);
+}
+
+static gnutls_sign_algorithm_t natural_algorithm(gnutls_privkey_t key)
+{
+    unsigned bits = 0;
+    int pk = gnutls_privkey_get_pk_algorithm(key, &bits);
+    switch (pk) {
+    case GNUTLS_PK_RSA:
+        return GNUTLS_SIGN_RSA_SHA256;
+    case GNUTLS_PK_ECDSA:
+        return bits > 256 ? GNUTLS_SIGN_ECDSA_SHA384 : GNUTLS_SIGN_ECDSA_SHA256;
+    case GNUTLS_PK_EDDSA_ED25519:
+        return GNUTLS_SIGN_EDDSA_ED25519;
+    case GNUTLS_PK_EDDSA_ED448:
+        return GNUTLS_SIGN_EDDSA_ED448;
+    default:
+        return GNUTLS_SIGN_UNKNOWN;
+    }
+}
+
+int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig,
+                   gnutls_sign_algorithm_t *algo, kb_err *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = -1;
+    if (s->key == NULL && import_key(s, err) != 0)
+        goto out;
+    *algo = natural_algorithm(s->key);
+    if (*algo == GNUTLS_SIGN_UNKNOWN) {
+        kb_err_set(err, "key '%s' has an algorithm keybound cannot sign with", s->uri);
+        goto out;
+    }
+    int g = gnutls_privkey_sign_data2(s->key, *algo, 0, data, sig);
+    if (g < 0) {
+        /* Never sign again on this object: see the contract in signer.h. */
+        gnutls_privkey_deinit(s->key);
+        s->key = NULL;
+        kb_err_set(err,
+                   "the token failed to sign with key '%s': %s; the key will be reopened "
+                   "on next use",
+                   s->uri, gnutls_strerror(g));
+        goto out;
+    }
+    rc = 0;
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = -1;
+    if (s->key == NULL && import_key(s, err) != 0)
+        goto out;
+    gnutls_pubkey_t pub;
+    if (gnutls_pubkey_init(&pub) < 0)
+        goto out;
+    int g = gnutls_pubkey_import_privkey(pub, s->key, 0, 0);
+    if (g < 0) {
+        gnutls_pubkey_deinit(pub);
+        kb_err_set(err, "cannot read the public key of '%s': %s", s->uri, gnutls_strerror(g));
+        goto out;
+    }
+    *out = pub;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+unsigned kb_signer_imports(const kb_signer *s)
+{
+    return s->imports;
+}

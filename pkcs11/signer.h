@@ -1,0 +1,36 @@
+/* Signing with a token key through GnuTLS.
+ *
+ * kb_gnutls_pkcs11_init puts GnuTLS in manual PKCS#11 mode with exactly the modules
+ * kb_p11 loaded: auto mode loads every registered module, and some stall or print
+ * noise. A kb_signer owns one imported key object, that is one session. The contract:
+ * after any error from the token the object is dropped, and the next signature imports
+ * a fresh one; GnuTLS can hang forever signing again on an object whose session failed
+ * to re-open. Signatures on one signer are serialised by its lock. */
+#ifndef KB_SIGNER_H
+#define KB_SIGNER_H
+
+#include <gnutls/abstract.h>
+
+#include "p11.h"
+
+typedef struct kb_signer kb_signer;
+
+int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err);
+
+/* key_uri must name one private key; it must not carry pin attributes (the PIN comes
+ * from the callback kb_pin_install_gnutls sets). */
+int kb_signer_open(const char *key_uri, kb_signer **out, kb_err *err);
+void kb_signer_free(kb_signer *s);
+
+/* Hashes and signs data with the key's natural algorithm (ECDSA or RSA PKCS#1 v1.5 with
+ * SHA-256/384, or EdDSA). sig is gnutls_free'd by the caller. */
+int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig,
+                   gnutls_sign_algorithm_t *algo, kb_err *err);
+
+/* The public key of the signer's key, to verify with. */
+int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err);
+
+/* How many times the key object was imported (1 + one per recovery). */
+unsigned kb_signer_imports(const kb_signer *s);
+
+#endif

@@ -1,0 +1,54 @@
+/* Facts about a device, as the admission policy sees them.
+ *
+ * Plain C structs, no PKCS#11 or GnuTLS types: pkcs11/ fills them from what a token
+ * says, src/ fills the certificate and endpoint facts, and policy/ evaluates them. An
+ * attribute the token did not report is KB_TRI_UNKNOWN, never guessed. */
+#ifndef KB_FACTS_H
+#define KB_FACTS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum kb_tri { KB_TRI_UNKNOWN = -1, KB_TRI_FALSE = 0, KB_TRI_TRUE = 1 };
+
+struct kb_token_facts {
+    char label[33];
+    char manufacturer[33];
+    char model[17];
+    char serial[17];
+    bool hw_slot;           /* CKF_HW_SLOT on the slot */
+    bool removable;         /* CKF_REMOVABLE_DEVICE on the slot */
+    bool login_required;    /* CKF_LOGIN_REQUIRED */
+    bool protected_auth;    /* CKF_PROTECTED_AUTHENTICATION_PATH: PIN pad */
+    bool rng;               /* CKF_RNG */
+    bool initialized;       /* CKF_TOKEN_INITIALIZED */
+    bool write_protected;   /* CKF_WRITE_PROTECTED */
+    bool pin_count_low;     /* CKF_USER_PIN_COUNT_LOW */
+    bool pin_final_try;     /* CKF_USER_PIN_FINAL_TRY */
+    bool pin_locked;        /* CKF_USER_PIN_LOCKED */
+    bool pin_to_be_changed; /* CKF_USER_PIN_TO_BE_CHANGED */
+};
+
+enum kb_key_type { KB_KEY_UNKNOWN = 0, KB_KEY_RSA, KB_KEY_EC, KB_KEY_EDDSA };
+
+#define KB_ID_MAX 64
+#define KB_LABEL_MAX 256
+
+struct kb_key_facts {
+    enum kb_key_type type;
+    unsigned bits;  /* RSA modulus bits or curve size; 0 when unknown */
+    char curve[16]; /* "P-256", "P-384", "P-521", "Ed25519", "Ed448" or "" */
+    char label[KB_LABEL_MAX];
+    unsigned char id[KB_ID_MAX];
+    size_t id_len;
+    enum kb_tri sensitive;
+    enum kb_tri extractable;
+    enum kb_tri never_extractable;
+    enum kb_tri always_sensitive;
+    enum kb_tri local; /* generated on the token */
+    enum kb_tri private_obj;
+    enum kb_tri always_authenticate;
+    enum kb_tri sign;
+};
+
+#endif

@@ -1,0 +1,83 @@
+/* The command line: shared options and helpers for the subcommands.
+ *
+ * Each subcommand lives in its own file and exports one kb_cmd_NAME function, listed in
+ * main.c's table. Options that every token-touching command takes are spelled the same
+ * everywhere and parsed by kb_cli_common. Exit codes: 0 ok, 1 a refusal the user asked
+ * about, 2 usage or runtime error (one line on stderr naming the object and what to
+ * do). */
+#ifndef KB_CLI_H
+#define KB_CLI_H
+
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdbool.h>
+
+#include "pkcs11/p11.h"
+#include "pkcs11/pin.h"
+
+enum { KB_EXIT_OK = 0, KB_EXIT_REFUSED = 1, KB_EXIT_ERROR = 2 };
+
+struct kb_cli {
+    const char *module;
+    kb_pin_opts pin;
+    bool json;
+    int verbose;
+};
+
+/* Long options shared by every token-touching command; append to a command's table. */
+enum {
+    KB_OPT_MODULE = 0x100,
+    KB_OPT_PIN_FILE,
+    KB_OPT_PIN_ENV,
+    KB_OPT_FORCE,
+    KB_OPT_JSON,
+    KB_OPT_FIRST_LOCAL, /* first code free for a command's own options */
+};
+#define KB_COMMON_LONGOPTS                                                                         \
+    {"module", required_argument, NULL, KB_OPT_MODULE},                                            \
+        {"pin-file", required_argument, NULL, KB_OPT_PIN_FILE},                                    \
+        {"pin-env", required_argument, NULL, KB_OPT_PIN_ENV},                                      \
+        {"force", no_argument, NULL, KB_OPT_FORCE}, {"json", no_argument, NULL, KB_OPT_JSON},      \
+        {"verbose", no_argument, NULL, 'v'},                                                       \
+    {                                                                                              \
+        "help", no_argument, NULL, 'h'                                                             \
+    }
+#define KB_COMMON_SHORTOPTS "vh"
+#define KB_COMMON_HELP                                                                             \
+    "  --module PATH     use only this PKCS#11 module (default: all registered with p11-kit)\n"    \
+    "  --pin-file FILE   read the PIN from FILE (one trailing newline is dropped)\n"               \
+    "  --pin-env NAME    read the PIN from environment variable NAME\n"                            \
+    "  --force           log in even when the token reports its final PIN try\n"                   \
+    "  --json            machine-readable output\n"                                                \
+    "  -v, --verbose     more diagnostics\n"                                                       \
+    "  -h, --help        this help\n"
+
+/* Handles a shared option; returns 1 when it was one, 0 otherwise. */
+int kb_cli_common(struct kb_cli *c, int opt, const char *arg);
+
+/* Prints "keybound: error: MSG" and returns KB_EXIT_ERROR. */
+int kb_cli_fail(const kb_err *err);
+
+/* Prints a usage error with the command's name and returns KB_EXIT_ERROR. */
+int kb_cli_usage(const char *cmd, const char *fmt, ...) KB_PRINTF(2, 3);
+
+/* "unknown option '--x'" or "option '--x' needs a value" for getopt's last '?'. */
+const char *kb_cli_bad_option(char **argv);
+
+/* Loads the modules: --module, else the URI's module-path, else p11-kit's registry. */
+int kb_cli_load(struct kb_cli *c, P11KitUri *uri, kb_p11 **out, kb_err *err);
+
+/* Parses a URI from the command line and copies its pin-source into c->pin. */
+int kb_cli_uri(struct kb_cli *c, const char *text, P11KitUri **out, kb_err *err);
+
+/* Prints a json-c object to stdout, pretty, and releases it. */
+void kb_cli_print_json(json_object *o);
+
+/* "2027-01-31T12:00:00Z" */
+void kb_cli_time(time_t t, char *buf, size_t len);
+
+int kb_cmd_tokens(int argc, char **argv);
+int kb_cmd_keys(int argc, char **argv);
+int kb_cmd_keygen(int argc, char **argv);
+
+#endif

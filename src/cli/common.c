@@ -1,0 +1,100 @@
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "cli.h"
+#include "pkcs11/uri.h"
+#include "src/util/log.h"
+
+int kb_cli_common(struct kb_cli *c, int opt, const char *arg)
+{
+    switch (opt) {
+    case KB_OPT_MODULE:
+        c->module = arg;
+        return 1;
+    case KB_OPT_PIN_FILE:
+        c->pin.file = arg;
+        return 1;
+    case KB_OPT_PIN_ENV:
+        c->pin.env = arg;
+        return 1;
+    case KB_OPT_FORCE:
+        c->pin.force = true;
+        return 1;
+    case KB_OPT_JSON:
+        c->json = true;
+        return 1;
+    case 'v':
+        kb_log_set_verbosity(++c->verbose);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int kb_cli_fail(const kb_err *err)
+{
+    fprintf(stderr, "keybound: error: %s\n", err->msg);
+    return KB_EXIT_ERROR;
+}
+
+int kb_cli_usage(const char *cmd, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "keybound %s: %s; see 'keybound %s --help'\n", cmd, msg, cmd);
+    return KB_EXIT_ERROR;
+}
+
+const char *kb_cli_bad_option(char **argv)
+{
+    static char msg[160];
+    const char *arg = argv[optind - 1];
+    if (optopt != 0 && optopt < 0x100 && (arg[0] != '-' || arg[1] != '-'))
+        snprintf(msg, sizeof msg, "unknown option '-%c'", optopt);
+    else if (optopt != 0)
+        snprintf(msg, sizeof msg, "option '%s' needs a value", arg);
+    else
+        snprintf(msg, sizeof msg, "unknown or ambiguous option '%s'", arg);
+    return msg;
+}
+
+int kb_cli_load(struct kb_cli *c, P11KitUri *uri, kb_p11 **out, kb_err *err)
+{
+    const char *module = c->module;
+    if (module == NULL && uri != NULL)
+        module = p11_kit_uri_get_module_path(uri);
+    return kb_p11_open(out, module, err);
+}
+
+int kb_cli_uri(struct kb_cli *c, const char *text, P11KitUri **out, kb_err *err)
+{
+    if (kb_uri_parse(text, 0, out, err) != 0)
+        return -1;
+    const char *src = p11_kit_uri_get_pin_source(*out);
+    if (src != NULL)
+        c->pin.uri_source = src;
+    return 0;
+}
+
+void kb_cli_print_json(json_object *o)
+{
+    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+}
+
+void kb_cli_time(time_t t, char *buf, size_t len)
+{
+    struct tm tm;
+    if (t == (time_t)-1 || gmtime_r(&t, &tm) == NULL)
+        snprintf(buf, len, "unknown");
+    else
+        strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

@@ -1,0 +1,66 @@
+#include "config.h"
+
+#include <gnutls/gnutls.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+#include "cli.h"
+
+static const struct kb_command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"tokens", kb_cmd_tokens, "list the tokens of the PKCS#11 modules"},
+    {"keys", kb_cmd_keys, "list keys and certificates, with their protection"},
+    {"keygen", kb_cmd_keygen, "generate a non-exportable key pair on a token"},
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: keybound COMMAND [OPTIONS]\n\n"
+                 "Keeps a device's key on its token and admits the device by policy.\n\n"
+                 "Commands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'keybound COMMAND --help' shows a command's options; 'keybound --version' "
+                 "the version.\n");
+}
+
+int main(int argc, char **argv)
+{
+    /* A core file or a debugger attached by another user could read a PIN out of the
+     * process; neither is allowed. Sockets and remote modules must not kill us on a
+     * closed peer. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (argc < 2) {
+        usage(stderr);
+        return KB_EXIT_ERROR;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("keybound %s (GnuTLS %s, p11-kit)\n", PACKAGE_VERSION, gnutls_check_version(NULL));
+        return KB_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return KB_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0) {
+            if (gnutls_global_init() < 0) {
+                fprintf(stderr, "keybound: error: GnuTLS failed to initialise\n");
+                return KB_EXIT_ERROR;
+            }
+            int rc = commands[i].run(argc - 1, argv + 1);
+            gnutls_global_deinit();
+            return rc;
+        }
+    }
+    fprintf(stderr, "keybound: '%s' is not a command; see 'keybound --help'\n", argv[1]);
+    return KB_EXIT_ERROR;
+}

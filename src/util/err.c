@@ -1,0 +1,31 @@
+#include "config.h"
+
+#include "err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int kb_err_set(kb_err *err, const char *fmt, ...)
+{
+    if (err == NULL)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    /* The message is printed as one line: a newline from a token label or a file name
+     * must not start a second one. */
+    for (char *p = err->msg; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+    return -1;
+}
+
+void kb_trim_field(char *out, const unsigned char *field, size_t n)
+{
+    memcpy(out, field, n);
+    out[n] = '\0';
+    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0'))
+        out[--n] = '\0';
+}

@@ -1,0 +1,53 @@
+#!/bin/bash
+# Bad input: one clear line, exit 2, the token unchanged.
+. "$TESTS_SRCDIR/lib/testlib.sh"
+kb_setup
+kb_token one
+kb_token two
+kb keygen $MOD --token pkcs11:token=one --label k --pin-file "$T/pin"
+before_one=$(token_objects one)
+before_two=$(token_objects two)
+
+unchanged() { [ "$before_one" = "$(token_objects one)" ] && [ "$before_two" = "$(token_objects two)" ]; }
+
+bad() {
+    local desc=$1 pattern=$2
+    shift 2
+    kb "$@"
+    t_check "$desc: exit 2" rc_is 2
+    t_check "  one line on stderr" err_one_line
+    t_check "  saying what is wrong" err_has "$pattern"
+    t_check "  the tokens are unchanged" unchanged
+}
+
+bad "module path that does not exist" "module /nonexistent/libp11.so does not exist" \
+    keygen --module /nonexistent/libp11.so --token pkcs11:token=one --label x --pin-file "$T/pin"
+bad "module that is not a PKCS#11 module" "cannot be loaded" \
+    tokens --module "$(command -v bash)"
+bad "URI that matches no token" "matches no token; tokens present: '\(one\|two\)' (serial [0-9a-f]\{16\}), '\(one\|two\)'" \
+    keygen $MOD --token pkcs11:token=three --label x --pin-file "$T/pin"
+bad "URI that matches two tokens" "matches 2 tokens: '\(one\|two\)' (serial [0-9a-f]\{16\}), '\(one\|two\)'.*add token= or serial=" \
+    keygen $MOD --token 'pkcs11:model=SoftHSM%20v2' --label x --pin-file "$T/pin"
+bad "malformed URI (not pkcs11:)" "is not a valid pkcs11: URI: it does not start with pkcs11:" \
+    keygen $MOD --token 'pkcs12:token=one' --label x --pin-file "$T/pin"
+bad "malformed URI (bad escape)" "is not a valid pkcs11: URI" \
+    keygen $MOD --token 'pkcs11:token=%zz' --label x --pin-file "$T/pin"
+bad "URI with a misspelt attribute" "has an attribute keybound does not know" \
+    keygen $MOD --token 'pkcs11:tokn=one' --label x --pin-file "$T/pin"
+bad "URI that matches no key" "matches no key or certificate" \
+    keys $MOD --pin-file "$T/pin" 'pkcs11:token=one;object=missing'
+bad "unknown command" "'frobnicate' is not a command" frobnicate
+bad "unknown option" "unknown or ambiguous option '--frobnicate'" tokens --frobnicate
+bad "option without its value" "option '--label' needs a value" keygen --token pkcs11:token=one --label
+: >"$T/empty-pin"
+chmod 600 "$T/empty-pin"
+bad "empty PIN file" "PIN file .* is empty" keygen $MOD --token pkcs11:token=one --label x --pin-file "$T/empty-pin"
+bad "PIN file that is a device" "is not a regular file" keygen $MOD --token pkcs11:token=one --label x --pin-file /dev/null
+
+kb --version
+t_check "--version prints the version" bash -c "[ $rc -eq 0 ] && grep -q '^keybound [0-9]' '$T/out'"
+for cmd in tokens keys keygen; do
+    kb $cmd --help
+    t_check "$cmd --help prints usage and exits 0" bash -c "[ $rc -eq 0 ] && grep -q '^usage: keybound $cmd' '$T/out'"
+done
+t_done

@@ -1,0 +1,166 @@
+# Shared by the integration tests: TAP output, a throwaway SoftHSM token, a throwaway PKI.
+#
+# Each test script sources this file, calls kb_setup, and ends with t_done. Everything it
+# makes lives in one temp directory (removed on exit), with its own SOFTHSM2_CONF, so tests
+# run in parallel and never touch the system's token directory. The user PIN of every
+# token is 1234 (in $T/pin), the SO PIN 12345678.
+set -u
+
+: "${KEYBOUND:?run through make check}"
+: "${SOFTHSM_MODULE:=/usr/lib/softhsm/libsofthsm2.so}"
+
+t_n=0
+t_failed=0
+
+t_skip_all() {
+    echo "1..0 # SKIP $*"
+    exit 0
+}
+
+t_pass() {
+    t_n=$((t_n + 1))
+    echo "ok $t_n - $1"
+}
+
+t_fail() {
+    t_n=$((t_n + 1))
+    t_failed=$((t_failed + 1))
+    echo "not ok $t_n - $1"
+    shift
+    local line
+    for line in "$@"; do
+        printf '%s\n' "$line" | sed 's/^/# /'
+    done
+}
+
+# t_check DESC CONDITION-COMMAND...: passes when the command succeeds. On failure the last
+# run's output is shown.
+t_check() {
+    local desc=$1
+    shift
+    if "$@"; then
+        t_pass "$desc"
+    else
+        t_fail "$desc" "failed: $*" "last command: ${last_cmd:-}" "rc=${rc:-}" \
+            "stdout: $(head -c 2000 "$T/out" 2>/dev/null)" "stderr: $(head -c 2000 "$T/err" 2>/dev/null)"
+    fi
+}
+
+t_done() {
+    echo "1..$t_n"
+    [ "$t_failed" -eq 0 ]
+}
+
+# run CMD...: runs with stdout in $T/out, stderr in $T/err, exit code in $rc; never fails.
+run() {
+    last_cmd="$*"
+    rc=0
+    "$@" >"$T/out" 2>"$T/err" </dev/null || rc=$?
+}
+
+# kb ARGS...: runs keybound without a controlling terminal, so it can never prompt.
+kb() {
+    run setsid -w "$KEYBOUND" "$@"
+}
+
+rc_is() { [ "$rc" -eq "$1" ]; }
+out_has() { grep -q -e "$1" "$T/out"; }
+err_has() { grep -q -e "$1" "$T/err"; }
+err_lacks() { ! grep -q -e "$1" "$T/err"; }
+out_lacks() { ! grep -q -e "$1" "$T/out"; }
+# Bad input gets exactly one line on stderr.
+err_one_line() { [ "$(wc -l <"$T/err")" -eq 1 ]; }
+
+kb_setup() {
+    [ -f "$SOFTHSM_MODULE" ] || t_skip_all "SoftHSM module not found at $SOFTHSM_MODULE"
+    command -v softhsm2-util >/dev/null || t_skip_all "softhsm2-util not installed"
+    T=$(mktemp -d "${TMPDIR:-/tmp}/keybound-test.XXXXXX")
+    trap 'rm -rf "$T"' EXIT
+    mkdir -p "$T/tokens"
+    cat >"$T/softhsm2.conf" <<CONF
+directories.tokendir = $T/tokens
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+CONF
+    export SOFTHSM2_CONF="$T/softhsm2.conf"
+    printf '1234\n' >"$T/pin"
+    chmod 600 "$T/pin"
+    MOD="--module $SOFTHSM_MODULE"
+}
+
+# kb_token LABEL: initialises a new token with user PIN 1234.
+kb_token() {
+    softhsm2-util --init-token --free --label "$1" --so-pin 12345678 --pin 1234 >/dev/null
+}
+
+# kbshim [VAR=VALUE...] ARGS...: runs keybound (like kb) with the fault-injecting module's
+# variables set; the test passes --module "$P11SHIM" itself. Calls land in $T/shim.log.
+kbshim() {
+    local envs=()
+    while [ $# -gt 0 ] && [[ $1 == P11SHIM_*=* ]]; do
+        envs+=("$1")
+        shift
+    done
+    run env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_LOG="$T/shim.log" "${envs[@]}" \
+        setsid -w "$KEYBOUND" "$@"
+}
+
+# calls NAME: how many times the shim saw PKCS#11 function NAME.
+calls() {
+    grep -c "^$1 " "$T/shim.log" 2>/dev/null || true
+}
+
+# token_objects LABEL: a stable listing of every object on the token, read with p11tool
+# (independent of keybound), for before/after comparisons.
+token_objects() {
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --list-all \
+        "pkcs11:token=$1" 2>/dev/null | grep -E '^Object|Label|ID:|Type' | sort
+}
+
+# kb_pki: a throwaway PKI in $T/pki made with certtool: ca.pem/ca.key, server.pem for
+# localhost and 127.0.0.1, and other-ca.pem (an unrelated CA).
+kb_pki() {
+    local d="$T/pki"
+    mkdir -p "$d"
+    certtool --generate-privkey --key-type ecdsa --outfile "$d/ca.key" 2>/dev/null
+    cat >"$d/ca.tmpl" <<TMPL
+cn = "keybound test CA"
+ca
+cert_signing_key
+crl_signing_key
+expiration_days = 30
+TMPL
+    certtool --generate-self-signed --load-privkey "$d/ca.key" --template "$d/ca.tmpl" \
+        --outfile "$d/ca.pem" 2>/dev/null
+    certtool --generate-privkey --key-type ecdsa --outfile "$d/server.key" 2>/dev/null
+    cat >"$d/server.tmpl" <<TMPL
+cn = "localhost"
+dns_name = "localhost"
+ip_address = "127.0.0.1"
+tls_www_server
+signing_key
+expiration_days = 30
+TMPL
+    certtool --generate-certificate --load-privkey "$d/server.key" --load-ca-certificate \
+        "$d/ca.pem" --load-ca-privkey "$d/ca.key" --template "$d/server.tmpl" \
+        --outfile "$d/server.pem" 2>/dev/null
+    certtool --generate-privkey --key-type ecdsa --outfile "$d/other-ca.key" 2>/dev/null
+    sed 's/keybound test CA/unrelated CA/' "$d/ca.tmpl" >"$d/other-ca.tmpl"
+    certtool --generate-self-signed --load-privkey "$d/other-ca.key" \
+        --template "$d/other-ca.tmpl" --outfile "$d/other-ca.pem" 2>/dev/null
+}
+
+# kb_issue_client PUBKEY_PEM CN OUT [DAYS]: a client certificate (clientAuth) for a public
+# key, issued by the test CA.
+kb_issue_client() {
+    local d="$T/pki"
+    cat >"$d/client.tmpl" <<TMPL
+cn = "$2"
+tls_www_client
+signing_key
+expiration_days = ${4:-30}
+TMPL
+    certtool --generate-certificate --load-pubkey "$1" --load-ca-certificate "$d/ca.pem" \
+        --load-ca-privkey "$d/ca.key" --template "$d/client.tmpl" --outfile "$3" 2>/dev/null
+}
