@@ -32,34 +32,30 @@ static const struct {
     {"CKA_PRIVATE_EXPONENT", CKA_PRIVATE_EXPONENT},
 };
 
-static int die(const kb_err *err)
-{
-    fprintf(stderr, "p11probe: %s\n", err->msg);
-    return 2;
-}
-
 static int probe_attr(int argc, char **argv)
 {
     kb_pin_opts pin = {.file = argv[3], .no_tty = true};
     kb_err err;
-    kb_p11 *p;
-    kb_token_list list;
+    kb_p11 *p = NULL;
+    kb_token_list list = {0};
     kb_token *t;
-    kb_session s;
+    kb_session s = {0};
     char uri_text[300];
     snprintf(uri_text, sizeof uri_text, "pkcs11:token=%s", argv[4]);
-    P11KitUri *uri;
+    P11KitUri *uri = NULL;
+    CK_OBJECT_HANDLE *h = NULL;
+    size_t n = 0;
+    int rc = 2;
     if (kb_uri_parse(uri_text, 0, &uri, &err) != 0 || kb_p11_open(&p, argv[2], &err) != 0 ||
         kb_p11_one_token(p, uri, uri_text, &list, &t, &err) != 0 ||
-        kb_session_open(t, false, &s, &err) != 0 || kb_session_login(&s, &pin, &err) != 0)
-        return die(&err);
-    CK_OBJECT_HANDLE *h;
-    size_t n;
-    if (kb_find(&s, CKO_PRIVATE_KEY, CKA_LABEL, argv[5], strlen(argv[5]), &h, &n, &err) != 0)
-        return die(&err);
+        kb_session_open(t, false, &s, &err) != 0 || kb_session_login(&s, &pin, &err) != 0 ||
+        kb_find(&s, CKO_PRIVATE_KEY, CKA_LABEL, argv[5], strlen(argv[5]), &h, &n, &err) != 0) {
+        fprintf(stderr, "p11probe: %s\n", err.msg);
+        goto out;
+    }
     if (n != 1) {
         fprintf(stderr, "p11probe: %zu keys labelled %s\n", n, argv[5]);
-        return 2;
+        goto out;
     }
     for (int i = 6; i < argc; i++) {
         for (size_t a = 0; a < sizeof attrs / sizeof attrs[0]; a++) {
@@ -78,25 +74,34 @@ static int probe_attr(int argc, char **argv)
                 free(v);
         }
     }
+    rc = 0;
+out:
     free(h);
     kb_session_close(&s);
     kb_token_list_free(&list);
-    p11_kit_uri_free(uri);
+    if (uri)
+        p11_kit_uri_free(uri);
     kb_p11_close(p);
-    return 0;
+    return rc;
 }
 
 static int probe_sign(char **argv)
 {
     kb_pin_opts pin = {.file = argv[3], .no_tty = true};
     kb_err err;
-    kb_p11 *p;
-    kb_signer *signer;
-    if (kb_p11_open(&p, argv[2], &err) != 0 || kb_gnutls_pkcs11_init(p, &err) != 0)
-        return die(&err);
+    kb_p11 *p = NULL;
+    kb_signer *signer = NULL;
+    if (kb_p11_open(&p, argv[2], &err) != 0 || kb_gnutls_pkcs11_init(p, &err) != 0) {
+        fprintf(stderr, "p11probe: %s\n", err.msg);
+        kb_p11_close(p);
+        return 2;
+    }
     kb_pin_install_gnutls(&pin);
-    if (kb_signer_open(argv[4], &signer, &err) != 0)
-        return die(&err);
+    int rc = 2;
+    if (kb_signer_open(argv[4], &signer, &err) != 0) {
+        fprintf(stderr, "p11probe: %s\n", err.msg);
+        goto out;
+    }
     int count = atoi(argv[5]);
     gnutls_datum_t data = {(unsigned char *)"keybound probe", 14};
     for (int i = 1; i <= count; i++) {
@@ -116,9 +121,11 @@ static int probe_sign(char **argv)
         gnutls_free(sig.data);
     }
     printf("imports=%u\n", kb_signer_imports(signer));
+    rc = 0;
+out:
     kb_signer_free(signer);
     kb_p11_close(p);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)

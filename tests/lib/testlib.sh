@@ -56,6 +56,10 @@ run() {
     last_cmd="$*"
     rc=0
     "$@" >"$T/out" 2>"$T/err" </dev/null || rc=$?
+    # In the sanitizer build a finding is a failure of its own, whatever the test checks.
+    if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/err" "$T/out"; then
+        t_fail "no sanitizer finding in: $*" "$(head -c 3000 "$T/err")"
+    fi
 }
 
 # kb ARGS...: runs keybound without a controlling terminal, so it can never prompt.

@@ -35,12 +35,13 @@ static int teardown(void **state)
     return system(cmd) == 0 ? 0 : -1;
 }
 
-/* Returns a path that stays valid until the process ends (a few dozen bytes a call). */
+/* Returns a path that stays valid for the next 15 calls. */
 static const char *write_file(const char *name, const void *data, size_t len)
 {
-    char *path = malloc(128);
-    assert_non_null(path);
-    snprintf(path, 128, "%s/%s", dir, name);
+    static char paths[16][128];
+    static unsigned next;
+    char *path = paths[next++ % 16];
+    snprintf(path, sizeof paths[0], "%s/%s", dir, name);
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     assert_int_equal(fwrite(data, 1, len, f), len);
