@@ -4,6 +4,7 @@
 
 #include <gnutls/abstract.h>
 #include <gnutls/x509.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -380,11 +381,12 @@ fail:
     return -1;
 }
 
-int kb_objects_collect(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, bool login,
-                       kb_token_list *tokens, kb_objects *out, kb_err *err)
+/* Tokens chosen by token_uri; objects on them chosen by object_uri (NULL: all). */
+static int collect(kb_p11 *p, P11KitUri *token_uri, P11KitUri *object_uri, const kb_pin_opts *pin,
+                   bool login, kb_token_list *tokens, kb_objects *out, kb_err *err)
 {
     memset(out, 0, sizeof *out);
-    if (kb_p11_tokens(p, uri, KB_TOKENS_INITIALIZED, tokens, err) != 0)
+    if (kb_p11_tokens(p, token_uri, KB_TOKENS_INITIALIZED, tokens, err) != 0)
         return -1;
     for (size_t i = 0; i < tokens->n; i++) {
         kb_session s;
@@ -394,7 +396,7 @@ int kb_objects_collect(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, bool l
         if (login && tokens->v[i].facts.login_required && kb_pin_available(pin))
             rc = kb_session_login(&s, pin, err);
         if (rc == 0)
-            rc = kb_objects_list(&s, uri, out, err);
+            rc = kb_objects_list(&s, object_uri, out, err);
         kb_session_close(&s);
         if (rc != 0)
             goto fail;
@@ -402,6 +404,66 @@ int kb_objects_collect(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, bool l
     return 0;
 fail:
     kb_objects_free(out);
+    kb_token_list_free(tokens);
+    return -1;
+}
+
+int kb_objects_collect(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, bool login,
+                       kb_token_list *tokens, kb_objects *out, kb_err *err)
+{
+    return collect(p, uri, uri, pin, login, tokens, out, err);
+}
+
+static bool key_matches(P11KitUri *uri, const kb_key *k)
+{
+    return want_class(uri, CKO_PRIVATE_KEY) &&
+           filter_match(uri, k->facts.label, k->facts.id, k->facts.id_len);
+}
+
+/* "'a' on 'dev', 'b' on 'dev'": the keys that match uri (NULL: all). */
+static void describe_keys(const kb_objects *o, P11KitUri *uri, char *buf, size_t len)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < o->n_keys && used < len; i++)
+        if (uri == NULL || key_matches(uri, &o->keys[i]))
+            used += (size_t)snprintf(buf + used, len - used, "%s'%s' on '%s'", used ? ", " : "",
+                                     o->keys[i].facts.label, o->keys[i].token->facts.label);
+}
+
+int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text, const kb_pin_opts *pin,
+                       kb_token_list *tokens, kb_objects *objs, kb_key **out, kb_err *err)
+{
+    /* Everything on the matching tokens, read with one login: when the URI names no key,
+     * the error can say which keys are there. */
+    if (collect(p, uri, NULL, pin, true, tokens, objs, err) != 0)
+        return -1;
+    size_t hits = 0, hit = 0;
+    for (size_t i = 0; i < objs->n_keys; i++)
+        if (key_matches(uri, &objs->keys[i])) {
+            hits++;
+            hit = i;
+        }
+    if (hits == 1) {
+        *out = &objs->keys[hit];
+        return 0;
+    }
+    char *shown = kb_uri_redact(uri_text), keys[400];
+    if (tokens->n == 0) {
+        kb_p11_no_match(p, uri_text, "token", err);
+    } else if (hits == 0) {
+        describe_keys(objs, NULL, keys, sizeof keys);
+        kb_err_set(err, "URI '%s' matches no private key; keys on the %zu token%s it matches: %s%s",
+                   shown ? shown : "?", tokens->n, tokens->n == 1 ? "" : "s",
+                   objs->n_keys ? keys : "none",
+                   objs->hidden_private ? " (private keys need a PIN to be seen)" : "");
+    } else {
+        describe_keys(objs, uri, keys, sizeof keys);
+        kb_err_set(err, "URI '%s' matches %zu keys: %s; add object= or id= to choose one",
+                   shown ? shown : "?", hits, keys);
+    }
+    free(shown);
+    kb_objects_free(objs);
     kb_token_list_free(tokens);
     return -1;
 }

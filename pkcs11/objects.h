@@ -69,6 +69,12 @@ int kb_find(kb_session *s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE attr, const vo
 int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err);
 void kb_key_clear(kb_key *k);
 
+/* Exactly one private key matching uri (after kb_objects_collect with login). On
+ * failure err lists what the URI did match: the keys, or the tokens it reached. */
+int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text,
+                       const struct kb_pin_opts *pin, kb_token_list *tokens, kb_objects *objs,
+                       kb_key **out, kb_err *err);
+
 #endif
 
 /* For each token matching uri: open a session, log in when the token needs it and a PIN

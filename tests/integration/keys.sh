@@ -77,4 +77,13 @@ t_check "a URI that matches no object: exit 2" rc_is 2
 t_check "  with one line naming the URI" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q \"URI 'pkcs11:object=nothing-like-this' matches no key or certificate on 1 token (first: 'dev')\" '$T/err'"
 kb keys $MOD --pin-file "$T/pin" 'pkcs11:token=elsewhere'
 t_check "a URI that matches no token: exit 2, listing the tokens present" bash -c "[ $rc -eq 2 ] && grep -q \"matches no token; tokens present: 'dev'\" '$T/err'"
+# Resolving a URI to exactly one key (what --key URI does in later commands).
+run "$P11PROBE" resolve "$SOFTHSM_MODULE" "$T/pin" 'pkcs11:token=dev;object=made-here'
+t_check "a URI naming one key resolves to it" bash -c "[ $rc -eq 0 ] && grep -qx '$made_uri' '$T/out'"
+run "$P11PROBE" resolve "$SOFTHSM_MODULE" "$T/pin" 'pkcs11:token=dev'
+t_check "a URI matching two keys is an error listing both" bash -c "[ $rc -eq 2 ] && grep -q \"matches 2 keys: .*'made-here' on 'dev'\" '$T/err' && grep -q \"'imported' on 'dev'.*add object= or id=\" '$T/err'"
+run "$P11PROBE" resolve "$SOFTHSM_MODULE" "$T/pin" 'pkcs11:token=dev;object=absent'
+t_check "a URI matching no key lists the keys that are there" bash -c "[ $rc -eq 2 ] && grep -q \"matches no private key; keys on the 1 token it matches: .*'made-here' on 'dev'\" '$T/err'"
+run "$P11PROBE" resolve "$SOFTHSM_MODULE" "$T/pin" 'pkcs11:token=dev;object=made-here;type=cert'
+t_check "a URI for a certificate is not a key" bash -c "[ $rc -eq 2 ] && grep -q 'matches no private key' '$T/err'"
 t_done

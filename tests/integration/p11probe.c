@@ -3,6 +3,7 @@
  *
  *   p11probe attr MODULE PINFILE TOKEN KEYLABEL CKA_NAME...
  *   p11probe sign MODULE PINFILE KEY-URI COUNT
+ *   p11probe resolve MODULE PINFILE URI      (the one key a URI names, as --key will)
  */
 #include "config.h"
 
@@ -128,6 +129,32 @@ out:
     return rc;
 }
 
+static int probe_resolve(char **argv)
+{
+    kb_pin_opts pin = {.file = argv[3], .no_tty = true};
+    kb_err err;
+    kb_p11 *p = NULL;
+    P11KitUri *uri = NULL;
+    kb_token_list tokens = {0};
+    kb_objects objs = {0};
+    kb_key *key;
+    int rc = 2;
+    if (kb_uri_parse(argv[4], 0, &uri, &err) != 0 || kb_p11_open(&p, argv[2], &err) != 0 ||
+        kb_objects_one_key(p, uri, argv[4], &pin, &tokens, &objs, &key, &err) != 0) {
+        fprintf(stderr, "p11probe: %s\n", err.msg);
+        goto out;
+    }
+    printf("%s\n", key->uri);
+    kb_objects_free(&objs);
+    kb_token_list_free(&tokens);
+    rc = 0;
+out:
+    if (uri)
+        p11_kit_uri_free(uri);
+    kb_p11_close(p);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     gnutls_global_init();
@@ -136,9 +163,12 @@ int main(int argc, char **argv)
         rc = probe_attr(argc, argv);
     else if (argc == 6 && strcmp(argv[1], "sign") == 0)
         rc = probe_sign(argv);
+    else if (argc == 5 && strcmp(argv[1], "resolve") == 0)
+        rc = probe_resolve(argv);
     else
         fprintf(stderr, "usage: p11probe attr MODULE PINFILE TOKEN KEYLABEL CKA_NAME...\n"
-                        "       p11probe sign MODULE PINFILE KEY-URI COUNT\n");
+                        "       p11probe sign MODULE PINFILE KEY-URI COUNT\n"
+                        "       p11probe resolve MODULE PINFILE URI\n");
     gnutls_global_deinit();
     return rc;
 }
