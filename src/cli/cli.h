@@ -55,6 +55,11 @@ enum {
 /* Handles a shared option; returns 1 when it was one, 0 otherwise. */
 int kb_cli_common(struct kb_cli *c, int opt, const char *arg);
 
+/* Parses argv for a command that takes only the shared options and at most one URI.
+ * Returns -1 to go on (*uri_text set or NULL), or the exit code (help, usage error). */
+int kb_cli_parse_uri_only(struct kb_cli *c, int argc, char **argv, const char *cmd,
+                          const char *help, const char **uri_text);
+
 /* Prints "keybound: error: MSG" and returns KB_EXIT_ERROR. */
 int kb_cli_fail(const kb_err *err);
 

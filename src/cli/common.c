@@ -35,6 +35,26 @@ int kb_cli_common(struct kb_cli *c, int opt, const char *arg)
     }
 }
 
+int kb_cli_parse_uri_only(struct kb_cli *c, int argc, char **argv, const char *cmd,
+                          const char *help, const char **uri_text)
+{
+    static const struct option longopts[] = {KB_COMMON_LONGOPTS, {0}};
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        if (opt == 'h') {
+            fputs(help, stdout);
+            return KB_EXIT_OK;
+        }
+        if (!kb_cli_common(c, opt, optarg))
+            return kb_cli_usage(cmd, "%s", kb_cli_bad_option(argv));
+    }
+    if (argc - optind > 1)
+        return kb_cli_usage(cmd, "takes at most one URI");
+    *uri_text = optind < argc ? argv[optind] : NULL;
+    return -1;
+}
+
 int kb_cli_fail(const kb_err *err)
 {
     fprintf(stderr, "keybound: error: %s\n", err->msg);

@@ -179,28 +179,18 @@ static void print_objects(const struct kb_cli *c, const kb_objects *o)
 
 int kb_cmd_keys(int argc, char **argv)
 {
-    static const struct option longopts[] = {KB_COMMON_LONGOPTS, {0}};
     struct kb_cli c = {0};
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(help, stdout);
-            return KB_EXIT_OK;
-        }
-        if (!kb_cli_common(&c, opt, optarg))
-            return kb_cli_usage("keys", "%s", kb_cli_bad_option(argv));
-    }
-    if (argc - optind > 1)
-        return kb_cli_usage("keys", "takes at most one URI");
-    const char *uri_text = optind < argc ? argv[optind] : NULL;
+    const char *uri_text;
+    int rc = kb_cli_parse_uri_only(&c, argc, argv, "keys", help, &uri_text);
+    if (rc >= 0)
+        return rc;
 
     kb_err err;
     P11KitUri *uri = NULL;
     kb_p11 *p = NULL;
     kb_token_list tokens = {0};
     kb_objects objs = {0};
-    int rc = KB_EXIT_ERROR;
+    rc = KB_EXIT_ERROR;
     if ((uri_text && kb_cli_uri(&c, uri_text, &uri, &err) != 0) ||
         kb_cli_load(&c, uri, &p, &err) != 0 ||
         kb_objects_collect(p, uri, &c.pin, true, &tokens, &objs, &err) != 0) {

@@ -80,27 +80,18 @@ static json_object *token_json(const kb_token *t)
 
 int kb_cmd_tokens(int argc, char **argv)
 {
-    static const struct option longopts[] = {KB_COMMON_LONGOPTS, {0}};
     struct kb_cli c = {.pin.no_tty = true};
-    int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        if (opt == 'h') {
-            fputs(help, stdout);
-            return KB_EXIT_OK;
-        }
-        if (!kb_cli_common(&c, opt, optarg))
-            return kb_cli_usage("tokens", "%s", kb_cli_bad_option(argv));
-    }
-    if (argc - optind > 1)
-        return kb_cli_usage("tokens", "takes at most one URI");
+    const char *uri_text;
+    int rc = kb_cli_parse_uri_only(&c, argc, argv, "tokens", help, &uri_text);
+    if (rc >= 0)
+        return rc;
 
     kb_err err;
     P11KitUri *uri = NULL;
     kb_p11 *p = NULL;
     kb_token_list list = {0};
-    int rc = KB_EXIT_ERROR;
-    if ((optind < argc && kb_cli_uri(&c, argv[optind], &uri, &err) != 0) ||
+    rc = KB_EXIT_ERROR;
+    if ((uri_text && kb_cli_uri(&c, uri_text, &uri, &err) != 0) ||
         kb_cli_load(&c, uri, &p, &err) != 0 || kb_p11_tokens(p, uri, 0, &list, &err) != 0) {
         rc = kb_cli_fail(&err);
         goto out;
