@@ -388,6 +388,15 @@ static int collect(kb_p11 *p, P11KitUri *token_uri, P11KitUri *object_uri, const
     memset(out, 0, sizeof *out);
     if (kb_p11_tokens(p, token_uri, KB_TOKENS_INITIALIZED, tokens, err) != 0)
         return -1;
+    /* A PIN from a file or a variable belongs to one token: tried on several, it would
+     * spend a try on each of the others. The terminal asks per token, naming it. */
+    size_t need_login = 0;
+    for (size_t i = 0; i < tokens->n; i++)
+        need_login += tokens->v[i].facts.login_required;
+    if (login && need_login > 1 && !kb_pin_is_interactive(pin)) {
+        out->pin_withheld = need_login;
+        login = false;
+    }
     for (size_t i = 0; i < tokens->n; i++) {
         kb_session s;
         if (kb_session_open(&tokens->v[i], false, &s, err) != 0)
@@ -431,6 +440,16 @@ static void describe_keys(const kb_objects *o, P11KitUri *uri, char *buf, size_t
                                      o->keys[i].facts.label, o->keys[i].token->facts.label);
 }
 
+const char *kb_objects_hint(const kb_objects *o)
+{
+    if (o->pin_withheld)
+        return " (several tokens need a login and one PIN is not tried on them all: add "
+               "token= or serial= to choose one)";
+    if (o->hidden_private)
+        return " (private keys need a PIN to be seen)";
+    return "";
+}
+
 int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text, const kb_pin_opts *pin,
                        kb_token_list *tokens, kb_objects *objs, kb_key **out, kb_err *err)
 {
@@ -455,8 +474,7 @@ int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text, const kb
         describe_keys(objs, NULL, keys, sizeof keys);
         kb_err_set(err, "URI '%s' matches no private key; keys on the %zu token%s it matches: %s%s",
                    shown ? shown : "?", tokens->n, tokens->n == 1 ? "" : "s",
-                   objs->n_keys ? keys : "none",
-                   objs->hidden_private ? " (private keys need a PIN to be seen)" : "");
+                   objs->n_keys ? keys : "none", kb_objects_hint(objs));
     } else {
         describe_keys(objs, uri, keys, sizeof keys);
         kb_err_set(err, "URI '%s' matches %zu keys: %s; add object= or id= to choose one",

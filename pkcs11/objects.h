@@ -49,6 +49,7 @@ typedef struct kb_objects {
     kb_cert *certs;
     size_t n_certs;
     size_t hidden_private; /* tokens that needed a login to show their keys */
+    size_t pin_withheld;   /* of those, tokens not logged into: one PIN, several tokens */
 } kb_objects;
 
 /* Appends the keys and certificates of s's token that match filter (NULL: all). The
@@ -69,6 +70,11 @@ int kb_find(kb_session *s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE attr, const vo
 int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err);
 void kb_key_clear(kb_key *k);
 
+/* Why private keys may be missing from o, for the end of a message: "" or
+ * " (private keys need a PIN to be seen)" or a note that one PIN was not tried on
+ * several tokens. */
+const char *kb_objects_hint(const kb_objects *o);
+
 /* Exactly one private key matching uri (after kb_objects_collect with login). On
  * failure err lists what the URI did match: the keys, or the tokens it reached. */
 int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text,
@@ -78,7 +84,8 @@ int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text,
 #endif
 
 /* For each token matching uri: open a session, log in when the token needs it and a PIN
- * can be had (login: false never logs in), list its objects, close. tokens receives the
+ * can be had (login: false never logs in), list its objects, close. A PIN that is not
+ * typed at the terminal is only used when one token needs a login. tokens receives the
  * matching tokens (the objects point into it). A failed login is an error. */
 int kb_objects_collect(kb_p11 *p, P11KitUri *uri, const struct kb_pin_opts *pin, bool login,
                        kb_token_list *tokens, kb_objects *out, kb_err *err);

@@ -402,6 +402,9 @@ int kb_session_login(kb_session *s, const kb_pin_opts *pin, kb_err *err)
         kb_log(KB_LOG_WARN, "token '%s' reports a wrong PIN was entered before: fewer tries left",
                f->label);
 
+    if (kb_pin_was_rejected(f->label))
+        return kb_err_set(err, "the PIN for token '%s' was rejected earlier; not tried again",
+                          f->label);
     CK_FUNCTION_LIST *fn = t->module->fn;
     CK_RV rv;
     char source[300] = "the reader's PIN pad";
@@ -422,6 +425,7 @@ int kb_session_login(kb_session *s, const kb_pin_opts *pin, kb_err *err)
         return 0;
     case CKR_PIN_INCORRECT:
     case CKR_PIN_LEN_RANGE:
+        kb_pin_rejected(f->label);
         kb_token_refresh(t, NULL);
         return kb_err_set(err,
                           "wrong PIN for token '%s' (from %s); not retried, since the "

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/pkcs11.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,7 +129,13 @@ static int read_tty(const char *label, kb_secret *s, kb_err *err)
         ssize_t n = read(fd, &c, 1);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0 || c == '\n')
+        if (n < 0 || (n == 0 && s->len > 0)) {
+            /* A PIN cut short by Ctrl-D or a read error must not reach C_Login. */
+            rc = kb_err_set(err, "the PIN for token '%s' was not ended with Enter", label);
+            s->len = 0;
+            break;
+        }
+        if (n == 0 || c == '\n')
             break;
         if (s->len >= KB_SECRET_MAX - 1) {
             rc = kb_err_set(err, "the PIN typed for token '%s' is too long", label);
@@ -155,10 +162,16 @@ static bool credential_path(char *out, size_t len)
            access(out, F_OK) == 0;
 }
 
-bool kb_pin_available(const kb_pin_opts *o)
+bool kb_pin_is_interactive(const kb_pin_opts *o)
 {
     char path[4096];
-    if (o->file || o->env || o->uri_value || o->uri_source || credential_path(path, sizeof path))
+    return !(o->file || o->env || o->uri_value || o->uri_source ||
+             credential_path(path, sizeof path));
+}
+
+bool kb_pin_available(const kb_pin_opts *o)
+{
+    if (!kb_pin_is_interactive(o))
         return true;
     if (o->no_tty)
         return false;
@@ -214,6 +227,47 @@ int kb_pin_get(const kb_pin_opts *o, const char *label, kb_secret **out, char *s
     return 0;
 }
 
+/* Guards the rejection list and serialises prompts: GnuTLS calls back from any thread. */
+static pthread_mutex_t pin_lock = PTHREAD_MUTEX_INITIALIZER;
+static char rejected[16][33];
+static size_t n_rejected;
+
+static bool was_rejected_locked(const char *label)
+{
+    for (size_t i = 0; i < n_rejected; i++)
+        if (strcmp(rejected[i], label) == 0)
+            return true;
+    return false;
+}
+
+void kb_pin_rejected(const char *label)
+{
+    pthread_mutex_lock(&pin_lock);
+    if (!was_rejected_locked(label)) {
+        /* When the list is full the oldest entry goes; tokens with the same label share
+         * an entry, which only makes keybound more careful. */
+        if (n_rejected == sizeof rejected / sizeof rejected[0])
+            memmove(rejected, rejected + 1, sizeof rejected - sizeof rejected[0]), n_rejected--;
+        snprintf(rejected[n_rejected++], sizeof rejected[0], "%s", label);
+    }
+    pthread_mutex_unlock(&pin_lock);
+}
+
+bool kb_pin_was_rejected(const char *label)
+{
+    pthread_mutex_lock(&pin_lock);
+    bool r = was_rejected_locked(label);
+    pthread_mutex_unlock(&pin_lock);
+    return r;
+}
+
+void kb_pin_forget_rejections(void)
+{
+    pthread_mutex_lock(&pin_lock);
+    n_rejected = 0;
+    pthread_mutex_unlock(&pin_lock);
+}
+
 static const kb_pin_opts *gnutls_pin_opts;
 
 static int gnutls_pin_cb(void *userdata, int attempt, const char *token_url,
@@ -222,10 +276,16 @@ static int gnutls_pin_cb(void *userdata, int attempt, const char *token_url,
     (void)userdata;
     (void)token_url;
     const kb_pin_opts *o = gnutls_pin_opts;
-    /* GnuTLS asks again after a wrong PIN; answering would spend another of the token's
-     * tries without a person deciding to. */
+    /* GnuTLS asks again after a wrong PIN, and again for every re-imported key object;
+     * answering would spend another of the token's tries without a person deciding to. */
     if (attempt > 0 || (flags & GNUTLS_PIN_WRONG)) {
+        kb_pin_rejected(token_label);
         kb_log(KB_LOG_ERROR, "wrong PIN for token '%s'; not retried", token_label);
+        return -1;
+    }
+    if (kb_pin_was_rejected(token_label)) {
+        kb_log(KB_LOG_ERROR, "the PIN for token '%s' was rejected before; not tried again",
+               token_label);
         return -1;
     }
     if (o == NULL)
@@ -240,7 +300,10 @@ static int gnutls_pin_cb(void *userdata, int attempt, const char *token_url,
     kb_secret *s = NULL;
     char source[300];
     kb_err err;
-    if (kb_pin_get(o, token_label, &s, source, sizeof source, &err) != 0) {
+    pthread_mutex_lock(&pin_lock);
+    int got = kb_pin_get(o, token_label, &s, source, sizeof source, &err);
+    pthread_mutex_unlock(&pin_lock);
+    if (got != 0) {
         kb_log(KB_LOG_ERROR, "%s", err.msg);
         return -1;
     }

@@ -33,12 +33,22 @@ int kb_pin_get(const kb_pin_opts *o, const char *label, kb_secret **out, char *s
  * or a terminal. */
 bool kb_pin_available(const kb_pin_opts *o);
 
+/* Whether the PIN would be asked for at the terminal (no other source is given). */
+bool kb_pin_is_interactive(const kb_pin_opts *o);
+
 /* Reads a PIN file: at most KB_SECRET_MAX bytes, one trailing newline dropped. */
 int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err);
 
 /* Turns file:///p and file:p forms of pin-source into a plain path (p11-kit and GnuTLS
  * only take the plain form). Returns a pointer into src or NULL when not a file. */
 const char *kb_pin_source_path(const char *src);
+
+/* A token that rejected a PIN is not given one again by this process, by any path
+ * (kb_session_login or the GnuTLS callback): a re-opened session must not spend another
+ * of the token's tries. kb_pin_forget_rejections starts over (after a reload). */
+void kb_pin_rejected(const char *label);
+bool kb_pin_was_rejected(const char *label);
+void kb_pin_forget_rejections(void);
 
 /* Installs the process-wide GnuTLS PIN callback that serves o (which must outlive its
  * use). */

@@ -13,6 +13,7 @@
 struct kb_signer {
     pthread_mutex_t lock;
     char *uri;
+    char *shown;          /* uri for messages: never a pin-value */
     gnutls_privkey_t key; /* NULL after an error: re-imported on next use */
     unsigned imports;
 };
@@ -33,16 +34,14 @@ int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err)
 
 static int import_key(kb_signer *s, kb_err *err)
 {
-    gnutls_privkey_t key;
+    gnutls_privkey_t key = NULL;
     int rc = gnutls_privkey_init(&key);
     if (rc == 0)
         rc = gnutls_privkey_import_pkcs11_url(key, s->uri);
     if (rc < 0) {
-        if (rc != GNUTLS_E_MEMORY_ERROR)
+        if (key != NULL)
             gnutls_privkey_deinit(key);
-        char *shown = kb_uri_redact(s->uri);
-        kb_err_set(err, "key '%s' cannot be opened: %s", shown ? shown : "?", gnutls_strerror(rc));
-        free(shown);
+        kb_err_set(err, "key '%s' cannot be opened: %s", s->shown, gnutls_strerror(rc));
         return -1;
     }
     s->key = key;
@@ -53,7 +52,10 @@ static int import_key(kb_signer *s, kb_err *err)
 int kb_signer_open(const char *key_uri, kb_signer **out, kb_err *err)
 {
     kb_signer *s = calloc(1, sizeof *s);
-    if (s == NULL || (s->uri = strdup(key_uri)) == NULL) {
+    if (s == NULL || (s->uri = strdup(key_uri)) == NULL ||
+        (s->shown = kb_uri_redact(key_uri)) == NULL) {
+        if (s)
+            free(s->uri);
         free(s);
         return kb_err_set(err, "out of memory");
     }
@@ -74,6 +76,7 @@ void kb_signer_free(kb_signer *s)
         gnutls_privkey_deinit(s->key);
     pthread_mutex_destroy(&s->lock);
     free(s->uri);
+    free(s->shown);
     free(s);
 }
 
@@ -104,7 +107,7 @@ int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig
         goto out;
     *algo = natural_algorithm(s->key);
     if (*algo == GNUTLS_SIGN_UNKNOWN) {
-        kb_err_set(err, "key '%s' has an algorithm keybound cannot sign with", s->uri);
+        kb_err_set(err, "key '%s' has an algorithm keybound cannot sign with", s->shown);
         goto out;
     }
     int g = gnutls_privkey_sign_data2(s->key, *algo, 0, data, sig);
@@ -115,7 +118,7 @@ int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig
         kb_err_set(err,
                    "the token failed to sign with key '%s': %s; the key will be reopened "
                    "on next use",
-                   s->uri, gnutls_strerror(g));
+                   s->shown, gnutls_strerror(g));
         goto out;
     }
     rc = 0;
@@ -131,12 +134,14 @@ int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err)
     if (s->key == NULL && import_key(s, err) != 0)
         goto out;
     gnutls_pubkey_t pub;
-    if (gnutls_pubkey_init(&pub) < 0)
+    if (gnutls_pubkey_init(&pub) < 0) {
+        kb_err_set(err, "out of memory");
         goto out;
+    }
     int g = gnutls_pubkey_import_privkey(pub, s->key, 0, 0);
     if (g < 0) {
         gnutls_pubkey_deinit(pub);
-        kb_err_set(err, "cannot read the public key of '%s': %s", s->uri, gnutls_strerror(g));
+        kb_err_set(err, "cannot read the public key of '%s': %s", s->shown, gnutls_strerror(g));
         goto out;
     }
     *out = pub;
@@ -146,7 +151,10 @@ out:
     return rc;
 }
 
-unsigned kb_signer_imports(const kb_signer *s)
+unsigned kb_signer_imports(kb_signer *s)
 {
-    return s->imports;
+    pthread_mutex_lock(&s->lock);
+    unsigned n = s->imports;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }

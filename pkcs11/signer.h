@@ -31,6 +31,6 @@ int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig
 int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err);
 
 /* How many times the key object was imported (1 + one per recovery). */
-unsigned kb_signer_imports(const kb_signer *s);
+unsigned kb_signer_imports(kb_signer *s);
 
 #endif

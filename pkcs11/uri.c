@@ -23,6 +23,27 @@ static const char *parse_error(int rv)
     }
 }
 
+/* p11-kit keeps a query attribute it does not know as a vendor query, silently: a typo
+ * in ?pin-sourse= would send keybound looking for the PIN elsewhere. */
+static bool query_names_known(const char *text)
+{
+    static const char *const known[] = {"pin-source", "pin-value", "module-name", "module-path"};
+    const char *q = strchr(text, '?');
+    while (q != NULL) {
+        q++;
+        while (*q == ' ' || *q == '\t')
+            q++;
+        size_t n = strcspn(q, "= \t&");
+        bool ok = false;
+        for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+            ok = ok || (n == strlen(known[i]) && strncmp(q, known[i], n) == 0);
+        if (!ok && n > 0)
+            return false;
+        q = strchr(q, '&');
+    }
+    return true;
+}
+
 int kb_uri_parse(const char *text, unsigned flags, P11KitUri **out, kb_err *err)
 {
     *out = NULL;
@@ -38,7 +59,7 @@ int kb_uri_parse(const char *text, unsigned flags, P11KitUri **out, kb_err *err)
                    shown, parse_error(rv));
         goto fail;
     }
-    if (p11_kit_uri_any_unrecognized(uri)) {
+    if (p11_kit_uri_any_unrecognized(uri) || !query_names_known(text)) {
         kb_err_set(err,
                    "URI '%s' has an attribute keybound does not know; check its spelling "
                    "(known: token, manufacturer, model, serial, object, id, type, slot-id, "
@@ -62,26 +83,45 @@ fail:
     return -1;
 }
 
-char *kb_uri_redact(const char *text)
+/* Text-level redaction for URIs p11-kit cannot parse: everything after any "pin-value"
+ * up to the next separator goes, whatever stands around it. */
+static char *redact_text(const char *text)
 {
-    static const char key[] = "pin-value=";
-    size_t n = strlen(text), k = sizeof key - 1;
-    /* Each redaction replaces a value by "***": at most 3 bytes more per occurrence. */
-    char *out = malloc(2 * n + 4), *o = out;
+    size_t n = strlen(text);
+    /* Each "pin-value" (9 bytes) becomes 18 at most: the text can double, no more. */
+    char *out = malloc(2 * n + 10), *o = out;
     if (out == NULL)
         return NULL;
     for (size_t i = 0; i < n;) {
-        bool at_name = i == 0 || strchr("?&;", text[i - 1]) != NULL;
-        if (at_name && strncmp(text + i, key, k) == 0) {
-            memcpy(o, "pin-value=***", k + 3);
-            o += k + 3;
-            i += k + strcspn(text + i + k, "&;");
+        if (strncasecmp(text + i, "pin-value", 9) == 0) {
+            memcpy(o, "pin-value=redacted", 18);
+            o += 18;
+            i += 9 + strcspn(text + i + 9, "&;");
         } else {
             *o++ = text[i++];
         }
     }
     *o = '\0';
     return out;
+}
+
+char *kb_uri_redact(const char *text)
+{
+    /* p11-kit accepts pin-value in the path and with blanks around it: let p11-kit find
+     * it, and print p11-kit's own rendering without it. */
+    P11KitUri *uri = p11_kit_uri_new();
+    char *out = NULL;
+    if (p11_kit_uri_parse(text, P11_KIT_URI_FOR_ANY, uri) == P11_KIT_URI_OK) {
+        if (p11_kit_uri_get_pin_value(uri) == NULL && strcasestr(text, "pin-value") == NULL) {
+            out = strdup(text);
+        } else {
+            p11_kit_uri_set_pin_value(uri, "redacted");
+            if (p11_kit_uri_format(uri, P11_KIT_URI_FOR_ANY, &out) != P11_KIT_URI_OK)
+                out = NULL;
+        }
+    }
+    p11_kit_uri_free(uri);
+    return out != NULL ? out : redact_text(text);
 }
 
 static const char *base_name(const char *path)

@@ -22,7 +22,7 @@ enum {
 
 int kb_uri_parse(const char *text, unsigned flags, P11KitUri **out, kb_err *err);
 
-/* A copy of text with any pin-value replaced by "***"; never NULL on success. */
+/* A copy of text with any pin-value replaced by "redacted"; NULL only without memory. */
 char *kb_uri_redact(const char *text);
 
 bool kb_uri_match_module(P11KitUri *uri, const struct kb_module *m);

@@ -208,17 +208,17 @@ int kb_cmd_keys(int argc, char **argv)
                    "URI '%s' matches no key or certificate on %zu token%s (first: '%s'); "
                    "'keybound keys' without a URI lists what is there%s",
                    shown ? shown : "?", tokens.n, tokens.n == 1 ? "" : "s", tokens.v[0].facts.label,
-                   objs.hidden_private ? "; private keys need a PIN to be seen" : "");
+                   kb_objects_hint(&objs));
         free(shown);
         rc = kb_cli_fail(&err);
         goto out;
     }
     print_objects(&c, &objs);
     if (objs.hidden_private)
-        fprintf(stderr,
-                "keybound: %zu token%s a login to show private keys: give "
-                "--pin-file FILE or --pin-env NAME\n",
-                objs.hidden_private, objs.hidden_private == 1 ? " needs" : "s need");
+        fprintf(stderr, "keybound: %zu token%s a login to show private keys%s\n",
+                objs.hidden_private, objs.hidden_private == 1 ? " needs" : "s need",
+                objs.pin_withheld ? kb_objects_hint(&objs)
+                                  : ": give --pin-file FILE or --pin-env NAME");
     rc = KB_EXIT_OK;
 out:
     kb_objects_free(&objs);

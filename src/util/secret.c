@@ -45,12 +45,18 @@ kb_secret *kb_secret_new(void)
     return s;
 }
 
+void kb_secret_wipe(kb_secret *s)
+{
+    kb_memzero(s->buf, page_size());
+    s->len = 0;
+}
+
 void kb_secret_free(kb_secret *s)
 {
     if (s == NULL)
         return;
     size_t ps = page_size();
-    kb_memzero(s->buf, ps);
+    kb_secret_wipe(s);
     munlock(s->buf, ps);
     munmap(s->buf, ps);
     free(s);

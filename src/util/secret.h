@@ -17,6 +17,8 @@ typedef struct kb_secret {
 
 /* Returns NULL when the page cannot be had. */
 kb_secret *kb_secret_new(void);
+/* Zeroises the whole buffer and sets len to 0; kb_secret_free does this first. */
+void kb_secret_wipe(kb_secret *s);
 void kb_secret_free(kb_secret *s);
 void kb_memzero(void *p, size_t n);
 

@@ -4,6 +4,7 @@
  *   p11probe attr MODULE PINFILE TOKEN KEYLABEL CKA_NAME...
  *   p11probe sign MODULE PINFILE KEY-URI COUNT
  *   p11probe resolve MODULE PINFILE URI      (the one key a URI names, as --key will)
+ *   p11probe reopen MODULE PINFILE KEY-URI COUNT
  */
 #include "config.h"
 
@@ -129,6 +130,30 @@ out:
     return rc;
 }
 
+/* Opens the key N times, as a tunnel re-imports it after errors. */
+static int probe_reopen(char **argv)
+{
+    kb_pin_opts pin = {.file = argv[3], .no_tty = true};
+    kb_err err;
+    kb_p11 *p = NULL;
+    if (kb_p11_open(&p, argv[2], &err) != 0 || kb_gnutls_pkcs11_init(p, &err) != 0) {
+        fprintf(stderr, "p11probe: %s\n", err.msg);
+        kb_p11_close(p);
+        return 2;
+    }
+    kb_pin_install_gnutls(&pin);
+    for (int i = 1; i <= atoi(argv[5]); i++) {
+        kb_signer *signer = NULL;
+        if (kb_signer_open(argv[4], &signer, &err) != 0)
+            printf("open %d: error: %s\n", i, err.msg);
+        else
+            printf("open %d: ok\n", i);
+        kb_signer_free(signer);
+    }
+    kb_p11_close(p);
+    return 0;
+}
+
 static int probe_resolve(char **argv)
 {
     kb_pin_opts pin = {.file = argv[3], .no_tty = true};
@@ -163,12 +188,15 @@ int main(int argc, char **argv)
         rc = probe_attr(argc, argv);
     else if (argc == 6 && strcmp(argv[1], "sign") == 0)
         rc = probe_sign(argv);
+    else if (argc == 6 && strcmp(argv[1], "reopen") == 0)
+        rc = probe_reopen(argv);
     else if (argc == 5 && strcmp(argv[1], "resolve") == 0)
         rc = probe_resolve(argv);
     else
         fprintf(stderr, "usage: p11probe attr MODULE PINFILE TOKEN KEYLABEL CKA_NAME...\n"
                         "       p11probe sign MODULE PINFILE KEY-URI COUNT\n"
-                        "       p11probe resolve MODULE PINFILE URI\n");
+                        "       p11probe resolve MODULE PINFILE URI\n"
+                        "       p11probe reopen MODULE PINFILE KEY-URI COUNT\n");
     gnutls_global_deinit();
     return rc;
 }

@@ -60,13 +60,23 @@ t_check "  one line saying so and that it is not retried" bash -c "[ \$(wc -l <'
 t_check "  exactly one C_Login reached the token" [ "$(calls C_Login)" -eq 1 ]
 t_check "  the PIN appears nowhere in the output" bash -c "! grep -q 9999 '$T/err' '$T/out'"
 
-# Same through GnuTLS's PIN callback (used for signing): one C_Login, no retry.
+# Same through GnuTLS's PIN callback (used for signing): one C_Login, no retry, and none
+# at all when the key object is opened again (a tunnel re-imports after token errors).
 : >"$T/shim.log"
 kb keygen $MOD --token pkcs11:token=dev --label k2 --pin-file "$T/pin"
 k2=$(cat "$T/out")
 run env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_LOG="$T/shim.log" "$P11PROBE" sign "$P11SHIM" "$T/wrong" "$k2" 1
-t_check "a wrong PIN through the GnuTLS callback is not retried" [ "$(calls C_Login)" -le 1 ]
-t_check "  and signing fails" bash -c "! grep -q 'sign 1: ok' '$T/out'"
+t_check "a wrong PIN through the GnuTLS callback: exactly one C_Login" [ "$(calls C_Login)" -eq 1 ]
+t_check "  reported as not retried" err_has "wrong PIN for token 'dev'; not retried"
+t_check "  and the key cannot be opened" err_has "cannot be opened"
+: >"$T/shim.log"
+run env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_LOG="$T/shim.log" "$P11PROBE" reopen "$P11SHIM" "$T/wrong" "$k2" 3
+t_check "opening the key three times with a wrong PIN: one C_Login in all" [ "$(calls C_Login)" -eq 1 ]
+t_check "  every open fails" [ "$(grep -c '^open [123]: error' "$T/out")" -eq 3 ]
+t_check "  the later ones say the PIN was rejected before" err_has "was rejected before; not tried again"
+: >"$T/shim.log"
+run env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_LOG="$T/shim.log" "$P11PROBE" reopen "$P11SHIM" "$T/pin" "$k2" 2
+t_check "with the right PIN the key opens each time" [ "$(grep -c '^open [12]: ok' "$T/out")" -eq 2 ]
 
 # Final try and locked (SoftHSM never reports them: the shim does).
 for flag in CKF_USER_PIN_FINAL_TRY CKF_USER_PIN_LOCKED; do
@@ -95,4 +105,13 @@ t_check "a PIN file others can read works, with a warning to chmod it" bash -c "
 
 kb keys $MOD --pin-file "$T/no-such-pin-file"
 t_check "a missing PIN file: exit 2 naming it" bash -c "[ $rc -eq 2 ] && grep -q 'PIN file $T/no-such-pin-file cannot be read' '$T/err'"
+# Two tokens with different PINs: one PIN is never tried on both.
+softhsm2-util --init-token --free --label other --so-pin 12345678 --pin 5678 >/dev/null
+: >"$T/shim.log"
+kbshim keys --module "$P11SHIM" --pin-file "$T/pin"
+t_check "one PIN file and two tokens: no login at all" [ "$(calls C_Login)" -eq 0 ]
+t_check "  and the user is told to choose a token" err_has "add token= or serial= to choose one"
+: >"$T/shim.log"
+kbshim keys --module "$P11SHIM" --pin-file "$T/pin" pkcs11:token=dev
+t_check "with token= the PIN goes to that token only" bash -c "[ \$(grep -c '^C_Login ' '$T/shim.log') -eq 1 ] && grep -q \"^Key 'k1'\" '$T/out'"
 t_done

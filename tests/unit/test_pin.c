@@ -185,16 +185,39 @@ static void source_path_forms(void **state)
     assert_null(kb_pin_source_path(NULL));
 }
 
-static void secret_is_zeroised_and_bounded(void **state)
+static void secret_starts_empty_and_wipes(void **state)
 {
     (void)state;
     kb_secret *s = kb_secret_new();
     assert_non_null(s);
+    for (size_t i = 0; i <= KB_SECRET_MAX; i++)
+        assert_int_equal(s->buf[i], 0);
     memset(s->buf, 'x', KB_SECRET_MAX + 1);
-    kb_memzero(s->buf, KB_SECRET_MAX + 1);
+    s->len = KB_SECRET_MAX;
+    kb_secret_wipe(s);
+    assert_int_equal(s->len, 0);
     for (size_t i = 0; i <= KB_SECRET_MAX; i++)
         assert_int_equal(s->buf[i], 0);
     kb_secret_free(s);
+}
+
+static void rejected_pins_are_remembered(void **state)
+{
+    (void)state;
+    assert_false(kb_pin_was_rejected("card"));
+    kb_pin_rejected("card");
+    assert_true(kb_pin_was_rejected("card"));
+    assert_false(kb_pin_was_rejected("other"));
+    /* More tokens than the list holds: the newest stay. */
+    char label[16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(label, sizeof label, "t%d", i);
+        kb_pin_rejected(label);
+    }
+    assert_true(kb_pin_was_rejected("t19"));
+    kb_pin_forget_rejections();
+    assert_false(kb_pin_was_rejected("t19"));
+    assert_false(kb_pin_was_rejected("card"));
 }
 
 int main(void)
@@ -207,7 +230,8 @@ int main(void)
         cmocka_unit_test(credential),
         cmocka_unit_test(order_of_sources),
         cmocka_unit_test(source_path_forms),
-        cmocka_unit_test(secret_is_zeroised_and_bounded),
+        cmocka_unit_test(secret_starts_empty_and_wipes),
+        cmocka_unit_test(rejected_pins_are_remembered),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
