@@ -51,4 +51,45 @@ struct kb_key_facts {
     enum kb_tri sign;
 };
 
+enum kb_chain {
+    KB_CHAIN_UNCHECKED = 0, /* the policy names no trust anchors */
+    KB_CHAIN_OK,
+    KB_CHAIN_FAIL,  /* does not chain to the anchors: detail says why */
+    KB_CHAIN_ERROR, /* could not be checked (anchors unreadable...): detail says why */
+};
+
+#define KB_CERT_LIST_MAX 8
+
+struct kb_cert_facts {
+    bool present;
+    char subject[512];
+    char issuer[512];
+    long long not_before; /* seconds since the epoch */
+    long long not_after;
+    char sha256[65];
+    char eku[KB_CERT_LIST_MAX][64]; /* dotted OIDs */
+    size_t n_eku;
+    char san_uri[KB_CERT_LIST_MAX][256];
+    size_t n_san_uri;
+    enum kb_chain chain;
+    char chain_detail[256];
+    enum kb_tri revoked; /* unknown: not checked (no CRL) or an error (crl_detail says) */
+    bool crl_error;
+    char crl_detail[256];
+};
+
+struct kb_endpoint_facts {
+    bool given;
+    char host[256];
+    unsigned port;
+};
+
+/* Everything the policy looks at for one key. */
+struct kb_device_facts {
+    struct kb_token_facts token;
+    struct kb_key_facts key;
+    struct kb_cert_facts cert;
+    struct kb_endpoint_facts endpoint;
+};
+
 #endif

@@ -14,6 +14,7 @@
 
 #include "pkcs11/p11.h"
 #include "pkcs11/pin.h"
+#include "policy/policy.h"
 
 enum { KB_EXIT_OK = 0, KB_EXIT_REFUSED = 1, KB_EXIT_ERROR = 2 };
 
@@ -75,6 +76,12 @@ int kb_cli_load(struct kb_cli *c, P11KitUri *uri, kb_p11 **out, kb_err *err);
 /* Parses a URI from the command line and copies its pin-source into c->pin. */
 int kb_cli_uri(struct kb_cli *c, const char *text, P11KitUri **out, kb_err *err);
 
+#define KB_DEFAULT_POLICY KB_SYSCONFDIR "/keybound/policy.conf"
+
+/* The policy at path; without a path, the default file, or the built-in baseline when
+ * there is none (said once on stderr). */
+int kb_cli_policy(const char *path, struct kb_policy **out, kb_err *err);
+
 /* Prints a json-c object to stdout, pretty, and releases it. */
 void kb_cli_print_json(json_object *o);
 
@@ -84,5 +91,6 @@ void kb_cli_time(time_t t, char *buf, size_t len);
 int kb_cmd_tokens(int argc, char **argv);
 int kb_cmd_keys(int argc, char **argv);
 int kb_cmd_keygen(int argc, char **argv);
+int kb_cmd_check(int argc, char **argv);
 
 #endif

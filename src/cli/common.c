@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "pkcs11/uri.h"
@@ -100,6 +101,22 @@ int kb_cli_uri(struct kb_cli *c, const char *text, P11KitUri **out, kb_err *err)
     const char *src = p11_kit_uri_get_pin_source(*out);
     if (src != NULL)
         c->pin.uri_source = src;
+    return 0;
+}
+
+int kb_cli_policy(const char *path, kb_policy **out, kb_err *err)
+{
+    if (path != NULL)
+        return kb_policy_load(path, out, err);
+    if (access(KB_DEFAULT_POLICY, F_OK) == 0)
+        return kb_policy_load(KB_DEFAULT_POLICY, out, err);
+    if ((*out = kb_policy_baseline()) == NULL)
+        return kb_err_set(err, "out of memory");
+    fprintf(stderr,
+            "keybound: no policy at %s; using the built-in baseline (key sensitive and "
+            "never extractable, certificate valid with clientAuth, server always "
+            "verified)\n",
+            KB_DEFAULT_POLICY);
     return 0;
 }
 

@@ -16,6 +16,7 @@ static const struct kb_command {
     {"tokens", kb_cmd_tokens, "list the tokens of the PKCS#11 modules"},
     {"keys", kb_cmd_keys, "list keys and certificates, with their protection"},
     {"keygen", kb_cmd_keygen, "generate a non-exportable key pair on a token"},
+    {"check", kb_cmd_check, "evaluate the device-admission policy"},
 };
 
 static void usage(FILE *out)

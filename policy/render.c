@@ -1,0 +1,79 @@
+#include "config.h"
+
+#include <string.h>
+
+#include "render.h"
+
+static const char *mark(enum kb_status s)
+{
+    static const char *const marks[] = {"[pass]", "[FAIL]", "[warn]", "[skip]", "[ERROR]"};
+    return marks[s];
+}
+
+/* "key.local, key.never-extractable" for the checks with the given status. */
+static void ids_with(const kb_verdict *v, enum kb_status a, enum kb_status b, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < v->n && used < len; i++)
+        if (v->checks[i].status == a || v->checks[i].status == b)
+            used +=
+                (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "", v->checks[i].id);
+}
+
+void kb_verdict_summary(const kb_verdict *v, char *out, size_t len)
+{
+    char failed[400];
+    ids_with(v, KB_FAIL, KB_ERROR, failed, sizeof failed);
+    if (v->mode == KB_MODE_OFF)
+        snprintf(out, len, "ADMITTED (policy mode is off: nothing was checked)");
+    else if (v->would_deny)
+        snprintf(out, len, "ADMITTED in audit mode; enforce mode would deny: %s", failed);
+    else if (v->admit)
+        snprintf(out, len, "ADMITTED%s", v->n_warned ? " with warnings" : "");
+    else
+        snprintf(out, len, "DENIED: %s", failed);
+}
+
+void kb_verdict_print(FILE *out, const kb_verdict *v, bool verbose)
+{
+    size_t skipped = 0;
+    for (size_t i = 0; i < v->n; i++) {
+        const struct kb_check *c = &v->checks[i];
+        if (c->status == KB_SKIP && !verbose) {
+            skipped++;
+            continue;
+        }
+        fprintf(out, "  %-7s %-26s %s\n", mark(c->status), c->id, c->reason);
+        if (c->status == KB_FAIL || c->status == KB_ERROR || c->status == KB_WARN ||
+            (verbose && c->status == KB_PASS))
+            fprintf(out, "  %-7s %-26s observed: %s; expected: %s\n", "", "", c->observed,
+                    c->expected);
+    }
+    if (skipped)
+        fprintf(out, "  (%zu check%s not required by this policy; -v lists them)\n", skipped,
+                skipped == 1 ? "" : "s");
+    char summary[512];
+    kb_verdict_summary(v, summary, sizeof summary);
+    fprintf(out, "Decision: %s\n", summary);
+}
+
+json_object *kb_verdict_json(const kb_verdict *v)
+{
+    json_object *o = json_object_new_object(), *checks = json_object_new_array();
+    json_object_object_add(o, "decision", json_object_new_string(v->admit ? "admit" : "deny"));
+    json_object_object_add(o, "mode", json_object_new_string(kb_mode_name(v->mode)));
+    json_object_object_add(o, "would_deny", json_object_new_boolean(v->would_deny));
+    for (size_t i = 0; i < v->n; i++) {
+        const struct kb_check *c = &v->checks[i];
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "id", json_object_new_string(c->id));
+        json_object_object_add(j, "status", json_object_new_string(kb_status_name(c->status)));
+        json_object_object_add(j, "observed", json_object_new_string(c->observed));
+        json_object_object_add(j, "expected", json_object_new_string(c->expected));
+        json_object_object_add(j, "reason", json_object_new_string(c->reason));
+        json_object_array_add(checks, j);
+    }
+    json_object_object_add(o, "checks", checks);
+    return o;
+}

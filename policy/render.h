@@ -1,0 +1,22 @@
+/* Showing a verdict: one line per check for people, a json-c object for tools.
+ *
+ * The JSON keys are part of keybound's interface (doc/keybound.1): decision
+ * ("admit" or "deny"), mode, would_deny (audit), checks[] with id, status, observed,
+ * expected and reason. */
+#ifndef KB_RENDER_H
+#define KB_RENDER_H
+
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "policy/eval.h"
+
+/* Skipped checks are listed only when verbose. */
+void kb_verdict_print(FILE *out, const kb_verdict *v, bool verbose);
+
+json_object *kb_verdict_json(const kb_verdict *v);
+
+/* "ADMITTED", "DENIED", ... and the reasons, as one line. */
+void kb_verdict_summary(const kb_verdict *v, char *out, size_t len);
+
+#endif

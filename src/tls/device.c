@@ -1,0 +1,289 @@
+#include "config.h"
+
+#include "device.h"
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pkcs11/attrs.h"
+#include "src/util/hostport.h"
+
+struct kb_trust {
+    gnutls_x509_trust_list_t list; /* NULL: the policy names no anchors */
+    char error[256];               /* anchors unusable: every chain check is an error */
+    bool crl_wanted;
+    char crl_error[256];
+    long long crl_next_update; /* earliest nextUpdate of the CRLs; 0: none given */
+};
+
+const char *kb_pick_name(enum kb_pick p)
+{
+    static const char *const names[] = {"chosen",        "older",        "expired",
+                                        "not-yet-valid", "other-issuer", "unreadable"};
+    return names[p];
+}
+
+static void load_crls(kb_trust *t, const char *path)
+{
+    gnutls_datum_t data = {NULL, 0};
+    gnutls_x509_crl_t *crls = NULL;
+    unsigned n = 0;
+    int rc = gnutls_load_file(path, &data);
+    if (rc < 0) {
+        snprintf(t->crl_error, sizeof t->crl_error, "CRL file %s cannot be read", path);
+        return;
+    }
+    rc = gnutls_x509_crl_list_import2(&crls, &n, &data, GNUTLS_X509_FMT_PEM, 0);
+    if (rc < 0 || n == 0) {
+        gnutls_free(crls);
+        crls = NULL;
+        n = 0;
+        rc = gnutls_x509_crl_list_import2(&crls, &n, &data, GNUTLS_X509_FMT_DER, 0);
+    }
+    gnutls_free(data.data);
+    if (rc < 0 || n == 0) {
+        snprintf(t->crl_error, sizeof t->crl_error, "CRL file %s holds no CRL GnuTLS can read",
+                 path);
+        gnutls_free(crls);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        long long next = gnutls_x509_crl_get_next_update(crls[i]);
+        if (next > 0 && (t->crl_next_update == 0 || next < t->crl_next_update))
+            t->crl_next_update = next;
+    }
+    /* Only a CRL signed by an anchor is believed; the list frees those it rejects. */
+    rc = gnutls_x509_trust_list_add_crls(t->list, crls, n, GNUTLS_TL_VERIFY_CRL, 0);
+    gnutls_free(crls);
+    if (rc < (int)n)
+        snprintf(t->crl_error, sizeof t->crl_error,
+                 "%u of the CRLs in %s are not signed by a trust anchor", n - (rc > 0 ? rc : 0),
+                 path);
+}
+
+kb_trust *kb_trust_load(const kb_policy *pol)
+{
+    kb_trust *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return NULL;
+    t->crl_wanted = pol->crl != NULL;
+    if (pol->trust == NULL)
+        return t;
+    int rc = gnutls_x509_trust_list_init(&t->list, 0);
+    if (rc < 0) {
+        snprintf(t->error, sizeof t->error, "%s", gnutls_strerror(rc));
+        return t;
+    }
+    rc =
+        gnutls_x509_trust_list_add_trust_file(t->list, pol->trust, NULL, GNUTLS_X509_FMT_PEM, 0, 0);
+    if (rc <= 0)
+        snprintf(t->error, sizeof t->error, "trust file %s %s", pol->trust,
+                 rc == 0 ? "holds no PEM certificate" : "cannot be read");
+    else if (t->crl_wanted)
+        load_crls(t, pol->crl);
+    return t;
+}
+
+void kb_trust_free(kb_trust *t)
+{
+    if (t == NULL)
+        return;
+    if (t->list != NULL)
+        gnutls_x509_trust_list_deinit(t->list, 1);
+    free(t);
+}
+
+static gnutls_x509_crt_t import(const kb_cert *c)
+{
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t der = {c->der, (unsigned)c->der_len};
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return NULL;
+    if (gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) < 0) {
+        gnutls_x509_crt_deinit(crt);
+        return NULL;
+    }
+    return crt;
+}
+
+struct chain_result {
+    enum kb_chain chain;
+    enum kb_tri revoked;
+    char detail[256];
+};
+
+/* Does c chain to the anchors, with CA certificates on the same token as intermediates?
+ * Validity times are the validity rule's business, so they are not checked here. */
+static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert *c,
+                        struct chain_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->revoked = KB_TRI_UNKNOWN;
+    if (t->list == NULL && t->error[0] == '\0') {
+        r->chain = KB_CHAIN_UNCHECKED;
+        return;
+    }
+    if (t->error[0]) {
+        r->chain = KB_CHAIN_ERROR;
+        snprintf(r->detail, sizeof r->detail, "%s", t->error);
+        return;
+    }
+    gnutls_x509_crt_t chain[KB_MAX_CANDIDATES];
+    unsigned n = 0;
+    if ((chain[n] = import(c)) == NULL) {
+        r->chain = KB_CHAIN_ERROR;
+        snprintf(r->detail, sizeof r->detail, "the certificate cannot be parsed");
+        return;
+    }
+    n++;
+    for (size_t i = 0; i < objs->n_certs && n < KB_MAX_CANDIDATES; i++) {
+        const kb_cert *o = &objs->certs[i];
+        if (o->key < 0 && o->is_ca && o->token == c->token && (chain[n] = import(o)) != NULL)
+            n++;
+    }
+    unsigned status = 0;
+    int rc = gnutls_x509_trust_list_verify_crt2(t->list, chain, n, NULL, 0,
+                                                GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+                                                    GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
+                                                &status, NULL);
+    if (rc < 0) {
+        r->chain = KB_CHAIN_ERROR;
+        snprintf(r->detail, sizeof r->detail, "%s", gnutls_strerror(rc));
+    } else {
+        r->revoked = (status & GNUTLS_CERT_REVOKED) ? KB_TRI_TRUE : KB_TRI_FALSE;
+        status &= ~(unsigned)GNUTLS_CERT_REVOKED;
+        if (status & GNUTLS_CERT_INVALID)
+            status &= ~(unsigned)GNUTLS_CERT_INVALID;
+        if (status == 0) {
+            r->chain = KB_CHAIN_OK;
+        } else {
+            gnutls_datum_t text = {NULL, 0};
+            r->chain = KB_CHAIN_FAIL;
+            if (gnutls_certificate_verification_status_print(status | GNUTLS_CERT_INVALID,
+                                                             GNUTLS_CRT_X509, &text, 0) == 0) {
+                /* GnuTLS starts with "The certificate is NOT trusted. ": the rest is why. */
+                const char *why = strstr((char *)text.data, "trusted. ");
+                snprintf(r->detail, sizeof r->detail, "%s", why ? why + 9 : (char *)text.data);
+                size_t len = strlen(r->detail);
+                while (len > 0 && (r->detail[len - 1] == ' ' || r->detail[len - 1] == '.'))
+                    r->detail[--len] = '\0';
+                gnutls_free(text.data);
+            } else {
+                snprintf(r->detail, sizeof r->detail, "verification status 0x%x", status);
+            }
+        }
+    }
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(chain[i]);
+}
+
+/* EKUs and URI names of the chosen certificate. */
+static void cert_details(const kb_cert *c, struct kb_cert_facts *f)
+{
+    gnutls_x509_crt_t crt = import(c);
+    if (crt == NULL)
+        return;
+    for (unsigned i = 0; f->n_eku < KB_CERT_LIST_MAX; i++) {
+        size_t size = sizeof f->eku[0];
+        if (gnutls_x509_crt_get_key_purpose_oid(crt, i, f->eku[f->n_eku], &size, NULL) < 0)
+            break;
+        f->n_eku++;
+    }
+    for (unsigned i = 0; f->n_san_uri < KB_CERT_LIST_MAX; i++) {
+        char name[256];
+        size_t size = sizeof name - 1;
+        int type = gnutls_x509_crt_get_subject_alt_name(crt, i, name, &size, NULL);
+        if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (type == GNUTLS_SAN_URI) {
+            name[size] = '\0';
+            snprintf(f->san_uri[f->n_san_uri++], sizeof f->san_uri[0], "%s", name);
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+}
+
+int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, long long now,
+                     const char *endpoint, kb_device *out, kb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    const kb_key *k = &objs->keys[key];
+    out->key = k;
+    out->facts.token = k->token->facts;
+    out->facts.key = k->facts;
+    if (endpoint != NULL) {
+        struct kb_endpoint_facts *e = &out->facts.endpoint;
+        if (kb_hostport_parse(endpoint, e->host, sizeof e->host, &e->port, err) != 0)
+            return -1;
+        e->given = true;
+    }
+
+    struct chain_result results[KB_MAX_CANDIDATES];
+    long best = -1, newest = -1;
+    for (size_t i = 0; i < objs->n_certs && out->n_cands < KB_MAX_CANDIDATES; i++) {
+        const kb_cert *c = &objs->certs[i];
+        if (c->key != (long)key)
+            continue;
+        size_t j = out->n_cands++;
+        struct kb_candidate *cand = &out->cands[j];
+        cand->cert = c;
+        if (!c->parsed) {
+            cand->pick = KB_PICK_UNREADABLE;
+            snprintf(cand->detail, sizeof cand->detail, "not an X.509 certificate");
+            continue;
+        }
+        check_chain(trust, objs, c, &results[j]);
+        if (newest < 0 || c->not_before > out->cands[newest].cert->not_before)
+            newest = (long)j;
+        if (now < c->not_before) {
+            cand->pick = KB_PICK_NOT_YET_VALID;
+        } else if (now > c->not_after) {
+            cand->pick = KB_PICK_EXPIRED;
+        } else if (results[j].chain == KB_CHAIN_FAIL) {
+            cand->pick = KB_PICK_OTHER_ISSUER;
+            snprintf(cand->detail, sizeof cand->detail, "%s", results[j].detail);
+        } else {
+            cand->pick = KB_PICK_OLDER;
+            if (best < 0 || c->not_before > out->cands[best].cert->not_before)
+                best = (long)j;
+        }
+    }
+    /* Without a valid one, the newest is shown so that the denial names its faults. */
+    out->cert_valid = best >= 0;
+    long chosen = best >= 0 ? best : newest;
+    if (chosen < 0)
+        return 0;
+    out->cands[chosen].pick = KB_PICK_CHOSEN;
+    out->cert = out->cands[chosen].cert;
+
+    struct kb_cert_facts *f = &out->facts.cert;
+    const kb_cert *c = out->cert;
+    f->present = true;
+    snprintf(f->subject, sizeof f->subject, "%s", c->subject);
+    snprintf(f->issuer, sizeof f->issuer, "%s", c->issuer);
+    f->not_before = c->not_before;
+    f->not_after = c->not_after;
+    kb_hex(c->sha256, 32, f->sha256);
+    cert_details(c, f);
+    const struct chain_result *r = &results[chosen];
+    f->chain = r->chain;
+    snprintf(f->chain_detail, sizeof f->chain_detail, "%s", r->detail);
+    if (trust->crl_wanted) {
+        if (trust->crl_error[0]) {
+            f->crl_error = true;
+            snprintf(f->crl_detail, sizeof f->crl_detail, "%s", trust->crl_error);
+        } else if (trust->crl_next_update > 0 && now > trust->crl_next_update) {
+            f->crl_error = true;
+            snprintf(f->crl_detail, sizeof f->crl_detail,
+                     "the CRL is out of date (its next update was due before now)");
+        } else if (r->chain == KB_CHAIN_ERROR) {
+            f->crl_error = true;
+            snprintf(f->crl_detail, sizeof f->crl_detail, "%s", r->detail);
+        }
+        f->revoked = f->crl_error ? KB_TRI_UNKNOWN : r->revoked;
+    }
+    return 0;
+}

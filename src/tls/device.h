@@ -1,0 +1,52 @@
+/* A device as the admission policy sees it, and the certificate it would present.
+ *
+ * For one key on a token: the token's and key's facts, and of the certificates tied to
+ * the key, the one the seed's rule picks: valid now and chaining to the policy's trust
+ * anchors, with the latest notBefore. The others are kept with the reason they were
+ * passed over. Chains and CRLs are checked here with GnuTLS; an anchor or CRL file that
+ * cannot be used becomes an error fact, which the policy turns into a denial. */
+#ifndef KB_DEVICE_H
+#define KB_DEVICE_H
+
+#include "pkcs11/objects.h"
+#include "policy/policy.h"
+
+enum kb_pick {
+    KB_PICK_CHOSEN,
+    KB_PICK_OLDER,
+    KB_PICK_EXPIRED,
+    KB_PICK_NOT_YET_VALID,
+    KB_PICK_OTHER_ISSUER,
+    KB_PICK_UNREADABLE,
+};
+
+struct kb_candidate {
+    const kb_cert *cert;
+    enum kb_pick pick;
+    char detail[256];
+};
+
+#define KB_MAX_CANDIDATES 16
+
+typedef struct kb_device {
+    const kb_key *key;
+    const kb_cert *cert; /* the chosen one; NULL when the key has none readable */
+    bool cert_valid;     /* false: no candidate was valid; cert is the newest, for reasons */
+    struct kb_candidate cands[KB_MAX_CANDIDATES];
+    size_t n_cands;
+    struct kb_device_facts facts;
+} kb_device;
+
+/* The policy's trust anchors and CRL, loaded once. Loading never fails: a problem is
+ * kept and reported as an error fact for every certificate. */
+typedef struct kb_trust kb_trust;
+kb_trust *kb_trust_load(const kb_policy *pol);
+void kb_trust_free(kb_trust *t);
+
+/* Gathers the facts for objs->keys[key]. endpoint may be NULL. */
+int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, long long now,
+                     const char *endpoint, kb_device *out, kb_err *err);
+
+const char *kb_pick_name(enum kb_pick p);
+
+#endif
