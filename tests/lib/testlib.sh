@@ -155,16 +155,46 @@ TMPL
         --template "$d/other-ca.tmpl" --outfile "$d/other-ca.pem" 2>/dev/null
 }
 
-# kb_issue_client PUBKEY_PEM CN OUT [DAYS]: a client certificate (clientAuth) for a public
-# key, issued by the test CA.
+# kb_issue_client PUBKEY_PEM CN OUT [DAYS] [CA]: a client certificate (clientAuth) for a
+# public key, issued by the test CA (or by CA "other-ca"). $CERT_FROM and $CERT_TO, when
+# set, give its validity ("2020-01-01 00:00:00 UTC") instead of DAYS from now.
 kb_issue_client() {
-    local d="$T/pki"
-    cat >"$d/client.tmpl" <<TMPL
-cn = "$2"
-tls_www_client
-signing_key
-expiration_days = ${4:-30}
-TMPL
-    certtool --generate-certificate --load-pubkey "$1" --load-ca-certificate "$d/ca.pem" \
-        --load-ca-privkey "$d/ca.key" --template "$d/client.tmpl" --outfile "$3" 2>/dev/null
+    local d="$T/pki" ca=${5:-ca}
+    {
+        echo "cn = \"$2\""
+        echo "tls_www_client"
+        echo "signing_key"
+        echo "serial = $(date +%s%N)"
+        if [ -n "${CERT_TO:-}" ]; then
+            echo "activation_date = \"$CERT_FROM\""
+            echo "expiration_date = \"$CERT_TO\""
+        else
+            echo "expiration_days = ${4:-30}"
+        fi
+    } >"$d/client.tmpl"
+    certtool --generate-certificate --load-pubkey "$1" --load-ca-certificate "$d/$ca.pem" \
+        --load-ca-privkey "$d/$ca.key" --template "$d/client.tmpl" --outfile "$3" 2>/dev/null
+}
+
+# kb_when OFFSET: a date for certtool templates, e.g. kb_when "-3 days".
+kb_when() {
+    date -u -d "$1" '+%Y-%m-%d %H:%M:%S UTC'
+}
+
+# kb_device_cert TOKEN KEY-URI CN CERT-LABEL [DAYS] [CA]: issues a certificate for the key
+# and stores it on the token with the key's CKA_ID (p11tool, not keybound). The PEM is
+# left in $T/CERT-LABEL.pem.
+kb_device_cert() {
+    local id
+    id=$(printf '%s' "$2" | sed 's/.*;id=\([^;]*\).*/\1/' | tr -d %)
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export-pubkey "$2" \
+        --outfile "$T/$4.pub" 2>/dev/null
+    kb_issue_client "$T/$4.pub" "$3" "$T/$4.pem" "${5:-30}" "${6:-ca}"
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write \
+        --load-certificate "$T/$4.pem" --label "$4" --id "$id" "pkcs11:token=$1" >/dev/null 2>&1
+}
+
+# sha256_of PEM: the certificate's SHA-256 fingerprint in lower-case hex.
+sha256_of() {
+    certtool --certificate-info --infile "$1" --outder 2>/dev/null | sha256sum | cut -d' ' -f1
 }

@@ -1,0 +1,184 @@
+#!/bin/bash
+# keybound check: the admission policy on real SoftHSM keys and test-CA certificates.
+. "$TESTS_SRCDIR/lib/testlib.sh"
+kb_setup
+kb_token dev
+kb_pki
+# The example test policy, as shipped, next to the test CA (it names ca.pem relatively).
+cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
+chmod 644 "$T/policy.conf"
+cp "$T/pki/ca.pem" "$T/ca.pem"
+POL="--policy $T/policy.conf"
+
+keygen() {
+    kb keygen $MOD --token pkcs11:token=dev --label "$1" ${2:+--type $2} --pin-file "$T/pin"
+    cat "$T/out"
+}
+check_id() { # check_id ID STATUS: the JSON verdict in $T/out has that check with that status
+    python3 - "$T/out" "$1" "$2" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+st = [c["status"] for c in d["checks"] if c["id"] == sys.argv[2]]
+sys.exit(0 if st == [sys.argv[3]] else 1)
+PY
+}
+json_is() { # json_is PYTHON-EXPR: evaluates with d = the JSON in $T/out
+    python3 -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if ($1) else 1)"
+}
+
+good=$(keygen laptop)
+kb_device_cert dev "$good" "laptop-1" laptop
+kb check $MOD --pin-file "$T/pin" $POL --key "$good"
+t_check "a keygen key with a test-CA certificate is admitted (exit 0)" rc_is 0
+t_check "  the decision line says ADMITTED" out_has "^Decision: ADMITTED"
+t_check "  one line per check with a mark" out_has "^  \[pass\] *key.never-extractable"
+t_check "  naming the certificate used" out_has "certificate:  CN=laptop-1, issued by CN=keybound test CA"
+cp "$T/out" "$T/admitted.txt"
+kb check $MOD --pin-file "$T/pin" $POL --key "$good" --json
+cp "$T/out" "$T/admitted.json"
+t_check "--json: decision admit, mode enforce, the policy path" json_is "d['decision']=='admit' and d['mode']=='enforce' and d['policy']=='$T/policy.conf'"
+t_check "  device: token, key URI, certificate fingerprint and notAfter" json_is "d['device']['token']=='dev' and d['device']['key_uri']=='$good' and d['device']['cert_sha256']=='$(sha256_of "$T/laptop.pem")' and d['device']['cert_not_after'].endswith('Z')"
+t_check "  evaluated_at is a UTC time" json_is "d['evaluated_at'].endswith('Z') and len(d['evaluated_at'])==20"
+t_check "  every check has id, status, observed, expected, reason" json_is "all(set(c)=={'id','status','observed','expected','reason'} for c in d['checks'])"
+for id in token.allow key.sensitive key.not-extractable key.never-extractable key.always-sensitive key.local key.algorithm cert.validity cert.trust cert.eku cert.min-remaining cert.renew-before cert.max-lifetime; do
+    t_check "  $id passes" check_id $id pass
+done
+
+# A key made in software and written to the token, with a good certificate.
+certtool --generate-privkey --key-type ecdsa --outfile "$T/soft.key" 2>/dev/null
+GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write --load-privkey "$T/soft.key" \
+    --label imported --id 0a0b0c pkcs11:token=dev >/dev/null 2>&1
+certtool --load-privkey "$T/soft.key" --pubkey-info --outfile "$T/soft.pub" 2>/dev/null
+kb_issue_client "$T/soft.pub" "imported-1" "$T/imported.pem"
+GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write --load-certificate "$T/imported.pem" \
+    --label imported --id 0a0b0c pkcs11:token=dev >/dev/null 2>&1
+kb check $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=imported;type=private"
+t_check "an imported key is denied (exit 1)" rc_is 1
+t_check "  the decision names key.local and key.never-extractable" out_has "^Decision: DENIED: .*key.never-extractable.*key.local"
+cp "$T/out" "$T/denied.txt"
+kb check $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=imported;type=private" --json
+cp "$T/out" "$T/denied.json"
+t_check "  --json: decision deny" json_is "d['decision']=='deny'"
+t_check "  key.local fails" check_id key.local fail
+t_check "  key.never-extractable fails" check_id key.never-extractable fail
+t_check "  key.sensitive still passes" check_id key.sensitive pass
+t_check "  with a reason a person can act on" json_is "'imported' in [c for c in d['checks'] if c['id']=='key.local'][0]['reason']"
+
+# Audit mode: the same key is admitted, with the would-be denial marked.
+sed 's/^mode = enforce/mode = audit/' "$T/policy.conf" >"$T/audit.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/audit.conf" --key "pkcs11:token=dev;object=imported;type=private" --json
+t_check "audit mode admits (exit 0)" rc_is 0
+t_check "  with would_deny and the failing checks kept" json_is "d['decision']=='admit' and d['mode']=='audit' and d['would_deny'] is True and any(c['id']=='key.local' and c['status']=='fail' for c in d['checks'])"
+
+# Only an expired certificate.
+old=$(keygen old-laptop)
+CERT_FROM=$(kb_when "-40 days") CERT_TO=$(kb_when "-10 days") kb_device_cert dev "$old" "old-1" old-expired
+kb check $MOD --pin-file "$T/pin" $POL --key "$old" --json
+t_check "an expired certificate is denied (exit 1)" rc_is 1
+t_check "  cert.validity fails" check_id cert.validity fail
+t_check "  saying it expired" json_is "'expired' in [c for c in d['checks'] if c['id']=='cert.validity'][0]['reason']"
+
+# The same key gets a fresh certificate, and one not valid until next week: fresh wins.
+kb_device_cert dev "$old" "old-2" old-fresh
+CERT_FROM=$(kb_when "+7 days") CERT_TO=$(kb_when "+40 days") kb_device_cert dev "$old" "old-3" old-future
+kb check $MOD --pin-file "$T/pin" $POL --key "$old" --json
+t_check "expired + fresh + future for one key: admitted" rc_is 0
+t_check "  the fresh certificate is the one used" json_is "d['device']['cert_sha256']=='$(sha256_of "$T/old-fresh.pem")'"
+t_check "  the expired one is passed over as expired" json_is "[c['selection'] for c in d['device']['certificates'] if c['sha256']=='$(sha256_of "$T/old-expired.pem")']==['expired']"
+t_check "  the future one as not-yet-valid" json_is "[c['selection'] for c in d['device']['certificates'] if c['sha256']=='$(sha256_of "$T/old-future.pem")']==['not-yet-valid']"
+kb check $MOD --pin-file "$T/pin" $POL --key "$old"
+t_check "  the human output says why each was passed over" bash -c "grep -q 'passed over: .* CN=old-1: expired on ' '$T/out' && grep -q 'passed over: .* CN=old-3: not-yet-valid until ' '$T/out'"
+
+# Two valid certificates: the one with the latest notBefore.
+two=$(keygen two-certs)
+CERT_FROM=$(kb_when "-5 days") CERT_TO=$(kb_when "+20 days") kb_device_cert dev "$two" "two-older" two-older
+CERT_FROM=$(kb_when "-1 days") CERT_TO=$(kb_when "+10 days") kb_device_cert dev "$two" "two-newer" two-newer
+kb check $MOD --pin-file "$T/pin" $POL --key "$two" --json
+t_check "two valid certificates: the latest notBefore is used" json_is "d['device']['cert_sha256']=='$(sha256_of "$T/two-newer.pem")'"
+t_check "  the other is passed over as older" json_is "[c['selection'] for c in d['device']['certificates'] if c['sha256']=='$(sha256_of "$T/two-older.pem")']==['older']"
+
+# A certificate from another CA.
+other=$(keygen other-ca)
+kb_device_cert dev "$other" "other-1" other-ca 30 other-ca
+kb check $MOD --pin-file "$T/pin" $POL --key "$other" --json
+t_check "a certificate from another CA is denied (exit 1)" rc_is 1
+t_check "  cert.trust fails" check_id cert.trust fail
+t_check "  the chosen (only) certificate is reported as other-issuer" json_is "d['device']['certificates'][0]['selection'] in ('chosen','other-issuer')"
+
+# A token that is not on the allowlist (the shim reports another manufacturer).
+kbshim P11SHIM_TOKEN_MANUFACTURER="Evil Corp" check --module "$P11SHIM" --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=laptop;type=private" --json
+t_check "a token not on the allowlist is denied (exit 1)" rc_is 1
+t_check "  token.allow fails" check_id token.allow fail
+t_check "  naming the token's kind" json_is "'Evil Corp' in [c for c in d['checks'] if c['id']=='token.allow'][0]['observed']"
+
+# A key without a certificate.
+bare=$(keygen bare)
+kb check $MOD --pin-file "$T/pin" $POL --key "$bare" --json
+t_check "a key without certificate is denied with cert.present" bash -c "[ $rc -eq 1 ] && python3 -c \"import json; d=json.load(open('$T/out')); assert [c['status'] for c in d['checks'] if c['id']=='cert.present']==['fail']\""
+
+# Endpoints.
+kb check $MOD --pin-file "$T/pin" $POL --key "$good" --endpoint localhost:8443 --json
+t_check "an endpoint the policy lists passes endpoint.listed" check_id endpoint.listed pass
+kb check $MOD --pin-file "$T/pin" $POL --key "$good" --endpoint evil.example.net:443 --json
+t_check "an endpoint the policy does not list is denied (exit 1)" bash -c "[ $rc -eq 1 ]"
+t_check "  with endpoint.listed failing" check_id endpoint.listed fail
+kb check $MOD --pin-file "$T/pin" $POL --key "$good" --endpoint "no-port-here"
+t_check "a malformed --endpoint is an error (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'is not HOST:PORT' '$T/err'"
+
+# Without --key: every key with a certificate; admitted when one of them is.
+kb check $MOD --pin-file "$T/pin" $POL --json
+t_check "without --key every key with a certificate is evaluated" json_is "isinstance(d, list) and len(d)==5"
+t_check "  and the device is admitted since some are (exit 0)" rc_is 0
+t_check "  the key without a certificate is not among them" json_is "all('object=bare' not in x['device']['key_uri'] for x in d)"
+
+# Fail closed: trust anchors that cannot be read deny, naming the file.
+sed 's/^trust = ca.pem/trust = missing.pem/' "$T/policy.conf" >"$T/broken-trust.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/broken-trust.conf" --key "$good" --json
+t_check "unreadable trust anchors deny (exit 1)" rc_is 1
+t_check "  cert.trust is an error naming the file" json_is "[(c['status'], 'missing.pem' in c['reason']) for c in d['checks'] if c['id']=='cert.trust']==[('error', True)]"
+
+# Revocation: a CRL from the test CA that lists the device certificate.
+crl_key=$(keygen revoked)
+kb_device_cert dev "$crl_key" "revoked-1" revoked
+printf 'crl_next_update = 7\ncrl_number = 1\n' >"$T/crl.tmpl"
+certtool --generate-crl --load-ca-privkey "$T/pki/ca.key" --load-ca-certificate "$T/pki/ca.pem" \
+    --load-certificate "$T/revoked.pem" --template "$T/crl.tmpl" --outfile "$T/ca.crl" 2>/dev/null
+sed 's/^max-lifetime = 398d/max-lifetime = 398d\ncrl = ca.crl/' "$T/policy.conf" >"$T/crl.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/crl.conf" --key "$crl_key" --json
+t_check "a revoked certificate is denied" bash -c "[ $rc -eq 1 ]"
+t_check "  cert.crl fails" check_id cert.crl fail
+kb check $MOD --pin-file "$T/pin" --policy "$T/crl.conf" --key "$good" --json
+t_check "a certificate not on the CRL passes cert.crl" check_id cert.crl pass
+certtool --generate-crl --load-ca-privkey "$T/pki/other-ca.key" --load-ca-certificate "$T/pki/other-ca.pem" \
+    --load-certificate "$T/revoked.pem" --template "$T/crl.tmpl" --outfile "$T/ca.crl" 2>/dev/null
+kb check $MOD --pin-file "$T/pin" --policy "$T/crl.conf" --key "$good" --json
+t_check "a CRL not signed by the anchors is an error, not a pass" check_id cert.crl error
+
+# Bad policy files: exit 2, one line, and the token is not logged into.
+printf '[key]\nrequire-local = perhaps\n' >"$T/bad.conf"
+: >"$T/shim.log"
+kbshim check --module "$P11SHIM" --pin-file "$T/pin" --policy "$T/bad.conf"
+t_check "a bad value in the policy: exit 2" rc_is 2
+t_check "  one line with file:line" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$T/bad.conf:2: require-local must be yes or no' '$T/err'"
+t_check "  before the token was touched" [ "$(calls C_Login)" -eq 0 ]
+chmod 664 "$T/policy.conf"
+kb check $MOD --pin-file "$T/pin" $POL
+t_check "a group-writable policy is refused (exit 2)" bash -c "[ $rc -eq 2 ] && grep -q 'is writable by its group; refusing it' '$T/err'"
+chmod 644 "$T/policy.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/no-such-policy.conf"
+t_check "a missing policy file is an error (exit 2)" bash -c "[ $rc -eq 2 ] && grep -q 'no-such-policy.conf cannot be opened' '$T/err'"
+
+# No --policy and no policy at the default path: the baseline, said once.
+default=$("$KEYBOUND" check --help | sed -n 's/.*(default \([^;]*\);.*/\1/p')
+if [ ! -e "$default" ]; then
+    kb check $MOD --pin-file "$T/pin" --key "$good"
+    t_check "without a policy file the baseline applies and admits a good key" rc_is 0
+    t_check "  said once on stderr" [ "$(grep -c 'using the built-in baseline' "$T/err")" -eq 1 ]
+    kb check $MOD --pin-file "$T/pin" --key "pkcs11:token=dev;object=imported;type=private" --json
+    t_check "  the baseline denies the imported key (never-extractable)" bash -c "[ $rc -eq 1 ]"
+    t_check "  via key.never-extractable" check_id key.never-extractable fail
+else
+    t_pass "# SKIP a policy exists at $default: baseline not testable here"
+fi
+
+t_done
