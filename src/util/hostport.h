@@ -7,7 +7,6 @@
 
 #include "err.h"
 
-int kb_hostport_parse(const char *text, char *host, size_t host_len, unsigned *port,
-                      kb_err *err);
+int kb_hostport_parse(const char *text, char *host, size_t host_len, unsigned *port, kb_err *err);
 
 #endif
