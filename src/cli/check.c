@@ -148,6 +148,7 @@ int kb_cmd_check(int argc, char **argv)
     kb_objects objs = {0};
     kb_trust *trust = NULL;
     kb_key *only = NULL;
+    json_object *all = NULL;
     char host[256];
     unsigned port;
     int rc = KB_EXIT_ERROR;
@@ -163,7 +164,7 @@ int kb_cmd_check(int argc, char **argv)
         goto out;
     }
     time_t now = time(NULL);
-    json_object *all = json_object_new_array();
+    all = json_object_new_array();
     size_t evaluated = 0, admitted = 0;
     for (size_t i = 0; i < objs.n_keys; i++) {
         kb_key *k = &objs.keys[i];
@@ -175,7 +176,6 @@ int kb_cmd_check(int argc, char **argv)
         kb_device d;
         kb_verdict v;
         if (kb_device_gather(&objs, i, trust, now, endpoint, &d, &err) != 0) {
-            json_object_put(all);
             rc = kb_cli_fail(&err);
             goto out;
         }
@@ -191,7 +191,6 @@ int kb_cmd_check(int argc, char **argv)
         }
     }
     if (evaluated == 0) {
-        json_object_put(all);
         fprintf(stderr,
                 "keybound: no key with a certificate on %zu token%s%s: the device has "
                 "no identity to admit; enrol it first\n",
@@ -201,13 +200,12 @@ int kb_cmd_check(int argc, char **argv)
     }
     if (c.json) {
         /* One device: its object; several: an array of them (doc/keybound.1). */
-        json_object *one =
-            evaluated == 1 ? json_object_get(json_object_array_get_idx(all, 0)) : NULL;
-        kb_cli_print_json(one ? one : json_object_get(all));
-        json_object_put(all);
+        json_object *doc = evaluated == 1 ? json_object_array_get_idx(all, 0) : all;
+        kb_cli_print_json(json_object_get(doc));
     }
     rc = admitted > 0 ? KB_EXIT_OK : KB_EXIT_REFUSED;
 out:
+    json_object_put(all);
     kb_trust_free(trust);
     kb_objects_free(&objs);
     kb_token_list_free(&tokens);

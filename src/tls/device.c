@@ -26,7 +26,7 @@ const char *kb_pick_name(enum kb_pick p)
     return names[p];
 }
 
-static void load_crls(kb_trust *t, const char *path)
+static void load_crls(kb_trust *t, const char *path, const char *anchors)
 {
     gnutls_datum_t data = {NULL, 0};
     gnutls_x509_crl_t *crls = NULL;
@@ -55,13 +55,34 @@ static void load_crls(kb_trust *t, const char *path)
         if (next > 0 && (t->crl_next_update == 0 || next < t->crl_next_update))
             t->crl_next_update = next;
     }
-    /* Only a CRL signed by an anchor is believed; the list frees those it rejects. */
-    rc = gnutls_x509_trust_list_add_crls(t->list, crls, n, GNUTLS_TL_VERIFY_CRL, 0);
+    /* Only a CRL signed by an anchor is believed. The verification is done here rather
+     * than with GNUTLS_TL_VERIFY_CRL, which leaves a rejected CRL unowned (a leak). */
+    gnutls_x509_crt_t *cas = NULL;
+    unsigned n_cas = 0, bad = 0, good = 0;
+    if (gnutls_load_file(anchors, &data) == 0) {
+        if (gnutls_x509_crt_list_import2(&cas, &n_cas, &data, GNUTLS_X509_FMT_PEM, 0) < 0)
+            n_cas = 0;
+        gnutls_free(data.data);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        unsigned status = 1;
+        if (n_cas == 0 || gnutls_x509_crl_verify(crls[i], cas, n_cas, 0, &status) < 0 ||
+            status != 0) {
+            gnutls_x509_crl_deinit(crls[i]);
+            bad++;
+        } else {
+            crls[good++] = crls[i];
+        }
+    }
+    for (unsigned i = 0; i < n_cas; i++)
+        gnutls_x509_crt_deinit(cas[i]);
+    gnutls_free(cas);
+    if (good > 0 && gnutls_x509_trust_list_add_crls(t->list, crls, good, 0, 0) < (int)good)
+        bad = n;
     gnutls_free(crls);
-    if (rc < (int)n)
+    if (bad > 0)
         snprintf(t->crl_error, sizeof t->crl_error,
-                 "%u of the CRLs in %s are not signed by a trust anchor", n - (rc > 0 ? rc : 0),
-                 path);
+                 "%u of the CRLs in %s are not signed by a trust anchor", bad, path);
 }
 
 kb_trust *kb_trust_load(const kb_policy *pol)
@@ -83,7 +104,7 @@ kb_trust *kb_trust_load(const kb_policy *pol)
         snprintf(t->error, sizeof t->error, "trust file %s %s", pol->trust,
                  rc == 0 ? "holds no PEM certificate" : "cannot be read");
     else if (t->crl_wanted)
-        load_crls(t, pol->crl);
+        load_crls(t, pol->crl, pol->trust);
     return t;
 }
 

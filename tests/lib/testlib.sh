@@ -58,7 +58,7 @@ run() {
     "$@" >"$T/out" 2>"$T/err" </dev/null || rc=$?
     # In the sanitizer build a finding is a failure of its own, whatever the test checks.
     if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/err" "$T/out"; then
-        t_fail "no sanitizer finding in: $*" "$(head -c 3000 "$T/err")"
+        t_fail "no sanitizer finding in: $*" "$(head -c 12000 "$T/err")"
     fi
 }
 
