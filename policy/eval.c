@@ -21,8 +21,11 @@ static struct kb_check *add(kb_verdict *v, const char *id, enum kb_status status
 static struct kb_check *add(kb_verdict *v, const char *id, enum kb_status status,
                             const char *observed, const char *expected, const char *fmt, ...)
 {
-    if (v->n == KB_MAX_CHECKS)
+    if (v->n == KB_MAX_CHECKS) {
+        /* A check that cannot be recorded still counts: fail closed. */
+        v->n_failed++;
         return NULL;
+    }
     struct kb_check *c = &v->checks[v->n++];
     snprintf(c->id, sizeof c->id, "%s", id);
     c->status = status;
@@ -96,7 +99,7 @@ static void key_attr(kb_verdict *v, bool required, const char *id, const char *a
                      enum kb_tri got, enum kb_tri want, const char *why_bad)
 {
     if (!required) {
-        skip(v, id, "not required by the policy");
+        skip(v, id, "Not required by the policy.");
         return;
     }
     char observed[64], expected[64];
@@ -151,16 +154,16 @@ static void token_checks(const kb_policy *pol, const struct kb_token_facts *t, k
                 "The serial number is not on the deny list.");
     }
     static const struct {
-        const char *id, *what, *bad;
+        const char *id, *what, *good, *bad;
         size_t req_off, fact_off;
     } flags[] = {
-        {"token.hardware-slot", "hardware slot",
+        {"token.hardware-slot", "hardware slot", "The token is in a hardware slot.",
          "The token is not in a hardware slot; it may be a software token.",
          offsetof(kb_policy, require_hw_slot), offsetof(struct kb_token_facts, hw_slot)},
-        {"token.login", "login required",
+        {"token.login", "login required", "The token asks for a PIN before the key is used.",
          "The token does not ask for a PIN, so anyone who holds it can use the key.",
          offsetof(kb_policy, require_login), offsetof(struct kb_token_facts, login_required)},
-        {"token.protected-auth-path", "PIN pad",
+        {"token.protected-auth-path", "PIN pad", "The token has a PIN pad of its own.",
          "The token has no PIN pad of its own: the PIN is typed on the computer.",
          offsetof(kb_policy, require_protected_auth),
          offsetof(struct kb_token_facts, protected_auth)},
@@ -169,14 +172,14 @@ static void token_checks(const kb_policy *pol, const struct kb_token_facts *t, k
         bool required = *(const bool *)((const char *)pol + flags[i].req_off);
         bool has = *(const bool *)((const char *)t + flags[i].fact_off);
         if (!required) {
-            skip(v, flags[i].id, "not required by the policy");
+            skip(v, flags[i].id, "Not required by the policy.");
             continue;
         }
         char obs[64], exp[64];
         snprintf(obs, sizeof obs, "%s: %s", flags[i].what, has ? "yes" : "no");
         snprintf(exp, sizeof exp, "%s: yes", flags[i].what);
         if (has)
-            add(v, flags[i].id, KB_PASS, obs, exp, "The token has %s, as required.", flags[i].what);
+            add(v, flags[i].id, KB_PASS, obs, exp, "%s", flags[i].good);
         else
             add(v, flags[i].id, KB_FAIL, obs, exp, "%s", flags[i].bad);
     }

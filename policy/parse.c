@@ -124,10 +124,14 @@ static char *resolve_path(struct parser *p, const char *v)
 }
 
 /* Splits v into words at blanks; a word may be quoted with "..." to hold blanks. Returns
- * the number of words, or -1 for an unterminated quote. Words point into buf. */
+ * the number of words, or -1 for an unterminated quote, more than max words or a value
+ * that does not fit in buf. Words point into buf. */
 static int split_words(const char *v, char *buf, size_t len, char **words, int max)
 {
-    snprintf(buf, len, "%s", v);
+    /* A value cut short would lose its last serials or globs: a lost token admitted, an
+     * allow pattern widened. */
+    if ((size_t)snprintf(buf, len, "%s", v) >= len)
+        return -1;
     int n = 0;
     char *s = buf;
     for (;;) {
@@ -157,13 +161,23 @@ static int split_words(const char *v, char *buf, size_t len, char **words, int m
     }
 }
 
+/* The error for a list value that split_words could not take (n <= 0). */
+static int list_error(struct parser *p, int n, const char *name, const char *usage)
+{
+    if (n < 0)
+        return fail(p, "%s: a quote is not closed, or the list is longer than keybound takes",
+                    name);
+    return fail(p, "%s", usage);
+}
+
 static int token_allow(struct parser *p, const char *v)
 {
-    char buf[1024], *words[8];
+    char buf[4096], *words[8];
     int n = split_words(v, buf, sizeof buf, words, 8);
     if (n <= 0)
-        return fail(p, "allow needs manufacturer=GLOB, model=GLOB, serial=GLOB or label=GLOB "
-                       "(quote values with blanks)");
+        return list_error(p, n, "allow",
+                          "allow needs manufacturer=GLOB, model=GLOB, serial=GLOB or label=GLOB "
+                          "(quote values with blanks)");
     struct kb_token_pattern t = {0};
     for (int i = 0; i < n; i++) {
         char *eq = strchr(words[i], '=');
@@ -198,10 +212,11 @@ static int token_allow(struct parser *p, const char *v)
 
 static int key_algorithms(struct parser *p, const char *v)
 {
-    char buf[1024], *words[16];
+    char buf[4096], *words[16];
     int n = split_words(v, buf, sizeof buf, words, 16);
     if (n <= 0)
-        return fail(p, "algorithms needs a list such as: ec-p256 ec-p384 rsa-3072+ ed25519");
+        return list_error(p, n, "algorithms",
+                          "algorithms needs a list such as: ec-p256 ec-p384 rsa-3072+ ed25519");
     static const struct {
         const char *name;
         enum kb_key_type type;
@@ -256,10 +271,11 @@ static int cert_eku(struct parser *p, const char *v)
         {"codeSigning", "1.3.6.1.5.5.7.3.3"},  {"emailProtection", "1.3.6.1.5.5.7.3.4"},
         {"timeStamping", "1.3.6.1.5.5.7.3.8"}, {"OCSPSigning", "1.3.6.1.5.5.7.3.9"},
     };
-    char buf[1024], *words[KB_CERT_LIST_MAX];
+    char buf[4096], *words[KB_CERT_LIST_MAX];
     int n = split_words(v, buf, sizeof buf, words, KB_CERT_LIST_MAX);
     if (n <= 0)
-        return fail(p, "require-eku needs clientAuth, serverAuth, ... or a dotted OID");
+        return list_error(p, n, "require-eku",
+                          "require-eku needs clientAuth, serverAuth, ... or a dotted OID");
     for (int i = 0; i < n; i++) {
         const char *oid = NULL;
         for (size_t j = 0; j < sizeof names / sizeof names[0]; j++)
@@ -318,13 +334,14 @@ static bool parse_endpoint_name(const char *sec, char **host, unsigned *port)
             return false; /* a bare IPv6 address needs brackets */
         *ps++ = '\0';
     }
-    if (*h == '\0' || strpbrk(h, " \t\"/") != NULL)
+    /* Brackets only delimit an IPv6 address; no host name holds one. */
+    if (*h == '\0' || strpbrk(h, " \t\"/[]") != NULL)
         return false;
     *port = 0;
     if (ps != NULL) {
         char *end;
         unsigned long v = strtoul(ps, &end, 10);
-        if (*ps == '\0' || *end != '\0' || v == 0 || v > 65535)
+        if (!isdigit((unsigned char)*ps) || *end != '\0' || v == 0 || v > 65535)
             return false;
         *port = (unsigned)v;
     }
@@ -393,11 +410,33 @@ static char *read_line(char *buf, int size, void *stream)
         while ((c = fgetc(p->file)) != EOF && c != '\n')
             ;
     }
-    char *close;
-    if (buf[0] == '[' && (close = strchr(buf, ']')) != NULL && !p->failed) {
-        char name[256];
-        snprintf(name, sizeof name, "%.*s", (int)(close - buf - 1), buf + 1);
-        start_section(p, name);
+    /* inih skips a UTF-8 byte order mark on the first line; a section header behind one
+     * would otherwise go unseen here and its keys be refused as standing before any section. */
+    char *start = buf;
+    if (p->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
+        start += 3;
+    /* inih reads an indented "[...]" as a section header after a header and as the value's
+     * continuation after a key; following it here would need its state, and guessing wrong
+     * puts keys in the wrong section (one endpoint's ca on another). */
+    size_t blanks = strspn(start, " \t");
+    if (blanks > 0 && start[blanks] == '[')
+        fail(p, "this line is indented and starts with '[': write a section header in the "
+                "first column, and do not begin a continued value with '['");
+    if (start[0] == '[' && !p->failed) {
+        /* The header ends at the first ']' outside quotes: [endpoint "[::1]:443"]. With an
+         * unbalanced quote, take the first ']' and let start_section refuse the name. */
+        bool quoted = false;
+        char *close = start + 1;
+        for (; *close != '\0' && (quoted || *close != ']'); close++)
+            if (*close == '"')
+                quoted = !quoted;
+        if (*close != ']')
+            close = strchr(start, ']');
+        if (close != NULL) {
+            char name[256];
+            snprintf(name, sizeof name, "%.*s", (int)(close - start - 1), start + 1);
+            start_section(p, name);
+        }
     }
     return buf;
 }
@@ -513,10 +552,11 @@ static int handler(void *user, const char *section, const char *name, const char
         if (strcmp(name, "allow") == 0)
             return token_allow(p, v);
         if (strcmp(name, "deny-serial") == 0) {
-            char buf[1024], *words[32];
+            char buf[4096], *words[32];
             int n = split_words(v, buf, sizeof buf, words, 32);
             if (n <= 0)
-                return fail(p, "deny-serial needs one or more serial numbers (globs)");
+                return list_error(p, n, "deny-serial",
+                                  "deny-serial needs one or more serial numbers (globs)");
             for (int i = 0; i < n; i++)
                 if (add_string(&pol->deny_serial, &pol->n_deny_serial, words[i]) != 0)
                     return fail(p, "out of memory");
@@ -620,8 +660,8 @@ int kb_policy_parse(FILE *f, const char *name, kb_policy **out, kb_err *err)
         kb_policy_free(p.pol);
         return kb_err_set(err, "out of memory");
     }
-    /* Debian's inih grows its line buffer on the heap up to this; GnuTLS priority strings
-     * and long globs need more than the default 200. */
+    /* inih reads lines of up to this many bytes (Debian's build sizes its line buffer by
+     * it); GnuTLS priority strings and long globs need more than the default 200. */
     ini_max_line = 4096;
     int line = ini_parse_stream(read_line, &p, handler, &p);
     if (line == 0 && !p.failed)
