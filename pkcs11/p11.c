@@ -249,6 +249,13 @@ int kb_token_refresh(kb_token *t, kb_err *err)
     return 0;
 }
 
+bool kb_token_has_mechanism(const kb_token *t, CK_MECHANISM_TYPE m, CK_FLAGS flags)
+{
+    CK_MECHANISM_INFO mi;
+    return t->module->fn->C_GetMechanismInfo(t->slot, m, &mi) == CKR_OK &&
+           (mi.flags & flags) == flags;
+}
+
 void kb_token_list_free(kb_token_list *l)
 {
     for (size_t i = 0; i < l->n; i++)

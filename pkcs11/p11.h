@@ -84,6 +84,9 @@ void kb_session_close(kb_session *s);
 /* Logs in as the user when the token requires it. At most one C_Login. */
 int kb_session_login(kb_session *s, const struct kb_pin_opts *pin, kb_err *err);
 
+/* Whether the token can do mechanism m with all of flags (e.g. CKF_SIGN). */
+bool kb_token_has_mechanism(const kb_token *t, CK_MECHANISM_TYPE m, CK_FLAGS flags);
+
 /* The text of a CKR_ code, e.g. "CKR_PIN_INCORRECT". */
 const char *kb_ckr_name(CK_RV rv);
 

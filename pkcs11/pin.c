@@ -182,6 +182,37 @@ bool kb_pin_available(const kb_pin_opts *o)
     return true;
 }
 
+/* A PIN typed at the terminal is kept (locked, out of core dumps) until the command
+ * ends, so that one command that logs in twice (a listing, then GnuTLS) asks once. */
+static struct {
+    char label[33];
+    kb_secret *pin;
+} typed;
+
+static int typed_pin(const char *label, kb_secret *s, kb_err *err)
+{
+    if (typed.pin != NULL && strcmp(typed.label, label) == 0) {
+        memcpy(s->buf, typed.pin->buf, typed.pin->len + 1);
+        s->len = typed.pin->len;
+        return 0;
+    }
+    if (read_tty(label, s, err) != 0)
+        return -1;
+    kb_pin_forget_typed();
+    if ((typed.pin = kb_secret_new()) != NULL) {
+        memcpy(typed.pin->buf, s->buf, s->len + 1);
+        typed.pin->len = s->len;
+        snprintf(typed.label, sizeof typed.label, "%s", label);
+    }
+    return 0;
+}
+
+void kb_pin_forget_typed(void)
+{
+    kb_secret_free(typed.pin);
+    typed.pin = NULL;
+}
+
 int kb_pin_get(const kb_pin_opts *o, const char *label, kb_secret **out, char *source,
                size_t source_len, kb_err *err)
 {
@@ -217,7 +248,7 @@ int kb_pin_get(const kb_pin_opts *o, const char *label, kb_secret **out, char *s
                         label);
     } else {
         snprintf(source, source_len, "the terminal");
-        rc = read_tty(label, s, err);
+        rc = typed_pin(label, s, err);
     }
     if (rc != 0) {
         kb_secret_free(s);
@@ -242,6 +273,8 @@ static bool was_rejected_locked(const char *label)
 
 void kb_pin_rejected(const char *label)
 {
+    if (typed.pin != NULL && strcmp(typed.label, label) == 0)
+        kb_pin_forget_typed();
     pthread_mutex_lock(&pin_lock);
     if (!was_rejected_locked(label)) {
         /* When the list is full the oldest entry goes; tokens with the same label share

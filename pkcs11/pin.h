@@ -36,6 +36,10 @@ bool kb_pin_available(const kb_pin_opts *o);
 /* Whether the PIN would be asked for at the terminal (no other source is given). */
 bool kb_pin_is_interactive(const kb_pin_opts *o);
 
+/* Zeroises the PIN typed at the terminal, which is kept until the command ends (or the
+ * token rejects it). main() calls this on the way out. */
+void kb_pin_forget_typed(void);
+
 /* Reads a PIN file: at most KB_SECRET_MAX bytes, one trailing newline dropped. */
 int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err);
 

@@ -16,6 +16,7 @@ struct kb_signer {
     char *shown;          /* uri for messages: never a pin-value */
     gnutls_privkey_t key; /* NULL after an error: re-imported on next use */
     unsigned imports;
+    unsigned long signatures; /* made by the token, successfully */
 };
 
 int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err)
@@ -80,37 +81,16 @@ void kb_signer_free(kb_signer *s)
     free(s);
 }
 
-static gnutls_sign_algorithm_t natural_algorithm(gnutls_privkey_t key)
-{
-    unsigned bits = 0;
-    int pk = gnutls_privkey_get_pk_algorithm(key, &bits);
-    switch (pk) {
-    case GNUTLS_PK_RSA:
-        return GNUTLS_SIGN_RSA_SHA256;
-    case GNUTLS_PK_ECDSA:
-        return bits > 256 ? GNUTLS_SIGN_ECDSA_SHA384 : GNUTLS_SIGN_ECDSA_SHA256;
-    case GNUTLS_PK_EDDSA_ED25519:
-        return GNUTLS_SIGN_EDDSA_ED25519;
-    case GNUTLS_PK_EDDSA_ED448:
-        return GNUTLS_SIGN_EDDSA_ED448;
-    default:
-        return GNUTLS_SIGN_UNKNOWN;
-    }
-}
-
-int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig,
-                   gnutls_sign_algorithm_t *algo, kb_err *err)
+/* One signature, under the lock, with the drop-and-reimport contract. */
+static int sign_op(kb_signer *s, bool prehashed, gnutls_sign_algorithm_t algo, unsigned flags,
+                   const gnutls_datum_t *in, gnutls_datum_t *sig, kb_err *err)
 {
     pthread_mutex_lock(&s->lock);
     int rc = -1;
     if (s->key == NULL && import_key(s, err) != 0)
         goto out;
-    *algo = natural_algorithm(s->key);
-    if (*algo == GNUTLS_SIGN_UNKNOWN) {
-        kb_err_set(err, "key '%s' has an algorithm keybound cannot sign with", s->shown);
-        goto out;
-    }
-    int g = gnutls_privkey_sign_data2(s->key, *algo, 0, data, sig);
+    int g = prehashed ? gnutls_privkey_sign_hash2(s->key, algo, flags, in, sig)
+                      : gnutls_privkey_sign_data2(s->key, algo, flags, in, sig);
     if (g < 0) {
         /* Never sign again on this object: see the contract in signer.h. */
         gnutls_privkey_deinit(s->key);
@@ -121,10 +101,62 @@ int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig
                    s->shown, gnutls_strerror(g));
         goto out;
     }
+    s->signatures++;
     rc = 0;
 out:
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig,
+                   gnutls_sign_algorithm_t *algo, kb_err *err)
+{
+    int pk;
+    unsigned bits;
+    if (kb_signer_info(s, &pk, &bits, err) != 0)
+        return -1;
+    *algo = pk == GNUTLS_PK_RSA ? GNUTLS_SIGN_RSA_SHA256
+            : pk == GNUTLS_PK_ECDSA
+                ? (bits > 256 ? GNUTLS_SIGN_ECDSA_SHA384 : GNUTLS_SIGN_ECDSA_SHA256)
+            : pk == GNUTLS_PK_EDDSA_ED25519 ? GNUTLS_SIGN_EDDSA_ED25519
+            : pk == GNUTLS_PK_EDDSA_ED448   ? GNUTLS_SIGN_EDDSA_ED448
+                                            : GNUTLS_SIGN_UNKNOWN;
+    if (*algo == GNUTLS_SIGN_UNKNOWN)
+        return kb_err_set(err, "key '%s' has an algorithm keybound cannot sign with", s->shown);
+    return sign_op(s, false, *algo, 0, data, sig, err);
+}
+
+int kb_signer_sign_data2(kb_signer *s, gnutls_sign_algorithm_t algo, unsigned flags,
+                         const gnutls_datum_t *data, gnutls_datum_t *sig, kb_err *err)
+{
+    return sign_op(s, false, algo, flags, data, sig, err);
+}
+
+int kb_signer_sign_hash2(kb_signer *s, gnutls_sign_algorithm_t algo, unsigned flags,
+                         const gnutls_datum_t *hash, gnutls_datum_t *sig, kb_err *err)
+{
+    return sign_op(s, true, algo, flags, hash, sig, err);
+}
+
+int kb_signer_info(kb_signer *s, int *pk, unsigned *bits, kb_err *err)
+{
+    pthread_mutex_lock(&s->lock);
+    int rc = -1;
+    if (s->key != NULL || import_key(s, err) == 0) {
+        *bits = 0;
+        *pk = gnutls_privkey_get_pk_algorithm(s->key, bits);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+unsigned long kb_signer_signatures(kb_signer *s)
+{
+    pthread_mutex_lock(&s->lock);
+    unsigned long n = s->signatures;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }
 
 int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err)

@@ -27,6 +27,19 @@ void kb_signer_free(kb_signer *s);
 int kb_signer_sign(kb_signer *s, const gnutls_datum_t *data, gnutls_datum_t *sig,
                    gnutls_sign_algorithm_t *algo, kb_err *err);
 
+/* Signs as GnuTLS asks in a handshake: its algorithm and flags (RSA-PSS...), on data or on
+ * a hash. These are what an external GnuTLS private key forwards to. */
+int kb_signer_sign_data2(kb_signer *s, gnutls_sign_algorithm_t algo, unsigned flags,
+                         const gnutls_datum_t *data, gnutls_datum_t *sig, kb_err *err);
+int kb_signer_sign_hash2(kb_signer *s, gnutls_sign_algorithm_t algo, unsigned flags,
+                         const gnutls_datum_t *hash, gnutls_datum_t *sig, kb_err *err);
+
+/* The key's gnutls_pk_algorithm_t and size. */
+int kb_signer_info(kb_signer *s, int *pk, unsigned *bits, kb_err *err);
+
+/* Signatures the token has made through this signer. */
+unsigned long kb_signer_signatures(kb_signer *s);
+
 /* The public key of the signer's key, to verify with. */
 int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err);
 

@@ -92,5 +92,6 @@ int kb_cmd_tokens(int argc, char **argv);
 int kb_cmd_keys(int argc, char **argv);
 int kb_cmd_keygen(int argc, char **argv);
 int kb_cmd_check(int argc, char **argv);
+int kb_cmd_connect(int argc, char **argv);
 
 #endif

@@ -17,6 +17,7 @@ static const struct kb_command {
     {"keys", kb_cmd_keys, "list keys and certificates, with their protection"},
     {"keygen", kb_cmd_keygen, "generate a non-exportable key pair on a token"},
     {"check", kb_cmd_check, "evaluate the device-admission policy"},
+    {"connect", kb_cmd_connect, "one mTLS handshake with the token's key; --stdio to pipe"},
 };
 
 static void usage(FILE *out)
@@ -58,6 +59,7 @@ int main(int argc, char **argv)
                 return KB_EXIT_ERROR;
             }
             int rc = commands[i].run(argc - 1, argv + 1);
+            kb_pin_forget_typed();
             gnutls_global_deinit();
             return rc;
         }

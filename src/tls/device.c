@@ -19,6 +19,23 @@ struct kb_trust {
     long long crl_next_update; /* earliest nextUpdate of the CRLs; 0: none given */
 };
 
+void kb_verify_status_text(unsigned status, char *out, size_t len)
+{
+    gnutls_datum_t text = {NULL, 0};
+    if (gnutls_certificate_verification_status_print(status | GNUTLS_CERT_INVALID, GNUTLS_CRT_X509,
+                                                     &text, 0) != 0) {
+        snprintf(out, len, "verification status 0x%x", status);
+        return;
+    }
+    /* GnuTLS starts with "The certificate is NOT trusted. ": the rest is why. */
+    const char *why = strstr((char *)text.data, "trusted. ");
+    snprintf(out, len, "%s", why ? why + 9 : (char *)text.data);
+    size_t n = strlen(out);
+    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '.'))
+        out[--n] = '\0';
+    gnutls_free(text.data);
+}
+
 const char *kb_pick_name(enum kb_pick p)
 {
     static const char *const names[] = {"chosen",        "older",        "expired",
@@ -181,20 +198,8 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
         if (status == 0) {
             r->chain = KB_CHAIN_OK;
         } else {
-            gnutls_datum_t text = {NULL, 0};
             r->chain = KB_CHAIN_FAIL;
-            if (gnutls_certificate_verification_status_print(status | GNUTLS_CERT_INVALID,
-                                                             GNUTLS_CRT_X509, &text, 0) == 0) {
-                /* GnuTLS starts with "The certificate is NOT trusted. ": the rest is why. */
-                const char *why = strstr((char *)text.data, "trusted. ");
-                snprintf(r->detail, sizeof r->detail, "%s", why ? why + 9 : (char *)text.data);
-                size_t len = strlen(r->detail);
-                while (len > 0 && (r->detail[len - 1] == ' ' || r->detail[len - 1] == '.'))
-                    r->detail[--len] = '\0';
-                gnutls_free(text.data);
-            } else {
-                snprintf(r->detail, sizeof r->detail, "verification status 0x%x", status);
-            }
+            kb_verify_status_text(status, r->detail, sizeof r->detail);
         }
     }
     for (unsigned i = 0; i < n; i++)
@@ -307,4 +312,44 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
         f->revoked = f->crl_error ? KB_TRI_UNKNOWN : r->revoked;
     }
     return 0;
+}
+
+int kb_device_choose(const kb_objects *objs, const kb_key *only, const kb_policy *pol,
+                     const kb_trust *trust, long long now, const char *endpoint, kb_device *dev,
+                     kb_verdict *v, kb_err *err)
+{
+    size_t admitted = 0, candidates = 0;
+    char names[400] = "";
+    size_t used = 0;
+    kb_device d;
+    kb_verdict vd;
+    for (size_t i = 0; i < objs->n_keys; i++) {
+        const kb_key *k = &objs->keys[i];
+        bool has_cert = false;
+        for (size_t j = 0; j < objs->n_certs && !has_cert; j++)
+            has_cert = objs->certs[j].key == (long)i;
+        if (only ? k != only : !has_cert)
+            continue;
+        if (kb_device_gather(objs, i, trust, now, endpoint, &d, err) != 0)
+            return -1;
+        kb_policy_evaluate(pol, &d.facts, now, &vd);
+        /* The first denial is kept for the message; an admitted key replaces it. */
+        if (candidates++ == 0 || (vd.admit && admitted == 0)) {
+            *dev = d;
+            *v = vd;
+        }
+        if (vd.admit) {
+            admitted++;
+            if (used < sizeof names)
+                used += (size_t)snprintf(names + used, sizeof names - used, "%s'%s' on '%s'",
+                                         used ? ", " : "", k->facts.label, k->token->facts.label);
+        }
+    }
+    if (candidates == 0)
+        return kb_err_set(err, "no key with a certificate on the tokens%s; enrol the device first",
+                          kb_objects_hint(objs));
+    if (admitted > 1)
+        return kb_err_set(err, "%zu keys are admitted: %s; choose one with --key URI", admitted,
+                          names);
+    return admitted == 1 ? 0 : 1;
 }

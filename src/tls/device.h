@@ -9,6 +9,7 @@
 #define KB_DEVICE_H
 
 #include "pkcs11/objects.h"
+#include "policy/eval.h"
 #include "policy/policy.h"
 
 enum kb_pick {
@@ -48,5 +49,17 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
                      const char *endpoint, kb_device *out, kb_err *err);
 
 const char *kb_pick_name(enum kb_pick p);
+
+/* Why a GnuTLS verification status is a failure, as a phrase ("The certificate issuer is
+ * unknown"). */
+void kb_verify_status_text(unsigned status, char *out, size_t len);
+
+/* The key to present: `only` (from --key) or, of the keys that have a certificate, the one
+ * the policy admits. 0: one key admitted, dev and v describe it. 1: denied, v says why
+ * (the first key's verdict when several were denied). -1: err says why: no candidate, or
+ * several admitted keys (listed). */
+int kb_device_choose(const kb_objects *objs, const kb_key *only, const kb_policy *pol,
+                     const kb_trust *trust, long long now, const char *endpoint, kb_device *dev,
+                     kb_verdict *v, kb_err *err);
 
 #endif

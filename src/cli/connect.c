@@ -1,0 +1,381 @@
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "pkcs11/objects.h"
+#include "pkcs11/signer.h"
+#include "policy/render.h"
+#include "src/tls/client.h"
+#include "src/util/hostport.h"
+#include "src/util/log.h"
+
+static const char help[] =
+    "usage: keybound connect [OPTIONS] HOST:PORT\n\n"
+    "Makes one mTLS handshake with the token's key and prints a summary; with --stdio, then\n"
+    "copies stdin to the server and the server to stdout (an ssh ProxyCommand, a pipe).\n"
+    "The policy is evaluated first: a denied device never signs anything. The server is\n"
+    "always verified (CA, name, pins) before the device's certificate is sent.\n\n"
+    "  --key URI             the key (default: the one key the policy admits)\n"
+    "  --policy FILE         the admission policy (default " KB_DEFAULT_POLICY ")\n"
+    "  --ca FILE             CA for the server, when the policy names none for it\n"
+    "  --server-name NAME    name to send (SNI) and check (default: the policy's or HOST)\n"
+    "  --alpn PROTO          offer an ALPN protocol (repeatable)\n"
+    "  --connect-timeout S   seconds for TCP connect and handshake each (default 10)\n"
+    "  --stdio               after the handshake, pipe stdin/stdout through the connection\n"
+    "  --resume-test N       N handshakes in a row; report resumed ones and token "
+    "signatures\n" KB_COMMON_HELP;
+
+enum {
+    OPT_KEY = KB_OPT_FIRST_LOCAL,
+    OPT_POLICY,
+    OPT_CA,
+    OPT_SERVER_NAME,
+    OPT_ALPN,
+    OPT_TIMEOUT,
+    OPT_STDIO,
+    OPT_RESUME,
+};
+
+/* Copies both ways until both sides are closed. stdin's end becomes our TLS close_notify
+ * (the server may go on sending); the server's end closes stdout. */
+static int pump(gnutls_session_t s, int fd, kb_err *err)
+{
+    char buf[16384];
+    bool in_open = true, out_open = true;
+    while (out_open) {
+        struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
+                              {.fd = in_open ? 0 : -1, .events = POLLIN}};
+        if (gnutls_record_check_pending(s) == 0 && poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return kb_err_set(err, "poll: %s", strerror(errno));
+        }
+        if (gnutls_record_check_pending(s) > 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+            ssize_t n = gnutls_record_recv(s, buf, sizeof buf);
+            if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+                continue;
+            if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
+                out_open = false;
+                break;
+            }
+            if (n < 0) {
+                kb_tls_describe_error(s, (int)n, err);
+                return -1;
+            }
+            for (ssize_t off = 0; off < n;) {
+                ssize_t w = write(1, buf + off, (size_t)(n - off));
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w < 0)
+                    return kb_err_set(err, "writing to stdout: %s", strerror(errno));
+                off += w;
+            }
+        }
+        if (in_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+            ssize_t n = read(0, buf, sizeof buf);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n <= 0) {
+                in_open = false;
+                gnutls_bye(s, GNUTLS_SHUT_WR);
+                continue;
+            }
+            for (ssize_t off = 0; off < n;) {
+                ssize_t w = gnutls_record_send(s, buf + off, (size_t)(n - off));
+                if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
+                    continue;
+                if (w < 0) {
+                    kb_tls_describe_error(s, (int)w, err);
+                    return -1;
+                }
+                off += w;
+            }
+        }
+    }
+    close(1);
+    return 0;
+}
+
+static void print_summary(const kb_tls_peer *peer, const kb_identity *id,
+                          const struct kb_tls_result *r, bool json)
+{
+    char when[32];
+    kb_cli_time((time_t)id->not_after, when, sizeof when);
+    const char *sent = r->cert_sent        ? "sent"
+                       : r->cert_requested ? "requested, not sent"
+                                           : "not requested by the server";
+    if (json) {
+        json_object *o = json_object_new_object(), *cl = json_object_new_object();
+        json_object_object_add(o, "endpoint", json_object_new_string(peer->host));
+        json_object_object_add(o, "port", json_object_new_int((int)peer->port));
+        json_object_object_add(o, "protocol", json_object_new_string(r->protocol));
+        json_object_object_add(o, "cipher_suite", json_object_new_string(r->cipher));
+        json_object_object_add(o, "alpn", r->alpn[0] ? json_object_new_string(r->alpn) : NULL);
+        json_object_object_add(o, "server_subject", json_object_new_string(r->server_subject));
+        json_object_object_add(o, "server_issuer", json_object_new_string(r->server_issuer));
+        json_object_object_add(o, "server_name", json_object_new_string(peer->server_name));
+        json_object_object_add(cl, "subject", json_object_new_string(id->subject));
+        json_object_object_add(cl, "not_after", json_object_new_string(when));
+        json_object_object_add(cl, "token", json_object_new_string(id->token));
+        json_object_object_add(cl, "key_uri", json_object_new_string(id->key_uri));
+        json_object_object_add(cl, "sent", json_object_new_boolean(r->cert_sent));
+        json_object_object_add(o, "client_certificate", cl);
+        json_object_object_add(o, "resumed", json_object_new_boolean(r->resumed));
+        json_object_object_add(o, "handshake_ms", json_object_new_int64(r->handshake_ms));
+        kb_cli_print_json(o);
+        return;
+    }
+    printf("Connected to %s:%u with %s\n", peer->host, peer->port, r->protocol);
+    printf("  cipher suite: %s\n", r->cipher);
+    printf("  server:       %s\n", r->server_subject);
+    printf("  issuer:       %s (verified for %s)\n", r->server_issuer, peer->server_name);
+    printf("  client cert:  %s, valid to %s, key on token '%s' (%s)\n", id->subject, when,
+           id->token, sent);
+    if (r->alpn[0])
+        printf("  alpn:         %s\n", r->alpn);
+    printf("  resumed:      %s\n", r->resumed ? "yes" : "no");
+    printf("  handshake:    %lld ms\n", r->handshake_ms);
+}
+
+static int resume_test(kb_tls_client *client, kb_identity *id, const kb_tls_peer *peer, unsigned n,
+                       bool json, kb_err *err)
+{
+    unsigned long before = kb_signer_signatures(id->signer);
+    unsigned resumed = 0;
+    long long total_ms = 0;
+    for (unsigned i = 0; i < n; i++) {
+        gnutls_session_t s;
+        int fd;
+        struct kb_tls_result r;
+        if (kb_tls_connect(client, &s, &fd, &r, err) != 0)
+            return -1;
+        /* Wait for the ticket that the next handshake resumes from. */
+        int rc = kb_tls_settle(s, 2000, err);
+        kb_tls_close(s, fd);
+        if (rc != 0)
+            return -1;
+        resumed += r.resumed;
+        total_ms += r.handshake_ms;
+    }
+    unsigned long sigs = kb_signer_signatures(id->signer) - before;
+    if (json) {
+        json_object *o = json_object_new_object();
+        json_object_object_add(o, "endpoint", json_object_new_string(peer->host));
+        json_object_object_add(o, "port", json_object_new_int((int)peer->port));
+        json_object_object_add(o, "handshakes", json_object_new_int((int)n));
+        json_object_object_add(o, "resumed", json_object_new_int((int)resumed));
+        json_object_object_add(o, "full", json_object_new_int((int)(n - resumed)));
+        json_object_object_add(o, "token_signatures", json_object_new_int64((int64_t)sigs));
+        json_object_object_add(o, "mean_handshake_ms", json_object_new_int64(total_ms / n));
+        kb_cli_print_json(o);
+    } else {
+        printf("%u handshakes with %s:%u: %u resumed, %u full; %lu token signatures; mean "
+               "handshake %lld ms\n",
+               n, peer->host, peer->port, resumed, n - resumed, sigs, total_ms / n);
+    }
+    return 0;
+}
+
+int kb_cmd_connect(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"key", required_argument, NULL, OPT_KEY},
+        {"policy", required_argument, NULL, OPT_POLICY},
+        {"ca", required_argument, NULL, OPT_CA},
+        {"server-name", required_argument, NULL, OPT_SERVER_NAME},
+        {"alpn", required_argument, NULL, OPT_ALPN},
+        {"connect-timeout", required_argument, NULL, OPT_TIMEOUT},
+        {"stdio", no_argument, NULL, OPT_STDIO},
+        {"resume-test", required_argument, NULL, OPT_RESUME},
+        KB_COMMON_LONGOPTS,
+        {0}};
+    struct kb_cli c = {0};
+    kb_tls_peer peer = {.connect_timeout_ms = 10000, .handshake_timeout_ms = 10000, .min_tls = 12};
+    const char *key_uri = NULL, *policy_path = NULL, *ca = NULL, *server_name = NULL;
+    bool stdio = false;
+    unsigned resume = 0;
+    int opt;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        char *end;
+        unsigned long v;
+        switch (opt) {
+        case 'h':
+            fputs(help, stdout);
+            return KB_EXIT_OK;
+        case OPT_KEY:
+            key_uri = optarg;
+            break;
+        case OPT_POLICY:
+            policy_path = optarg;
+            break;
+        case OPT_CA:
+            ca = optarg;
+            break;
+        case OPT_SERVER_NAME:
+            server_name = optarg;
+            break;
+        case OPT_ALPN:
+            if (peer.n_alpn == KB_ALPN_MAX || !*optarg || strlen(optarg) > 255)
+                return kb_cli_usage("connect",
+                                    "--alpn takes up to %d protocols of 1 to 255 "
+                                    "bytes",
+                                    KB_ALPN_MAX);
+            peer.alpn[peer.n_alpn++] = optarg;
+            break;
+        case OPT_TIMEOUT:
+            v = strtoul(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v == 0 || v > 3600)
+                return kb_cli_usage("connect", "--connect-timeout takes seconds from 1 to 3600");
+            peer.connect_timeout_ms = peer.handshake_timeout_ms = (unsigned)v * 1000;
+            break;
+        case OPT_STDIO:
+            stdio = true;
+            break;
+        case OPT_RESUME:
+            v = strtoul(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || v == 0 || v > 100000)
+                return kb_cli_usage("connect", "--resume-test takes a count from 1 to 100000");
+            resume = (unsigned)v;
+            break;
+        default:
+            if (!kb_cli_common(&c, opt, optarg))
+                return kb_cli_usage("connect", "%s", kb_cli_bad_option(argv));
+        }
+    }
+    if (argc - optind != 1)
+        return kb_cli_usage("connect", "needs one HOST:PORT");
+    if (stdio && resume)
+        return kb_cli_usage("connect", "--stdio and --resume-test do not go together");
+    const char *endpoint = argv[optind];
+
+    kb_err err;
+    kb_policy *pol = NULL;
+    P11KitUri *uri = NULL;
+    kb_p11 *p = NULL;
+    kb_token_list tokens = {0};
+    kb_objects objs = {0};
+    kb_trust *trust = NULL;
+    kb_key *only = NULL;
+    kb_identity *id = NULL;
+    kb_tls_client *client = NULL;
+    gnutls_session_t session = NULL;
+    int fd = -1;
+    int rc = KB_EXIT_ERROR;
+    if (kb_hostport_parse(endpoint, peer.host, sizeof peer.host, &peer.port, &err) != 0 ||
+        kb_cli_policy(policy_path, &pol, &err) != 0)
+        goto fail;
+    const struct kb_endpoint_rule *rule = kb_policy_endpoint(pol, peer.host, peer.port);
+    if (rule == NULL && !pol->allow_unlisted_endpoints && pol->mode == KB_MODE_ENFORCE) {
+        /* Refused before any token is touched. */
+        fprintf(stderr,
+                "keybound: denied: the policy does not list %s (endpoint.listed); the "
+                "device identity is not presented there\n",
+                endpoint);
+        rc = KB_EXIT_REFUSED;
+        goto out;
+    }
+    if (rule != NULL && rule->ca != NULL && ca != NULL && strcmp(rule->ca, ca) != 0) {
+        kb_err_set(&err, "the policy fixes the CA for %s (%s); --ca cannot override it", endpoint,
+                   rule->ca);
+        goto fail;
+    }
+    const char *ca_file = rule && rule->ca ? rule->ca : ca;
+    if (ca_file == NULL) {
+        kb_err_set(&err,
+                   "no CA to verify %s: give --ca FILE, or ca = FILE in the policy's "
+                   "[endpoint \"%s\"] section",
+                   endpoint, peer.host);
+        goto fail;
+    }
+    snprintf(peer.ca_file, sizeof peer.ca_file, "%s", ca_file);
+    snprintf(peer.server_name, sizeof peer.server_name, "%s",
+             server_name                         ? server_name
+             : rule && rule->server_name != NULL ? rule->server_name
+                                                 : peer.host);
+    if (rule != NULL) {
+        peer.pins = rule->pins;
+        peer.n_pins = rule->n_pins;
+        peer.priority = rule->priority;
+        if (rule->min_tls)
+            peer.min_tls = rule->min_tls;
+    }
+
+    if ((key_uri && kb_cli_uri(&c, key_uri, &uri, &err) != 0) ||
+        kb_cli_load(&c, uri, &p, &err) != 0 ||
+        (key_uri ? kb_objects_one_key(p, uri, key_uri, &c.pin, &tokens, &objs, &only, &err)
+                 : kb_objects_collect(p, NULL, &c.pin, true, &tokens, &objs, &err)) != 0 ||
+        (trust = kb_trust_load(pol)) == NULL)
+        goto fail;
+    kb_device dev;
+    kb_verdict v;
+    int chosen =
+        kb_device_choose(&objs, only, pol, trust, (long long)time(NULL), endpoint, &dev, &v, &err);
+    if (chosen < 0)
+        goto fail;
+    if (chosen == 1) {
+        char summary[512];
+        kb_verdict_summary(&v, summary, sizeof summary);
+        fprintf(stderr,
+                "keybound: key '%s' on token '%s' is not admitted: %s; 'keybound check "
+                "--key URI' shows why\n",
+                dev.key->facts.label, dev.key->token->facts.label, summary);
+        rc = KB_EXIT_REFUSED;
+        goto out;
+    }
+    if (v.would_deny) {
+        char summary[512];
+        kb_verdict_summary(&v, summary, sizeof summary);
+        kb_log(KB_LOG_WARN, "%s", summary);
+    }
+    if (kb_gnutls_pkcs11_init(p, &err) != 0)
+        goto fail;
+    kb_pin_install_gnutls(&c.pin);
+    if (kb_identity_new(&dev, &objs, &id, &err) != 0 ||
+        kb_tls_client_new(&peer, id, &client, &err) != 0)
+        goto fail;
+    if (resume) {
+        if (resume_test(client, id, &peer, resume, c.json, &err) != 0)
+            goto fail;
+        rc = KB_EXIT_OK;
+        goto out;
+    }
+    struct kb_tls_result r;
+    if (kb_tls_connect(client, &session, &fd, &r, &err) != 0)
+        goto fail;
+    if (stdio) {
+        kb_log(KB_LOG_DEBUG, "connected to %s with %s, resumed %s", endpoint, r.protocol,
+               r.resumed ? "yes" : "no");
+        if (pump(session, fd, &err) != 0)
+            goto fail;
+    } else {
+        /* In TLS 1.3 the server judges our certificate after our side of the handshake: a
+         * rejection arrives as an alert just after it. */
+        if (kb_tls_settle(session, 1000, &err) != 0)
+            goto fail;
+        print_summary(&peer, id, &r, c.json);
+    }
+    rc = KB_EXIT_OK;
+    goto out;
+fail:
+    rc = kb_cli_fail(&err);
+out:
+    kb_tls_close(session, fd);
+    kb_tls_client_free(client);
+    kb_identity_free(id);
+    kb_trust_free(trust);
+    kb_objects_free(&objs);
+    kb_token_list_free(&tokens);
+    kb_p11_close(p);
+    if (uri)
+        p11_kit_uri_free(uri);
+    kb_policy_free(pol);
+    return rc;
+}

@@ -1,0 +1,458 @@
+#include "config.h"
+
+#include "client.h"
+
+#include <arpa/inet.h>
+#include <gnutls/x509.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "src/util/log.h"
+#include "src/util/net.h"
+
+struct kb_tls_client {
+    const kb_tls_peer *peer;
+    kb_identity *id;
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t priority;
+    pthread_mutex_t lock; /* guards ticket and counters */
+    gnutls_datum_t ticket;
+    unsigned long full, resumed;
+};
+
+/* What one handshake learnt, for its error message. */
+struct session_ctx {
+    kb_tls_client *client;
+    bool verified;
+    bool got_ticket;
+    char why[4608];
+};
+
+static bool is_address(const char *host)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* The names a certificate is for, for a host-name mismatch message. */
+static void cert_names(gnutls_x509_crt_t crt, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (unsigned i = 0; used < len; i++) {
+        char name[256];
+        size_t size = sizeof name - 1;
+        int type = gnutls_x509_crt_get_subject_alt_name(crt, i, name, &size, NULL);
+        if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (type == GNUTLS_SAN_DNSNAME) {
+            name[size] = '\0';
+            used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "", name);
+        } else if (type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16)) {
+            char ip[64];
+            inet_ntop(size == 4 ? AF_INET : AF_INET6, name, ip, sizeof ip);
+            used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "", ip);
+        }
+    }
+    if (used == 0) {
+        size_t size = len;
+        if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, out, &size) < 0)
+            snprintf(out, len, "no name");
+    }
+}
+
+static int verify_server(gnutls_session_t session)
+{
+    struct session_ctx *ctx = gnutls_session_get_ptr(session);
+    const kb_tls_peer *peer = ctx->client->peer;
+    unsigned n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
+    if (chain == NULL || n == 0) {
+        snprintf(ctx->why, sizeof ctx->why, "the server sent no certificate");
+        return -1;
+    }
+    gnutls_x509_crt_t crt;
+    if (gnutls_x509_crt_init(&crt) < 0 ||
+        gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) < 0) {
+        snprintf(ctx->why, sizeof ctx->why, "the server's certificate cannot be parsed");
+        return -1;
+    }
+    gnutls_typed_vdata_st data = {GNUTLS_DT_DNS_HOSTNAME, (unsigned char *)peer->server_name, 0};
+    unsigned status = 0;
+    int rc = gnutls_certificate_verify_peers(session, &data, 1, &status);
+    int result = -1;
+    if (rc < 0) {
+        snprintf(ctx->why, sizeof ctx->why, "the server's certificate cannot be verified: %s",
+                 gnutls_strerror(rc));
+    } else if (status & GNUTLS_CERT_UNEXPECTED_OWNER) {
+        char names[300];
+        cert_names(crt, names, sizeof names);
+        snprintf(ctx->why, sizeof ctx->why,
+                 "host name mismatch: the server's certificate is for %s, not %s", names,
+                 peer->server_name);
+    } else if (status & GNUTLS_CERT_EXPIRED) {
+        char when[64] = "";
+        time_t t = gnutls_x509_crt_get_expiration_time(crt);
+        struct tm tm;
+        if (gmtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof when, " on %Y-%m-%d %H:%M UTC", &tm);
+        snprintf(ctx->why, sizeof ctx->why, "the server's certificate expired%s", when);
+    } else if (status & GNUTLS_CERT_NOT_ACTIVATED) {
+        snprintf(ctx->why, sizeof ctx->why, "the server's certificate is not valid yet");
+    } else if (status != 0) {
+        char why[256];
+        kb_verify_status_text(status, why, sizeof why);
+        snprintf(ctx->why, sizeof ctx->why,
+                 "the server's certificate is not trusted by the anchors in %s (%s)", peer->ca_file,
+                 why);
+    } else if (peer->n_pins > 0) {
+        unsigned char id[32];
+        size_t size = sizeof id;
+        gnutls_datum_t raw = {id, 32}, b64 = {NULL, 0};
+        if (gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA256, id, &size) == 0 &&
+            gnutls_base64_encode2(&raw, &b64) == 0) {
+            for (size_t i = 0; i < peer->n_pins && result != 0; i++)
+                if (strlen(peer->pins[i]) == b64.size &&
+                    memcmp(peer->pins[i], b64.data, b64.size) == 0)
+                    result = 0;
+            if (result != 0)
+                snprintf(ctx->why, sizeof ctx->why,
+                         "pin mismatch: the server's key (pin-sha256 %.*s) is not among the %zu "
+                         "pinned keys",
+                         (int)b64.size, (char *)b64.data, peer->n_pins);
+            gnutls_free(b64.data);
+        } else {
+            snprintf(ctx->why, sizeof ctx->why, "the server's key cannot be hashed for the pins");
+        }
+    } else {
+        result = 0;
+    }
+    gnutls_x509_crt_deinit(crt);
+    ctx->verified = result == 0;
+    return result;
+}
+
+static int ticket_hook(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
+                       const gnutls_datum_t *msg)
+{
+    (void)htype;
+    (void)when;
+    (void)incoming;
+    (void)msg;
+    struct session_ctx *ctx = gnutls_session_get_ptr(session);
+    gnutls_datum_t data;
+    if (gnutls_session_get_data2(session, &data) == 0) {
+        pthread_mutex_lock(&ctx->client->lock);
+        gnutls_free(ctx->client->ticket.data);
+        ctx->client->ticket = data;
+        pthread_mutex_unlock(&ctx->client->lock);
+        ctx->got_ticket = true;
+    }
+    return 0;
+}
+
+static int our_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int n_req,
+                           const gnutls_pk_algorithm_t *pk_algos, int n_pk_algos,
+                           gnutls_pcert_st **pcert, unsigned *n_pcert, gnutls_privkey_t *privkey)
+{
+    (void)req_ca_dn;
+    (void)n_req;
+    (void)pk_algos;
+    (void)n_pk_algos;
+    const struct session_ctx *ctx = gnutls_session_get_ptr(session);
+    const kb_identity *id = ctx->client->id;
+    *pcert = id->pcerts;
+    *n_pcert = id->n_pcerts;
+    *privkey = id->privkey;
+    return 0;
+}
+
+int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **out, kb_err *err)
+{
+    *out = NULL;
+    if (peer->min_tls == 13 && id->rsa_without_pss)
+        return kb_err_set(err,
+                          "key '%s' is RSA on a token without RSA-PSS, which TLS 1.3 needs, and "
+                          "%s:%u requires TLS 1.3 (min-tls); use an EC key",
+                          id->key_uri, peer->host, peer->port);
+    kb_tls_client *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return kb_err_set(err, "out of memory");
+    c->peer = peer;
+    c->id = id;
+    pthread_mutex_init(&c->lock, NULL);
+    int rc = gnutls_certificate_allocate_credentials(&c->cred);
+    if (rc < 0) {
+        kb_err_set(err, "%s", gnutls_strerror(rc));
+        goto fail;
+    }
+    rc = gnutls_certificate_set_x509_trust_file(c->cred, peer->ca_file, GNUTLS_X509_FMT_PEM);
+    if (rc <= 0) {
+        kb_err_set(err,
+                   "CA file %s %s; it must hold the PEM certificates that the server's "
+                   "certificate chains to",
+                   peer->ca_file, rc == 0 ? "holds no certificate" : "cannot be read");
+        goto fail;
+    }
+    gnutls_certificate_set_verify_function(c->cred, verify_server);
+    /* Handed out per handshake rather than given to the credentials, which would then own
+     * (and free) the identity. */
+    gnutls_certificate_set_retrieve_function2(c->cred, our_certificate);
+    /* TLS 1.2 at least; a token without PSS caps an RSA key at TLS 1.2. */
+    char prio[1024];
+    snprintf(prio, sizeof prio, "%s:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS-ALL%s%s",
+             peer->priority ? peer->priority : "NORMAL", peer->min_tls == 13 ? ":-VERS-TLS1.2" : "",
+             id->rsa_without_pss ? ":-VERS-TLS1.3" : "");
+    if (id->rsa_without_pss)
+        kb_log(KB_LOG_INFO,
+               "key '%s' is RSA and its token has no RSA-PSS: using TLS 1.2 for this key",
+               id->key_uri);
+    const char *where = NULL;
+    rc = gnutls_priority_init2(&c->priority, prio, &where, 0);
+    if (rc < 0) {
+        kb_err_set(err,
+                   "priority string '%s' for %s:%u is not valid near '%s'; see "
+                   "gnutls_priority_init(3)",
+                   peer->priority ? peer->priority : "NORMAL", peer->host, peer->port,
+                   where ? where : "?");
+        goto fail;
+    }
+    *out = c;
+    return 0;
+fail:
+    kb_tls_client_free(c);
+    return -1;
+}
+
+void kb_tls_client_free(kb_tls_client *c)
+{
+    if (c == NULL)
+        return;
+    if (c->priority)
+        gnutls_priority_deinit(c->priority);
+    if (c->cred)
+        gnutls_certificate_free_credentials(c->cred);
+    gnutls_free(c->ticket.data);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static const char *alert_name(gnutls_session_t s)
+{
+    const char *n = gnutls_alert_get_name(gnutls_alert_get(s));
+    return n ? n : "unknown";
+}
+
+static bool rejection_alert(gnutls_alert_description_t a)
+{
+    switch (a) {
+    case GNUTLS_A_BAD_CERTIFICATE:
+    case GNUTLS_A_UNSUPPORTED_CERTIFICATE:
+    case GNUTLS_A_CERTIFICATE_REVOKED:
+    case GNUTLS_A_CERTIFICATE_EXPIRED:
+    case GNUTLS_A_CERTIFICATE_UNKNOWN:
+    case GNUTLS_A_UNKNOWN_CA:
+    case GNUTLS_A_ACCESS_DENIED:
+    case GNUTLS_A_DECRYPT_ERROR:
+    case GNUTLS_A_CERTIFICATE_REQUIRED:
+        return true;
+    default:
+        return false;
+    }
+}
+
+void kb_tls_describe_error(gnutls_session_t s, int rc, kb_err *err)
+{
+    struct session_ctx *ctx = gnutls_session_get_ptr(s);
+    const kb_tls_peer *peer = ctx->client->peer;
+    if (ctx->why[0] != '\0') {
+        kb_err_set(err, "server %s:%u failed verification: %s; our certificate was not sent",
+                   peer->host, peer->port, ctx->why);
+    } else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED &&
+               gnutls_certificate_client_get_request_status(s) &&
+               rejection_alert(gnutls_alert_get(s))) {
+        kb_err_set(err,
+                   "server %s:%u rejected our certificate (alert: %s); is it issued by a CA "
+                   "the server trusts?",
+                   peer->host, peer->port, alert_name(s));
+    } else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED &&
+               (gnutls_alert_get(s) == GNUTLS_A_PROTOCOL_VERSION ||
+                gnutls_alert_get(s) == GNUTLS_A_HANDSHAKE_FAILURE ||
+                gnutls_alert_get(s) == GNUTLS_A_INSUFFICIENT_SECURITY)) {
+        kb_err_set(err, "server %s:%u shares no TLS version or cipher suite with us (alert: %s)",
+                   peer->host, peer->port, alert_name(s));
+    } else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED) {
+        kb_err_set(err, "server %s:%u ended the connection with alert %s", peer->host, peer->port,
+                   alert_name(s));
+    } else if (rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET || rc == GNUTLS_E_NO_CIPHER_SUITES ||
+               rc == GNUTLS_E_UNKNOWN_CIPHER_SUITE || rc == GNUTLS_E_NO_PRIORITIES_WERE_SET ||
+               rc == GNUTLS_E_INSUFFICIENT_CREDENTIALS) {
+        kb_err_set(err, "server %s:%u shares no TLS version or cipher suite with us (%s)",
+                   peer->host, peer->port, gnutls_strerror(rc));
+    } else if (rc == GNUTLS_E_TIMEDOUT) {
+        kb_err_set(err, "handshake with %s:%u timed out after %u ms", peer->host, peer->port,
+                   peer->handshake_timeout_ms);
+    } else if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PULL_ERROR ||
+               rc == GNUTLS_E_PUSH_ERROR) {
+        kb_err_set(err,
+                   "server %s:%u closed the connection during the TLS handshake; is it a TLS "
+                   "server?",
+                   peer->host, peer->port);
+    } else {
+        kb_err_set(err, "TLS with %s:%u failed: %s", peer->host, peer->port, gnutls_strerror(rc));
+    }
+}
+
+static void describe_server(gnutls_session_t s, struct kb_tls_result *r)
+{
+    unsigned n = 0;
+    const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n);
+    gnutls_x509_crt_t crt;
+    if (chain == NULL || n == 0 || gnutls_x509_crt_init(&crt) < 0)
+        return;
+    gnutls_datum_t dn;
+    if (gnutls_x509_crt_import(crt, &chain[0], GNUTLS_X509_FMT_DER) == 0) {
+        if (gnutls_x509_crt_get_dn3(crt, &dn, 0) == 0) {
+            snprintf(r->server_subject, sizeof r->server_subject, "%s", (char *)dn.data);
+            gnutls_free(dn.data);
+        }
+        if (gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) == 0) {
+            snprintf(r->server_issuer, sizeof r->server_issuer, "%s", (char *)dn.data);
+            gnutls_free(dn.data);
+        }
+    }
+    gnutls_x509_crt_deinit(crt);
+}
+
+int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct kb_tls_result *r,
+                   kb_err *err)
+{
+    const kb_tls_peer *peer = c->peer;
+    memset(r, 0, sizeof *r);
+    *session = NULL;
+    *fd = -1;
+    if (kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, fd, err) != 0)
+        return -1;
+    gnutls_session_t s;
+    struct session_ctx *ctx = calloc(1, sizeof *ctx);
+    int rc = ctx ? gnutls_init(&s, GNUTLS_CLIENT) : GNUTLS_E_MEMORY_ERROR;
+    if (rc < 0) {
+        free(ctx);
+        close(*fd);
+        *fd = -1;
+        return kb_err_set(err, "%s", gnutls_strerror(rc));
+    }
+    ctx->client = c;
+    gnutls_session_set_ptr(s, ctx);
+    gnutls_priority_set(s, c->priority);
+    gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->cred);
+    if (!is_address(peer->server_name))
+        gnutls_server_name_set(s, GNUTLS_NAME_DNS, peer->server_name, strlen(peer->server_name));
+    if (peer->n_alpn > 0) {
+        gnutls_datum_t protos[KB_ALPN_MAX];
+        for (size_t i = 0; i < peer->n_alpn; i++)
+            protos[i] =
+                (gnutls_datum_t){(unsigned char *)peer->alpn[i], (unsigned)strlen(peer->alpn[i])};
+        gnutls_alpn_set_protocols(s, protos, (unsigned)peer->n_alpn, 0);
+    }
+    pthread_mutex_lock(&c->lock);
+    if (c->ticket.data != NULL)
+        gnutls_session_set_data(s, c->ticket.data, c->ticket.size);
+    pthread_mutex_unlock(&c->lock);
+    gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
+                                       ticket_hook);
+    gnutls_transport_set_int(s, *fd);
+    gnutls_handshake_set_timeout(s, peer->handshake_timeout_ms);
+    long long start = kb_now_ms();
+    do {
+        rc = gnutls_handshake(s);
+    } while (rc < 0 && gnutls_error_is_fatal(rc) == 0);
+    r->handshake_ms = kb_now_ms() - start;
+    r->cert_requested = gnutls_certificate_client_get_request_status(s) != 0;
+    r->cert_sent = gnutls_certificate_get_ours(s) != NULL;
+    if (rc < 0) {
+        kb_tls_describe_error(s, rc, err);
+        kb_tls_close(s, *fd);
+        *fd = -1;
+        return -1;
+    }
+    r->resumed = gnutls_session_is_resumed(s) != 0;
+    snprintf(r->protocol, sizeof r->protocol, "%s",
+             gnutls_protocol_get_name(gnutls_protocol_get_version(s)));
+    char *desc = gnutls_session_get_desc(s);
+    snprintf(r->cipher, sizeof r->cipher, "%s", desc ? desc : "?");
+    gnutls_free(desc);
+    gnutls_datum_t alpn;
+    if (gnutls_alpn_get_selected_protocol(s, &alpn) == 0)
+        snprintf(r->alpn, sizeof r->alpn, "%.*s", (int)alpn.size, (char *)alpn.data);
+    describe_server(s, r);
+    /* TLS 1.2 resumes from the session itself; TLS 1.3 from a ticket (ticket_hook). */
+    if (gnutls_protocol_get_version(s) != GNUTLS_TLS1_3) {
+        gnutls_datum_t data;
+        if (gnutls_session_get_data2(s, &data) == 0) {
+            pthread_mutex_lock(&c->lock);
+            gnutls_free(c->ticket.data);
+            c->ticket = data;
+            pthread_mutex_unlock(&c->lock);
+        }
+    }
+    pthread_mutex_lock(&c->lock);
+    if (r->resumed)
+        c->resumed++;
+    else
+        c->full++;
+    pthread_mutex_unlock(&c->lock);
+    *session = s;
+    return 0;
+}
+
+int kb_tls_settle(gnutls_session_t s, unsigned wait_ms, kb_err *err)
+{
+    struct session_ctx *ctx = gnutls_session_get_ptr(s);
+    if (gnutls_protocol_get_version(s) != GNUTLS_TLS1_3)
+        return 0;
+    long long deadline = kb_now_ms() + wait_ms;
+    char buf[4096];
+    while (!ctx->got_ticket) {
+        long long left = deadline - kb_now_ms();
+        if (left <= 0)
+            break;
+        if (gnutls_record_check_pending(s) == 0) {
+            struct pollfd p = {.fd = gnutls_transport_get_int(s), .events = POLLIN};
+            if (poll(&p, 1, (int)left) <= 0)
+                break;
+        }
+        ssize_t n = gnutls_record_recv(s, buf, sizeof buf);
+        if (n == 0)
+            break;
+        if (n < 0 && gnutls_error_is_fatal((int)n)) {
+            kb_tls_describe_error(s, (int)n, err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void kb_tls_close(gnutls_session_t s, int fd)
+{
+    if (s != NULL) {
+        struct session_ctx *ctx = gnutls_session_get_ptr(s);
+        gnutls_bye(s, GNUTLS_SHUT_WR);
+        gnutls_deinit(s);
+        free(ctx);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+void kb_tls_counts(kb_tls_client *c, unsigned long *full, unsigned long *resumed)
+{
+    pthread_mutex_lock(&c->lock);
+    *full = c->full;
+    *resumed = c->resumed;
+    pthread_mutex_unlock(&c->lock);
+}

@@ -1,0 +1,35 @@
+/* The device's TLS identity: its certificate chain and a GnuTLS private key that signs on
+ * the token.
+ *
+ * The private key is an external GnuTLS key whose every signature goes through kb_signer,
+ * so the drop-and-reimport contract holds in handshakes too and signatures are counted.
+ * An RSA key on a token without CKM_RSA_PKCS_PSS cannot sign a TLS 1.3 CertificateVerify:
+ * rsa_without_pss tells the TLS client to stay at TLS 1.2 for this key. */
+#ifndef KB_IDENTITY_H
+#define KB_IDENTITY_H
+
+#include <gnutls/abstract.h>
+
+#include "pkcs11/signer.h"
+#include "src/tls/device.h"
+
+typedef struct kb_identity {
+    kb_signer *signer;
+    gnutls_privkey_t privkey;
+    gnutls_pcert_st *pcerts; /* the device certificate, then intermediates from the token */
+    unsigned n_pcerts;
+    int pk; /* gnutls_pk_algorithm_t */
+    unsigned bits;
+    bool rsa_without_pss;
+    char key_uri[1024];
+    char subject[512];
+    long long not_after;
+    char token[33];
+} kb_identity;
+
+/* From a gathered device whose certificate was chosen. objs supplies the intermediates (CA
+ * certificates on the same token that are not self-signed). */
+int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **out, kb_err *err);
+void kb_identity_free(kb_identity *id);
+
+#endif
