@@ -52,10 +52,11 @@ t_done() {
 }
 
 # run CMD...: runs with stdout in $T/out, stderr in $T/err, exit code in $rc; never fails.
+# Standard input is /dev/null, or the file $RUN_STDIN names.
 run() {
     last_cmd="$*"
     rc=0
-    "$@" >"$T/out" 2>"$T/err" </dev/null || rc=$?
+    "$@" >"$T/out" 2>"$T/err" <"${RUN_STDIN:-/dev/null}" || rc=$?
     # In the sanitizer build a finding is a failure of its own, whatever the test checks.
     if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/err" "$T/out"; then
         t_fail "no sanitizer finding in: $*" "$(head -c 12000 "$T/err")"
@@ -75,11 +76,52 @@ out_lacks() { ! grep -q -e "$1" "$T/out"; }
 # Bad input gets exactly one line on stderr.
 err_one_line() { [ "$(wc -l <"$T/err")" -eq 1 ]; }
 
+# Servers a test started (kb_bg) are stopped on exit, with the temp directory.
+kb_pids=()
+kb_cleanup() {
+    local pid
+    for pid in "${kb_pids[@]}"; do
+        kill "$pid" 2>/dev/null
+    done
+    for pid in "${kb_pids[@]}"; do
+        wait "$pid" 2>/dev/null
+    done
+    rm -rf "$T"
+}
+
+# kb_bg LOG CMD...: starts a server in the background, its output in LOG.
+kb_bg() {
+    local log=$1
+    shift
+    "$@" >"$log" 2>&1 </dev/null &
+    kb_pids+=($!)
+}
+
+# free_port: a TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# wait_port PORT: until something accepts on 127.0.0.1:PORT (10 s at most).
+wait_port() {
+    python3 - "$1" <<'PY'
+import socket, sys, time
+end = time.monotonic() + 10
+while time.monotonic() < end:
+    try:
+        socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.05)
+sys.exit(1)
+PY
+}
+
 kb_setup() {
     [ -f "$SOFTHSM_MODULE" ] || t_skip_all "SoftHSM module not found at $SOFTHSM_MODULE"
     command -v softhsm2-util >/dev/null || t_skip_all "softhsm2-util not installed"
     T=$(mktemp -d "${TMPDIR:-/tmp}/keybound-test.XXXXXX")
-    trap 'rm -rf "$T"' EXIT
+    trap kb_cleanup EXIT
     mkdir -p "$T/tokens"
     cat >"$T/softhsm2.conf" <<CONF
 directories.tokendir = $T/tokens
@@ -153,6 +195,31 @@ TMPL
     sed 's/keybound test CA/unrelated CA/' "$d/ca.tmpl" >"$d/other-ca.tmpl"
     certtool --generate-self-signed --load-privkey "$d/other-ca.key" \
         --template "$d/other-ca.tmpl" --outfile "$d/other-ca.pem" 2>/dev/null
+}
+
+# kb_issue_server NAME [CA]: a server certificate for localhost/127.0.0.1 in
+# $T/pki/NAME.pem and NAME.key, from the test CA (or "other-ca"); $CERT_FROM and $CERT_TO as
+# for kb_issue_client.
+kb_issue_server() {
+    local d="$T/pki" ca=${2:-ca}
+    certtool --generate-privkey --key-type ecdsa --outfile "$d/$1.key" 2>/dev/null
+    {
+        echo 'cn = "localhost"'
+        echo 'dns_name = "localhost"'
+        echo 'ip_address = "127.0.0.1"'
+        echo "tls_www_server"
+        echo "signing_key"
+        echo "serial = $(date +%s%N)"
+        if [ -n "${CERT_TO:-}" ]; then
+            echo "activation_date = \"$CERT_FROM\""
+            echo "expiration_date = \"$CERT_TO\""
+        else
+            echo "expiration_days = 30"
+        fi
+    } >"$d/$1.tmpl"
+    certtool --generate-certificate --load-privkey "$d/$1.key" --load-ca-certificate \
+        "$d/$ca.pem" --load-ca-privkey "$d/$ca.key" --template "$d/$1.tmpl" \
+        --outfile "$d/$1.pem" 2>/dev/null
 }
 
 # kb_issue_client PUBKEY_PEM CN OUT [DAYS] [CA]: a client certificate (clientAuth) for a
