@@ -190,3 +190,97 @@ unsigned kb_signer_imports(kb_signer *s)
     pthread_mutex_unlock(&s->lock);
     return n;
 }
+
+/* What the external GnuTLS key needs to answer GnuTLS's questions without the token. */
+struct ext_key {
+    kb_signer *signer;
+    int pk;
+    unsigned bits;
+    bool no_pss;
+};
+
+static int ext_sign_data(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *userdata,
+                         unsigned flags, const gnutls_datum_t *data, gnutls_datum_t *sig)
+{
+    (void)key;
+    struct ext_key *k = userdata;
+    kb_err err;
+    if (kb_signer_sign_data2(k->signer, algo, flags, data, sig, &err) != 0) {
+        kb_log(KB_LOG_ERROR, "%s", err.msg);
+        return GNUTLS_E_PK_SIGN_FAILED;
+    }
+    return 0;
+}
+
+static int ext_sign_hash(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *userdata,
+                         unsigned flags, const gnutls_datum_t *hash, gnutls_datum_t *sig)
+{
+    (void)key;
+    struct ext_key *k = userdata;
+    kb_err err;
+    if (kb_signer_sign_hash2(k->signer, algo, flags, hash, sig, &err) != 0) {
+        kb_log(KB_LOG_ERROR, "%s", err.msg);
+        return GNUTLS_E_PK_SIGN_FAILED;
+    }
+    return 0;
+}
+
+static int ext_info(gnutls_privkey_t key, unsigned flags, void *userdata)
+{
+    (void)key;
+    const struct ext_key *k = userdata;
+    if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO)
+        return k->pk;
+    if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO_BITS)
+        return (int)k->bits;
+    if (flags & GNUTLS_PRIVKEY_INFO_SIGN_ALGO) {
+        if (k->pk == GNUTLS_PK_EDDSA_ED25519)
+            return GNUTLS_SIGN_EDDSA_ED25519;
+        if (k->pk == GNUTLS_PK_EDDSA_ED448)
+            return GNUTLS_SIGN_EDDSA_ED448;
+        return 0;
+    }
+    if (flags & GNUTLS_PRIVKEY_INFO_HAVE_SIGN_ALGO) {
+        gnutls_sign_algorithm_t algo = GNUTLS_FLAGS_TO_SIGN_ALGO(flags);
+        if (!gnutls_sign_supports_pk_algorithm(algo, (gnutls_pk_algorithm_t)k->pk))
+            return 0;
+        /* The token must have the PSS mechanism for an RSA-PSS signature. */
+        return !(k->no_pss && gnutls_sign_get_pk_algorithm(algo) == GNUTLS_PK_RSA_PSS);
+    }
+    return GNUTLS_E_UNKNOWN_PK_ALGORITHM;
+}
+
+static void ext_deinit(gnutls_privkey_t key, void *userdata)
+{
+    (void)key;
+    free(userdata);
+}
+
+int kb_signer_privkey(kb_signer *s, bool no_pss, gnutls_privkey_t *out, kb_err *err)
+{
+    struct ext_key *k = calloc(1, sizeof *k);
+    if (k == NULL)
+        return kb_err_set(err, "out of memory");
+    k->signer = s;
+    k->no_pss = no_pss;
+    if (kb_signer_info(s, &k->pk, &k->bits, err) != 0) {
+        free(k);
+        return -1;
+    }
+    gnutls_privkey_t key;
+    int rc = gnutls_privkey_init(&key);
+    if (rc < 0) {
+        free(k);
+        return kb_err_set(err, "%s", gnutls_strerror(rc));
+    }
+    rc = gnutls_privkey_import_ext4(key, k, ext_sign_data, ext_sign_hash, NULL, ext_deinit,
+                                    ext_info, GNUTLS_PRIVKEY_IMPORT_AUTO_RELEASE);
+    if (rc < 0) {
+        gnutls_privkey_deinit(key);
+        free(k);
+        return kb_err_set(err, "cannot set up a GnuTLS key for '%s': %s", s->shown,
+                          gnutls_strerror(rc));
+    }
+    *out = key;
+    return 0;
+}

@@ -40,6 +40,11 @@ int kb_signer_info(kb_signer *s, int *pk, unsigned *bits, kb_err *err);
 /* Signatures the token has made through this signer. */
 unsigned long kb_signer_signatures(kb_signer *s);
 
+/* A GnuTLS private key whose every signature goes through s (so the contract above holds in
+ * handshakes and CSRs too). no_pss: the token lacks CKM_RSA_PKCS_PSS, so RSA-PSS is not
+ * offered. s must outlive the key. */
+int kb_signer_privkey(kb_signer *s, bool no_pss, gnutls_privkey_t *out, kb_err *err);
+
 /* The public key of the signer's key, to verify with. */
 int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err);
 

@@ -8,57 +8,6 @@
 
 #include "src/util/log.h"
 
-static int sign_data(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *userdata,
-                     unsigned flags, const gnutls_datum_t *data, gnutls_datum_t *sig)
-{
-    (void)key;
-    kb_identity *id = userdata;
-    kb_err err;
-    if (kb_signer_sign_data2(id->signer, algo, flags, data, sig, &err) != 0) {
-        kb_log(KB_LOG_ERROR, "%s", err.msg);
-        return GNUTLS_E_PK_SIGN_FAILED;
-    }
-    return 0;
-}
-
-static int sign_hash(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, void *userdata,
-                     unsigned flags, const gnutls_datum_t *hash, gnutls_datum_t *sig)
-{
-    (void)key;
-    kb_identity *id = userdata;
-    kb_err err;
-    if (kb_signer_sign_hash2(id->signer, algo, flags, hash, sig, &err) != 0) {
-        kb_log(KB_LOG_ERROR, "%s", err.msg);
-        return GNUTLS_E_PK_SIGN_FAILED;
-    }
-    return 0;
-}
-
-static int info(gnutls_privkey_t key, unsigned flags, void *userdata)
-{
-    (void)key;
-    const kb_identity *id = userdata;
-    if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO)
-        return id->pk;
-    if (flags & GNUTLS_PRIVKEY_INFO_PK_ALGO_BITS)
-        return (int)id->bits;
-    if (flags & GNUTLS_PRIVKEY_INFO_SIGN_ALGO) {
-        if (id->pk == GNUTLS_PK_EDDSA_ED25519)
-            return GNUTLS_SIGN_EDDSA_ED25519;
-        if (id->pk == GNUTLS_PK_EDDSA_ED448)
-            return GNUTLS_SIGN_EDDSA_ED448;
-        return 0;
-    }
-    if (flags & GNUTLS_PRIVKEY_INFO_HAVE_SIGN_ALGO) {
-        gnutls_sign_algorithm_t algo = GNUTLS_FLAGS_TO_SIGN_ALGO(flags);
-        if (!gnutls_sign_supports_pk_algorithm(algo, (gnutls_pk_algorithm_t)id->pk))
-            return 0;
-        /* The token must have the PSS mechanism for an RSA-PSS signature. */
-        return !(id->rsa_without_pss && gnutls_sign_get_pk_algorithm(algo) == GNUTLS_PK_RSA_PSS);
-    }
-    return GNUTLS_E_UNKNOWN_PK_ALGORITHM;
-}
-
 static bool self_signed(const kb_cert *c)
 {
     return c->subject != NULL && c->issuer != NULL && strcmp(c->subject, c->issuer) == 0;
@@ -105,13 +54,8 @@ int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **
         goto fail;
     id->rsa_without_pss =
         id->pk == GNUTLS_PK_RSA && !kb_token_has_mechanism(k->token, CKM_RSA_PKCS_PSS, CKF_SIGN);
-    int rc = gnutls_privkey_init(&id->privkey);
-    if (rc == 0)
-        rc = gnutls_privkey_import_ext4(id->privkey, id, sign_data, sign_hash, NULL, NULL, info, 0);
-    if (rc < 0) {
-        kb_err_set(err, "cannot set up the TLS key: %s", gnutls_strerror(rc));
+    if (kb_signer_privkey(id->signer, id->rsa_without_pss, &id->privkey, err) != 0)
         goto fail;
-    }
     *out = id;
     return 0;
 fail:
