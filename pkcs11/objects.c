@@ -211,6 +211,12 @@ int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err)
     return 0;
 }
 
+bool kb_key_lacks_pss(const kb_key *k)
+{
+    return k->facts.type == KB_KEY_RSA &&
+           !kb_token_has_mechanism(k->token, CKM_RSA_PKCS_PSS, CKF_SIGN);
+}
+
 void kb_key_clear(kb_key *k)
 {
     free(k->uri);

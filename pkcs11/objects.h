@@ -66,6 +66,9 @@ CK_RV kb_attr_get(kb_session *s, CK_OBJECT_HANDLE obj, CK_ATTRIBUTE_TYPE type,
 int kb_find(kb_session *s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE attr, const void *value,
             CK_ULONG len, CK_OBJECT_HANDLE **out, size_t *n, kb_err *err);
 
+/* An RSA key on a token without CKM_RSA_PKCS_PSS (no TLS 1.3, no PSS signatures). */
+bool kb_key_lacks_pss(const kb_key *k);
+
 /* Reads a private key's facts (and its public half, found by CKA_ID) into k. */
 int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err);
 void kb_key_clear(kb_key *k);

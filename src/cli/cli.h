@@ -14,6 +14,8 @@
 
 #include "pkcs11/p11.h"
 #include "pkcs11/pin.h"
+#include "pkcs11/objects.h"
+#include "pkcs11/signer.h"
 #include "policy/policy.h"
 
 enum { KB_EXIT_OK = 0, KB_EXIT_REFUSED = 1, KB_EXIT_ERROR = 2 };
@@ -82,6 +84,13 @@ int kb_cli_uri(struct kb_cli *c, const char *text, P11KitUri **out, kb_err *err)
  * there is none (said once on stderr). */
 int kb_cli_policy(const char *path, struct kb_policy **out, kb_err *err);
 
+/* GnuTLS's PKCS#11 (manual mode, the loaded modules), the PIN callback, and a signer for k. */
+int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const struct kb_key *k, struct kb_signer **out,
+                  kb_err *err);
+
+/* Writes a file (0644), replacing it. */
+int kb_cli_write_file(const char *path, const void *data, size_t len, kb_err *err);
+
 /* Prints a json-c object to stdout, pretty, and releases it. */
 void kb_cli_print_json(json_object *o);
 
@@ -93,5 +102,7 @@ int kb_cmd_keys(int argc, char **argv);
 int kb_cmd_keygen(int argc, char **argv);
 int kb_cmd_check(int argc, char **argv);
 int kb_cmd_connect(int argc, char **argv);
+int kb_cmd_csr(int argc, char **argv);
+int kb_cmd_import_cert(int argc, char **argv);
 
 #endif

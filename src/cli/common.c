@@ -120,6 +120,14 @@ int kb_cli_policy(const char *path, kb_policy **out, kb_err *err)
     return 0;
 }
 
+int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const kb_key *k, kb_signer **out, kb_err *err)
+{
+    if (kb_gnutls_pkcs11_init(p, err) != 0)
+        return -1;
+    kb_pin_install_gnutls(&c->pin);
+    return kb_signer_open(k->uri, out, err);
+}
+
 void kb_cli_print_json(json_object *o)
 {
     puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |

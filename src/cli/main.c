@@ -18,6 +18,8 @@ static const struct kb_command {
     {"keygen", kb_cmd_keygen, "generate a non-exportable key pair on a token"},
     {"check", kb_cmd_check, "evaluate the device-admission policy"},
     {"connect", kb_cmd_connect, "one mTLS handshake with the token's key; --stdio to pipe"},
+    {"csr", kb_cmd_csr, "a PKCS#10 request signed on the token"},
+    {"import-cert", kb_cmd_import_cert, "store an issued certificate next to its key"},
 };
 
 static void usage(FILE *out)

@@ -52,8 +52,7 @@ int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **
     if (kb_signer_open(k->uri, &id->signer, err) != 0 ||
         kb_signer_info(id->signer, &id->pk, &id->bits, err) != 0)
         goto fail;
-    id->rsa_without_pss =
-        id->pk == GNUTLS_PK_RSA && !kb_token_has_mechanism(k->token, CKM_RSA_PKCS_PSS, CKF_SIGN);
+    id->rsa_without_pss = kb_key_lacks_pss(k);
     if (kb_signer_privkey(id->signer, id->rsa_without_pss, &id->privkey, err) != 0)
         goto fail;
     *out = id;

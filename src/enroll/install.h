@@ -1,0 +1,25 @@
+/* Installing an issued certificate next to its key.
+ *
+ * The certificate's public key must be the key's (compared by the SHA-256 of the
+ * SubjectPublicKeyInfo); otherwise nothing is written. It is stored with the key's own
+ * CKA_ID and label, and the chain certificates after it as CA certificates. */
+#ifndef KB_INSTALL_H
+#define KB_INSTALL_H
+
+#include <gnutls/x509.h>
+
+#include "pkcs11/objects.h"
+#include "pkcs11/pin.h"
+
+struct kb_install_result {
+    bool stored;        /* false: the same certificate was already on the token */
+    unsigned chain_new; /* chain certificates written */
+};
+
+/* Fails, writing nothing, when certs[0] is not for key k. */
+int kb_cert_matches_key(gnutls_x509_crt_t crt, const kb_key *k, const char *what, kb_err *err);
+
+int kb_install_cert(const kb_key *k, gnutls_x509_crt_t *certs, unsigned n, const kb_pin_opts *pin,
+                    struct kb_install_result *r, kb_err *err);
+
+#endif
