@@ -36,18 +36,18 @@ static void strip_newline(kb_secret *s)
     }
 }
 
-int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err)
+int kb_secret_read_file(const char *path, const char *what, kb_secret *s, kb_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
     if (fd < 0)
-        return kb_err_set(err, "PIN file %s cannot be read: %s", path, strerror(errno));
+        return kb_err_set(err, "%s %s cannot be read: %s", what, path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return kb_err_set(err, "PIN file %s is not a regular file", path);
+        return kb_err_set(err, "%s %s is not a regular file", what, path);
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO))
-        kb_log(KB_LOG_WARN, "PIN file %s can be read by other users; chmod 600 it", path);
+        kb_log(KB_LOG_WARN, "%s %s can be read by other users; chmod 600 it", what, path);
     s->len = 0;
     for (;;) {
         ssize_t n = read(fd, s->buf + s->len, KB_SECRET_MAX + 1 - s->len);
@@ -56,7 +56,7 @@ int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err)
         if (n < 0) {
             int e = errno;
             close(fd);
-            return kb_err_set(err, "PIN file %s cannot be read: %s", path, strerror(e));
+            return kb_err_set(err, "%s %s cannot be read: %s", what, path, strerror(e));
         }
         if (n == 0)
             break;
@@ -68,11 +68,16 @@ int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err)
     s->buf[s->len > KB_SECRET_MAX ? KB_SECRET_MAX : s->len] = '\0';
     strip_newline(s);
     if (s->len > KB_SECRET_MAX - 1)
-        return kb_err_set(err, "PIN file %s is longer than %d bytes; is it the right file?", path,
+        return kb_err_set(err, "%s %s is longer than %d bytes; is it the right file?", what, path,
                           KB_SECRET_MAX - 1);
     if (s->len == 0)
-        return kb_err_set(err, "PIN file %s is empty", path);
+        return kb_err_set(err, "%s %s is empty", what, path);
     return 0;
+}
+
+int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err)
+{
+    return kb_secret_read_file(path, "PIN file", s, err);
 }
 
 static int copy_text(kb_secret *s, const char *text, const char *what, kb_err *err)

@@ -40,6 +40,10 @@ bool kb_pin_is_interactive(const kb_pin_opts *o);
  * token rejects it). main() calls this on the way out. */
 void kb_pin_forget_typed(void);
 
+/* Reads a secret file (what: "PIN file", "secret file") into s: at most KB_SECRET_MAX
+ * bytes, one trailing newline dropped; warns when other users can read it. */
+int kb_secret_read_file(const char *path, const char *what, kb_secret *s, kb_err *err);
+
 /* Reads a PIN file: at most KB_SECRET_MAX bytes, one trailing newline dropped. */
 int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err);
 

@@ -115,6 +115,20 @@ int kb_destroy_key(kb_session *s, const kb_key *k, kb_err *err)
     return 0;
 }
 
+int kb_destroy_matching(kb_session *s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE attr,
+                        const void *value, size_t len, const char *what, kb_err *err)
+{
+    CK_OBJECT_HANDLE *h = NULL;
+    size_t n = 0;
+    if (kb_find(s, cls, attr, value, len, &h, &n, err) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = kb_destroy_object(s, h[i], what, err);
+    free(h);
+    return rc;
+}
+
 int kb_relabel(kb_session *s, const unsigned char *id, size_t id_len, const char *label,
                kb_err *err)
 {

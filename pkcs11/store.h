@@ -24,6 +24,11 @@ int kb_destroy_key(kb_session *s, const kb_key *k, kb_err *err);
 
 int kb_destroy_object(kb_session *s, CK_OBJECT_HANDLE h, const char *what, kb_err *err);
 
+/* Removes every object of class cls whose attr equals value, found in this session
+ * (handles from another session need not be valid here). */
+int kb_destroy_matching(kb_session *s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE attr,
+                        const void *value, size_t len, const char *what, kb_err *err);
+
 /* Sets CKA_LABEL on every object (key pair, certificates) with the given CKA_ID. */
 int kb_relabel(kb_session *s, const unsigned char *id, size_t id_len, const char *label,
                kb_err *err);

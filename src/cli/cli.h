@@ -91,6 +91,11 @@ int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const struct kb_key *k, struct kb
 /* Writes a file (0644), replacing it. */
 int kb_cli_write_file(const char *path, const void *data, size_t len, kb_err *err);
 
+/* The outcome of enroll or renew: state, key, certificate and decision (or the error). */
+struct kb_verdict;
+void kb_cli_est_report(const struct kb_cli *c, int state, const char *key_uri,
+                       const char *cert_line, const struct kb_verdict *v, const kb_err *err);
+
 /* Prints a json-c object to stdout, pretty, and releases it. */
 void kb_cli_print_json(json_object *o);
 
@@ -104,5 +109,7 @@ int kb_cmd_check(int argc, char **argv);
 int kb_cmd_connect(int argc, char **argv);
 int kb_cmd_csr(int argc, char **argv);
 int kb_cmd_import_cert(int argc, char **argv);
+int kb_cmd_enroll(int argc, char **argv);
+int kb_cmd_renew(int argc, char **argv);
 
 #endif

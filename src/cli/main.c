@@ -20,6 +20,8 @@ static const struct kb_command {
     {"connect", kb_cmd_connect, "one mTLS handshake with the token's key; --stdio to pipe"},
     {"csr", kb_cmd_csr, "a PKCS#10 request signed on the token"},
     {"import-cert", kb_cmd_import_cert, "store an issued certificate next to its key"},
+    {"enroll", kb_cmd_enroll, "key, request and certificate over EST, checked by the policy"},
+    {"renew", kb_cmd_renew, "renew (or rekey) a certificate over EST before it expires"},
 };
 
 static void usage(FILE *out)
