@@ -52,6 +52,25 @@ static bool glob(const char *pattern, const char *text)
     return pattern == NULL || fnmatch(pattern, text, 0) == 0;
 }
 
+/* A glob over a DN in RFC 4514 form. An escaped ',' or '+' inside a value is not an RDN
+ * separator: it is hidden from the glob, so that CN=laptop-*,O=Example cannot be met by a
+ * CN of "x,O=Example". Match such a character with '?'. */
+static bool dn_glob(const char *pattern, const char *dn)
+{
+    char buf[512];
+    size_t o = 0;
+    for (size_t i = 0; dn[i] && o < sizeof buf - 1; i++) {
+        if (dn[i] == '\\' && (dn[i + 1] == ',' || dn[i + 1] == '+')) {
+            buf[o++] = '\x01';
+            i++;
+        } else {
+            buf[o++] = dn[i];
+        }
+    }
+    buf[o] = '\0';
+    return fnmatch(pattern, buf, 0) == 0;
+}
+
 bool kb_token_pattern_match(const struct kb_token_pattern *pat, const struct kb_token_facts *t)
 {
     return glob(pat->manufacturer, t->manufacturer) && glob(pat->model, t->model) &&
@@ -351,7 +370,7 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
 
     if (pol->subject == NULL)
         skip(v, "cert.subject", "The policy does not restrict the subject.");
-    else if (glob(pol->subject, c->subject))
+    else if (dn_glob(pol->subject, c->subject))
         add(v, "cert.subject", KB_PASS, c->subject, pol->subject,
             "The subject matches the policy.");
     else

@@ -1,10 +1,12 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,60 +45,75 @@ enum {
     OPT_RESUME,
 };
 
-/* Copies both ways until both sides are closed. stdin's end becomes our TLS close_notify
- * (the server may go on sending); the server's end closes stdout. */
+/* Copies both ways until both sides are closed. The socket is non-blocking so that a
+ * send the server does not take yet never stops us reading what it sends (both sides
+ * writing at once would otherwise deadlock). stdin is read only when the last chunk has
+ * gone out: backpressure, not an unbounded queue. stdin's end becomes our TLS
+ * close_notify (the server may go on sending); the server's close_notify ends stdout. */
 static int pump(gnutls_session_t s, int fd, kb_err *err)
 {
-    char buf[16384];
-    bool in_open = true, out_open = true;
-    while (out_open) {
-        struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
-                              {.fd = in_open ? 0 : -1, .events = POLLIN}};
-        if (gnutls_record_check_pending(s) == 0 && poll(p, 2, -1) < 0) {
-            if (errno == EINTR)
+    char in[16384], out[16384];
+    size_t in_len = 0, in_off = 0;
+    bool in_open = true, bye_sent = false;
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    for (;;) {
+        bool sending = in_off < in_len;
+        if (!in_open && !sending && !bye_sent) {
+            int rc = gnutls_bye(s, GNUTLS_SHUT_WR);
+            if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+                struct pollfd w = {.fd = fd, .events = POLLOUT};
+                poll(&w, 1, -1);
                 continue;
-            return kb_err_set(err, "poll: %s", strerror(errno));
-        }
-        if (gnutls_record_check_pending(s) > 0 || (p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-            ssize_t n = gnutls_record_recv(s, buf, sizeof buf);
-            if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
-                continue;
-            if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION) {
-                out_open = false;
-                break;
             }
-            if (n < 0) {
-                kb_tls_describe_error(s, (int)n, err);
+            bye_sent = true;
+        }
+        if (gnutls_record_check_pending(s) == 0) {
+            struct pollfd p[2] = {
+                {.fd = fd, .events = POLLIN | (sending ? POLLOUT : 0)},
+                {.fd = in_open && !sending ? 0 : -1, .events = POLLIN},
+            };
+            if (poll(p, 2, -1) < 0) {
+                if (errno == EINTR)
+                    continue;
+                return kb_err_set(err, "poll: %s", strerror(errno));
+            }
+            if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+                ssize_t n = read(0, in, sizeof in);
+                if (n < 0 && errno != EINTR && errno != EAGAIN)
+                    return kb_err_set(err, "reading stdin: %s", strerror(errno));
+                if (n == 0)
+                    in_open = false;
+                if (n > 0) {
+                    in_len = (size_t)n;
+                    in_off = 0;
+                }
+            }
+        }
+        if (in_off < in_len) {
+            ssize_t w = gnutls_record_send(s, in + in_off, in_len - in_off);
+            if (w > 0)
+                in_off += (size_t)w;
+            else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
+                kb_tls_describe_error(s, (int)w, err);
                 return -1;
             }
-            for (ssize_t off = 0; off < n;) {
-                ssize_t w = write(1, buf + off, (size_t)(n - off));
-                if (w < 0 && errno == EINTR)
-                    continue;
-                if (w < 0)
-                    return kb_err_set(err, "writing to stdout: %s", strerror(errno));
-                off += w;
-            }
         }
-        if (in_open && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
-            ssize_t n = read(0, buf, sizeof buf);
-            if (n < 0 && errno == EINTR)
+        ssize_t n = gnutls_record_recv(s, out, sizeof out);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+            continue;
+        if (n == 0)
+            break; /* the server's close_notify */
+        if (n < 0) {
+            kb_tls_describe_error(s, (int)n, err);
+            return -1;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(1, out + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR)
                 continue;
-            if (n <= 0) {
-                in_open = false;
-                gnutls_bye(s, GNUTLS_SHUT_WR);
-                continue;
-            }
-            for (ssize_t off = 0; off < n;) {
-                ssize_t w = gnutls_record_send(s, buf + off, (size_t)(n - off));
-                if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED)
-                    continue;
-                if (w < 0) {
-                    kb_tls_describe_error(s, (int)w, err);
-                    return -1;
-                }
-                off += w;
-            }
+            if (w < 0)
+                return kb_err_set(err, "writing to stdout: %s", strerror(errno));
+            off += w;
         }
     }
     close(1);
@@ -285,6 +302,14 @@ int kb_cmd_connect(int argc, char **argv)
     if (rule != NULL && rule->ca != NULL && ca != NULL && strcmp(rule->ca, ca) != 0) {
         kb_err_set(&err, "the policy fixes the CA for %s (%s); --ca cannot override it", endpoint,
                    rule->ca);
+        goto fail;
+    }
+    if (rule != NULL && rule->server_name != NULL && server_name != NULL &&
+        strcasecmp(rule->server_name, server_name) != 0) {
+        kb_err_set(&err,
+                   "the policy fixes the server name for %s (%s); --server-name cannot "
+                   "override it",
+                   endpoint, rule->server_name);
         goto fail;
     }
     const char *ca_file = rule && rule->ca ? rule->ca : ca;

@@ -28,6 +28,7 @@ struct kb_tls_client {
 struct session_ctx {
     kb_tls_client *client;
     bool verified;
+    bool established; /* the handshake finished: later errors are about the connection */
     bool got_ticket;
     char why[4608];
 };
@@ -81,9 +82,14 @@ static int verify_server(gnutls_session_t session)
         snprintf(ctx->why, sizeof ctx->why, "the server's certificate cannot be parsed");
         return -1;
     }
-    gnutls_typed_vdata_st data = {GNUTLS_DT_DNS_HOSTNAME, (unsigned char *)peer->server_name, 0};
+    /* The name, and that the certificate is meant for a TLS server: a client certificate
+     * from the same CA must not pass for the server. */
+    gnutls_typed_vdata_st data[2] = {
+        {GNUTLS_DT_DNS_HOSTNAME, (unsigned char *)peer->server_name, 0},
+        {GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0},
+    };
     unsigned status = 0;
-    int rc = gnutls_certificate_verify_peers(session, &data, 1, &status);
+    int rc = gnutls_certificate_verify_peers(session, data, 2, &status);
     int result = -1;
     if (rc < 0) {
         snprintf(ctx->why, sizeof ctx->why, "the server's certificate cannot be verified: %s",
@@ -94,6 +100,10 @@ static int verify_server(gnutls_session_t session)
         snprintf(ctx->why, sizeof ctx->why,
                  "host name mismatch: the server's certificate is for %s, not %s", names,
                  peer->server_name);
+    } else if (status & GNUTLS_CERT_PURPOSE_MISMATCH) {
+        snprintf(ctx->why, sizeof ctx->why,
+                 "the server's certificate is not meant for a TLS server (no serverAuth "
+                 "extended key usage)");
     } else if (status & GNUTLS_CERT_EXPIRED) {
         char when[64] = "";
         time_t t = gnutls_x509_crt_get_expiration_time(crt);
@@ -296,6 +306,12 @@ void kb_tls_describe_error(gnutls_session_t s, int rc, kb_err *err)
     } else if (rc == GNUTLS_E_TIMEDOUT) {
         kb_err_set(err, "handshake with %s:%u timed out after %u ms", peer->host, peer->port,
                    peer->handshake_timeout_ms);
+    } else if (ctx->established && (rc == GNUTLS_E_PREMATURE_TERMINATION ||
+                                    rc == GNUTLS_E_PULL_ERROR || rc == GNUTLS_E_PUSH_ERROR)) {
+        kb_err_set(err,
+                   "the connection to %s:%u was cut without a TLS close (%s); what came "
+                   "through may be incomplete",
+                   peer->host, peer->port, gnutls_strerror(rc));
     } else if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PULL_ERROR ||
                rc == GNUTLS_E_PUSH_ERROR) {
         kb_err_set(err,
@@ -380,6 +396,7 @@ int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct 
         *fd = -1;
         return -1;
     }
+    ctx->established = true;
     r->resumed = gnutls_session_is_resumed(s) != 0;
     snprintf(r->protocol, sizeof r->protocol, "%s",
              gnutls_protocol_get_name(gnutls_protocol_get_version(s)));

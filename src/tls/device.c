@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pkcs11/attrs.h"
 #include "src/util/hostport.h"
@@ -16,7 +17,9 @@ struct kb_trust {
     char error[256];               /* anchors unusable: every chain check is an error */
     bool crl_wanted;
     char crl_error[256];
-    long long crl_next_update; /* earliest nextUpdate of the CRLs; 0: none given */
+    long long crl_next_update;      /* earliest nextUpdate of the CRLs; 0: none given */
+    gnutls_datum_t crl_issuers[16]; /* raw issuer DNs of the CRLs believed */
+    unsigned n_crl_issuers;
 };
 
 void kb_verify_status_text(unsigned status, char *out, size_t len)
@@ -38,8 +41,8 @@ void kb_verify_status_text(unsigned status, char *out, size_t len)
 
 const char *kb_pick_name(enum kb_pick p)
 {
-    static const char *const names[] = {"chosen",        "older",        "expired",
-                                        "not-yet-valid", "other-issuer", "unreadable"};
+    static const char *const names[] = {"chosen",       "older",      "expired", "not-yet-valid",
+                                        "other-issuer", "unreadable", "revoked"};
     return names[p];
 }
 
@@ -83,11 +86,17 @@ static void load_crls(kb_trust *t, const char *path, const char *anchors)
     }
     for (unsigned i = 0; i < n; i++) {
         unsigned status = 1;
-        if (n_cas == 0 || gnutls_x509_crl_verify(crls[i], cas, n_cas, 0, &status) < 0 ||
+        /* Only the signature is judged here; an overdue CRL is reported as such later. */
+        if (n_cas == 0 ||
+            gnutls_x509_crl_verify(crls[i], cas, n_cas, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
+                                   &status) < 0 ||
             status != 0) {
             gnutls_x509_crl_deinit(crls[i]);
             bad++;
         } else {
+            if (t->n_crl_issuers < 16 &&
+                gnutls_x509_crl_get_raw_issuer_dn(crls[i], &t->crl_issuers[t->n_crl_issuers]) == 0)
+                t->n_crl_issuers++;
             crls[good++] = crls[i];
         }
     }
@@ -131,6 +140,8 @@ void kb_trust_free(kb_trust *t)
         return;
     if (t->list != NULL)
         gnutls_x509_trust_list_deinit(t->list, 1);
+    for (unsigned i = 0; i < t->n_crl_issuers; i++)
+        gnutls_free(t->crl_issuers[i].data);
     free(t);
 }
 
@@ -147,6 +158,25 @@ static gnutls_x509_crt_t import(const kb_cert *c)
     return crt;
 }
 
+/* What GnuTLS said about each certificate of the chain being verified. GnuTLS's callback
+ * takes no user data, hence the thread-local pointer. */
+struct verify_report {
+    gnutls_x509_crt_t leaf;
+    unsigned others; /* what was said of the certificates above the leaf */
+};
+static _Thread_local struct verify_report *report;
+
+static int note(gnutls_x509_crt_t cert, gnutls_x509_crt_t issuer, gnutls_x509_crl_t crl,
+                unsigned output)
+{
+    (void)issuer;
+    if (report == NULL || crl != NULL || cert == NULL)
+        return 0;
+    if (!gnutls_x509_crt_equals(cert, report->leaf))
+        report->others |= output;
+    return 0;
+}
+
 struct chain_result {
     enum kb_chain chain;
     enum kb_tri revoked;
@@ -155,6 +185,19 @@ struct chain_result {
 
 /* Does c chain to the anchors, with CA certificates on the same token as intermediates?
  * Validity times are the validity rule's business, so they are not checked here. */
+/* GnuTLS says "not revoked" also when no CRL from the issuer was loaded at all. */
+static bool crl_covers(const kb_trust *t, gnutls_x509_crt_t leaf)
+{
+    gnutls_datum_t issuer = {NULL, 0};
+    bool found = false;
+    if (gnutls_x509_crt_get_raw_issuer_dn(leaf, &issuer) == 0)
+        for (unsigned i = 0; i < t->n_crl_issuers && !found; i++)
+            found = t->crl_issuers[i].size == issuer.size &&
+                    memcmp(t->crl_issuers[i].data, issuer.data, issuer.size) == 0;
+    gnutls_free(issuer.data);
+    return found;
+}
+
 static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert *c,
                         struct chain_result *r)
 {
@@ -182,25 +225,43 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
         if (o->key < 0 && o->is_ca && o->token == c->token && (chain[n] = import(o)) != NULL)
             n++;
     }
-    unsigned status = 0;
+    /* Twice: once without time checks, where anything but a revocation is a fault (GnuTLS
+     * reports some, such as an unsupported signature algorithm, as a bare INVALID); once
+     * at the present time, where an intermediate or anchor out of its validity is a fault.
+     * The leaf's own time is the validity rule's business. */
+    unsigned status = 0, now_status = 0;
     int rc = gnutls_x509_trust_list_verify_crt2(t->list, chain, n, NULL, 0,
                                                 GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
                                                     GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
                                                 &status, NULL);
+    struct verify_report rep = {.leaf = chain[0]};
+    report = &rep;
+    if (rc >= 0)
+        rc = gnutls_x509_trust_list_verify_crt2(t->list, chain, n, NULL, 0, 0, &now_status, note);
+    report = NULL;
+    const unsigned timed = GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED;
+    time_t now = time(NULL);
+    bool leaf_in_time = gnutls_x509_crt_get_activation_time(chain[0]) <= now &&
+                        now <= gnutls_x509_crt_get_expiration_time(chain[0]);
+    bool other_out_of_time = (rep.others & timed) || (leaf_in_time && (now_status & timed));
     if (rc < 0) {
         r->chain = KB_CHAIN_ERROR;
         snprintf(r->detail, sizeof r->detail, "%s", gnutls_strerror(rc));
+    } else if (status != 0 && status != (GNUTLS_CERT_REVOKED | GNUTLS_CERT_INVALID)) {
+        r->chain = KB_CHAIN_FAIL;
+        kb_verify_status_text(status, r->detail, sizeof r->detail);
+    } else if (other_out_of_time) {
+        r->chain = KB_CHAIN_FAIL;
+        snprintf(r->detail, sizeof r->detail,
+                 "an intermediate or anchor certificate is not valid at this time");
     } else {
-        r->revoked = (status & GNUTLS_CERT_REVOKED) ? KB_TRI_TRUE : KB_TRI_FALSE;
-        status &= ~(unsigned)GNUTLS_CERT_REVOKED;
-        if (status & GNUTLS_CERT_INVALID)
-            status &= ~(unsigned)GNUTLS_CERT_INVALID;
-        if (status == 0) {
-            r->chain = KB_CHAIN_OK;
-        } else {
-            r->chain = KB_CHAIN_FAIL;
-            kb_verify_status_text(status, r->detail, sizeof r->detail);
-        }
+        r->chain = KB_CHAIN_OK;
+        r->revoked = (status & GNUTLS_CERT_REVOKED) ? KB_TRI_TRUE
+                     : crl_covers(t, chain[0])      ? KB_TRI_FALSE
+                                                    : KB_TRI_UNKNOWN;
+        if (t->crl_wanted && r->revoked == KB_TRI_UNKNOWN)
+            snprintf(r->detail, sizeof r->detail,
+                     "no CRL from the certificate's issuer was given, so revocation is unknown");
     }
     for (unsigned i = 0; i < n; i++)
         gnutls_x509_crt_deinit(chain[i]);
@@ -271,6 +332,8 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
         } else if (results[j].chain == KB_CHAIN_FAIL) {
             cand->pick = KB_PICK_OTHER_ISSUER;
             snprintf(cand->detail, sizeof cand->detail, "%s", results[j].detail);
+        } else if (results[j].revoked == KB_TRI_TRUE) {
+            cand->pick = KB_PICK_REVOKED;
         } else {
             cand->pick = KB_PICK_OLDER;
             if (best < 0 || c->not_before > out->cands[best].cert->not_before)
@@ -305,9 +368,11 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
             f->crl_error = true;
             snprintf(f->crl_detail, sizeof f->crl_detail,
                      "the CRL is out of date (its next update was due before now)");
-        } else if (r->chain == KB_CHAIN_ERROR) {
+        } else if (r->chain != KB_CHAIN_OK || r->revoked == KB_TRI_UNKNOWN) {
             f->crl_error = true;
-            snprintf(f->crl_detail, sizeof f->crl_detail, "%s", r->detail);
+            snprintf(f->crl_detail, sizeof f->crl_detail, "%s",
+                     r->chain == KB_CHAIN_OK ? r->detail
+                                             : "the certificate does not chain to the anchors");
         }
         f->revoked = f->crl_error ? KB_TRI_UNKNOWN : r->revoked;
     }

@@ -19,6 +19,7 @@ enum kb_pick {
     KB_PICK_NOT_YET_VALID,
     KB_PICK_OTHER_ISSUER,
     KB_PICK_UNREADABLE,
+    KB_PICK_REVOKED,
 };
 
 struct kb_candidate {

@@ -77,6 +77,7 @@ kb check $MOD --pin-file "$T/pin" $POL --key "$old" --json
 t_check "an expired certificate is denied (exit 1)" rc_is 1
 t_check "  cert.validity fails" check_id cert.validity fail
 t_check "  saying it expired" json_is "'expired' in [c for c in d['checks'] if c['id']=='cert.validity'][0]['reason']"
+t_check "  while cert.trust passes: the chain is judged apart from the leaf's time" check_id cert.trust pass
 
 # The same key gets a fresh certificate, and one not valid until next week: fresh wins.
 kb_device_cert dev "$old" "old-2" old-fresh
@@ -153,6 +154,12 @@ certtool --generate-crl --load-ca-privkey "$T/pki/other-ca.key" --load-ca-certif
     --load-certificate "$T/revoked.pem" --template "$T/crl.tmpl" --outfile "$T/ca.crl" 2>/dev/null
 kb check $MOD --pin-file "$T/pin" --policy "$T/crl.conf" --key "$good" --json
 t_check "a CRL not signed by the anchors is an error, not a pass" check_id cert.crl error
+# Anchors of two CAs and a CRL of only one: the other CA's certificates are not "not revoked".
+cat "$T/pki/ca.pem" "$T/pki/other-ca.pem" >"$T/two-cas.pem"
+sed 's/^trust = ca.pem/trust = two-cas.pem/' "$T/crl.conf" >"$T/crl-two.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/crl-two.conf" --key "$good" --json
+t_check "a CRL from another issuer does not vouch for the certificate: cert.crl is an error" check_id cert.crl error
+t_check "  saying no CRL from its issuer was given" json_is "'no CRL from the certificate' in [c for c in d['checks'] if c['id']=='cert.crl'][0]['reason']"
 
 # Bad policy files: exit 2, one line, and the token is not logged into.
 printf '[key]\nrequire-local = perhaps\n' >"$T/bad.conf"

@@ -111,6 +111,35 @@ printf 'through stunnel\n' >"$T/in"
 RUN_STDIN=$T/in run setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" $POL $KEY --stdio "localhost:$sport"
 t_check "stunnel: --stdio echo through it" out_lines "through stunnel"
 
+# Both directions at once, more than socket buffers hold: the pump must read while it
+# writes (stunnel's cat echoes as it reads).
+head -c 8000000 /dev/urandom >"$T/big"
+RUN_STDIN=$T/big run setsid -w timeout 120 "$KEYBOUND" connect $MOD --pin-file "$T/pin" $POL $KEY --stdio "localhost:$sport"
+t_check "8 MB both ways at once through --stdio: all of it comes back, unchanged" bash -c "[ $rc -eq 0 ] && [ \"\$(sha256sum <'$T/big' | cut -d' ' -f1)\" = \"\$(sha256sum <'$T/out' | cut -d' ' -f1)\" ]"
+
+# A server that stops without a TLS close: what came through may be incomplete.
+cport=$(free_port)
+kb_bg "$T/cut.log" /usr/bin/python3 -c "
+import socket, ssl
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain('$P/server.pem', '$P/server.key')
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $cport)); s.listen(4)
+while True:
+    c, _ = s.accept()
+    try:
+        t = ctx.wrap_socket(c, server_side=True)
+        t.sendall(b'partial-')
+        t.shutdown(socket.SHUT_RDWR)  # TCP FIN, no close_notify
+    except OSError:
+        pass  # wait_port's probe, or a client that gave up
+    c.close()
+"
+wait_port "$cport" || t_fail "cutting server started"
+printf 'x\n' >"$T/in"
+RUN_STDIN=$T/in run setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" --ca "$P/ca.pem" $KEY --stdio "localhost:$cport"
+t_check "a connection cut without a TLS close: exit 2, saying so" bash -c "[ $rc -eq 2 ] && grep -q 'was cut without a TLS close' '$T/err'"
+
 # --- Servers that must not get the device's certificate -----------------------------------
 kb connect $MOD --pin-file "$T/pin" $KEY --ca "$P/other-ca.pem" "localhost:$gport"
 t_check "wrong CA: exit 2" rc_is 2
@@ -138,6 +167,22 @@ for version in -tls1_3 -tls1_2; do
     t_check "rogue server ($version): refused (exit 2)" bash -c "[ $rc -eq 2 ] && grep -q 'failed verification' '$T/err'"
     t_check "  and it never received the device certificate" bash -c "! grep -q 'laptop-1' '$T/rogue$version.log'"
 done
+
+# A server presenting a certificate from the right CA that is not meant for a server
+# (a client certificate with the server's name) must not pass for the server.
+certtool --generate-privkey --key-type ecdsa --outfile "$P/clientish.key" 2>/dev/null
+printf 'cn = "localhost"\ndns_name = "localhost"\ntls_www_client\nsigning_key\nexpiration_days = 30\n' >"$P/clientish.tmpl"
+certtool --generate-certificate --load-privkey "$P/clientish.key" --load-ca-certificate "$P/ca.pem" \
+    --load-ca-privkey "$P/ca.key" --template "$P/clientish.tmpl" --outfile "$P/clientish.pem" 2>/dev/null
+xport=$(free_port)
+kb_bg "$T/clientish.log" openssl s_server -accept "127.0.0.1:$xport" -cert "$P/clientish.pem" \
+    -key "$P/clientish.key" -CAfile "$P/ca.pem" -verify 1 -rev
+wait_port "$xport" || t_fail "server with a client certificate started"
+kb connect $MOD --pin-file "$T/pin" $POL $KEY "localhost:$xport"
+t_check "a server certificate without serverAuth: refused (exit 2)" bash -c "[ $rc -eq 2 ] && grep -q 'not meant for a TLS server' '$T/err'"
+t_check "  and that server never received the device certificate" bash -c "! grep -q 'laptop-1' '$T/clientish.log'"
+kb connect $MOD --pin-file "$T/pin" $POL $KEY --server-name evil.example.com "127.0.0.1:$gport"
+t_check "--server-name cannot override the policy's server-name (exit 2)" bash -c "[ $rc -eq 2 ] && grep -q 'fixes the server name' '$T/err'"
 
 # A server that wants a certificate from another CA rejects ours.
 wport=$(free_port)

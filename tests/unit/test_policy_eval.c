@@ -663,6 +663,13 @@ static void cert_subject_and_san(void **state)
     v = evaluate("[certificate]\nsubject = CN=laptop-?,O=Example\n", &f, NOW);
     assert_check(&v, "cert.subject", KB_FAIL);
     assert_false(v.admit);
+    /* An escaped comma inside the CN is not an RDN separator: it cannot fake ",O=Example". */
+    snprintf(f.cert.subject, sizeof f.cert.subject, "CN=laptop-x\\,O=Example");
+    v = evaluate("[certificate]\nsubject = CN=laptop-*,O=Example\n", &f, NOW);
+    assert_check(&v, "cert.subject", KB_FAIL);
+    v = evaluate("[certificate]\nsubject = CN=laptop-x?O=Example\n", &f, NOW);
+    assert_check(&v, "cert.subject", KB_PASS); /* '?' matches the escaped character */
+    snprintf(f.cert.subject, sizeof f.cert.subject, "CN=laptop-42,O=Example");
     v = evaluate("[admission]\n", &f, NOW);
     assert_check(&v, "cert.subject", KB_SKIP);
 
