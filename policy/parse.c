@@ -706,6 +706,20 @@ int kb_policy_load(const char *path, kb_policy **out, kb_err *err)
     return rc;
 }
 
+int kb_policy_load_or_baseline(const char *path, kb_policy **out, bool *baseline, kb_err *err)
+{
+    static const char default_path[] = KB_SYSCONFDIR "/keybound/policy.conf";
+    *baseline = false;
+    if (path != NULL)
+        return kb_policy_load(path, out, err);
+    if (access(default_path, F_OK) == 0)
+        return kb_policy_load(default_path, out, err);
+    if ((*out = kb_policy_baseline()) == NULL)
+        return kb_err_set(err, "out of memory");
+    *baseline = true;
+    return 0;
+}
+
 kb_policy *kb_policy_baseline(void)
 {
     kb_policy *pol = policy_new();

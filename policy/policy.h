@@ -82,6 +82,10 @@ int kb_policy_parse(FILE *f, const char *name, kb_policy **out, kb_err *err);
 /* Opens path, refuses it when group- or world-writable, and parses it. */
 int kb_policy_load(const char *path, kb_policy **out, kb_err *err);
 
+/* path, else KB_SYSCONFDIR/keybound/policy.conf when it exists, else the baseline
+ * (*baseline set, so that the caller can say so once). */
+int kb_policy_load_or_baseline(const char *path, kb_policy **out, bool *baseline, kb_err *err);
+
 /* The built-in baseline: key sensitive and never extractable, certificate within its
  * validity with clientAuth, server always verified. */
 kb_policy *kb_policy_baseline(void);

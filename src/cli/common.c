@@ -106,17 +106,15 @@ int kb_cli_uri(struct kb_cli *c, const char *text, P11KitUri **out, kb_err *err)
 
 int kb_cli_policy(const char *path, kb_policy **out, kb_err *err)
 {
-    if (path != NULL)
-        return kb_policy_load(path, out, err);
-    if (access(KB_DEFAULT_POLICY, F_OK) == 0)
-        return kb_policy_load(KB_DEFAULT_POLICY, out, err);
-    if ((*out = kb_policy_baseline()) == NULL)
-        return kb_err_set(err, "out of memory");
-    fprintf(stderr,
-            "keybound: no policy at %s; using the built-in baseline (key sensitive and "
-            "never extractable, certificate valid with clientAuth, server always "
-            "verified)\n",
-            KB_DEFAULT_POLICY);
+    bool baseline;
+    if (kb_policy_load_or_baseline(path, out, &baseline, err) != 0)
+        return -1;
+    if (baseline)
+        fprintf(stderr,
+                "keybound: no policy at %s; using the built-in baseline (key sensitive "
+                "and never extractable, certificate valid with clientAuth, server always "
+                "verified)\n",
+                KB_DEFAULT_POLICY);
     return 0;
 }
 

@@ -9,19 +9,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "src/util/log.h"
 #include "src/util/net.h"
+#include "src/util/proxy.h"
 
 struct kb_tls_client {
     const kb_tls_peer *peer;
     kb_identity *id;
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t priority;
-    pthread_mutex_t lock; /* guards ticket and counters */
+    pthread_mutex_t lock; /* guards ticket, counters and the first-handshake gate */
+    pthread_cond_t ticket_cv;
     gnutls_datum_t ticket;
     unsigned long full, resumed;
+    bool first_in_flight;    /* a full handshake without a ticket is under way */
+    long long first_done_ms; /* when it ended; its ticket may still be on the way */
+    bool gate_off;           /* the server gave no ticket in time: do not wait again */
 };
 
 /* What one handshake learnt, for its error message. */
@@ -159,6 +165,7 @@ static int ticket_hook(gnutls_session_t session, unsigned htype, unsigned when, 
         pthread_mutex_lock(&ctx->client->lock);
         gnutls_free(ctx->client->ticket.data);
         ctx->client->ticket = data;
+        pthread_cond_broadcast(&ctx->client->ticket_cv);
         pthread_mutex_unlock(&ctx->client->lock);
         ctx->got_ticket = true;
     }
@@ -195,6 +202,7 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
     c->peer = peer;
     c->id = id;
     pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->ticket_cv, NULL);
     int rc = gnutls_certificate_allocate_credentials(&c->cred);
     if (rc < 0) {
         kb_err_set(err, "%s", gnutls_strerror(rc));
@@ -247,6 +255,7 @@ void kb_tls_client_free(kb_tls_client *c)
     if (c->cred)
         gnutls_certificate_free_credentials(c->cred);
     gnutls_free(c->ticket.data);
+    pthread_cond_destroy(&c->ticket_cv);
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -344,22 +353,82 @@ static void describe_server(gnutls_session_t s, struct kb_tls_result *r)
     gnutls_x509_crt_deinit(crt);
 }
 
+/* Waits while the first full handshake's ticket may still come; returns whether this
+ * handshake is to be that first one. Called with c->lock held. */
+static bool gate(kb_tls_client *c)
+{
+    long long deadline = kb_now_ms() + 3000;
+    while (!c->gate_off && c->ticket.data == NULL) {
+        long long now = kb_now_ms();
+        bool waiting = c->first_in_flight || now < c->first_done_ms + 1000;
+        if (!waiting)
+            break;
+        if (now >= deadline) {
+            c->gate_off = true;
+            break;
+        }
+        long long until = c->first_in_flight ? deadline : c->first_done_ms + 1000;
+        if (until > deadline)
+            until = deadline;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long ms = until - now;
+        ts.tv_sec += ms / 1000;
+        ts.tv_nsec += (ms % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->ticket_cv, &c->lock, &ts);
+    }
+    if (c->ticket.data == NULL && c->first_done_ms != 0 && !c->first_in_flight &&
+        kb_now_ms() >= c->first_done_ms + 1000)
+        c->gate_off = true; /* no ticket came: this server does not give them */
+    if (c->ticket.data == NULL && !c->first_in_flight) {
+        c->first_in_flight = true;
+        return true;
+    }
+    return false;
+}
+
 int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct kb_tls_result *r,
                    kb_err *err)
 {
     const kb_tls_peer *peer = c->peer;
-    memset(r, 0, sizeof *r);
     *session = NULL;
     *fd = -1;
-    if (kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, fd, err) != 0)
-        return -1;
+    int rc;
+    if (peer->proxy != NULL) {
+        char host[256];
+        unsigned port;
+        if (kb_proxy_parse_url(peer->proxy, host, sizeof host, &port, err) != 0 ||
+            kb_tcp_connect(host, port, peer->connect_timeout_ms, fd, err) != 0)
+            return -1;
+        rc = kb_proxy_connect(*fd, peer->proxy, peer->host, peer->port, peer->connect_timeout_ms,
+                              err);
+    } else {
+        rc = kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, fd, err);
+    }
+    if (rc == 0)
+        rc = kb_tls_handshake_fd(c, *fd, session, r, err);
+    if (rc != 0 && *fd >= 0) {
+        close(*fd);
+        *fd = -1;
+    }
+    return rc;
+}
+
+int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
+                        struct kb_tls_result *r, kb_err *err)
+{
+    const kb_tls_peer *peer = c->peer;
+    memset(r, 0, sizeof *r);
+    *session = NULL;
     gnutls_session_t s;
     struct session_ctx *ctx = calloc(1, sizeof *ctx);
     int rc = ctx ? gnutls_init(&s, GNUTLS_CLIENT) : GNUTLS_E_MEMORY_ERROR;
     if (rc < 0) {
         free(ctx);
-        close(*fd);
-        *fd = -1;
         return kb_err_set(err, "%s", gnutls_strerror(rc));
     }
     ctx->client = c;
@@ -376,24 +445,31 @@ int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct 
         gnutls_alpn_set_protocols(s, protos, (unsigned)peer->n_alpn, 0);
     }
     pthread_mutex_lock(&c->lock);
+    bool first = gate(c);
     if (c->ticket.data != NULL)
         gnutls_session_set_data(s, c->ticket.data, c->ticket.size);
     pthread_mutex_unlock(&c->lock);
     gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
                                        ticket_hook);
-    gnutls_transport_set_int(s, *fd);
+    gnutls_transport_set_int(s, fd);
     gnutls_handshake_set_timeout(s, peer->handshake_timeout_ms);
     long long start = kb_now_ms();
     do {
         rc = gnutls_handshake(s);
     } while (rc < 0 && gnutls_error_is_fatal(rc) == 0);
     r->handshake_ms = kb_now_ms() - start;
+    if (first) {
+        pthread_mutex_lock(&c->lock);
+        c->first_in_flight = false;
+        c->first_done_ms = kb_now_ms();
+        pthread_cond_broadcast(&c->ticket_cv);
+        pthread_mutex_unlock(&c->lock);
+    }
     r->cert_requested = gnutls_certificate_client_get_request_status(s) != 0;
     r->cert_sent = gnutls_certificate_get_ours(s) != NULL;
     if (rc < 0) {
         kb_tls_describe_error(s, rc, err);
-        kb_tls_close(s, *fd);
-        *fd = -1;
+        kb_tls_close(s, -1);
         return -1;
     }
     ctx->established = true;
@@ -414,6 +490,7 @@ int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct 
             pthread_mutex_lock(&c->lock);
             gnutls_free(c->ticket.data);
             c->ticket = data;
+            pthread_cond_broadcast(&c->ticket_cv);
             pthread_mutex_unlock(&c->lock);
         }
     }

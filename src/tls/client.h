@@ -29,6 +29,7 @@ typedef struct kb_tls_peer {
     size_t n_alpn;
     unsigned connect_timeout_ms;
     unsigned handshake_timeout_ms;
+    const char *proxy; /* http://HOST:PORT for CONNECT, or NULL */
 } kb_tls_peer;
 
 typedef struct kb_tls_client kb_tls_client;
@@ -50,8 +51,10 @@ struct kb_tls_result {
 int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **out, kb_err *err);
 void kb_tls_client_free(kb_tls_client *c);
 
-/* TCP connect and handshake. On success *session and *fd belong to the caller
- * (kb_tls_close). */
+/* TCP connect (through the proxy when there is one) and handshake. While the first full
+ * handshake to the endpoint is under way, others wait (bounded) for its ticket and resume
+ * from it instead of asking the token for a signature each.  On success *session and *fd belong to
+ * the caller (kb_tls_close). */
 int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct kb_tls_result *r,
                    kb_err *err);
 
@@ -64,6 +67,11 @@ int kb_tls_settle(gnutls_session_t session, unsigned wait_ms, kb_err *err);
 void kb_tls_describe_error(gnutls_session_t session, int rc, kb_err *err);
 
 void kb_tls_close(gnutls_session_t session, int fd);
+
+/* The TCP connect and handshake done by the caller on an already connected socket (the
+ * tunnel connects itself). */
+int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
+                        struct kb_tls_result *r, kb_err *err);
 
 /* Full handshakes and resumed ones since the client was made. */
 void kb_tls_counts(kb_tls_client *c, unsigned long *full, unsigned long *resumed);

@@ -1,0 +1,309 @@
+#include "config.h"
+
+#include "src/tunnel/settings.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <ini.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "src/util/hostport.h"
+#include "src/util/proxy.h"
+
+void kb_tunnel_conf_defaults(kb_tunnel_conf *t)
+{
+    memset(t, 0, sizeof *t);
+    t->connect_timeout_s = 10;
+    t->idle_timeout_s = 0;
+    t->max_connections = 1000;
+}
+
+int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err)
+{
+    memset(l, 0, sizeof *l);
+    if (strncmp(text, "unix:", 5) == 0) {
+        const char *path = text + 5;
+        if (path[0] != '/' || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            return kb_err_set(err,
+                              "listen '%s': a unix socket needs an absolute path of at most "
+                              "107 bytes",
+                              text);
+        l->is_unix = true;
+        l->loopback = true;
+        snprintf(l->path, sizeof l->path, "%s", path);
+        struct sockaddr_un *un = (struct sockaddr_un *)&l->addr;
+        un->sun_family = AF_UNIX;
+        snprintf(un->sun_path, sizeof un->sun_path, "%s", path);
+        l->addr_len = sizeof *un;
+        return 0;
+    }
+    char host[256];
+    unsigned port;
+    if (kb_hostport_parse(text, host, sizeof host, &port, err) != 0)
+        return -1;
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    char service[8];
+    snprintf(service, sizeof service, "%u", port);
+    int g = getaddrinfo(host, service, &hints, &res);
+    if (g != 0)
+        return kb_err_set(err, "listen '%s': %s", text, gai_strerror(g));
+    memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
+    l->addr_len = res->ai_addrlen;
+    freeaddrinfo(res);
+    if (l->addr.ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&l->addr;
+        l->loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (l->addr.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&l->addr;
+        l->loopback = IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return 0;
+}
+
+int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
+{
+    char host[256];
+    unsigned port;
+    struct kb_listen l;
+    if (t->listen[0] == '\0' || t->connect[0] == '\0')
+        return kb_err_set(err, "tunnel '%s' needs listen = ADDRESS and connect = HOST:PORT",
+                          t->name);
+    if (kb_listen_parse(t->listen, &l, err) != 0 ||
+        kb_hostport_parse(t->connect, host, sizeof host, &port, err) != 0)
+        return -1;
+    if (!l.loopback && !t->allow_remote)
+        return kb_err_set(err,
+                          "tunnel '%s' listens on %s, which is not loopback: other hosts could "
+                          "use the device's identity; listen on 127.0.0.1, [::1] or unix:, "
+                          "or say allow-remote = yes",
+                          t->name, t->listen);
+    if (t->n_allow_uid > 0 && !l.is_unix)
+        return kb_err_set(err, "tunnel '%s': allow-uid needs a unix: listener", t->name);
+    return 0;
+}
+
+struct parser {
+    FILE *file;
+    const char *name;
+    unsigned line;
+    kb_tunnel_conf *out;
+    size_t n;
+    kb_tunnel_conf *cur;
+    unsigned long long seen;
+    bool failed;
+    unsigned err_line;
+    char err[600];
+};
+
+static int fail(struct parser *p, const char *fmt, ...) KB_PRINTF(2, 3);
+static int fail(struct parser *p, const char *fmt, ...)
+{
+    if (!p->failed) {
+        p->failed = true;
+        p->err_line = p->line;
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(p->err, sizeof p->err, fmt, ap);
+        va_end(ap);
+    }
+    return 0;
+}
+
+static void start_section(struct parser *p, const char *sec)
+{
+    p->cur = NULL;
+    p->seen = 0;
+    const char *q = sec + 6;
+    if (strncmp(sec, "tunnel", 6) != 0 || (q[0] != ' ' && q[0] != '"')) {
+        fail(p, "unknown section [%s]; write [tunnel NAME]", sec);
+        return;
+    }
+    while (*q == ' ')
+        q++;
+    char name[64];
+    size_t len = strlen(q);
+    if (len >= 2 && q[0] == '"' && q[len - 1] == '"')
+        snprintf(name, sizeof name, "%.*s", (int)(len - 2), q + 1);
+    else
+        snprintf(name, sizeof name, "%s", q);
+    if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_.") != strlen(name)) {
+        fail(p, "tunnel name '%s': use letters, digits, '-', '_' and '.'", name);
+        return;
+    }
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->out[i].name, name) == 0) {
+            fail(p, "tunnel '%s' is defined twice", name);
+            return;
+        }
+    if (p->n == KB_TUNNEL_MAX) {
+        fail(p, "more than %d tunnels", KB_TUNNEL_MAX);
+        return;
+    }
+    p->cur = &p->out[p->n++];
+    kb_tunnel_conf_defaults(p->cur);
+    snprintf(p->cur->name, sizeof p->cur->name, "%s", name);
+    p->cur->line = p->line;
+}
+
+static char *read_line(char *buf, int size, void *stream)
+{
+    struct parser *p = stream;
+    if (fgets(buf, size, p->file) == NULL)
+        return NULL;
+    p->line++;
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] != '\n' && !feof(p->file)) {
+        fail(p, "line is longer than %d characters", size - 2);
+        int c;
+        while ((c = fgetc(p->file)) != EOF && c != '\n')
+            ;
+    }
+    char *close = strrchr(buf, ']');
+    if (buf[0] == '[' && close != NULL && !p->failed) {
+        char sec[256];
+        snprintf(sec, sizeof sec, "%.*s", (int)(close - buf - 1), buf + 1);
+        start_section(p, sec);
+    }
+    return buf;
+}
+
+static bool parse_uint(const char *v, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!isdigit((unsigned char)*v) || *end != '\0' || n > max)
+        return false;
+    *out = (unsigned)n;
+    return true;
+}
+
+static int copy(struct parser *p, char *dst, size_t len, const char *key, const char *v)
+{
+    if (*v == '\0' || strlen(v) >= len)
+        return fail(p, "%s: the value is empty or longer than %zu bytes", key, len - 1);
+    snprintf(dst, len, "%s", v);
+    return 1;
+}
+
+static const char *const keys[] = {
+    "listen",       "connect",  "server-name",     "ca",           "key",
+    "alpn",         "proxy",    "connect-timeout", "idle-timeout", "max-connections",
+    "allow-remote", "allow-uid"};
+
+static int handler(void *user, const char *section, const char *key, const char *v)
+{
+    (void)section;
+    struct parser *p = user;
+    if (p->failed)
+        return 0;
+    if (p->cur == NULL)
+        return fail(p, "'%s' stands before any [tunnel NAME] section", key);
+    size_t k;
+    for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
+        if (strcmp(keys[k], key) == 0)
+            break;
+    if (k == sizeof keys / sizeof keys[0])
+        return fail(p, "unknown key '%s' in [tunnel %s]; see keybound.conf(5)", key, p->cur->name);
+    if (p->seen & (1ULL << k))
+        return fail(p, "'%s' is set twice in [tunnel %s]", key, p->cur->name);
+    p->seen |= 1ULL << k;
+    kb_tunnel_conf *t = p->cur;
+    kb_err why;
+    switch (k) {
+    case 0:
+        if (kb_listen_parse(v, &(struct kb_listen){0}, &why) != 0)
+            return fail(p, "%s", why.msg);
+        return copy(p, t->listen, sizeof t->listen, key, v);
+    case 1: {
+        char host[256];
+        unsigned port;
+        if (kb_hostport_parse(v, host, sizeof host, &port, &why) != 0)
+            return fail(p, "connect: %s", why.msg);
+        return copy(p, t->connect, sizeof t->connect, key, v);
+    }
+    case 2:
+        return copy(p, t->server_name, sizeof t->server_name, key, v);
+    case 3:
+        return copy(p, t->ca, sizeof t->ca, key, v);
+    case 4:
+        if (strncmp(v, "pkcs11:", 7) != 0)
+            return fail(p, "key must be a pkcs11: URI");
+        return copy(p, t->key, sizeof t->key, key, v);
+    case 5: {
+        char buf[600];
+        snprintf(buf, sizeof buf, "%s", v);
+        for (char *w = strtok(buf, " ,"); w; w = strtok(NULL, " ,")) {
+            if (t->n_alpn == KB_TUNNEL_ALPN_MAX || strlen(w) >= 64)
+                return fail(p, "alpn: at most %d protocols of up to 63 bytes", KB_TUNNEL_ALPN_MAX);
+            snprintf(t->alpn[t->n_alpn++], 64, "%s", w);
+        }
+        return t->n_alpn ? 1 : fail(p, "alpn: the value is empty");
+    }
+    case 6: {
+        char host[256];
+        unsigned port;
+        if (kb_proxy_parse_url(v, host, sizeof host, &port, &why) != 0)
+            return fail(p, "%s", why.msg);
+        return copy(p, t->proxy, sizeof t->proxy, key, v);
+    }
+    case 7:
+        return parse_uint(v, 3600, &t->connect_timeout_s) && t->connect_timeout_s > 0
+                   ? 1
+                   : fail(p, "connect-timeout must be seconds from 1 to 3600, not '%s'", v);
+    case 8:
+        return parse_uint(v, 7 * 86400, &t->idle_timeout_s)
+                   ? 1
+                   : fail(p, "idle-timeout must be seconds (0: none), not '%s'", v);
+    case 9:
+        return parse_uint(v, 100000, &t->max_connections) && t->max_connections > 0
+                   ? 1
+                   : fail(p, "max-connections must be from 1 to 100000, not '%s'", v);
+    case 10:
+        if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
+            t->allow_remote = v[0] == 'y';
+            return 1;
+        }
+        return fail(p, "allow-remote must be yes or no, not '%s'", v);
+    default: {
+        char buf[600];
+        snprintf(buf, sizeof buf, "%s", v);
+        for (char *w = strtok(buf, " ,"); w; w = strtok(NULL, " ,")) {
+            unsigned uid;
+            if (t->n_allow_uid == KB_TUNNEL_UID_MAX || !parse_uint(w, 0x7fffffff, &uid))
+                return fail(p, "allow-uid takes up to %d numeric user ids", KB_TUNNEL_UID_MAX);
+            t->allow_uid[t->n_allow_uid++] = (uid_t)uid;
+        }
+        return t->n_allow_uid ? 1 : fail(p, "allow-uid: the value is empty");
+    }
+    }
+}
+
+int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n, kb_err *err)
+{
+    struct parser p = {.file = f, .name = name, .out = out};
+    *n = 0;
+    ini_max_line = 4096;
+    int line = ini_parse_stream(read_line, &p, handler, &p);
+    if (line < 0)
+        return kb_err_set(err, "config %s cannot be read", name);
+    if (p.failed && (line == 0 || p.err_line <= (unsigned)line))
+        return kb_err_set(err, "%s:%u: %s", name, p.err_line, p.err);
+    if (line > 0)
+        return kb_err_set(err, "%s:%d: syntax error: expected [tunnel NAME] or key = value", name,
+                          line);
+    if (p.n == 0)
+        return kb_err_set(err, "%s: no [tunnel NAME] section", name);
+    for (size_t i = 0; i < p.n; i++) {
+        kb_err why;
+        if (kb_tunnel_conf_check(&out[i], &why) != 0)
+            return kb_err_set(err, "%s:%u: %s", name, out[i].line, why.msg);
+    }
+    *n = p.n;
+    return 0;
+}

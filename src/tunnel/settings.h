@@ -1,0 +1,62 @@
+/* Tunnel configuration: [tunnel NAME] sections of an INI file (libinih), or one tunnel
+ * from the command line.
+ *
+ * Keys: listen, connect, server-name, ca, key, alpn, proxy, connect-timeout, idle-timeout,
+ * max-connections, allow-remote, allow-uid. Unknown sections or keys, bad values and
+ * repeated keys are errors with file:line. A listener that is not on loopback or a unix
+ * socket is refused unless its section says allow-remote = yes: the device identity is
+ * not lent to the network. */
+#ifndef KB_TUNNEL_SETTINGS_H
+#define KB_TUNNEL_SETTINGS_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "src/util/err.h"
+
+#define KB_TUNNEL_MAX 32
+#define KB_TUNNEL_ALPN_MAX 8
+#define KB_TUNNEL_UID_MAX 8
+
+typedef struct kb_tunnel_conf {
+    char name[64];
+    char listen[4200];
+    char connect[300];
+    char server_name[256];
+    char ca[4096];
+    char key[1100];
+    char proxy[300];
+    char alpn[KB_TUNNEL_ALPN_MAX][64];
+    size_t n_alpn;
+    unsigned connect_timeout_s;
+    unsigned idle_timeout_s; /* 0: none */
+    unsigned max_connections;
+    bool allow_remote;
+    uid_t allow_uid[KB_TUNNEL_UID_MAX];
+    size_t n_allow_uid;
+    unsigned line; /* where the section starts, for messages */
+} kb_tunnel_conf;
+
+/* A listen address resolved. */
+struct kb_listen {
+    bool is_unix;
+    char path[4096]; /* unix */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    bool loopback;
+};
+
+void kb_tunnel_conf_defaults(kb_tunnel_conf *t);
+
+/* Parses the file into at most KB_TUNNEL_MAX tunnels; every tunnel is checked. */
+int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n, kb_err *err);
+
+/* listen and connect present and well-formed, loopback unless allowed. */
+int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err);
+
+/* "127.0.0.1:8080", "[::1]:8080", "localhost:8080", "unix:/run/x.sock". */
+int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err);
+
+#endif

@@ -1,0 +1,712 @@
+#include "config.h"
+
+#include "src/tunnel/tunnel.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pkcs11/objects.h"
+#include "pkcs11/uri.h"
+#include "policy/render.h"
+#include "src/tls/client.h"
+#include "src/tls/device.h"
+#include "src/util/hostport.h"
+#include "src/util/log.h"
+#include "src/util/net.h"
+
+#define BUF 16384
+
+/* The identity and TLS client of a tunnel at one time; a reload makes a new one, and the
+ * old one lives until its last connection ends. */
+struct gen {
+    kb_identity *id;
+    kb_tls_client *client;
+    unsigned refs;
+};
+
+struct tunnel {
+    kb_tunnel_conf *conf;
+    kb_tls_peer peer;
+    const char *alpn[KB_ALPN_MAX];
+    struct gen *gen; /* NULL: not admitted, not accepting */
+    struct kb_listen where;
+    int lfd;
+    ev_io lw;
+    bool accepting;
+    unsigned active;
+    unsigned long total, failed;
+    struct ctx *ctx;
+};
+
+struct conn {
+    struct tunnel *t;
+    struct gen *gen;
+    int cfd, sfd;
+    gnutls_session_t s;
+    ev_io cw, sw;
+    ev_timer idle;
+    char peer[128];
+    char c2s[BUF], s2c[BUF];
+    size_t c2s_len, c2s_off, s2c_len, s2c_off;
+    bool client_eof, server_eof, bye_sent, client_shut;
+    unsigned long long up, down; /* bytes client->server, server->client */
+    long long start_ms;
+    struct kb_tls_result r;
+    kb_err err;
+    int rc;
+    struct conn *next;                /* in the worker queue or the done list */
+    struct conn *all_prev, *all_next; /* every connection, to close them at the end */
+};
+
+struct ctx {
+    struct ev_loop *loop;
+    const struct kb_tunnel_env *env;
+    struct tunnel *tunnels;
+    size_t n;
+    ev_async done_w;
+    ev_signal sig_term, sig_int, sig_hup, sig_usr1;
+    ev_timer drain;
+    bool draining;
+    pthread_mutex_t lock; /* queue, done list, stop */
+    pthread_cond_t work;
+    struct conn *queue, *queue_tail, *done;
+    bool stop;
+    pthread_t *threads;
+    unsigned n_threads;
+    unsigned active;
+    struct conn *all;
+};
+
+static void gen_put(struct gen *g)
+{
+    if (g != NULL && --g->refs == 0) {
+        kb_tls_client_free(g->client);
+        kb_identity_free(g->id);
+        free(g);
+    }
+}
+
+static void conn_close(struct ctx *x, struct conn *c, const char *why)
+{
+    struct tunnel *t = c->t;
+    long long ms = kb_now_ms() - c->start_ms;
+    if (c->s != NULL)
+        kb_log(KB_LOG_INFO,
+               "tunnel %s: close %s: %llu bytes up, %llu down, %lld ms, %s handshake%s%s",
+               t->conf->name, c->peer, c->up, c->down, ms, c->r.resumed ? "resumed" : "full",
+               why ? ": " : "", why ? why : "");
+    ev_io_stop(x->loop, &c->cw);
+    ev_io_stop(x->loop, &c->sw);
+    ev_timer_stop(x->loop, &c->idle);
+    if (c->s != NULL) {
+        kb_tls_close(c->s, c->sfd);
+    } else if (c->sfd >= 0) {
+        close(c->sfd);
+    }
+    close(c->cfd);
+    gen_put(c->gen);
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        x->all = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    t->active--;
+    x->active--;
+    if (!t->accepting && t->gen != NULL && !x->draining && t->active < t->conf->max_connections) {
+        ev_io_start(x->loop, &t->lw);
+        t->accepting = true;
+    }
+    free(c);
+    if (x->draining && x->active == 0)
+        ev_break(x->loop, EVBREAK_ALL);
+}
+
+/* Moves bytes both ways as far as the sockets let, then waits for what is needed. */
+static void pump(struct ctx *x, struct conn *c)
+{
+    for (int round = 0; round < 8; round++) {
+        bool progress = false;
+        if (c->c2s_len == 0 && !c->client_eof) {
+            ssize_t n = read(c->cfd, c->c2s, sizeof c->c2s);
+            if (n > 0) {
+                c->c2s_len = (size_t)n;
+                c->c2s_off = 0;
+                progress = true;
+            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                c->client_eof = true;
+                progress = true;
+            }
+        }
+        if (c->c2s_off < c->c2s_len) {
+            ssize_t w = gnutls_record_send(c->s, c->c2s + c->c2s_off, c->c2s_len - c->c2s_off);
+            if (w > 0) {
+                c->c2s_off += (size_t)w;
+                c->up += (unsigned long long)w;
+                progress = true;
+                if (c->c2s_off == c->c2s_len)
+                    c->c2s_len = c->c2s_off = 0;
+            } else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
+                conn_close(x, c, gnutls_strerror((int)w));
+                return;
+            }
+        }
+        if (c->client_eof && c->c2s_len == 0 && !c->bye_sent) {
+            int rc = gnutls_bye(c->s, GNUTLS_SHUT_WR);
+            if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED) {
+                c->bye_sent = true;
+                progress = true;
+            }
+        }
+        if (c->s2c_len == 0 && !c->server_eof) {
+            ssize_t n = gnutls_record_recv(c->s, c->s2c, sizeof c->s2c);
+            if (n > 0) {
+                c->s2c_len = (size_t)n;
+                c->s2c_off = 0;
+                progress = true;
+            } else if (n == 0) {
+                c->server_eof = true;
+                progress = true;
+            } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
+                kb_err e;
+                kb_tls_describe_error(c->s, (int)n, &e);
+                conn_close(x, c, e.msg);
+                return;
+            }
+        }
+        if (c->s2c_off < c->s2c_len) {
+            ssize_t w = write(c->cfd, c->s2c + c->s2c_off, c->s2c_len - c->s2c_off);
+            if (w > 0) {
+                c->s2c_off += (size_t)w;
+                c->down += (unsigned long long)w;
+                progress = true;
+                if (c->s2c_off == c->s2c_len)
+                    c->s2c_len = c->s2c_off = 0;
+            } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                conn_close(x, c, "the local client went away");
+                return;
+            }
+        }
+        if (c->server_eof && c->s2c_len == 0 && !c->client_shut) {
+            shutdown(c->cfd, SHUT_WR);
+            c->client_shut = true;
+            progress = true;
+        }
+        if (c->bye_sent && c->client_shut) {
+            conn_close(x, c, NULL);
+            return;
+        }
+        if (!progress && gnutls_record_check_pending(c->s) == 0)
+            break;
+    }
+    int cev = (!c->client_eof && c->c2s_len == 0 ? EV_READ : 0) |
+              (c->s2c_off < c->s2c_len ? EV_WRITE : 0);
+    int sev = (!c->server_eof && c->s2c_len == 0 ? EV_READ : 0) |
+              (c->c2s_off < c->c2s_len || (c->client_eof && !c->bye_sent) ? EV_WRITE : 0);
+    if (gnutls_record_check_pending(c->s) > 0 && c->s2c_len == 0)
+        ev_feed_event(x->loop, &c->sw, EV_READ);
+    ev_io_stop(x->loop, &c->cw);
+    ev_io_stop(x->loop, &c->sw);
+    if (cev) {
+        ev_io_set(&c->cw, c->cfd, cev);
+        ev_io_start(x->loop, &c->cw);
+    }
+    if (sev) {
+        ev_io_set(&c->sw, c->sfd, sev);
+        ev_io_start(x->loop, &c->sw);
+    }
+    if (c->t->conf->idle_timeout_s)
+        ev_timer_again(x->loop, &c->idle);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct conn *c = w->data;
+    pump(ev_userdata(loop), c);
+}
+
+static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    conn_close(ev_userdata(loop), w->data, "idle timeout");
+}
+
+/* Worker: the slow part, away from the loop. */
+static void *worker(void *arg)
+{
+    struct ctx *x = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    for (;;) {
+        pthread_mutex_lock(&x->lock);
+        while (x->queue == NULL && !x->stop)
+            pthread_cond_wait(&x->work, &x->lock);
+        if (x->stop) {
+            pthread_mutex_unlock(&x->lock);
+            return NULL;
+        }
+        struct conn *c = x->queue;
+        x->queue = c->next;
+        if (x->queue == NULL)
+            x->queue_tail = NULL;
+        pthread_mutex_unlock(&x->lock);
+        c->rc = kb_tls_connect(c->gen->client, &c->s, &c->sfd, &c->r, &c->err);
+        pthread_mutex_lock(&x->lock);
+        c->next = x->done;
+        x->done = c;
+        pthread_mutex_unlock(&x->lock);
+        ev_async_send(x->loop, &x->done_w);
+    }
+}
+
+static void on_done(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    struct ctx *x = ev_userdata(loop);
+    pthread_mutex_lock(&x->lock);
+    struct conn *list = x->done;
+    x->done = NULL;
+    pthread_mutex_unlock(&x->lock);
+    while (list != NULL) {
+        struct conn *c = list;
+        list = c->next;
+        if (c->rc != 0) {
+            kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->t->conf->name, c->peer, c->err.msg);
+            c->t->failed++;
+            c->s = NULL;
+            conn_close(x, c, NULL);
+            continue;
+        }
+        fcntl(c->sfd, F_SETFL, fcntl(c->sfd, F_GETFL) | O_NONBLOCK);
+        kb_log(KB_LOG_INFO, "tunnel %s: open %s -> %s: %s, %s handshake in %lld ms",
+               c->t->conf->name, c->peer, c->t->conf->connect, c->r.protocol,
+               c->r.resumed ? "resumed" : "full", c->r.handshake_ms);
+        ev_io_init(&c->sw, on_io, c->sfd, EV_READ);
+        c->sw.data = c;
+        pump(x, c);
+    }
+}
+
+static void peer_name(int fd, const struct sockaddr_storage *ss, char *out, size_t len)
+{
+    if (ss->ss_family == AF_UNIX) {
+        struct ucred cred;
+        socklen_t l = sizeof cred;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) == 0)
+            snprintf(out, len, "uid %u pid %d", (unsigned)cred.uid, (int)cred.pid);
+        else
+            snprintf(out, len, "unix peer");
+        return;
+    }
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof ip);
+        port = ntohs(in->sin_port);
+        snprintf(out, len, "%s:%u", ip, port);
+    } else {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof ip);
+        port = ntohs(in6->sin6_port);
+        snprintf(out, len, "[%s]:%u", ip, port);
+    }
+}
+
+static bool uid_allowed(const struct tunnel *t, int fd)
+{
+    if (t->conf->n_allow_uid == 0)
+        return true;
+    struct ucred cred;
+    socklen_t l = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &l) != 0)
+        return false;
+    for (size_t i = 0; i < t->conf->n_allow_uid; i++)
+        if (t->conf->allow_uid[i] == cred.uid)
+            return true;
+    return false;
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct ctx *x = ev_userdata(loop);
+    struct tunnel *t = w->data;
+    for (int i = 0; i < 64 && t->gen != NULL; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof ss;
+        int fd = accept4(t->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        if (!uid_allowed(t, fd)) {
+            char who[128];
+            peer_name(fd, &ss, who, sizeof who);
+            kb_log(KB_LOG_WARN, "tunnel %s: refused %s: not in allow-uid", t->conf->name, who);
+            close(fd);
+            continue;
+        }
+        struct conn *c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+        c->t = t;
+        c->cfd = fd;
+        c->sfd = -1;
+        c->start_ms = kb_now_ms();
+        c->gen = t->gen;
+        c->gen->refs++;
+        peer_name(fd, &ss, c->peer, sizeof c->peer);
+        ev_io_init(&c->cw, on_io, fd, EV_READ);
+        c->cw.data = c;
+        ev_init(&c->idle, on_idle);
+        c->idle.repeat = t->conf->idle_timeout_s;
+        c->idle.data = c;
+        t->active++;
+        t->total++;
+        x->active++;
+        c->all_next = x->all;
+        if (x->all)
+            x->all->all_prev = c;
+        x->all = c;
+        pthread_mutex_lock(&x->lock);
+        if (x->queue_tail)
+            x->queue_tail->next = c;
+        else
+            x->queue = c;
+        x->queue_tail = c;
+        pthread_cond_signal(&x->work);
+        pthread_mutex_unlock(&x->lock);
+        if (t->active >= t->conf->max_connections) {
+            /* Backpressure: the kernel's backlog holds the rest. */
+            ev_io_stop(loop, &t->lw);
+            t->accepting = false;
+            return;
+        }
+    }
+}
+
+/* Listening socket for a tunnel; a unix socket is 0600 and a stale one is replaced only
+ * when nothing answers on it. */
+static int open_listener(struct tunnel *t, kb_err *err)
+{
+    struct kb_listen *l = &t->where;
+    if (kb_listen_parse(t->conf->listen, l, err) != 0)
+        return -1;
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return kb_err_set(err, "tunnel %s: socket: %s", t->conf->name, strerror(errno));
+    int on = 1;
+    if (!l->is_unix)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (l->is_unix) {
+        struct stat st;
+        if (lstat(l->path, &st) == 0) {
+            if (!S_ISSOCK(st.st_mode)) {
+                close(fd);
+                return kb_err_set(err, "tunnel %s: %s exists and is not a socket; not replacing it",
+                                  t->conf->name, l->path);
+            }
+            int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            bool alive =
+                probe >= 0 && connect(probe, (struct sockaddr *)&l->addr, l->addr_len) == 0;
+            if (probe >= 0)
+                close(probe);
+            if (alive) {
+                close(fd);
+                return kb_err_set(err, "tunnel %s: %s is in use by another process", t->conf->name,
+                                  l->path);
+            }
+            unlink(l->path);
+        }
+    }
+    mode_t old = umask(0177);
+    int rc = bind(fd, (struct sockaddr *)&l->addr, l->addr_len);
+    umask(old);
+    if (rc != 0 || listen(fd, 512) != 0) {
+        int e = errno;
+        close(fd);
+        return kb_err_set(err, "tunnel %s: cannot listen on %s: %s", t->conf->name, t->conf->listen,
+                          strerror(e));
+    }
+    t->lfd = fd;
+    return 0;
+}
+
+static kb_policy *kept_policy;
+
+/* The admitted identity for each tunnel, from a fresh look at the tokens and the policy.
+ * Returns how many tunnels are admitted, or -1 with err set. */
+static int admit(struct ctx *x, kb_err *err)
+{
+    kb_policy *pol = NULL;
+    bool baseline;
+    if (kb_policy_load_or_baseline(x->env->policy_path, &pol, &baseline, err) != 0)
+        return -1;
+    if (baseline)
+        kb_log(KB_LOG_INFO, "no policy file: using the built-in baseline");
+    kb_trust *trust = kb_trust_load(pol);
+    int admitted = 0;
+    for (size_t i = 0; i < x->n && trust; i++) {
+        struct tunnel *t = &x->tunnels[i];
+        kb_token_list tokens = {0};
+        kb_objects objs = {0};
+        kb_key *only = NULL;
+        P11KitUri *uri = NULL;
+        kb_err e;
+        kb_device d;
+        kb_verdict v;
+        int rc = -1;
+        if (t->conf->key[0]) {
+            if (kb_uri_parse(t->conf->key, 0, &uri, &e) == 0)
+                rc = kb_objects_one_key(x->env->p11, uri, t->conf->key, x->env->pin, &tokens, &objs,
+                                        &only, &e);
+        } else {
+            rc = kb_objects_collect(x->env->p11, NULL, x->env->pin, true, &tokens, &objs, &e);
+        }
+        if (rc == 0)
+            rc = kb_device_choose(&objs, only, pol, trust, (long long)time(NULL), t->conf->connect,
+                                  &d, &v, &e);
+        struct gen *g = NULL;
+        if (rc == 1) {
+            char summary[512];
+            kb_verdict_summary(&v, summary, sizeof summary);
+            kb_log(KB_LOG_ERROR, "tunnel %s: the device is not admitted for %s: %s", t->conf->name,
+                   t->conf->connect, summary);
+        } else if (rc < 0) {
+            kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, e.msg);
+        } else {
+            if (v.would_deny) {
+                char summary[512];
+                kb_verdict_summary(&v, summary, sizeof summary);
+                kb_log(KB_LOG_WARN, "tunnel %s: %s", t->conf->name, summary);
+            }
+            const struct kb_endpoint_rule *rule =
+                kb_policy_endpoint(pol, t->peer.host, t->peer.port);
+            const char *ca = rule && rule->ca ? rule->ca : t->conf->ca[0] ? t->conf->ca : NULL;
+            g = calloc(1, sizeof *g);
+            if (ca == NULL) {
+                kb_log(KB_LOG_ERROR,
+                       "tunnel %s: no CA to verify %s: ca = FILE, or ca in the "
+                       "policy's [endpoint] section",
+                       t->conf->name, t->conf->connect);
+                free(g);
+                g = NULL;
+            } else if (g != NULL) {
+                snprintf(t->peer.ca_file, sizeof t->peer.ca_file, "%s", ca);
+                snprintf(t->peer.server_name, sizeof t->peer.server_name, "%s",
+                         rule && rule->server_name ? rule->server_name
+                         : t->conf->server_name[0] ? t->conf->server_name
+                                                   : t->peer.host);
+                t->peer.pins = rule ? rule->pins : NULL;
+                t->peer.n_pins = rule ? rule->n_pins : 0;
+                t->peer.min_tls = rule && rule->min_tls ? rule->min_tls : 12;
+                if (kb_identity_new(&d, &objs, &g->id, &e) != 0 ||
+                    kb_tls_client_new(&t->peer, g->id, &g->client, &e) != 0) {
+                    kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, e.msg);
+                    kb_identity_free(g->id);
+                    free(g);
+                    g = NULL;
+                } else {
+                    g->refs = 1;
+                    kb_log(KB_LOG_INFO, "tunnel %s: %s -> %s as %s (key '%s' on token '%s')",
+                           t->conf->name, t->conf->listen, t->conf->connect, g->id->subject,
+                           d.key->facts.label, d.key->token->facts.label);
+                }
+            }
+        }
+        gen_put(t->gen);
+        t->gen = g;
+        admitted += g != NULL;
+        kb_objects_free(&objs);
+        kb_token_list_free(&tokens);
+        if (uri)
+            p11_kit_uri_free(uri);
+    }
+    kb_trust_free(trust);
+    /* Pins point into the policy: the last one stays loaded. */
+    kb_policy_free(kept_policy);
+    kept_policy = pol;
+    return admitted;
+}
+
+static void admit_release(void)
+{
+    kb_policy_free(kept_policy);
+    kept_policy = NULL;
+}
+
+static void stats(struct ctx *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        struct tunnel *t = &x->tunnels[i];
+        unsigned long full = 0, resumed = 0, sigs = 0;
+        if (t->gen) {
+            kb_tls_counts(t->gen->client, &full, &resumed);
+            sigs = kb_signer_signatures(t->gen->id->signer);
+        }
+        kb_log(KB_LOG_INFO,
+               "tunnel %s: %u open, %lu accepted, %lu failed; handshakes %lu full, %lu resumed; "
+               "%lu token signatures",
+               t->conf->name, t->active, t->total, t->failed, full, resumed, sigs);
+    }
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    (void)revents;
+    struct ctx *x = ev_userdata(loop);
+    if (w->signum == SIGUSR1) {
+        stats(x);
+    } else if (w->signum == SIGHUP) {
+        kb_log(KB_LOG_INFO, "reloading the policy and the certificates");
+        kb_pin_forget_rejections();
+        kb_err err;
+        if (admit(x, &err) < 0)
+            kb_log(KB_LOG_ERROR, "reload: %s", err.msg);
+        for (size_t i = 0; i < x->n; i++) {
+            struct tunnel *t = &x->tunnels[i];
+            bool want = t->gen != NULL && t->active < t->conf->max_connections && !x->draining;
+            if (want && !t->accepting)
+                ev_io_start(loop, &t->lw);
+            else if (!want && t->accepting)
+                ev_io_stop(loop, &t->lw);
+            t->accepting = want;
+        }
+    } else {
+        kb_log(KB_LOG_INFO, "stopping: no new connections; %u open to drain", x->active);
+        x->draining = true;
+        for (size_t i = 0; i < x->n; i++) {
+            ev_io_stop(loop, &x->tunnels[i].lw);
+            x->tunnels[i].accepting = false;
+        }
+        if (x->active == 0)
+            ev_break(loop, EVBREAK_ALL);
+        else
+            ev_timer_start(loop, &x->drain);
+    }
+}
+
+static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    struct ctx *x = ev_userdata(loop);
+    kb_log(KB_LOG_WARN, "drain timeout: closing %u connections", x->active);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *env, kb_err *err)
+{
+    struct ctx x = {.env = env, .n = n};
+    x.tunnels = calloc(n, sizeof *x.tunnels);
+    if (x.tunnels == NULL)
+        return kb_err_set(err, "out of memory");
+    int rc = -1;
+    for (size_t i = 0; i < n; i++) {
+        struct tunnel *t = &x.tunnels[i];
+        t->conf = &confs[i];
+        t->ctx = &x;
+        t->lfd = -1;
+        if (kb_hostport_parse(t->conf->connect, t->peer.host, sizeof t->peer.host, &t->peer.port,
+                              err) != 0)
+            goto out;
+        t->peer.connect_timeout_ms = t->peer.handshake_timeout_ms =
+            t->conf->connect_timeout_s * 1000;
+        t->peer.proxy = t->conf->proxy[0] ? t->conf->proxy : NULL;
+        for (size_t a = 0; a < t->conf->n_alpn; a++)
+            t->peer.alpn[t->peer.n_alpn++] = t->conf->alpn[a];
+    }
+    int admitted = admit(&x, err);
+    if (admitted < 0)
+        goto out;
+    if (admitted == 0) {
+        kb_err_set(err, "no tunnel is admitted by the policy; nothing to listen on");
+        rc = 1;
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (open_listener(&x.tunnels[i], err) != 0)
+            goto out;
+    x.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+    ev_set_userdata(x.loop, &x);
+    pthread_mutex_init(&x.lock, NULL);
+    pthread_cond_init(&x.work, NULL);
+    ev_async_init(&x.done_w, on_done);
+    ev_async_start(x.loop, &x.done_w);
+    ev_signal_init(&x.sig_term, on_signal, SIGTERM);
+    ev_signal_init(&x.sig_int, on_signal, SIGINT);
+    ev_signal_init(&x.sig_hup, on_signal, SIGHUP);
+    ev_signal_init(&x.sig_usr1, on_signal, SIGUSR1);
+    ev_signal_start(x.loop, &x.sig_term);
+    ev_signal_start(x.loop, &x.sig_int);
+    ev_signal_start(x.loop, &x.sig_hup);
+    ev_signal_start(x.loop, &x.sig_usr1);
+    ev_timer_init(&x.drain, on_drain_timeout, env->drain_timeout_s, 0);
+    for (size_t i = 0; i < n; i++) {
+        struct tunnel *t = &x.tunnels[i];
+        ev_io_init(&t->lw, on_accept, t->lfd, EV_READ);
+        t->lw.data = t;
+        if (t->gen != NULL) {
+            ev_io_start(x.loop, &t->lw);
+            t->accepting = true;
+        }
+        kb_log(KB_LOG_INFO, "tunnel %s: listening on %s%s", t->conf->name, t->conf->listen,
+               t->gen ? "" : " (not admitted: not accepting)");
+    }
+    x.n_threads = env->workers ? env->workers : 4;
+    x.threads = calloc(x.n_threads, sizeof *x.threads);
+    for (unsigned i = 0; x.threads && i < x.n_threads; i++)
+        pthread_create(&x.threads[i], NULL, worker, &x);
+    ev_run(x.loop, 0);
+    stats(&x);
+    pthread_mutex_lock(&x.lock);
+    x.stop = true;
+    pthread_cond_broadcast(&x.work);
+    pthread_mutex_unlock(&x.lock);
+    for (unsigned i = 0; x.threads && i < x.n_threads; i++)
+        pthread_join(x.threads[i], NULL);
+    free(x.threads);
+    /* What the workers finished after the loop stopped, then whatever is still open. */
+    on_done(x.loop, &x.done_w, 0);
+    x.draining = false;
+    while (x.queue != NULL) {
+        struct conn *c = x.queue;
+        x.queue = c->next;
+        conn_close(&x, c, "stopping");
+    }
+    while (x.all != NULL)
+        conn_close(&x, x.all, "stopping");
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++) {
+        struct tunnel *t = &x.tunnels[i];
+        if (t->lfd >= 0) {
+            close(t->lfd);
+            if (t->where.is_unix)
+                unlink(t->where.path);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        gen_put(x.tunnels[i].gen);
+    admit_release();
+    if (x.loop)
+        ev_loop_destroy(x.loop);
+    free(x.tunnels);
+    return rc;
+}

@@ -1,0 +1,32 @@
+/* The tunnel: local plaintext listeners forwarded over mTLS with the token's key.
+ *
+ * One libev loop pumps every established connection with bounded buffers (16 KiB each
+ * way), half-close in both directions and backpressure. TCP connects and handshakes run on
+ * a small pool of worker threads, so a slow token never stalls the loop; while the first
+ * full handshake to an endpoint is under way, the others wait for its ticket and resume
+ * (no signature). The policy is evaluated at start and on SIGHUP (which also picks up a
+ * renewed certificate; established connections keep flowing). SIGTERM and SIGINT stop
+ * accepting and drain; SIGUSR1 logs the counters. One log line per connection opened and
+ * closed, never a PIN. */
+#ifndef KB_TUNNEL_H
+#define KB_TUNNEL_H
+
+#include "pkcs11/pin.h"
+#include "policy/policy.h"
+#include "src/tunnel/settings.h"
+
+struct kb_p11;
+
+struct kb_tunnel_env {
+    struct kb_p11 *p11;
+    const kb_pin_opts *pin;
+    const char *policy_path; /* NULL: default file or baseline */
+    unsigned workers;
+    unsigned drain_timeout_s;
+};
+
+/* Runs until SIGTERM/SIGINT. Returns 0, 1 when the policy denies every tunnel at start, or
+ * -1 with err set. */
+int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *env, kb_err *err);
+
+#endif
