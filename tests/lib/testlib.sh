@@ -97,6 +97,16 @@ kb_bg() {
     kb_pids+=($!)
 }
 
+# wait_log FILE REGEX: until a line matches (10 s at most); the caller checks with t_check.
+wait_log() {
+    local i
+    for i in $(seq 100); do
+        grep -q -e "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 # free_port: a TCP port on 127.0.0.1 that nothing listens on now.
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'

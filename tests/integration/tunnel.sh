@@ -1,0 +1,291 @@
+#!/bin/bash
+# keybound tunnel: legacy clients in plaintext, mTLS with the token's key to real servers.
+. "$TESTS_SRCDIR/lib/testlib.sh"
+kb_setup
+for tool in nginx stunnel4 gnutls-serv curl; do
+    command -v $tool >/dev/null || t_skip_all "$tool not installed"
+done
+kb_token dev
+kb_pki
+P=$T/pki
+kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
+laptop=$(cat "$T/out")
+kb_device_cert dev "$laptop" "laptop-1" laptop
+
+# nginx that insists on a client certificate and says whose it got.
+nport=$(free_port)
+mkdir -p "$T/nginx"
+cat >"$T/nginx.conf" <<CONF
+daemon off;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log;
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $T/nginx/body;
+    proxy_temp_path $T/nginx/proxy;
+    fastcgi_temp_path $T/nginx/fastcgi;
+    uwsgi_temp_path $T/nginx/uwsgi;
+    scgi_temp_path $T/nginx/scgi;
+    server {
+        listen 127.0.0.1:$nport ssl;
+        ssl_certificate $P/server.pem;
+        ssl_certificate_key $P/server.key;
+        ssl_client_certificate $P/ca.pem;
+        ssl_verify_client on;
+        ssl_session_tickets on;
+        location / { return 200 "hello \$ssl_client_s_dn\n"; }
+    }
+}
+CONF
+kb_bg "$T/nginx.log" nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"
+# stunnel with cat behind it: an mTLS echo server for bulk data.
+sport=$(free_port)
+printf 'foreground = yes\npid =\n[echo]\naccept = 127.0.0.1:%s\ncert = %s\nkey = %s\nCAfile = %s\nverifyChain = yes\nrequireCert = yes\nexec = /bin/cat\n' \
+    "$sport" "$P/server.pem" "$P/server.key" "$P/ca.pem" >"$T/stunnel.conf"
+kb_bg "$T/stunnel.log" stunnel4 "$T/stunnel.conf"
+wait_port "$nport" && wait_port "$sport" || t_fail "backends started"
+
+# tun NAME ARGS...: a tunnel in the background, its log in $T/NAME.log, its pid in $tun_pid.
+tun() {
+    local name=$1
+    shift
+    setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" "$@" >"$T/$name.log" 2>&1 </dev/null &
+    tun_pid=$!
+    kb_pids+=($tun_pid)
+}
+
+# --- curl over plain HTTP through the tunnel to nginx -------------------------------------
+hport=$(free_port)
+tun http --listen "127.0.0.1:$hport" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop"
+http_pid=$tun_pid
+wait_port "$hport" || t_fail "tunnel started"
+run curl -sS "http://127.0.0.1:$hport/"
+t_check "curl over plain HTTP through the tunnel: nginx answers with the device's name" out_has "^hello CN=laptop-1"
+for i in 1 2 3 4 5; do curl -sS -o /dev/null "http://127.0.0.1:$hport/"; done
+wait_log "$T/http.log" "close .* resumed handshake"
+sleep 0.2
+kill -USR1 $http_pid
+t_check "SIGUSR1 logs the counters, with resumed handshakes and few token signatures" \
+    wait_log "$T/http.log" "tunnel cli: [0-9]* open, .* accepted, 0 failed; handshakes 1 full, [1-9][0-9]* resumed; 1 token signatures"
+t_check "a log line per connection: peer, bytes both ways, duration, handshake kind" \
+    grep -q "tunnel cli: close 127.0.0.1:[0-9]*: [0-9]* bytes up, [0-9]* down, [0-9]* ms, resumed handshake" "$T/http.log"
+t_check "  and never the PIN" bash -c "! grep -q 1234 '$T/http.log'"
+
+# --- 200 concurrent connections, 1 MiB each way, checked on both ends ---------------------
+bport=$(free_port)
+tun bulk --listen "127.0.0.1:$bport" --connect "localhost:$sport" --ca "$P/ca.pem" --key "$laptop"
+bulk_pid=$tun_pid
+wait_port "$bport" || t_fail "bulk tunnel started"
+cat >"$T/bulk.py" <<'PY'
+import hashlib, os, socket, sys, threading
+port = int(sys.argv[1])
+results = []
+def one():
+    data = os.urandom(1 << 20)
+    s = socket.create_connection(("127.0.0.1", port), timeout=120)
+    got = []
+    def reader():
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got.append(d)
+    r = threading.Thread(target=reader)
+    r.start()
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    r.join()
+    s.close()
+    results.append(hashlib.sha256(data).digest() == hashlib.sha256(b"".join(got)).digest())
+threads = [threading.Thread(target=one) for _ in range(200)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("%d of %d intact" % (sum(results), len(results)))
+PY
+run timeout 300 /usr/bin/python3 "$T/bulk.py" "$bport"
+t_check "200 concurrent connections x 1 MiB each way: every SHA-256 matches" out_has "^200 of 200 intact"
+kill -USR1 $bulk_pid
+t_check "  with 1 full handshake and 1 token signature for all of them" wait_log "$T/bulk.log" "handshakes 1 full, 20[0-9] resumed; 1 token signatures"
+
+# --- unix socket ----------------------------------------------------------------------------
+sock=$T/tunnel.sock
+: >"$sock.stale"
+tun unix --listen "unix:$sock" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop"
+unix_pid=$tun_pid
+for i in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
+t_check "unix socket: created with mode 0600" [ "$(stat -c %a "$sock")" = 600 ]
+run curl -sS --unix-socket "$sock" http://localhost/
+t_check "  curl through it reaches nginx" out_has "^hello CN=laptop-1"
+kill -TERM $unix_pid
+wait $unix_pid 2>/dev/null
+t_check "  removed when the tunnel stops" [ ! -e "$sock" ]
+# A stale socket (nothing listening) is replaced; a regular file is not.
+/usr/bin/python3 -c "import socket; s=socket.socket(socket.AF_UNIX); s.bind('$sock')"
+tun unix2 --listen "unix:$sock" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop"
+for i in $(seq 50); do grep -q listening "$T/unix2.log" && break; sleep 0.1; done
+run curl -sS --unix-socket "$sock" http://localhost/
+t_check "a stale socket file is replaced safely" out_has "^hello CN=laptop-1"
+kill -TERM $tun_pid
+kb tunnel $MOD --pin-file "$T/pin" --listen "unix:$sock.stale" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop"
+t_check "a regular file in the way is not replaced (exit 2)" bash -c "[ $rc -eq 2 ] && grep -q 'is not a socket; not replacing it' '$T/err'"
+
+# --- refusals ---------------------------------------------------------------------------------
+kb tunnel $MOD --pin-file "$T/pin" --listen "0.0.0.0:$(free_port)" --connect "localhost:$nport" --ca "$P/ca.pem"
+t_check "a non-loopback listener is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'is not loopback' '$T/err'"
+cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
+chmod 644 "$T/policy.conf"
+cp "$P/ca.pem" "$T/ca.pem"
+kb tunnel $MOD --pin-file "$T/pin" --policy "$T/policy.conf" --listen "127.0.0.1:$(free_port)" --connect "unlisted.example.com:443"
+t_check "an endpoint the policy does not list: no listener, exit 1" bash -c "[ $rc -eq 1 ] && grep -q 'not admitted' '$T/err'"
+printf '[tunnel a]\nlisten = 127.0.0.1:1\nconnect = x:1\nbogus = 1\n' >"$T/bad.conf"
+kb tunnel $MOD --pin-file "$T/pin" --config "$T/bad.conf"
+t_check "a bad config: exit 2 with file:line" bash -c "[ $rc -eq 2 ] && grep -q 'bad.conf:4: unknown key .bogus.' '$T/err'"
+
+# --- backend down: a clean close and a log line, the tunnel lives on ------------------------
+dport=$(free_port)
+xport=$(free_port)
+tun down --listen "127.0.0.1:$xport" --connect "localhost:$dport" --ca "$P/ca.pem" --key "$laptop"
+down_pid=$tun_pid
+wait_port "$xport" || t_fail "tunnel to a dead backend started"
+run curl -sS "http://127.0.0.1:$xport/"
+t_check "backend down: the client's connection is closed (curl sees an empty reply)" bash -c "[ $rc -ne 0 ]"
+t_check "  with one log line naming the cause" grep -q "connection to localhost:$dport refused" "$T/down.log"
+t_check "  and the tunnel still runs" kill -0 $down_pid
+
+# --- the token fails for a while: open connections flow, new ones fail fast, then recovery ---
+nt=$(free_port)
+kb_bg "$T/noticket.log" gnutls-serv --port "$nt" --noticket --require-client-cert --verify-client-cert \
+    --x509cafile "$P/ca.pem" --x509certfile "$P/server.pem" --x509keyfile "$P/server.key" --echo
+wait_port "$nt" || t_fail "server without tickets started"
+fport=$(free_port)
+env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_FAIL_FUNC=C_Sign P11SHIM_FAIL_AFTER=4 P11SHIM_FAIL_COUNT=2 \
+    setsid "$KEYBOUND" tunnel --module "$P11SHIM" --pin-file "$T/pin" --listen "127.0.0.1:$fport" \
+    --connect "localhost:$nt" --ca "$P/ca.pem" --key "pkcs11:token=dev;object=laptop" >"$T/fail.log" 2>&1 </dev/null &
+fail_pid=$!
+kb_pids+=($fail_pid)
+wait_port "$fport" || t_fail "tunnel over the failing token started"
+cat >"$T/lines.py" <<'PY'
+import socket, sys, time
+# One long connection: a line before the token fails, one while it fails, one after.
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+f = s.makefile("rb")
+for word in sys.argv[2:]:
+    if word == "-":
+        open(sys.argv[0] + ".go", "w").close()
+        while not __import__("os").path.exists(sys.argv[0] + ".done"):
+            time.sleep(0.05)
+        continue
+    s.sendall(word.encode() + b"\n")
+    print(f.readline().decode().strip(), flush=True)
+PY
+/usr/bin/python3 "$T/lines.py" "$fport" before - during >"$T/long.out" 2>&1 &
+long=$!
+for i in $(seq 100); do [ -e "$T/lines.py.go" ] && break; sleep 0.1; done
+# Each new connection needs a signature (no tickets); the token fails the next two.
+for i in 1 2; do
+    run /usr/bin/python3 -c "
+import socket; s = socket.create_connection(('127.0.0.1', $fport), timeout=20)
+s.sendall(b'x\n'); print(s.recv(100))"
+done
+touch "$T/lines.py.done"
+wait $long
+t_check "token failing: an established connection keeps flowing" bash -c "[ \"\$(cat '$T/long.out')\" = \"\$(printf 'before\nduring')\" ]"
+t_check "  new connections that need a signature fail, with one clear line each" bash -c "[ \$(grep -c 'the token failed to sign with key' '$T/fail.log') -ge 2 ]"
+run /usr/bin/python3 -c "
+import socket; s = socket.create_connection(('127.0.0.1', $fport), timeout=20)
+s.sendall(b'after\n'); print(s.makefile().readline().strip())"
+t_check "  when the token is back, a fresh key object signs again without a restart" out_has "^after$"
+kill -TERM $fail_pid
+
+# --- config file with two tunnels, SIGHUP picks up a renewed certificate mid-transfer -------
+c1=$(free_port)
+c2=$(free_port)
+cat >"$T/tunnels.conf" <<CONF
+[tunnel web]
+listen = 127.0.0.1:$c1
+connect = localhost:$nport
+ca = $P/ca.pem
+key = $laptop
+
+[tunnel echo]
+listen = 127.0.0.1:$c2
+connect = localhost:$sport
+ca = $P/ca.pem
+key = $laptop
+idle-timeout = 60
+CONF
+setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/tunnels.conf" >"$T/conf.log" 2>&1 </dev/null &
+conf_pid=$!
+kb_pids+=($conf_pid)
+wait_port "$c1" && wait_port "$c2" || t_fail "config tunnels started"
+run curl -sS "http://127.0.0.1:$c1/"
+t_check "--config: tunnel web works" out_has "^hello CN=laptop-1"
+# A slow transfer through 'echo' that lasts across the reload.
+/usr/bin/python3 - "$c2" >"$T/slow.out" 2>&1 <<'PY' &
+import socket, sys, time, hashlib
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+sent = b""
+for i in range(30):
+    chunk = (b"%04d" % i) * 256
+    s.sendall(chunk)
+    sent += chunk
+    time.sleep(0.1)
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+print("intact" if got == sent else "broken %d/%d" % (len(got), len(sent)))
+PY
+slow=$!
+sleep 1
+sleep 1 # the renewed certificate's notBefore must be later than the first one's
+kb_device_cert dev "$laptop" "laptop-2" laptop-renewed
+kill -HUP $conf_pid
+sleep 1
+run curl -sS "http://127.0.0.1:$c1/"
+t_check "SIGHUP: new connections present the renewed certificate" out_has "^hello CN=laptop-2"
+wait $slow
+t_check "  while a transfer across the reload went on intact" grep -qx intact "$T/slow.out"
+kill -TERM $conf_pid
+
+# --- SIGTERM drains ------------------------------------------------------------------------
+wait $conf_pid 2>/dev/null
+setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/tunnels.conf" >"$T/drain.log" 2>&1 </dev/null &
+dpid=$!
+kb_pids+=($dpid)
+wait_port "$c2" || t_fail "tunnel for the drain test started"
+/usr/bin/python3 - "$c2" >"$T/drain.out" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"early ")
+time.sleep(1.5)
+s.sendall(b"late words\n")
+s.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+print(got.decode().strip())
+PY
+drainer=$!
+# The probe of wait_port opened one connection already; the drainer's is the second.
+for i in $(seq 50); do [ "$(grep -c "tunnel echo: open" "$T/drain.log")" -ge 2 ] && break; sleep 0.1; done
+kill -TERM $dpid
+sleep 0.3
+run curl -sS --max-time 5 "http://127.0.0.1:$c1/"
+t_check "SIGTERM: no new connections are taken" bash -c "[ $rc -ne 0 ]"
+wait $drainer
+t_check "  while the open one finishes its exchange" grep -qx "early late words" "$T/drain.out"
+wait $dpid
+t_check "  then the tunnel exits by itself (exit 0)" [ $? -eq 0 ]
+t_check "  having said what it drained" grep -q "stopping: no new connections; 1 open to drain" "$T/drain.log"
+t_done
