@@ -46,12 +46,18 @@ int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err)
     unsigned port;
     if (kb_hostport_parse(text, host, sizeof host, &port, err) != 0)
         return -1;
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res;
+    /* A listener is an address, never a name to look up: what it binds to must not
+     * depend on DNS. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICHOST},
+                    *res;
     char service[8];
     snprintf(service, sizeof service, "%u", port);
-    int g = getaddrinfo(host, service, &hints, &res);
+    int g = getaddrinfo(strcmp(host, "localhost") == 0 ? "127.0.0.1" : host, service, &hints, &res);
     if (g != 0)
-        return kb_err_set(err, "listen '%s': %s", text, gai_strerror(g));
+        return kb_err_set(err,
+                          "listen '%s': write an IP address (127.0.0.1:PORT, [::1]:PORT) or "
+                          "unix:/PATH",
+                          text);
     memcpy(&l->addr, res->ai_addr, res->ai_addrlen);
     l->addr_len = res->ai_addrlen;
     freeaddrinfo(res);
