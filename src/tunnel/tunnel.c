@@ -176,7 +176,9 @@ static void pump(struct ctx *x, struct conn *c)
                 c->s2c_len = (size_t)n;
                 c->s2c_off = 0;
                 progress = true;
-            } else if (n == 0) {
+            } else if (n == 0 || (n == GNUTLS_E_PREMATURE_TERMINATION && c->bye_sent)) {
+                /* After our close_notify many servers (nginx) just close the socket: the
+                 * client had finished, nothing is lost. */
                 c->server_eof = true;
                 progress = true;
             } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
