@@ -26,7 +26,8 @@
 #include "src/util/log.h"
 #include "src/util/net.h"
 
-#define BUF 16384
+/* Per direction, and only while bytes wait: four TLS records. */
+#define BUF 65536
 
 /* The identity and TLS client of a tunnel at one time; a reload makes a new one, and the
  * old one lives until its last connection ends. */
@@ -58,7 +59,8 @@ struct conn {
     ev_io cw, sw;
     ev_timer idle;
     char peer[128];
-    char c2s[BUF], s2c[BUF];
+    /* Taken only while bytes wait in them: an idle connection holds no buffer. */
+    char *c2s, *s2c;
     size_t c2s_len, c2s_off, s2c_len, s2c_off;
     bool client_eof, server_eof, bye_sent, client_shut;
     unsigned long long up, down; /* bytes client->server, server->client */
@@ -116,6 +118,8 @@ static void conn_close(struct ctx *x, struct conn *c, const char *why)
         close(c->sfd);
     }
     close(c->cfd);
+    free(c->c2s);
+    free(c->s2c);
     gen_put(c->gen);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
@@ -134,20 +138,34 @@ static void conn_close(struct ctx *x, struct conn *c, const char *why)
         ev_break(x->loop, EVBREAK_ALL);
 }
 
+static void drop(char **buf, size_t *len, size_t *off)
+{
+    free(*buf);
+    *buf = NULL;
+    *len = *off = 0;
+}
+
 /* Moves bytes both ways as far as the sockets let, then waits for what is needed. */
 static void pump(struct ctx *x, struct conn *c)
 {
     for (int round = 0; round < 8; round++) {
         bool progress = false;
         if (c->c2s_len == 0 && !c->client_eof) {
-            ssize_t n = read(c->cfd, c->c2s, sizeof c->c2s);
+            if (c->c2s == NULL && (c->c2s = malloc(BUF)) == NULL) {
+                conn_close(x, c, "out of memory");
+                return;
+            }
+            ssize_t n = read(c->cfd, c->c2s, BUF);
             if (n > 0) {
                 c->c2s_len = (size_t)n;
                 c->c2s_off = 0;
                 progress = true;
-            } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-                c->client_eof = true;
-                progress = true;
+            } else {
+                drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+                if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                    c->client_eof = true;
+                    progress = true;
+                }
             }
         }
         if (c->c2s_off < c->c2s_len) {
@@ -157,7 +175,7 @@ static void pump(struct ctx *x, struct conn *c)
                 c->up += (unsigned long long)w;
                 progress = true;
                 if (c->c2s_off == c->c2s_len)
-                    c->c2s_len = c->c2s_off = 0;
+                    drop(&c->c2s, &c->c2s_len, &c->c2s_off);
             } else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
                 conn_close(x, c, gnutls_strerror((int)w));
                 return;
@@ -171,21 +189,37 @@ static void pump(struct ctx *x, struct conn *c)
             }
         }
         if (c->s2c_len == 0 && !c->server_eof) {
-            ssize_t n = gnutls_record_recv(c->s, c->s2c, sizeof c->s2c);
-            if (n > 0) {
-                c->s2c_len = (size_t)n;
+            if (c->s2c == NULL && (c->s2c = malloc(BUF)) == NULL) {
+                conn_close(x, c, "out of memory");
+                return;
+            }
+            /* Several records per write to the client: fewer system calls in bulk. */
+            size_t got = 0;
+            while (got + 16384 <= BUF) {
+                ssize_t n = gnutls_record_recv(c->s, c->s2c + got, BUF - got);
+                if (n > 0) {
+                    got += (size_t)n;
+                    continue;
+                }
+                if (n == 0 || (n == GNUTLS_E_PREMATURE_TERMINATION && c->bye_sent)) {
+                    /* After our close_notify many servers (nginx) just close the socket:
+                     * the client had finished, nothing is lost. */
+                    c->server_eof = true;
+                    progress = true;
+                } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
+                    kb_err e;
+                    kb_tls_describe_error(c->s, (int)n, &e);
+                    conn_close(x, c, e.msg);
+                    return;
+                }
+                break;
+            }
+            if (got > 0) {
+                c->s2c_len = got;
                 c->s2c_off = 0;
                 progress = true;
-            } else if (n == 0 || (n == GNUTLS_E_PREMATURE_TERMINATION && c->bye_sent)) {
-                /* After our close_notify many servers (nginx) just close the socket: the
-                 * client had finished, nothing is lost. */
-                c->server_eof = true;
-                progress = true;
-            } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
-                kb_err e;
-                kb_tls_describe_error(c->s, (int)n, &e);
-                conn_close(x, c, e.msg);
-                return;
+            } else {
+                drop(&c->s2c, &c->s2c_len, &c->s2c_off);
             }
         }
         if (c->s2c_off < c->s2c_len) {
@@ -195,7 +229,7 @@ static void pump(struct ctx *x, struct conn *c)
                 c->down += (unsigned long long)w;
                 progress = true;
                 if (c->s2c_off == c->s2c_len)
-                    c->s2c_len = c->s2c_off = 0;
+                    drop(&c->s2c, &c->s2c_len, &c->s2c_off);
             } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
                 conn_close(x, c, "the local client went away");
                 return;

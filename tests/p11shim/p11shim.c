@@ -13,6 +13,8 @@
  *   P11SHIM_FAIL_COUNT  M: then M calls fail and later ones pass again (default 0: fail forever)
  *   P11SHIM_DELAY_MS    milliseconds to sleep in each call before forwarding (slow card)
  *   P11SHIM_DELAY_FUNC  only delay this one function
+ *   P11SHIM_DELAY_SERIAL=1  delayed calls take turns under one module-wide lock, as a real
+ *                       card does one operation at a time
  *   P11SHIM_HIDE_MECHS  comma list of CKM_ names or 0x hex; "pss" means all RSA-PSS mechanisms.
  *                       Left out of C_GetMechanismList; C_GetMechanismInfo and every function
  *                       taking a CK_MECHANISM return CKR_MECHANISM_INVALID for them.
@@ -330,6 +332,7 @@ static const char *const known_vars[] = {
     "P11SHIM_FAIL_COUNT",
     "P11SHIM_DELAY_MS",
     "P11SHIM_DELAY_FUNC",
+    "P11SHIM_DELAY_SERIAL",
     "P11SHIM_HIDE_MECHS",
     "P11SHIM_TOKEN_FLAGS",
     "P11SHIM_SLOT_FLAGS",
@@ -351,6 +354,7 @@ static struct {
     unsigned long fail_after;
     unsigned long fail_count;
     unsigned long delay_ms;
+    unsigned long delay_serial;
     int delay_func;
     CK_MECHANISM_TYPE hidden[MAX_HIDDEN];
     size_t n_hidden;
@@ -577,6 +581,7 @@ static bool parse_config(void)
     ok = parse_number_var("P11SHIM_FAIL_AFTER", &cfg.fail_after) && ok;
     ok = parse_number_var("P11SHIM_FAIL_COUNT", &cfg.fail_count) && ok;
     ok = parse_number_var("P11SHIM_DELAY_MS", &cfg.delay_ms) && ok;
+    ok = parse_number_var("P11SHIM_DELAY_SERIAL", &cfg.delay_serial) && ok;
 
     cfg.fail_rv = CKR_DEVICE_ERROR;
     const char *rv = env("P11SHIM_FAIL_RV");
@@ -656,8 +661,14 @@ static bool in_fail_window(void)
 /* Applies delay and failure injection; false means *rv is the answer and nothing is forwarded. */
 static bool inject(enum shim_func fn, CK_RV *rv)
 {
-    if (cfg.delay_ms > 0 && (cfg.delay_func == FN_NONE || cfg.delay_func == (int)fn))
+    if (cfg.delay_ms > 0 && (cfg.delay_func == FN_NONE || cfg.delay_func == (int)fn)) {
+        static pthread_mutex_t card = PTHREAD_MUTEX_INITIALIZER;
+        if (cfg.delay_serial)
+            pthread_mutex_lock(&card);
         sleep_ms(cfg.delay_ms);
+        if (cfg.delay_serial)
+            pthread_mutex_unlock(&card);
+    }
     if (cfg.fail_func == (int)fn && in_fail_window()) {
         *rv = cfg.fail_rv;
         return false;
