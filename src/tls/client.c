@@ -407,7 +407,13 @@ int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct 
         rc = kb_proxy_connect(*fd, peer->proxy, peer->host, peer->port, peer->connect_timeout_ms,
                               err);
     } else {
+        /* One retry after a short pause: a backend restarting, a listen queue full. */
         rc = kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, fd, err);
+        if (rc != 0) {
+            struct timespec pause = {0, 250 * 1000000};
+            nanosleep(&pause, NULL);
+            rc = kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, fd, err);
+        }
     }
     if (rc == 0)
         rc = kb_tls_handshake_fd(c, *fd, session, r, err);

@@ -26,6 +26,21 @@ void kb_tunnel_conf_defaults(kb_tunnel_conf *t)
 int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err)
 {
     memset(l, 0, sizeof *l);
+    if (strncmp(text, "systemd:", 8) == 0) {
+        /* A socket systemd passes (FileDescriptorName=NAME); its address is checked when
+         * it arrives. */
+        if (text[8] == '\0' || strlen(text + 8) >= sizeof l->path ||
+            strspn(text + 8, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+                strlen(text + 8))
+            return kb_err_set(err,
+                              "listen '%s': write systemd:NAME with the socket unit's "
+                              "FileDescriptorName",
+                              text);
+        l->activated = true;
+        l->loopback = true;
+        snprintf(l->path, sizeof l->path, "%s", text + 8);
+        return 0;
+    }
     if (strncmp(text, "unix:", 5) == 0) {
         const char *path = text + 5;
         if (path[0] != '/' || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))

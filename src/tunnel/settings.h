@@ -42,6 +42,7 @@ typedef struct kb_tunnel_conf {
 /* A listen address resolved. */
 struct kb_listen {
     bool is_unix;
+    bool activated;  /* systemd:NAME, path holds NAME */
     char path[4096]; /* unix */
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -56,7 +57,7 @@ int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t 
 /* listen and connect present and well-formed, loopback unless allowed. */
 int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err);
 
-/* "127.0.0.1:8080", "[::1]:8080", "localhost:8080", "unix:/run/x.sock". */
+/* "127.0.0.1:8080", "[::1]:8080", "localhost:8080", "unix:/run/x.sock", "systemd:NAME". */
 int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err);
 
 #endif

@@ -3,6 +3,7 @@
 #include "src/tunnel/tunnel.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -25,6 +26,17 @@
 #include "src/util/hostport.h"
 #include "src/util/log.h"
 #include "src/util/net.h"
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#else
+static int sd_notify(int unset, const char *state)
+{
+    (void)unset;
+    (void)state;
+    return 0;
+}
+#endif
 
 /* Per direction, and only while bytes wait: four TLS records. */
 #define BUF 65536
@@ -439,11 +451,54 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 
 /* Listening socket for a tunnel; a unix socket is 0600 and a stale one is replaced only
  * when nothing answers on it. */
+/* A socket systemd passed under the name; its address must be loopback or unix unless the
+ * tunnel allows remote clients. */
+static int activated_listener(struct tunnel *t, kb_err *err)
+{
+#ifdef HAVE_SYSTEMD
+    char **names = NULL;
+    int n = sd_listen_fds_with_names(0, &names);
+    int found = -1;
+    for (int i = 0; i < n; i++) {
+        if (found < 0 && names && strcmp(names[i], t->where.path) == 0)
+            found = SD_LISTEN_FDS_START + i;
+        if (names)
+            free(names[i]);
+    }
+    free(names);
+    if (found < 0)
+        return kb_err_set(err, "tunnel %s: systemd passed no socket named '%s'", t->conf->name,
+                          t->where.path);
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    bool local = getsockname(found, (struct sockaddr *)&ss, &sl) == 0 &&
+                 (ss.ss_family == AF_UNIX ||
+                  (ss.ss_family == AF_INET &&
+                   (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127) ||
+                  (ss.ss_family == AF_INET6 &&
+                   IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr)));
+    if (!local && !t->conf->allow_remote)
+        return kb_err_set(err,
+                          "tunnel %s: the socket systemd passed as '%s' is not loopback; "
+                          "say allow-remote = yes if that is meant",
+                          t->conf->name, t->where.path);
+    fcntl(found, F_SETFL, fcntl(found, F_GETFL) | O_NONBLOCK);
+    fcntl(found, F_SETFD, FD_CLOEXEC);
+    t->lfd = found;
+    return 0;
+#else
+    return kb_err_set(err, "tunnel %s: systemd:%s needs keybound built with libsystemd",
+                      t->conf->name, t->where.path);
+#endif
+}
+
 static int open_listener(struct tunnel *t, kb_err *err)
 {
     struct kb_listen *l = &t->where;
     if (kb_listen_parse(t->conf->listen, l, err) != 0)
         return -1;
+    if (l->activated)
+        return activated_listener(t, err);
     int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return kb_err_set(err, "tunnel %s: socket: %s", t->conf->name, strerror(errno));
@@ -610,6 +665,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     if (w->signum == SIGUSR1) {
         stats(x);
     } else if (w->signum == SIGHUP) {
+        sd_notify(0, "RELOADING=1");
         kb_log(KB_LOG_INFO, "reloading the policy and the certificates");
         kb_pin_forget_rejections();
         kb_err err;
@@ -624,7 +680,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
                 ev_io_stop(loop, &t->lw);
             t->accepting = want;
         }
+        sd_notify(0, "READY=1");
     } else {
+        sd_notify(0, "STOPPING=1");
         kb_log(KB_LOG_INFO, "stopping: no new connections; %u open to drain", x->active);
         x->draining = true;
         for (size_t i = 0; i < x->n; i++) {
@@ -705,6 +763,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         kb_log(KB_LOG_INFO, "tunnel %s: listening on %s%s", t->conf->name, t->conf->listen,
                t->gen ? "" : " (not admitted: not accepting)");
     }
+    sd_notify(0, "READY=1\nSTATUS=tunnels listening");
     x.n_threads = env->workers ? env->workers : 4;
     x.threads = calloc(x.n_threads, sizeof *x.threads);
     for (unsigned i = 0; x.threads && i < x.n_threads; i++)
@@ -734,7 +793,7 @@ out:
         struct tunnel *t = &x.tunnels[i];
         if (t->lfd >= 0) {
             close(t->lfd);
-            if (t->where.is_unix)
+            if (t->where.is_unix && !t->where.activated)
                 unlink(t->where.path);
         }
     }

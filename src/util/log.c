@@ -3,7 +3,10 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 static int verbosity;
 
@@ -17,6 +20,21 @@ int kb_log_verbosity(void)
     return verbosity;
 }
 
+/* stderr goes to the journal when systemd says so (JOURNAL_STREAM names its device and
+ * inode): then each line starts with its syslog priority, which journald reads. */
+static bool to_journal(void)
+{
+    static int cached = -1;
+    if (cached < 0) {
+        const char *js = getenv("JOURNAL_STREAM");
+        unsigned long dev, ino;
+        struct stat st;
+        cached = js != NULL && sscanf(js, "%lu:%lu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+                 st.st_dev == dev && st.st_ino == ino;
+    }
+    return cached;
+}
+
 void kb_log(enum kb_log_level level, const char *fmt, ...)
 {
     if (level == KB_LOG_DEBUG && verbosity < 1)
@@ -28,5 +46,6 @@ void kb_log(enum kb_log_level level, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     /* One fprintf per line keeps lines whole when several threads log. */
-    fprintf(stderr, "keybound: %s%s\n", prefix[level], line);
+    static const char *const priority[] = {"<3>", "<4>", "<6>", "<7>"};
+    fprintf(stderr, "%skeybound: %s%s\n", to_journal() ? priority[level] : "", prefix[level], line);
 }

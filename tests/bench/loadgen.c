@@ -195,8 +195,7 @@ int main(int argc, char **argv)
             pthread_create(&t[i], NULL, burst_worker, NULL);
         for (int i = 0; i < count; i++)
             pthread_join(t[i], NULL);
-        printf("burst_ms %.0f ok %ld failed %ld\n", (now() - start) * 1000, done_count,
-               fail_count);
+        printf("burst_ms %.0f ok %ld failed %ld\n", (now() - start) * 1000, done_count, fail_count);
     } else {
         fprintf(stderr, "loadgen: unknown mode %s\n", mode);
         return 2;

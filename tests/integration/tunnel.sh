@@ -145,6 +145,126 @@ printf '[tunnel a]\nlisten = 127.0.0.1:1\nconnect = x:1\nbogus = 1\n' >"$T/bad.c
 kb tunnel $MOD --pin-file "$T/pin" --config "$T/bad.conf"
 t_check "a bad config: exit 2 with file:line" bash -c "[ $rc -eq 2 ] && grep -q 'bad.conf:4: unknown key .bogus.' '$T/err'"
 
+# --- through an HTTP CONNECT proxy ---------------------------------------------------------
+cat >"$T/proxy.py" <<'PY'
+import socket, sys, threading
+port, log, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+def pipe(a, b):
+    try:
+        while True:
+            d = a.recv(65536)
+            if not d:
+                break
+            b.sendall(d)
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+def serve(c):
+    req = b""
+    while b"\r\n\r\n" not in req:
+        d = c.recv(1)
+        if not d:
+            return c.close()
+        req += d
+    line = req.split(b"\r\n")[0].decode()
+    open(log, "a").write(line + "\n")
+    if mode == "deny":
+        c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
+        return c.close()
+    host, p = line.split()[1].rsplit(":", 1)
+    u = socket.create_connection((host, int(p)))
+    c.sendall(b"HTTP/1.1 200 Connection established\r\nProxy-Agent: test\r\n\r\n")
+    threading.Thread(target=pipe, args=(c, u)).start()
+    pipe(u, c)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", port))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,)).start()
+PY
+pp=$(free_port)
+kb_bg "$T/proxy.out" /usr/bin/python3 "$T/proxy.py" "$pp" "$T/proxy.log" allow
+wait_port "$pp" || t_fail "proxy started"
+: >"$T/proxy.log"
+ppt=$(free_port)
+tun viaproxy --listen "127.0.0.1:$ppt" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop" \
+    --proxy "http://127.0.0.1:$pp"
+wait_port "$ppt" || t_fail "tunnel through the proxy started"
+run curl -sS "http://127.0.0.1:$ppt/"
+t_check "through an HTTP CONNECT proxy: nginx answers" out_has "^hello CN=laptop-1"
+t_check "  and the proxy saw CONNECT to the endpoint" grep -q "^CONNECT localhost:$nport HTTP/1.1$" "$T/proxy.log"
+dp=$(free_port)
+kb_bg "$T/proxy2.out" /usr/bin/python3 "$T/proxy.py" "$dp" "$T/proxy2.log" deny
+wait_port "$dp" || t_fail "refusing proxy started"
+dpt=$(free_port)
+tun denyproxy --listen "127.0.0.1:$dpt" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop" \
+    --proxy "http://127.0.0.1:$dp"
+wait_port "$dpt" || t_fail "tunnel through the refusing proxy started"
+run curl -sS "http://127.0.0.1:$dpt/"
+t_check "a proxy that refuses CONNECT: the client's connection closes" bash -c "[ $rc -ne 0 ]"
+t_check "  with a log line naming the proxy's answer" wait_log "$T/denyproxy.log" "refused CONNECT to localhost:$nport (HTTP 407)"
+
+# --- allow-uid on a unix socket --------------------------------------------------------------
+cat >"$T/uid.conf" <<CONF
+[tunnel others]
+listen = unix:$T/others.sock
+connect = localhost:$nport
+ca = $P/ca.pem
+key = $laptop
+allow-uid = 4242
+
+[tunnel me]
+listen = unix:$T/me.sock
+connect = localhost:$nport
+ca = $P/ca.pem
+key = $laptop
+allow-uid = $(id -u)
+CONF
+setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/uid.conf" >"$T/uid.log" 2>&1 </dev/null &
+kb_pids+=($!)
+wait_log "$T/uid.log" "tunnel me: listening"
+run curl -sS --unix-socket "$T/me.sock" http://localhost/
+t_check "allow-uid: a listed user gets through" out_has "^hello CN=laptop-1"
+run curl -sS --unix-socket "$T/others.sock" http://localhost/
+t_check "  another user is refused" bash -c "[ $rc -ne 0 ]"
+t_check "  with a log line naming the uid" wait_log "$T/uid.log" "tunnel others: refused uid $(id -u) pid [0-9]*: not in allow-uid"
+
+# --- systemd: readiness notifications and socket activation ------------------------------
+if "$KEYBOUND" tunnel --help >/dev/null && grep -q HAVE_SYSTEMD "$TESTS_BUILDDIR/../config.h" 2>/dev/null &&
+    command -v systemd-socket-activate >/dev/null; then
+    cat >"$T/notify.py" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as log:
+    while True:
+        log.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+PY
+    kb_bg "$T/notify.out" /usr/bin/python3 "$T/notify.py" "$T/notify.sock" "$T/notify.log"
+    for i in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+    sa=$(free_port)
+    printf '[tunnel web]\nlisten = systemd:web\nconnect = localhost:%s\nca = %s\nkey = %s\n' \
+        "$nport" "$P/ca.pem" "$laptop" >"$T/activated.conf"
+    NOTIFY_SOCKET=$T/notify.sock setsid systemd-socket-activate -l "127.0.0.1:$sa" --fdname=web \
+        -E NOTIFY_SOCKET -E SOFTHSM2_CONF -E ASAN_OPTIONS -E LSAN_OPTIONS -E UBSAN_OPTIONS \
+        "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/activated.conf" \
+        >"$T/activated.log" 2>&1 </dev/null &
+    act_pid=$!
+    kb_pids+=($act_pid)
+    wait_port "$sa" || t_fail "socket activation listener up"
+    run curl -sS "http://127.0.0.1:$sa/"
+    t_check "socket activation (systemd:web): curl through the passed socket reaches nginx" out_has "^hello CN=laptop-1"
+    t_check "  READY=1 was sent to NOTIFY_SOCKET" wait_log "$T/notify.log" "READY=1"
+    kill -HUP $act_pid
+    t_check "  RELOADING=1 on SIGHUP, then READY=1 again" wait_log "$T/notify.log" "RELOADING=1"
+    kill -TERM $act_pid
+    t_check "  STOPPING=1 on SIGTERM" wait_log "$T/notify.log" "STOPPING=1"
+else
+    t_pass "# SKIP keybound built without libsystemd: no sd_notify or socket activation"
+fi
+
 # --- backend down: a clean close and a log line, the tunnel lives on ------------------------
 dport=$(free_port)
 xport=$(free_port)

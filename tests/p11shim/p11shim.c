@@ -325,24 +325,12 @@ static const struct token_text token_texts[] = {
 #define MAX_OVERRIDES 32
 
 static const char *const known_vars[] = {
-    "P11SHIM_MODULE",
-    "P11SHIM_FAIL_FUNC",
-    "P11SHIM_FAIL_RV",
-    "P11SHIM_FAIL_AFTER",
-    "P11SHIM_FAIL_COUNT",
-    "P11SHIM_DELAY_MS",
-    "P11SHIM_DELAY_FUNC",
-    "P11SHIM_DELAY_SERIAL",
-    "P11SHIM_HIDE_MECHS",
-    "P11SHIM_TOKEN_FLAGS",
-    "P11SHIM_SLOT_FLAGS",
-    "P11SHIM_ATTR_OVERRIDE",
-    "P11SHIM_LOG",
-    "P11SHIM_TOKEN_MANUFACTURER",
-    "P11SHIM_TOKEN_MODEL",
-    "P11SHIM_TOKEN_SERIAL",
-    "P11SHIM_TOKEN_LABEL",
-    NULL,
+    "P11SHIM_MODULE",       "P11SHIM_FAIL_FUNC",          "P11SHIM_FAIL_RV",
+    "P11SHIM_FAIL_AFTER",   "P11SHIM_FAIL_COUNT",         "P11SHIM_DELAY_MS",
+    "P11SHIM_DELAY_FUNC",   "P11SHIM_DELAY_SERIAL",       "P11SHIM_HIDE_MECHS",
+    "P11SHIM_TOKEN_FLAGS",  "P11SHIM_SLOT_FLAGS",         "P11SHIM_ATTR_OVERRIDE",
+    "P11SHIM_LOG",          "P11SHIM_TOKEN_MANUFACTURER", "P11SHIM_TOKEN_MODEL",
+    "P11SHIM_TOKEN_SERIAL", "P11SHIM_TOKEN_LABEL",        NULL,
 };
 
 /* Written once under pthread_once, read-only afterwards, so readers need no lock. */
