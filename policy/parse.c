@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "policy.h"
+#include "src/util/inilines.h"
 
 enum section { SEC_NONE, SEC_ADMISSION, SEC_TOKEN, SEC_KEY, SEC_CERT, SEC_ENDPOINT };
 
@@ -19,8 +20,7 @@ struct parser {
     kb_policy *pol;
     const char *name;
     char dir[4096];
-    FILE *file;
-    unsigned line;
+    struct kb_ini ini; /* ini.line: the line being read */
     enum section section;
     struct kb_endpoint_rule *endpoint;
     unsigned long long seen[SEC_ENDPOINT + 1]; /* singular keys seen, per section */
@@ -39,7 +39,7 @@ static int fail(struct parser *p, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(p->err, sizeof p->err, fmt, ap);
         va_end(ap);
-        p->err_line = p->line;
+        p->err_line = p->ini.line;
     }
     return 0;
 }
@@ -395,50 +395,16 @@ static int start_section(struct parser *p, const char *section)
     return 1;
 }
 
-/* Reads lines for inih, counting them so that errors name their line, and taking the
- * section headers itself: inih reports neither line numbers nor empty sections. */
-static char *read_line(char *buf, int size, void *stream)
+static void on_section(void *user, const char *name)
 {
-    struct parser *p = stream;
-    if (fgets(buf, size, p->file) == NULL)
-        return NULL;
-    p->line++;
-    size_t n = strlen(buf);
-    if (n > 0 && buf[n - 1] != '\n' && !feof(p->file)) {
-        fail(p, "line is longer than %d characters", size - 2);
-        int c;
-        while ((c = fgetc(p->file)) != EOF && c != '\n')
-            ;
-    }
-    /* inih skips a UTF-8 byte order mark on the first line; a section header behind one
-     * would otherwise go unseen here and its keys be refused as standing before any section. */
-    char *start = buf;
-    if (p->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
-        start += 3;
-    /* inih reads an indented "[...]" as a section header after a header and as the value's
-     * continuation after a key; following it here would need its state, and guessing wrong
-     * puts keys in the wrong section (one endpoint's ca on another). */
-    size_t blanks = strspn(start, " \t");
-    if (blanks > 0 && start[blanks] == '[')
-        fail(p, "this line is indented and starts with '[': write a section header in the "
-                "first column, and do not begin a continued value with '['");
-    if (start[0] == '[' && !p->failed) {
-        /* The header ends at the first ']' outside quotes: [endpoint "[::1]:443"]. With an
-         * unbalanced quote, take the first ']' and let start_section refuse the name. */
-        bool quoted = false;
-        char *close = start + 1;
-        for (; *close != '\0' && (quoted || *close != ']'); close++)
-            if (*close == '"')
-                quoted = !quoted;
-        if (*close != ']')
-            close = strchr(start, ']');
-        if (close != NULL) {
-            char name[256];
-            snprintf(name, sizeof name, "%.*s", (int)(close - start - 1), start + 1);
-            start_section(p, name);
-        }
-    }
-    return buf;
+    struct parser *p = user;
+    if (!p->failed)
+        start_section(p, name);
+}
+
+static void on_error(void *user, const char *message)
+{
+    fail(user, "%s", message);
 }
 
 enum { REPEATABLE = 1 };
@@ -512,7 +478,7 @@ static int set_duration(struct parser *p, long long *slot, const char *name, con
 static int handler(void *user, const char *section, const char *name, const char *v)
 {
     struct parser *p = user;
-    (void)section; /* read_line has seen it first */
+    (void)section; /* kb_ini_read_line has seen it first */
     if (p->failed)
         return 0;
     if (p->section == SEC_NONE)
@@ -624,7 +590,7 @@ static int handler(void *user, const char *section, const char *name, const char
 static int cross_check(struct parser *p)
 {
     kb_policy *pol = p->pol;
-    p->line = 0; /* these errors are about the file as a whole */
+    p->ini.line = 0; /* these errors are about the file as a whole */
     if (pol->crl != NULL && pol->trust == NULL)
         return fail(p, "crl needs trust in [certificate]: a CRL is only believed when it is "
                        "signed by a trust anchor");
@@ -650,7 +616,8 @@ static kb_policy *policy_new(void)
 int kb_policy_parse(FILE *f, const char *name, kb_policy **out, kb_err *err)
 {
     *out = NULL;
-    struct parser p = {.name = name, .file = f};
+    struct parser p = {.name = name};
+    p.ini = (struct kb_ini){.file = f, .user = &p, .section = on_section, .error = on_error};
     const char *slash = strrchr(name, '/');
     if (slash != NULL)
         snprintf(p.dir, sizeof p.dir, "%.*s", (int)(slash - name), name);
@@ -663,7 +630,7 @@ int kb_policy_parse(FILE *f, const char *name, kb_policy **out, kb_err *err)
     /* inih reads lines of up to this many bytes (Debian's build sizes its line buffer by
      * it); GnuTLS priority strings and long globs need more than the default 200. */
     ini_max_line = 4096;
-    int line = ini_parse_stream(read_line, &p, handler, &p);
+    int line = ini_parse_stream(kb_ini_read_line, &p.ini, handler, &p);
     if (line == 0 && !p.failed)
         cross_check(&p);
     if (line == 0 && !p.failed) {

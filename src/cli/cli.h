@@ -72,6 +72,9 @@ int kb_cli_usage(const char *cmd, const char *fmt, ...) KB_PRINTF(2, 3);
 /* "unknown option '--x'" or "option '--x' needs a value" for getopt's last '?'. */
 const char *kb_cli_bad_option(char **argv);
 
+/* A whole number from min to max given to an option (digits only). */
+bool kb_cli_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out);
+
 /* Loads the modules: --module, else the URI's module-path, else p11-kit's registry. */
 int kb_cli_load(struct kb_cli *c, P11KitUri *uri, kb_p11 **out, kb_err *err);
 

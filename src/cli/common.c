@@ -1,5 +1,7 @@
 #include "config.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,6 +86,19 @@ const char *kb_cli_bad_option(char **argv)
     else
         snprintf(msg, sizeof msg, "unknown or ambiguous option '%s'", arg);
     return msg;
+}
+
+bool kb_cli_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out)
+{
+    char *end;
+    if (!isdigit((unsigned char)arg[0]))
+        return false;
+    errno = 0;
+    unsigned long v = strtoul(arg, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
 }
 
 int kb_cli_load(struct kb_cli *c, P11KitUri *uri, kb_p11 **out, kb_err *err)

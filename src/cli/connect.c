@@ -221,7 +221,6 @@ int kb_cmd_connect(int argc, char **argv)
     int opt;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        char *end;
         unsigned long v;
         switch (opt) {
         case 'h':
@@ -248,8 +247,7 @@ int kb_cmd_connect(int argc, char **argv)
             peer.alpn[peer.n_alpn++] = optarg;
             break;
         case OPT_TIMEOUT:
-            v = strtoul(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || v == 0 || v > 3600)
+            if (!kb_cli_count(optarg, 1, 3600, &v))
                 return kb_cli_usage("connect", "--connect-timeout takes seconds from 1 to 3600");
             peer.connect_timeout_ms = peer.handshake_timeout_ms = (unsigned)v * 1000;
             break;
@@ -257,8 +255,7 @@ int kb_cmd_connect(int argc, char **argv)
             stdio = true;
             break;
         case OPT_RESUME:
-            v = strtoul(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || v == 0 || v > 100000)
+            if (!kb_cli_count(optarg, 1, 100000, &v))
                 return kb_cli_usage("connect", "--resume-test takes a count from 1 to 100000");
             resume = (unsigned)v;
             break;

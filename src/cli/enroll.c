@@ -152,7 +152,6 @@ int kb_cmd_enroll(int argc, char **argv)
     int opt;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        char *end;
         switch (opt) {
         case 'h':
             fputs(help, stdout);
@@ -201,8 +200,7 @@ int kb_cmd_enroll(int argc, char **argv)
             policy_path = optarg;
             break;
         case OPT_MAX_WAIT:
-            max_wait = strtoul(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || max_wait > 86400)
+            if (!kb_cli_count(optarg, 0, 86400, &max_wait))
                 return kb_cli_usage("enroll", "--max-wait takes seconds from 0 to 86400");
             break;
         default:

@@ -81,7 +81,6 @@ int kb_cmd_tunnel(int argc, char **argv)
     int opt, rc;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-        char *end;
         unsigned long v;
         rc = -1;
         switch (opt) {
@@ -114,8 +113,7 @@ int kb_cmd_tunnel(int argc, char **argv)
         case OPT_IDLE:
         case OPT_MAX:
         case OPT_WORKERS:
-            v = strtoul(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || v > 100000 || (opt != OPT_IDLE && v == 0))
+            if (!kb_cli_count(optarg, opt == OPT_IDLE ? 0 : 1, 100000, &v))
                 return kb_cli_usage("tunnel", "'%s' is not a count", optarg);
             if (opt == OPT_IDLE)
                 one->idle_timeout_s = (unsigned)v;

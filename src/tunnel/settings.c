@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "src/util/hostport.h"
+#include "src/util/inilines.h"
 #include "src/util/proxy.h"
 
 void kb_tunnel_conf_defaults(kb_tunnel_conf *t)
@@ -109,9 +110,8 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
 }
 
 struct parser {
-    FILE *file;
+    struct kb_ini ini; /* ini.line: the line being read */
     const char *name;
-    unsigned line;
     kb_tunnel_conf *out;
     size_t n;
     kb_tunnel_conf *cur;
@@ -126,7 +126,7 @@ static int fail(struct parser *p, const char *fmt, ...)
 {
     if (!p->failed) {
         p->failed = true;
-        p->err_line = p->line;
+        p->err_line = p->ini.line;
         va_list ap;
         va_start(ap, fmt);
         vsnprintf(p->err, sizeof p->err, fmt, ap);
@@ -169,29 +169,19 @@ static void start_section(struct parser *p, const char *sec)
     p->cur = &p->out[p->n++];
     kb_tunnel_conf_defaults(p->cur);
     snprintf(p->cur->name, sizeof p->cur->name, "%s", name);
-    p->cur->line = p->line;
+    p->cur->line = p->ini.line;
 }
 
-static char *read_line(char *buf, int size, void *stream)
+static void on_section(void *user, const char *name)
 {
-    struct parser *p = stream;
-    if (fgets(buf, size, p->file) == NULL)
-        return NULL;
-    p->line++;
-    size_t n = strlen(buf);
-    if (n > 0 && buf[n - 1] != '\n' && !feof(p->file)) {
-        fail(p, "line is longer than %d characters", size - 2);
-        int c;
-        while ((c = fgetc(p->file)) != EOF && c != '\n')
-            ;
-    }
-    char *close = strrchr(buf, ']');
-    if (buf[0] == '[' && close != NULL && !p->failed) {
-        char sec[256];
-        snprintf(sec, sizeof sec, "%.*s", (int)(close - buf - 1), buf + 1);
-        start_section(p, sec);
-    }
-    return buf;
+    struct parser *p = user;
+    if (!p->failed)
+        start_section(p, name);
+}
+
+static void on_error(void *user, const char *message)
+{
+    fail(user, "%s", message);
 }
 
 static bool parse_uint(const char *v, unsigned max, unsigned *out)
@@ -307,10 +297,11 @@ static int handler(void *user, const char *section, const char *key, const char 
 
 int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n, kb_err *err)
 {
-    struct parser p = {.file = f, .name = name, .out = out};
+    struct parser p = {.name = name, .out = out};
+    p.ini = (struct kb_ini){.file = f, .user = &p, .section = on_section, .error = on_error};
     *n = 0;
     ini_max_line = 4096;
-    int line = ini_parse_stream(read_line, &p, handler, &p);
+    int line = ini_parse_stream(kb_ini_read_line, &p.ini, handler, &p);
     if (line < 0)
         return kb_err_set(err, "config %s cannot be read", name);
     if (p.failed && (line == 0 || p.err_line <= (unsigned)line))
