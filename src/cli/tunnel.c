@@ -165,8 +165,12 @@ int kb_cmd_tunnel(int argc, char **argv)
         return kb_cli_fail(&err);
     }
     kb_pin_install_gnutls(&c.pin);
-    struct kb_tunnel_env env = {
-        .p11 = p, .pin = &c.pin, .policy_path = policy, .workers = workers, .drain_timeout_s = 10};
+    struct kb_tunnel_env env = {.p11 = p,
+                                .pin = &c.pin,
+                                .policy_path = policy,
+                                .config_path = config,
+                                .workers = workers,
+                                .drain_timeout_s = 10};
     rc = kb_tunnel_run(confs, n, &env, &err);
     kb_p11_close(p);
     if (rc < 0)

@@ -44,6 +44,9 @@ static int sd_notify(int unset, const char *state)
 /* The identity and TLS client of a tunnel at one time; a reload makes a new one, and the
  * old one lives until its last connection ends. */
 struct gen {
+    kb_tls_peer peer; /* its own copy: a reload may change the tunnel's settings */
+    char proxy[300];
+    char alpn[KB_TUNNEL_ALPN_MAX][64];
     kb_identity *id;
     kb_tls_client *client;
     unsigned refs;
@@ -51,8 +54,6 @@ struct gen {
 
 struct tunnel {
     kb_tunnel_conf *conf;
-    kb_tls_peer peer;
-    const char *alpn[KB_ALPN_MAX];
     struct gen *gen; /* NULL: not admitted, not accepting */
     struct kb_listen where;
     int lfd;
@@ -108,8 +109,49 @@ static void gen_put(struct gen *g)
     if (g != NULL && --g->refs == 0) {
         kb_tls_client_free(g->client);
         kb_identity_free(g->id);
+        for (size_t i = 0; i < g->peer.n_pins; i++)
+            free(g->peer.pins[i]);
+        free(g->peer.pins);
         free(g);
     }
+}
+
+/* The peer as the tunnel's settings and the policy's endpoint rule say, copied into g. */
+static int gen_peer(struct gen *g, const kb_tunnel_conf *conf, const kb_policy *pol, kb_err *err)
+{
+    kb_tls_peer *peer = &g->peer;
+    if (kb_hostport_parse(conf->connect, peer->host, sizeof peer->host, &peer->port, err) != 0)
+        return -1;
+    const struct kb_endpoint_rule *rule = kb_policy_endpoint(pol, peer->host, peer->port);
+    const char *ca = rule && rule->ca ? rule->ca : conf->ca[0] ? conf->ca : NULL;
+    if (ca == NULL)
+        return kb_err_set(err,
+                          "no CA to verify %s: ca = FILE, or ca in the policy's [endpoint] "
+                          "section",
+                          conf->connect);
+    snprintf(peer->ca_file, sizeof peer->ca_file, "%s", ca);
+    snprintf(peer->server_name, sizeof peer->server_name, "%s",
+             rule && rule->server_name ? rule->server_name
+             : conf->server_name[0]    ? conf->server_name
+                                       : peer->host);
+    peer->min_tls = rule && rule->min_tls ? rule->min_tls : 12;
+    peer->connect_timeout_ms = peer->handshake_timeout_ms = conf->connect_timeout_s * 1000;
+    if (conf->proxy[0]) {
+        snprintf(g->proxy, sizeof g->proxy, "%s", conf->proxy);
+        peer->proxy = g->proxy;
+    }
+    for (size_t a = 0; a < conf->n_alpn && a < KB_ALPN_MAX; a++) {
+        snprintf(g->alpn[a], sizeof g->alpn[a], "%s", conf->alpn[a]);
+        peer->alpn[peer->n_alpn++] = g->alpn[a];
+    }
+    if (rule != NULL && rule->n_pins > 0) {
+        if ((peer->pins = calloc(rule->n_pins, sizeof *peer->pins)) == NULL)
+            return kb_err_set(err, "out of memory");
+        for (size_t i = 0; i < rule->n_pins; i++)
+            if ((peer->pins[peer->n_pins++] = strdup(rule->pins[i])) == NULL)
+                return kb_err_set(err, "out of memory");
+    }
+    return 0;
 }
 
 static void conn_close(struct ctx *x, struct conn *c, const char *why)
@@ -539,8 +581,6 @@ static int open_listener(struct tunnel *t, kb_err *err)
     return 0;
 }
 
-static kb_policy *kept_policy;
-
 /* The admitted identity for each tunnel, from a fresh look at the tokens and the policy.
  * Returns how many tunnels are admitted, or -1 with err set. */
 static int admit(struct ctx *x, kb_err *err)
@@ -587,38 +627,21 @@ static int admit(struct ctx *x, kb_err *err)
                 kb_verdict_summary(&v, summary, sizeof summary);
                 kb_log(KB_LOG_WARN, "tunnel %s: %s", t->conf->name, summary);
             }
-            const struct kb_endpoint_rule *rule =
-                kb_policy_endpoint(pol, t->peer.host, t->peer.port);
-            const char *ca = rule && rule->ca ? rule->ca : t->conf->ca[0] ? t->conf->ca : NULL;
             g = calloc(1, sizeof *g);
-            if (ca == NULL) {
-                kb_log(KB_LOG_ERROR,
-                       "tunnel %s: no CA to verify %s: ca = FILE, or ca in the "
-                       "policy's [endpoint] section",
-                       t->conf->name, t->conf->connect);
-                free(g);
-                g = NULL;
-            } else if (g != NULL) {
-                snprintf(t->peer.ca_file, sizeof t->peer.ca_file, "%s", ca);
-                snprintf(t->peer.server_name, sizeof t->peer.server_name, "%s",
-                         rule && rule->server_name ? rule->server_name
-                         : t->conf->server_name[0] ? t->conf->server_name
-                                                   : t->peer.host);
-                t->peer.pins = rule ? rule->pins : NULL;
-                t->peer.n_pins = rule ? rule->n_pins : 0;
-                t->peer.min_tls = rule && rule->min_tls ? rule->min_tls : 12;
-                if (kb_identity_new(&d, &objs, &g->id, &e) != 0 ||
-                    kb_tls_client_new(&t->peer, g->id, &g->client, &e) != 0) {
-                    kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, e.msg);
-                    kb_identity_free(g->id);
-                    free(g);
-                    g = NULL;
-                } else {
+            if (g == NULL || gen_peer(g, t->conf, pol, &e) != 0 ||
+                kb_identity_new(&d, &objs, &g->id, &e) != 0 ||
+                kb_tls_client_new(&g->peer, g->id, &g->client, &e) != 0) {
+                kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, g ? e.msg : "out of memory");
+                if (g != NULL) {
                     g->refs = 1;
-                    kb_log(KB_LOG_INFO, "tunnel %s: %s -> %s as %s (key '%s' on token '%s')",
-                           t->conf->name, t->conf->listen, t->conf->connect, g->id->subject,
-                           d.key->facts.label, d.key->token->facts.label);
+                    gen_put(g);
                 }
+                g = NULL;
+            } else {
+                g->refs = 1;
+                kb_log(KB_LOG_INFO, "tunnel %s: %s -> %s as %s (key '%s' on token '%s')",
+                       t->conf->name, t->conf->listen, t->conf->connect, g->id->subject,
+                       d.key->facts.label, d.key->token->facts.label);
             }
         }
         gen_put(t->gen);
@@ -630,16 +653,51 @@ static int admit(struct ctx *x, kb_err *err)
             p11_kit_uri_free(uri);
     }
     kb_trust_free(trust);
-    /* Pins point into the policy: the last one stays loaded. */
-    kb_policy_free(kept_policy);
-    kept_policy = pol;
+    kb_policy_free(pol);
     return admitted;
 }
 
-static void admit_release(void)
+/* New settings for the tunnels that exist; listeners stay as they are until a restart. */
+static void reload_config(struct ctx *x)
 {
-    kb_policy_free(kept_policy);
-    kept_policy = NULL;
+    static kb_tunnel_conf fresh[KB_TUNNEL_MAX];
+    const char *path = x->env->config_path;
+    size_t n = 0;
+    kb_err err;
+    FILE *f = fopen(path, "r");
+    if (f == NULL || kb_tunnel_conf_parse(f, path, fresh, &n, &err) != 0) {
+        if (f == NULL)
+            kb_err_set(&err, "config %s cannot be opened", path);
+        kb_log(KB_LOG_ERROR, "reload: %s; the old settings stay", err.msg);
+        if (f != NULL)
+            fclose(f);
+        return;
+    }
+    fclose(f);
+    for (size_t i = 0; i < x->n; i++) {
+        kb_tunnel_conf *old = x->tunnels[i].conf;
+        size_t j;
+        for (j = 0; j < n && strcmp(fresh[j].name, old->name) != 0; j++)
+            ;
+        if (j == n) {
+            kb_log(KB_LOG_WARN, "tunnel %s is no longer in %s: it runs on until a restart",
+                   old->name, path);
+            continue;
+        }
+        if (strcmp(fresh[j].listen, old->listen) != 0)
+            kb_log(KB_LOG_WARN, "tunnel %s: listen = %s takes effect at a restart", old->name,
+                   fresh[j].listen);
+        snprintf(fresh[j].listen, sizeof fresh[j].listen, "%s", old->listen);
+        fresh[j].line = old->line;
+        *old = fresh[j];
+    }
+    for (size_t j = 0; j < n; j++) {
+        size_t i;
+        for (i = 0; i < x->n && strcmp(fresh[j].name, x->tunnels[i].conf->name) != 0; i++)
+            ;
+        if (i == x->n)
+            kb_log(KB_LOG_WARN, "new tunnel %s in %s starts at a restart", fresh[j].name, path);
+    }
 }
 
 static void stats(struct ctx *x)
@@ -666,8 +724,10 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         stats(x);
     } else if (w->signum == SIGHUP) {
         sd_notify(0, "RELOADING=1");
-        kb_log(KB_LOG_INFO, "reloading the policy and the certificates");
+        kb_log(KB_LOG_INFO, "reloading the settings, the policy and the certificates");
         kb_pin_forget_rejections();
+        if (x->env->config_path != NULL)
+            reload_config(x);
         kb_err err;
         if (admit(x, &err) < 0)
             kb_log(KB_LOG_ERROR, "reload: %s", err.msg);
@@ -717,14 +777,6 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         t->conf = &confs[i];
         t->ctx = &x;
         t->lfd = -1;
-        if (kb_hostport_parse(t->conf->connect, t->peer.host, sizeof t->peer.host, &t->peer.port,
-                              err) != 0)
-            goto out;
-        t->peer.connect_timeout_ms = t->peer.handshake_timeout_ms =
-            t->conf->connect_timeout_s * 1000;
-        t->peer.proxy = t->conf->proxy[0] ? t->conf->proxy : NULL;
-        for (size_t a = 0; a < t->conf->n_alpn; a++)
-            t->peer.alpn[t->peer.n_alpn++] = t->conf->alpn[a];
     }
     int admitted = admit(&x, err);
     if (admitted < 0)
@@ -799,7 +851,6 @@ out:
     }
     for (size_t i = 0; i < n; i++)
         gen_put(x.tunnels[i].gen);
-    admit_release();
     if (x.loop)
         ev_loop_destroy(x.loop);
     free(x.tunnels);

@@ -4,8 +4,9 @@
  * way), half-close in both directions and backpressure. TCP connects and handshakes run on
  * a small pool of worker threads, so a slow token never stalls the loop; while the first
  * full handshake to an endpoint is under way, the others wait for its ticket and resume
- * (no signature). The policy is evaluated at start and on SIGHUP (which also picks up a
- * renewed certificate; established connections keep flowing). SIGTERM and SIGINT stop
+ * (no signature). The policy is evaluated at start and on SIGHUP, which also re-reads the
+ * config file (a changed listen address or a new tunnel waits for a restart) and picks up a
+ * renewed certificate; established connections keep flowing. SIGTERM and SIGINT stop
  * accepting and drain; SIGUSR1 logs the counters. One log line per connection opened and
  * closed, never a PIN. */
 #ifndef KB_TUNNEL_H
@@ -21,6 +22,7 @@ struct kb_tunnel_env {
     struct kb_p11 *p11;
     const kb_pin_opts *pin;
     const char *policy_path; /* NULL: default file or baseline */
+    const char *config_path; /* re-read on SIGHUP; NULL: tunnels from the command line */
     unsigned workers;
     unsigned drain_timeout_s;
 };

@@ -373,6 +373,12 @@ run curl -sS "http://127.0.0.1:$c1/"
 t_check "SIGHUP: new connections present the renewed certificate" out_has "^hello CN=laptop-2"
 wait $slow
 t_check "  while a transfer across the reload went on intact" grep -qx intact "$T/slow.out"
+# SIGHUP re-reads the config file too: 'web' now goes to the echo server.
+sed -i "0,/^connect = localhost:$nport$/s//connect = localhost:$nt/" "$T/tunnels.conf"
+kill -HUP $conf_pid
+wait_log "$T/conf.log" "tunnel web: 127.0.0.1:$c1 -> localhost:$nt"
+run curl -sS --http0.9 --max-time 5 "http://127.0.0.1:$c1/"
+t_check "SIGHUP re-reads the config file: tunnel web now reaches the new endpoint" out_has "^GET / HTTP/1.1"
 kill -TERM $conf_pid
 
 # --- SIGTERM drains ------------------------------------------------------------------------
