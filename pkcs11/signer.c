@@ -10,11 +10,19 @@
 #include "src/util/log.h"
 #include "uri.h"
 
-struct kb_signer {
+/* One imported key object, that is one session; GnuTLS serialises its signatures. */
+struct slot {
     pthread_mutex_t lock;
+    gnutls_privkey_t key; /* NULL: not imported yet, or dropped after an error */
+};
+
+struct kb_signer {
+    pthread_mutex_t lock; /* guards the counters and next */
     char *uri;
-    char *shown;          /* uri for messages: never a pin-value */
-    gnutls_privkey_t key; /* NULL after an error: re-imported on next use */
+    char *shown; /* uri for messages: never a pin-value */
+    struct slot slots[KB_SIGNER_POOL_MAX];
+    unsigned n_slots;
+    unsigned next;
     unsigned imports;
     unsigned long signatures; /* made by the token, successfully */
 };
@@ -33,7 +41,7 @@ int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err)
     return 0;
 }
 
-static int import_key(kb_signer *s, kb_err *err)
+static int import_key(kb_signer *s, struct slot *slot, kb_err *err)
 {
     gnutls_privkey_t key = NULL;
     int rc = gnutls_privkey_init(&key);
@@ -45,8 +53,10 @@ static int import_key(kb_signer *s, kb_err *err)
         kb_err_set(err, "key '%s' cannot be opened: %s", s->shown, gnutls_strerror(rc));
         return -1;
     }
-    s->key = key;
+    slot->key = key;
+    pthread_mutex_lock(&s->lock);
     s->imports++;
+    pthread_mutex_unlock(&s->lock);
     return 0;
 }
 
@@ -61,7 +71,10 @@ int kb_signer_open(const char *key_uri, kb_signer **out, kb_err *err)
         return kb_err_set(err, "out of memory");
     }
     pthread_mutex_init(&s->lock, NULL);
-    if (import_key(s, err) != 0) {
+    for (unsigned i = 0; i < KB_SIGNER_POOL_MAX; i++)
+        pthread_mutex_init(&s->slots[i].lock, NULL);
+    s->n_slots = 1;
+    if (import_key(s, &s->slots[0], err) != 0) {
         kb_signer_free(s);
         return -1;
     }
@@ -73,38 +86,69 @@ void kb_signer_free(kb_signer *s)
 {
     if (s == NULL)
         return;
-    if (s->key != NULL)
-        gnutls_privkey_deinit(s->key);
+    for (unsigned i = 0; i < KB_SIGNER_POOL_MAX; i++) {
+        if (s->slots[i].key != NULL)
+            gnutls_privkey_deinit(s->slots[i].key);
+        pthread_mutex_destroy(&s->slots[i].lock);
+    }
     pthread_mutex_destroy(&s->lock);
     free(s->uri);
     free(s->shown);
     free(s);
 }
 
-/* One signature, under the lock, with the drop-and-reimport contract. */
+void kb_signer_set_pool(kb_signer *s, unsigned n)
+{
+    pthread_mutex_lock(&s->lock);
+    if (n > KB_SIGNER_POOL_MAX)
+        n = KB_SIGNER_POOL_MAX;
+    if (n > s->n_slots)
+        s->n_slots = n; /* the new objects are imported when first needed */
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* A free key object, locked: the next in turn if it is free, else any free one, else wait
+ * for the one in turn. */
+static struct slot *take_slot(kb_signer *s)
+{
+    pthread_mutex_lock(&s->lock);
+    unsigned n = s->n_slots, first = s->next++ % n;
+    pthread_mutex_unlock(&s->lock);
+    for (unsigned i = 0; i < n; i++) {
+        struct slot *slot = &s->slots[(first + i) % n];
+        if (pthread_mutex_trylock(&slot->lock) == 0)
+            return slot;
+    }
+    pthread_mutex_lock(&s->slots[first].lock);
+    return &s->slots[first];
+}
+
+/* One signature on one key object, with the drop-and-reimport contract. */
 static int sign_op(kb_signer *s, bool prehashed, gnutls_sign_algorithm_t algo, unsigned flags,
                    const gnutls_datum_t *in, gnutls_datum_t *sig, kb_err *err)
 {
-    pthread_mutex_lock(&s->lock);
+    struct slot *slot = take_slot(s);
     int rc = -1;
-    if (s->key == NULL && import_key(s, err) != 0)
+    if (slot->key == NULL && import_key(s, slot, err) != 0)
         goto out;
-    int g = prehashed ? gnutls_privkey_sign_hash2(s->key, algo, flags, in, sig)
-                      : gnutls_privkey_sign_data2(s->key, algo, flags, in, sig);
+    int g = prehashed ? gnutls_privkey_sign_hash2(slot->key, algo, flags, in, sig)
+                      : gnutls_privkey_sign_data2(slot->key, algo, flags, in, sig);
     if (g < 0) {
         /* Never sign again on this object: see the contract in signer.h. */
-        gnutls_privkey_deinit(s->key);
-        s->key = NULL;
+        gnutls_privkey_deinit(slot->key);
+        slot->key = NULL;
         kb_err_set(err,
                    "the token failed to sign with key '%s': %s; the key will be reopened "
                    "on next use",
                    s->shown, gnutls_strerror(g));
         goto out;
     }
+    pthread_mutex_lock(&s->lock);
     s->signatures++;
+    pthread_mutex_unlock(&s->lock);
     rc = 0;
 out:
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&slot->lock);
     return rc;
 }
 
@@ -140,14 +184,15 @@ int kb_signer_sign_hash2(kb_signer *s, gnutls_sign_algorithm_t algo, unsigned fl
 
 int kb_signer_info(kb_signer *s, int *pk, unsigned *bits, kb_err *err)
 {
-    pthread_mutex_lock(&s->lock);
+    struct slot *slot = &s->slots[0];
+    pthread_mutex_lock(&slot->lock);
     int rc = -1;
-    if (s->key != NULL || import_key(s, err) == 0) {
+    if (slot->key != NULL || import_key(s, slot, err) == 0) {
         *bits = 0;
-        *pk = gnutls_privkey_get_pk_algorithm(s->key, bits);
+        *pk = gnutls_privkey_get_pk_algorithm(slot->key, bits);
         rc = 0;
     }
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&slot->lock);
     return rc;
 }
 
@@ -161,16 +206,17 @@ unsigned long kb_signer_signatures(kb_signer *s)
 
 int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err)
 {
-    pthread_mutex_lock(&s->lock);
+    struct slot *slot = &s->slots[0];
+    pthread_mutex_lock(&slot->lock);
     int rc = -1;
-    if (s->key == NULL && import_key(s, err) != 0)
+    if (slot->key == NULL && import_key(s, slot, err) != 0)
         goto out;
     gnutls_pubkey_t pub;
     if (gnutls_pubkey_init(&pub) < 0) {
         kb_err_set(err, "out of memory");
         goto out;
     }
-    int g = gnutls_pubkey_import_privkey(pub, s->key, 0, 0);
+    int g = gnutls_pubkey_import_privkey(pub, slot->key, 0, 0);
     if (g < 0) {
         gnutls_pubkey_deinit(pub);
         kb_err_set(err, "cannot read the public key of '%s': %s", s->shown, gnutls_strerror(g));
@@ -179,7 +225,7 @@ int kb_signer_pubkey(kb_signer *s, gnutls_pubkey_t *out, kb_err *err)
     *out = pub;
     rc = 0;
 out:
-    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&slot->lock);
     return rc;
 }
 

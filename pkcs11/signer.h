@@ -5,7 +5,9 @@
  * noise. A kb_signer owns one imported key object, that is one session. The contract:
  * after any error from the token the object is dropped, and the next signature imports
  * a fresh one; GnuTLS can hang forever signing again on an object whose session failed
- * to re-open. Signatures on one signer are serialised by its lock. */
+ * to re-open. One key object signs one thing at a time (GnuTLS serialises it); a signer can
+ * keep a small pool of them, each with its own session, so that threads sign in parallel
+ * where the token allows it. */
 #ifndef KB_SIGNER_H
 #define KB_SIGNER_H
 
@@ -15,12 +17,17 @@
 
 typedef struct kb_signer kb_signer;
 
+#define KB_SIGNER_POOL_MAX 8
+
 int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err);
 
 /* key_uri must name one private key; it must not carry pin attributes (the PIN comes
  * from the callback kb_pin_install_gnutls sets). */
 int kb_signer_open(const char *key_uri, kb_signer **out, kb_err *err);
 void kb_signer_free(kb_signer *s);
+
+/* Up to n key objects (at most KB_SIGNER_POOL_MAX), opened when first needed. */
+void kb_signer_set_pool(kb_signer *s, unsigned n);
 
 /* Hashes and signs data with the key's natural algorithm (ECDSA or RSA PKCS#1 v1.5 with
  * SHA-256/384, or EdDSA). sig is gnutls_free'd by the caller. */

@@ -639,6 +639,9 @@ static int admit(struct ctx *x, kb_err *err)
                 g = NULL;
             } else {
                 g->refs = 1;
+                /* As many key objects as handshake threads: full handshakes sign in parallel
+                 * where the token allows it. */
+                kb_signer_set_pool(g->id->signer, x->n_threads);
                 kb_log(KB_LOG_INFO, "tunnel %s: %s -> %s as %s (key '%s' on token '%s')",
                        t->conf->name, t->conf->listen, t->conf->connect, g->id->subject,
                        d.key->facts.label, d.key->token->facts.label);
@@ -778,6 +781,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         t->ctx = &x;
         t->lfd = -1;
     }
+    x.n_threads = env->workers ? env->workers : 4;
     int admitted = admit(&x, err);
     if (admitted < 0)
         goto out;
@@ -816,7 +820,6 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
                t->gen ? "" : " (not admitted: not accepting)");
     }
     sd_notify(0, "READY=1\nSTATUS=tunnels listening");
-    x.n_threads = env->workers ? env->workers : 4;
     x.threads = calloc(x.n_threads, sizeof *x.threads);
     for (unsigned i = 0; x.threads && i < x.n_threads; i++)
         pthread_create(&x.threads[i], NULL, worker, &x);
