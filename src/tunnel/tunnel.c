@@ -64,8 +64,20 @@ struct tunnel {
     struct ctx *ctx;
 };
 
+/* One event loop and its thread; the main one also has the listeners and the signals. */
+struct pump_loop {
+    struct ev_loop *loop;
+    struct ctx *x;
+    ev_async wake; /* handshakes finished for this loop (done list) */
+    ev_async stop_w;
+    struct conn *done; /* under x->lock */
+    pthread_t thread;
+    bool has_thread;
+};
+
 struct conn {
     struct tunnel *t;
+    struct pump_loop *pl; /* the loop that pumps it; only that loop's thread touches it */
     struct gen *gen;
     int cfd, sfd;
     gnutls_session_t s;
@@ -86,15 +98,17 @@ struct conn {
 };
 
 struct ctx {
-    struct ev_loop *loop;
+    struct ev_loop *loop;    /* the main loop: listeners, signals, reloads */
+    struct pump_loop *loops; /* loops[0] runs on the main loop */
+    unsigned n_loops, rr;
+    ev_async main_wake; /* a connection closed: capacity, drain */
     const struct kb_tunnel_env *env;
     struct tunnel *tunnels;
     size_t n;
-    ev_async done_w;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
     ev_timer drain;
     bool draining;
-    pthread_mutex_t lock; /* queue, done list, stop */
+    pthread_mutex_t lock; /* queue, done lists, stop, counters, gens, the all list */
     pthread_cond_t work;
     struct conn *queue, *queue_tail, *done;
     bool stop;
@@ -154,18 +168,21 @@ static int gen_peer(struct gen *g, const kb_tunnel_conf *conf, const kb_policy *
     return 0;
 }
 
+/* Closes c; runs on c's loop (or after the loops stopped). What the main loop must do
+ * about it (accept again, finish a drain) it learns through main_wake. */
 static void conn_close(struct ctx *x, struct conn *c, const char *why)
 {
     struct tunnel *t = c->t;
+    struct ev_loop *loop = c->pl->loop;
     long long ms = kb_now_ms() - c->start_ms;
     if (c->s != NULL)
         kb_log(KB_LOG_INFO,
                "tunnel %s: close %s: %llu bytes up, %llu down, %lld ms, %s handshake%s%s",
                t->conf->name, c->peer, c->up, c->down, ms, c->r.resumed ? "resumed" : "full",
                why ? ": " : "", why ? why : "");
-    ev_io_stop(x->loop, &c->cw);
-    ev_io_stop(x->loop, &c->sw);
-    ev_timer_stop(x->loop, &c->idle);
+    ev_io_stop(loop, &c->cw);
+    ev_io_stop(loop, &c->sw);
+    ev_timer_stop(loop, &c->idle);
     if (c->s != NULL) {
         kb_tls_close(c->s, c->sfd);
     } else if (c->sfd >= 0) {
@@ -174,6 +191,7 @@ static void conn_close(struct ctx *x, struct conn *c, const char *why)
     close(c->cfd);
     free(c->c2s);
     free(c->s2c);
+    pthread_mutex_lock(&x->lock);
     gen_put(c->gen);
     if (c->all_prev)
         c->all_prev->all_next = c->all_next;
@@ -183,13 +201,31 @@ static void conn_close(struct ctx *x, struct conn *c, const char *why)
         c->all_next->all_prev = c->all_prev;
     t->active--;
     x->active--;
-    if (!t->accepting && t->gen != NULL && !x->draining && t->active < t->conf->max_connections) {
-        ev_io_start(x->loop, &t->lw);
-        t->accepting = true;
-    }
+    pthread_mutex_unlock(&x->lock);
     free(c);
-    if (x->draining && x->active == 0)
-        ev_break(x->loop, EVBREAK_ALL);
+    ev_async_send(x->loop, &x->main_wake);
+}
+
+/* On the main loop: accept again where there is room; end a drain when all are closed. */
+static void on_main_wake(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    struct pump_loop *pl = ev_userdata(loop);
+    struct ctx *x = pl->x;
+    pthread_mutex_lock(&x->lock);
+    unsigned active = x->active;
+    for (size_t i = 0; i < x->n; i++) {
+        struct tunnel *t = &x->tunnels[i];
+        if (!t->accepting && t->gen != NULL && !x->draining &&
+            t->active < t->conf->max_connections) {
+            ev_io_start(loop, &t->lw);
+            t->accepting = true;
+        }
+    }
+    pthread_mutex_unlock(&x->lock);
+    if (x->draining && active == 0)
+        ev_break(loop, EVBREAK_ALL);
 }
 
 static void drop(char **buf, size_t *len, size_t *off)
@@ -306,32 +342,34 @@ static void pump(struct ctx *x, struct conn *c)
     int sev = (!c->server_eof && c->s2c_len == 0 ? EV_READ : 0) |
               (c->c2s_off < c->c2s_len || (c->client_eof && !c->bye_sent) ? EV_WRITE : 0);
     if (gnutls_record_check_pending(c->s) > 0 && c->s2c_len == 0)
-        ev_feed_event(x->loop, &c->sw, EV_READ);
-    ev_io_stop(x->loop, &c->cw);
-    ev_io_stop(x->loop, &c->sw);
+        ev_feed_event(c->pl->loop, &c->sw, EV_READ);
+    ev_io_stop(c->pl->loop, &c->cw);
+    ev_io_stop(c->pl->loop, &c->sw);
     if (cev) {
         ev_io_set(&c->cw, c->cfd, cev);
-        ev_io_start(x->loop, &c->cw);
+        ev_io_start(c->pl->loop, &c->cw);
     }
     if (sev) {
         ev_io_set(&c->sw, c->sfd, sev);
-        ev_io_start(x->loop, &c->sw);
+        ev_io_start(c->pl->loop, &c->sw);
     }
     if (c->t->conf->idle_timeout_s)
-        ev_timer_again(x->loop, &c->idle);
+        ev_timer_again(c->pl->loop, &c->idle);
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     struct conn *c = w->data;
-    pump(ev_userdata(loop), c);
+    struct pump_loop *pl = ev_userdata(loop);
+    pump(pl->x, c);
 }
 
 static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
-    conn_close(ev_userdata(loop), w->data, "idle timeout");
+    struct pump_loop *pl = ev_userdata(loop);
+    conn_close(pl->x, w->data, "idle timeout");
 }
 
 /* Worker: the slow part, away from the loop. */
@@ -356,28 +394,32 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&x->lock);
         c->rc = kb_tls_connect(c->gen->client, &c->s, &c->sfd, &c->r, &c->err);
         pthread_mutex_lock(&x->lock);
-        c->next = x->done;
-        x->done = c;
+        c->next = c->pl->done;
+        c->pl->done = c;
         pthread_mutex_unlock(&x->lock);
-        ev_async_send(x->loop, &x->done_w);
+        ev_async_send(c->pl->loop, &c->pl->wake);
     }
 }
 
+/* On a pumping loop: the handshakes finished for it. */
 static void on_done(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)w;
     (void)revents;
-    struct ctx *x = ev_userdata(loop);
+    struct pump_loop *pl = ev_userdata(loop);
+    struct ctx *x = pl->x;
     pthread_mutex_lock(&x->lock);
-    struct conn *list = x->done;
-    x->done = NULL;
+    struct conn *list = pl->done;
+    pl->done = NULL;
     pthread_mutex_unlock(&x->lock);
     while (list != NULL) {
         struct conn *c = list;
         list = c->next;
         if (c->rc != 0) {
             kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->t->conf->name, c->peer, c->err.msg);
+            pthread_mutex_lock(&x->lock);
             c->t->failed++;
+            pthread_mutex_unlock(&x->lock);
             c->s = NULL;
             conn_close(x, c, NULL);
             continue;
@@ -435,7 +477,8 @@ static bool uid_allowed(const struct tunnel *t, int fd)
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
-    struct ctx *x = ev_userdata(loop);
+    struct pump_loop *main_pl = ev_userdata(loop);
+    struct ctx *x = main_pl->x;
     struct tunnel *t = w->data;
     for (int i = 0; i < 64 && t->gen != NULL; i++) {
         struct sockaddr_storage ss;
@@ -459,14 +502,16 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         c->cfd = fd;
         c->sfd = -1;
         c->start_ms = kb_now_ms();
-        c->gen = t->gen;
-        c->gen->refs++;
+        c->pl = &x->loops[x->rr++ % x->n_loops];
         peer_name(fd, &ss, c->peer, sizeof c->peer);
         ev_io_init(&c->cw, on_io, fd, EV_READ);
         c->cw.data = c;
         ev_init(&c->idle, on_idle);
         c->idle.repeat = t->conf->idle_timeout_s;
         c->idle.data = c;
+        pthread_mutex_lock(&x->lock);
+        c->gen = t->gen;
+        c->gen->refs++;
         t->active++;
         t->total++;
         x->active++;
@@ -474,7 +519,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         if (x->all)
             x->all->all_prev = c;
         x->all = c;
-        pthread_mutex_lock(&x->lock);
+        unsigned active = t->active;
         if (x->queue_tail)
             x->queue_tail->next = c;
         else
@@ -482,7 +527,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         x->queue_tail = c;
         pthread_cond_signal(&x->work);
         pthread_mutex_unlock(&x->lock);
-        if (t->active >= t->conf->max_connections) {
+        if (active >= t->conf->max_connections) {
             /* Backpressure: the kernel's backlog holds the rest. */
             ev_io_stop(loop, &t->lw);
             t->accepting = false;
@@ -647,8 +692,10 @@ static int admit(struct ctx *x, kb_err *err)
                        d.key->facts.label, d.key->token->facts.label);
             }
         }
+        pthread_mutex_lock(&x->lock);
         gen_put(t->gen);
         t->gen = g;
+        pthread_mutex_unlock(&x->lock);
         admitted += g != NULL;
         kb_objects_free(&objs);
         kb_token_list_free(&tokens);
@@ -708,21 +755,26 @@ static void stats(struct ctx *x)
     for (size_t i = 0; i < x->n; i++) {
         struct tunnel *t = &x->tunnels[i];
         unsigned long full = 0, resumed = 0, sigs = 0;
+        pthread_mutex_lock(&x->lock);
+        unsigned active = t->active;
+        unsigned long total = t->total, failed = t->failed;
         if (t->gen) {
             kb_tls_counts(t->gen->client, &full, &resumed);
             sigs = kb_signer_signatures(t->gen->id->signer);
         }
+        pthread_mutex_unlock(&x->lock);
         kb_log(KB_LOG_INFO,
                "tunnel %s: %u open, %lu accepted, %lu failed; handshakes %lu full, %lu resumed; "
                "%lu token signatures",
-               t->conf->name, t->active, t->total, t->failed, full, resumed, sigs);
+               t->conf->name, active, total, failed, full, resumed, sigs);
     }
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
-    struct ctx *x = ev_userdata(loop);
+    struct pump_loop *main_pl = ev_userdata(loop);
+    struct ctx *x = main_pl->x;
     if (w->signum == SIGUSR1) {
         stats(x);
     } else if (w->signum == SIGHUP) {
@@ -736,7 +788,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
             kb_log(KB_LOG_ERROR, "reload: %s", err.msg);
         for (size_t i = 0; i < x->n; i++) {
             struct tunnel *t = &x->tunnels[i];
+            pthread_mutex_lock(&x->lock);
             bool want = t->gen != NULL && t->active < t->conf->max_connections && !x->draining;
+            pthread_mutex_unlock(&x->lock);
             if (want && !t->accepting)
                 ev_io_start(loop, &t->lw);
             else if (!want && t->accepting)
@@ -746,13 +800,16 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         sd_notify(0, "READY=1");
     } else {
         sd_notify(0, "STOPPING=1");
-        kb_log(KB_LOG_INFO, "stopping: no new connections; %u open to drain", x->active);
+        pthread_mutex_lock(&x->lock);
+        unsigned active = x->active;
         x->draining = true;
+        pthread_mutex_unlock(&x->lock);
+        kb_log(KB_LOG_INFO, "stopping: no new connections; %u open to drain", active);
         for (size_t i = 0; i < x->n; i++) {
             ev_io_stop(loop, &x->tunnels[i].lw);
             x->tunnels[i].accepting = false;
         }
-        if (x->active == 0)
+        if (active == 0)
             ev_break(loop, EVBREAK_ALL);
         else
             ev_timer_start(loop, &x->drain);
@@ -763,9 +820,33 @@ static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
     (void)revents;
-    struct ctx *x = ev_userdata(loop);
-    kb_log(KB_LOG_WARN, "drain timeout: closing %u connections", x->active);
+    struct pump_loop *main_pl = ev_userdata(loop);
+    kb_log(KB_LOG_WARN, "drain timeout: closing %u connections", main_pl->x->active);
     ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_stop(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void *loop_thread(void *arg)
+{
+    struct pump_loop *pl = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    ev_run(pl->loop, 0);
+    return NULL;
+}
+
+/* About one loop per core: established connections are spread over them. */
+static unsigned loops_wanted(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 8 ? 8 : (unsigned)n;
 }
 
 int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *env, kb_err *err)
@@ -793,12 +874,27 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     for (size_t i = 0; i < n; i++)
         if (open_listener(&x.tunnels[i], err) != 0)
             goto out;
-    x.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
-    ev_set_userdata(x.loop, &x);
     pthread_mutex_init(&x.lock, NULL);
     pthread_cond_init(&x.work, NULL);
-    ev_async_init(&x.done_w, on_done);
-    ev_async_start(x.loop, &x.done_w);
+    x.n_loops = loops_wanted();
+    x.loops = calloc(x.n_loops, sizeof *x.loops);
+    if (x.loops == NULL) {
+        kb_err_set(err, "out of memory");
+        goto out;
+    }
+    for (unsigned i = 0; i < x.n_loops; i++) {
+        struct pump_loop *pl = &x.loops[i];
+        pl->x = &x;
+        pl->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+        ev_set_userdata(pl->loop, pl);
+        ev_async_init(&pl->wake, on_done);
+        ev_async_start(pl->loop, &pl->wake);
+        ev_async_init(&pl->stop_w, on_stop);
+        ev_async_start(pl->loop, &pl->stop_w);
+    }
+    x.loop = x.loops[0].loop;
+    ev_async_init(&x.main_wake, on_main_wake);
+    ev_async_start(x.loop, &x.main_wake);
     ev_signal_init(&x.sig_term, on_signal, SIGTERM);
     ev_signal_init(&x.sig_int, on_signal, SIGINT);
     ev_signal_init(&x.sig_hup, on_signal, SIGHUP);
@@ -819,11 +915,21 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         kb_log(KB_LOG_INFO, "tunnel %s: listening on %s%s", t->conf->name, t->conf->listen,
                t->gen ? "" : " (not admitted: not accepting)");
     }
+    kb_log(KB_LOG_INFO, "%u event loops, %u handshake threads", x.n_loops, x.n_threads);
     sd_notify(0, "READY=1\nSTATUS=tunnels listening");
     x.threads = calloc(x.n_threads, sizeof *x.threads);
     for (unsigned i = 0; x.threads && i < x.n_threads; i++)
         pthread_create(&x.threads[i], NULL, worker, &x);
+    for (unsigned i = 1; i < x.n_loops; i++)
+        x.loops[i].has_thread =
+            pthread_create(&x.loops[i].thread, NULL, loop_thread, &x.loops[i]) == 0;
     ev_run(x.loop, 0);
+    for (unsigned i = 1; i < x.n_loops; i++) {
+        if (x.loops[i].has_thread) {
+            ev_async_send(x.loops[i].loop, &x.loops[i].stop_w);
+            pthread_join(x.loops[i].thread, NULL);
+        }
+    }
     stats(&x);
     pthread_mutex_lock(&x.lock);
     x.stop = true;
@@ -832,8 +938,10 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     for (unsigned i = 0; x.threads && i < x.n_threads; i++)
         pthread_join(x.threads[i], NULL);
     free(x.threads);
-    /* What the workers finished after the loop stopped, then whatever is still open. */
-    on_done(x.loop, &x.done_w, 0);
+    /* What the workers finished after the loops stopped, then whatever is still open; the
+     * loops' threads are gone, so this thread may touch every connection. */
+    for (unsigned i = 0; i < x.n_loops; i++)
+        on_done(x.loops[i].loop, &x.loops[i].wake, 0);
     x.draining = false;
     while (x.queue != NULL) {
         struct conn *c = x.queue;
@@ -854,8 +962,10 @@ out:
     }
     for (size_t i = 0; i < n; i++)
         gen_put(x.tunnels[i].gen);
-    if (x.loop)
-        ev_loop_destroy(x.loop);
+    for (unsigned i = 0; x.loops && i < x.n_loops; i++)
+        if (x.loops[i].loop)
+            ev_loop_destroy(x.loops[i].loop);
+    free(x.loops);
     free(x.tunnels);
     return rc;
 }

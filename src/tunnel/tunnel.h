@@ -1,8 +1,9 @@
 /* The tunnel: local plaintext listeners forwarded over mTLS with the token's key.
  *
- * One libev loop pumps every established connection with bounded buffers (16 KiB each
- * way), half-close in both directions and backpressure. TCP connects and handshakes run on
- * a small pool of worker threads, so a slow token never stalls the loop; while the first
+ * About one libev loop per core pumps the established connections, spread over them, with
+ * bounded buffers (taken only while bytes wait), half-close in both directions and
+ * backpressure; the main loop also holds the listeners and the signals. TCP connects and handshakes
+ * run on a small pool of worker threads, so a slow token never stalls the loop; while the first
  * full handshake to an endpoint is under way, the others wait for its ticket and resume
  * (no signature). The policy is evaluated at start and on SIGHUP, which also re-reads the
  * config file (a changed listen address or a new tunnel waits for a restart) and picks up a

@@ -103,8 +103,13 @@ for slow in plain slow; do
         R[$tool,$slow,conn_s]=$(val conn_per_s "$out")
         conns=$(awk -v r="${R[$tool,$slow,conn_s]}" 'BEGIN {print int(r * 5)}')
         R[$tool,$slow,sig_per_conn]=$(awk -v s="$(( $(sigs) - s0 ))" -v c="$conns" 'BEGIN {printf "%.4f", c ? s / c : 0}')
-        out=$("$LOADGEN" bulk "$lport" /big)
-        R[$tool,$slow,bulk]=$(val mb_per_s "$out")
+        # Bulk: the best of three downloads (one core is shared by everything here).
+        best=0
+        for i in 1 2 3; do
+            out=$("$LOADGEN" bulk "$lport" /big)
+            best=$(awk -v a="$best" -v b="$(val mb_per_s "$out")" 'BEGIN {print (b > a ? b : a)}')
+        done
+        R[$tool,$slow,bulk]=$best
         out=$("$LOADGEN" latency "$lport" 5000)
         R[$tool,$slow,p50]=$(val p50_us "$out")
         R[$tool,$slow,p99]=$(val p99_us "$out")
@@ -132,7 +137,7 @@ for slow in plain slow; do
     label=$([ $slow = plain ] && echo "plain token" || echo "token: 150 ms per C_Sign, one at a time")
     echo "-- $label"
     row "new connections per second (8 clients)" "${R[keybound,$slow,conn_s]}" "${R[stunnel,$slow,conn_s]}"
-    row "bulk download, MB/s (one connection)" "${R[keybound,$slow,bulk]}" "${R[stunnel,$slow,bulk]}"
+    row "bulk download, MB/s (one conn., best of 3)" "${R[keybound,$slow,bulk]}" "${R[stunnel,$slow,bulk]}"
     row "request latency p50, us (kept alive)" "${R[keybound,$slow,p50]}" "${R[stunnel,$slow,p50]}"
     row "request latency p99, us (kept alive)" "${R[keybound,$slow,p99]}" "${R[stunnel,$slow,p99]}"
     row "token signatures per connection (warm)" "${R[keybound,$slow,sig_per_conn]}" "${R[stunnel,$slow,sig_per_conn]}"
