@@ -202,7 +202,12 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
     c->peer = peer;
     c->id = id;
     pthread_mutex_init(&c->lock, NULL);
-    pthread_cond_init(&c->ticket_cv, NULL);
+    /* Waits are measured on the monotonic clock: a wall-clock step must not stretch them. */
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->ticket_cv, &ca);
+    pthread_condattr_destroy(&ca);
     int rc = gnutls_certificate_allocate_credentials(&c->cred);
     if (rc < 0) {
         kb_err_set(err, "%s", gnutls_strerror(rc));
@@ -371,7 +376,7 @@ static bool gate(kb_tls_client *c)
         if (until > deadline)
             until = deadline;
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
+        clock_gettime(CLOCK_MONOTONIC, &ts);
         long long ms = until - now;
         ts.tv_sec += ms / 1000;
         ts.tv_nsec += (ms % 1000) * 1000000;
@@ -467,7 +472,9 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
     if (first) {
         pthread_mutex_lock(&c->lock);
         c->first_in_flight = false;
-        c->first_done_ms = kb_now_ms();
+        /* A failed first handshake brings no ticket: nobody waits for one then. */
+        if (rc >= 0)
+            c->first_done_ms = kb_now_ms();
         pthread_cond_broadcast(&c->ticket_cv);
         pthread_mutex_unlock(&c->lock);
     }

@@ -104,7 +104,7 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
                           "use the device's identity; listen on 127.0.0.1, [::1] or unix:, "
                           "or say allow-remote = yes",
                           t->name, t->listen);
-    if (t->n_allow_uid > 0 && !l.is_unix)
+    if (t->n_allow_uid > 0 && !l.is_unix && !l.activated)
         return kb_err_set(err, "tunnel '%s': allow-uid needs a unix: listener", t->name);
     return 0;
 }

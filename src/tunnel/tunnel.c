@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -50,6 +51,7 @@ struct gen {
     kb_identity *id;
     kb_tls_client *client;
     unsigned refs;
+    bool retired; /* the policy no longer admits the device: queued handshakes are dropped */
 };
 
 struct tunnel {
@@ -59,6 +61,7 @@ struct tunnel {
     int lfd;
     ev_io lw;
     bool accepting;
+    ino_t sock_ino; /* our unix socket file: only that one is removed at the end */
     unsigned active;
     unsigned long total, failed;
     struct ctx *ctx;
@@ -107,6 +110,7 @@ struct ctx {
     size_t n;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
     ev_timer drain;
+    ev_timer resume; /* accepting again after running out of descriptors */
     bool draining;
     pthread_mutex_t lock; /* queue, done lists, stop, counters, gens, the all list */
     pthread_cond_t work;
@@ -170,7 +174,29 @@ static int gen_peer(struct gen *g, const kb_tunnel_conf *conf, const kb_policy *
 
 /* Closes c; runs on c's loop (or after the loops stopped). What the main loop must do
  * about it (accept again, finish a drain) it learns through main_wake. */
+/* Closes a socket with a reset: the other side must not take an aborted stream for a
+ * complete one. */
+static void reset_close(int fd)
+{
+    struct linger l = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
+
+static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abort);
+
 static void conn_close(struct ctx *x, struct conn *c, const char *why)
+{
+    conn_finish(x, c, why, false);
+}
+
+/* An error: both sides see an abort (a TCP reset), never an orderly end. */
+static void conn_abort(struct ctx *x, struct conn *c, const char *why)
+{
+    conn_finish(x, c, why, true);
+}
+
+static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abort)
 {
     struct tunnel *t = c->t;
     struct ev_loop *loop = c->pl->loop;
@@ -183,12 +209,18 @@ static void conn_close(struct ctx *x, struct conn *c, const char *why)
     ev_io_stop(loop, &c->cw);
     ev_io_stop(loop, &c->sw);
     ev_timer_stop(loop, &c->idle);
-    if (c->s != NULL) {
+    if (c->s != NULL && !abort) {
         kb_tls_close(c->s, c->sfd);
-    } else if (c->sfd >= 0) {
-        close(c->sfd);
+    } else {
+        if (c->s != NULL)
+            kb_tls_close(c->s, -1 /* no close_notify on an abort */);
+        if (c->sfd >= 0)
+            abort ? reset_close(c->sfd) : (void)close(c->sfd);
     }
-    close(c->cfd);
+    if (abort)
+        reset_close(c->cfd);
+    else
+        close(c->cfd);
     free(c->c2s);
     free(c->s2c);
     pthread_mutex_lock(&x->lock);
@@ -251,10 +283,14 @@ static void pump(struct ctx *x, struct conn *c)
                 c->c2s_off = 0;
                 progress = true;
             } else {
+                int e = errno;
                 drop(&c->c2s, &c->c2s_len, &c->c2s_off);
-                if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+                if (n == 0) {
                     c->client_eof = true;
                     progress = true;
+                } else if (e != EAGAIN && e != EINTR) {
+                    conn_abort(x, c, "the local client's connection broke");
+                    return;
                 }
             }
         }
@@ -267,7 +303,7 @@ static void pump(struct ctx *x, struct conn *c)
                 if (c->c2s_off == c->c2s_len)
                     drop(&c->c2s, &c->c2s_len, &c->c2s_off);
             } else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
-                conn_close(x, c, gnutls_strerror((int)w));
+                conn_abort(x, c, gnutls_strerror((int)w));
                 return;
             }
         }
@@ -299,7 +335,7 @@ static void pump(struct ctx *x, struct conn *c)
                 } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
                     kb_err e;
                     kb_tls_describe_error(c->s, (int)n, &e);
-                    conn_close(x, c, e.msg);
+                    conn_abort(x, c, e.msg);
                     return;
                 }
                 break;
@@ -321,7 +357,7 @@ static void pump(struct ctx *x, struct conn *c)
                 if (c->s2c_off == c->s2c_len)
                     drop(&c->s2c, &c->s2c_len, &c->s2c_off);
             } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-                conn_close(x, c, "the local client went away");
+                conn_abort(x, c, "the local client went away");
                 return;
             }
         }
@@ -341,8 +377,6 @@ static void pump(struct ctx *x, struct conn *c)
               (c->s2c_off < c->s2c_len ? EV_WRITE : 0);
     int sev = (!c->server_eof && c->s2c_len == 0 ? EV_READ : 0) |
               (c->c2s_off < c->c2s_len || (c->client_eof && !c->bye_sent) ? EV_WRITE : 0);
-    if (gnutls_record_check_pending(c->s) > 0 && c->s2c_len == 0)
-        ev_feed_event(c->pl->loop, &c->sw, EV_READ);
     ev_io_stop(c->pl->loop, &c->cw);
     ev_io_stop(c->pl->loop, &c->sw);
     if (cev) {
@@ -352,6 +386,9 @@ static void pump(struct ctx *x, struct conn *c)
     if (sev) {
         ev_io_set(&c->sw, c->sfd, sev);
         ev_io_start(c->pl->loop, &c->sw);
+        /* Records GnuTLS already holds will not make the socket readable again. */
+        if ((sev & EV_READ) && gnutls_record_check_pending(c->s) > 0)
+            ev_feed_event(c->pl->loop, &c->sw, EV_READ);
     }
     if (c->t->conf->idle_timeout_s)
         ev_timer_again(c->pl->loop, &c->idle);
@@ -391,8 +428,14 @@ static void *worker(void *arg)
         x->queue = c->next;
         if (x->queue == NULL)
             x->queue_tail = NULL;
+        bool retired = c->gen->retired;
         pthread_mutex_unlock(&x->lock);
-        c->rc = kb_tls_connect(c->gen->client, &c->s, &c->sfd, &c->r, &c->err);
+        if (retired) {
+            c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
+            c->sfd = -1;
+        } else {
+            c->rc = kb_tls_connect(c->gen->client, &c->s, &c->sfd, &c->r, &c->err);
+        }
         pthread_mutex_lock(&x->lock);
         c->next = c->pl->done;
         c->pl->done = c;
@@ -415,6 +458,15 @@ static void on_done(struct ev_loop *loop, ev_async *w, int revents)
     while (list != NULL) {
         struct conn *c = list;
         list = c->next;
+        pthread_mutex_lock(&x->lock);
+        bool retired = c->gen->retired;
+        pthread_mutex_unlock(&x->lock);
+        if (c->rc == 0 && retired) {
+            kb_tls_close(c->s, c->sfd);
+            c->s = NULL;
+            c->sfd = -1;
+            c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
+        }
         if (c->rc != 0) {
             kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->t->conf->name, c->peer, c->err.msg);
             pthread_mutex_lock(&x->lock);
@@ -484,8 +536,17 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(t->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd < 0)
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The listener would stay readable and spin: pause it a while. */
+                kb_log(KB_LOG_WARN, "tunnel %s: cannot accept: %s; pausing for 250 ms",
+                       t->conf->name, strerror(errno));
+                ev_io_stop(loop, &t->lw);
+                t->accepting = false;
+                ev_timer_start(loop, &x->resume);
+            }
             return;
+        }
         if (!uid_allowed(t, fd)) {
             char who[128];
             peer_name(fd, &ss, who, sizeof who);
@@ -558,16 +619,27 @@ static int activated_listener(struct tunnel *t, kb_err *err)
                           t->where.path);
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
-    bool local = getsockname(found, (struct sockaddr *)&ss, &sl) == 0 &&
-                 (ss.ss_family == AF_UNIX ||
-                  (ss.ss_family == AF_INET &&
-                   (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127) ||
-                  (ss.ss_family == AF_INET6 &&
-                   IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr)));
+    if (getsockname(found, (struct sockaddr *)&ss, &sl) != 0)
+        return kb_err_set(err, "tunnel %s: the socket '%s' from systemd: %s", t->conf->name,
+                          t->where.path, strerror(errno));
+    const struct sockaddr_un *un = (const struct sockaddr_un *)&ss;
+    struct stat st;
+    /* A unix socket is private only as a file of ours that nobody else may open: an
+     * abstract one, or one with systemd's default mode 0666, lends the identity to every
+     * local user unless allow-uid says who may connect. */
+    bool private_unix = ss.ss_family == AF_UNIX && un->sun_path[0] != '\0' &&
+                        stat(un->sun_path, &st) == 0 && st.st_uid == geteuid() &&
+                        (st.st_mode & 022) == 0; /* connecting needs write permission */
+    bool local = (ss.ss_family == AF_UNIX && (private_unix || t->conf->n_allow_uid > 0)) ||
+                 (ss.ss_family == AF_INET &&
+                  (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127) ||
+                 (ss.ss_family == AF_INET6 &&
+                  IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr));
     if (!local && !t->conf->allow_remote)
         return kb_err_set(err,
-                          "tunnel %s: the socket systemd passed as '%s' is not loopback; "
-                          "say allow-remote = yes if that is meant",
+                          "tunnel %s: the socket systemd passed as '%s' is open to others (not "
+                          "loopback, or a unix socket others may write to: SocketMode=0600, "
+                          "or allow-uid); say allow-remote = yes if that is meant",
                           t->conf->name, t->where.path);
     fcntl(found, F_SETFL, fcntl(found, F_GETFL) | O_NONBLOCK);
     fcntl(found, F_SETFD, FD_CLOEXEC);
@@ -600,15 +672,17 @@ static int open_listener(struct tunnel *t, kb_err *err)
                 return kb_err_set(err, "tunnel %s: %s exists and is not a socket; not replacing it",
                                   t->conf->name, l->path);
             }
+            /* Stale only when nobody answers: a socket we may not connect to is someone's. */
             int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            bool alive =
-                probe >= 0 && connect(probe, (struct sockaddr *)&l->addr, l->addr_len) == 0;
+            int e = probe < 0                                                       ? errno
+                    : connect(probe, (struct sockaddr *)&l->addr, l->addr_len) == 0 ? 0
+                                                                                    : errno;
             if (probe >= 0)
                 close(probe);
-            if (alive) {
+            if (e != ECONNREFUSED) {
                 close(fd);
-                return kb_err_set(err, "tunnel %s: %s is in use by another process", t->conf->name,
-                                  l->path);
+                return kb_err_set(err, "tunnel %s: %s is %s; not replacing it", t->conf->name,
+                                  l->path, e == 0 ? "in use by another process" : strerror(e));
             }
             unlink(l->path);
         }
@@ -622,6 +696,9 @@ static int open_listener(struct tunnel *t, kb_err *err)
         return kb_err_set(err, "tunnel %s: cannot listen on %s: %s", t->conf->name, t->conf->listen,
                           strerror(e));
     }
+    struct stat st;
+    if (l->is_unix && stat(l->path, &st) == 0)
+        t->sock_ino = st.st_ino;
     t->lfd = fd;
     return 0;
 }
@@ -693,6 +770,8 @@ static int admit(struct ctx *x, kb_err *err)
             }
         }
         pthread_mutex_lock(&x->lock);
+        if (g == NULL && t->gen != NULL)
+            t->gen->retired = true;
         gen_put(t->gen);
         t->gen = g;
         pthread_mutex_unlock(&x->lock);
@@ -816,6 +895,14 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     }
 }
 
+static void on_resume(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    struct pump_loop *main_pl = ev_userdata(loop);
+    ev_async_send(loop, &main_pl->x->main_wake); /* it re-arms what has room */
+}
+
 static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
@@ -862,6 +949,12 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         t->ctx = &x;
         t->lfd = -1;
     }
+    /* Two descriptors per connection: as many as the hard limit allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     x.n_threads = env->workers ? env->workers : 4;
     int admitted = admit(&x, err);
     if (admitted < 0)
@@ -904,6 +997,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     ev_signal_start(x.loop, &x.sig_hup);
     ev_signal_start(x.loop, &x.sig_usr1);
     ev_timer_init(&x.drain, on_drain_timeout, env->drain_timeout_s, 0);
+    ev_timer_init(&x.resume, on_resume, 0.25, 0);
     for (size_t i = 0; i < n; i++) {
         struct tunnel *t = &x.tunnels[i];
         ev_io_init(&t->lw, on_accept, t->lfd, EV_READ);
@@ -956,7 +1050,9 @@ out:
         struct tunnel *t = &x.tunnels[i];
         if (t->lfd >= 0) {
             close(t->lfd);
-            if (t->where.is_unix && !t->where.activated)
+            struct stat st;
+            if (t->where.is_unix && !t->where.activated && stat(t->where.path, &st) == 0 &&
+                st.st_ino == t->sock_ino)
                 unlink(t->where.path);
         }
     }

@@ -261,6 +261,23 @@ PY
     t_check "  RELOADING=1 on SIGHUP, then READY=1 again" wait_log "$T/notify.log" "RELOADING=1"
     kill -TERM $act_pid
     t_check "  STOPPING=1 on SIGTERM" wait_log "$T/notify.log" "STOPPING=1"
+    # A unix socket from systemd that others may connect to is refused; a private one is used.
+    printf '[tunnel u]\nlisten = systemd:u\nconnect = localhost:%s\nca = %s\nkey = %s\n' \
+        "$nport" "$P/ca.pem" "$laptop" >"$T/act-unix.conf"
+    for mode in 666 600; do
+        setsid systemd-socket-activate -l "$T/act-$mode.sock" --fdname=u \
+            -E SOFTHSM2_CONF -E ASAN_OPTIONS -E LSAN_OPTIONS -E UBSAN_OPTIONS \
+            "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/act-unix.conf" \
+            >"$T/act-$mode.log" 2>&1 </dev/null &
+        kb_pids+=($!)
+        for i in $(seq 50); do [ -S "$T/act-$mode.sock" ] && break; sleep 0.1; done
+        chmod "$mode" "$T/act-$mode.sock" # systemd's SocketMode=; keybound starts on first use
+        run curl -sS --max-time 5 --unix-socket "$T/act-$mode.sock" http://localhost/
+        cp "$T/out" "$T/act-$mode.out"
+    done
+    t_check "a systemd unix socket others may connect to (0666) is refused" \
+        wait_log "$T/act-666.log" "is open to others"
+    t_check "  a private one (0600) is used" grep -q "^hello CN=laptop-1" "$T/act-600.out"
 else
     t_pass "# SKIP keybound built without libsystemd: no sd_notify or socket activation"
 fi
@@ -380,6 +397,24 @@ wait_log "$T/conf.log" "tunnel web: 127.0.0.1:$c1 -> localhost:$nt"
 run curl -sS --http0.9 --max-time 5 "http://127.0.0.1:$c1/"
 t_check "SIGHUP re-reads the config file: tunnel web now reaches the new endpoint" out_has "^GET / HTTP/1.1"
 kill -TERM $conf_pid
+
+# --- a reload that denies the device: no new connections ----------------------------------
+cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/reload-policy.conf"
+chmod 644 "$T/reload-policy.conf"
+rport=$(free_port)
+tun reload --listen "127.0.0.1:$rport" --connect "localhost:$nport" --key "$laptop" \
+    --policy "$T/reload-policy.conf"
+reload_pid=$tun_pid
+wait_port "$rport" || t_fail "tunnel under a policy started"
+run curl -sS --max-time 5 "http://127.0.0.1:$rport/"
+t_check "under the example policy the tunnel serves" out_has "^hello CN=laptop-"
+sed -i 's/^allow = .*/allow = manufacturer="Nobody"/' "$T/reload-policy.conf"
+kill -HUP $reload_pid
+t_check "SIGHUP with a policy that now denies the token: said so" wait_log "$T/reload.log" "not admitted"
+run curl -sS --max-time 3 "http://127.0.0.1:$rport/"
+t_check "  and no new connection is served" bash -c "[ $rc -ne 0 ]"
+t_check "  while the tunnel itself stays up" kill -0 $reload_pid
+kill -TERM $reload_pid
 
 # --- SIGTERM drains ------------------------------------------------------------------------
 wait $conf_pid 2>/dev/null
