@@ -101,10 +101,10 @@ struct conn {
 };
 
 struct ctx {
-    struct ev_loop *loop;    /* the main loop: listeners, signals, reloads */
-    struct pump_loop *loops; /* loops[0] runs on the main loop */
-    unsigned n_loops, rr;
-    ev_async main_wake; /* a connection closed: capacity, drain */
+    struct ev_loop *loop;            /* the main loop: listeners, signals, reloads */
+    struct pump_loop *loops;         /* loops[0] runs on the main loop */
+    unsigned n_loops, n_pumping, rr; /* n_pumping: loops that have their thread */
+    ev_async main_wake;              /* a connection closed: capacity, drain */
     const struct kb_tunnel_env *env;
     struct tunnel *tunnels;
     size_t n;
@@ -172,8 +172,6 @@ static int gen_peer(struct gen *g, const kb_tunnel_conf *conf, const kb_policy *
     return 0;
 }
 
-/* Closes c; runs on c's loop (or after the loops stopped). What the main loop must do
- * about it (accept again, finish a drain) it learns through main_wake. */
 /* Closes a socket with a reset: the other side must not take an aborted stream for a
  * complete one. */
 static void reset_close(int fd)
@@ -196,6 +194,8 @@ static void conn_abort(struct ctx *x, struct conn *c, const char *why)
     conn_finish(x, c, why, true);
 }
 
+/* Runs on c's loop (or after the loops stopped). What the main loop must do about it
+ * (accept again, finish a drain) it learns through main_wake. */
 static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abort)
 {
     struct tunnel *t = c->t;
@@ -563,7 +563,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
         c->cfd = fd;
         c->sfd = -1;
         c->start_ms = kb_now_ms();
-        c->pl = &x->loops[x->rr++ % x->n_loops];
+        c->pl = &x->loops[x->rr++ % x->n_pumping];
         peer_name(fd, &ss, c->peer, sizeof c->peer);
         ev_io_init(&c->cw, on_io, fd, EV_READ);
         c->cw.data = c;
@@ -908,7 +908,10 @@ static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     (void)w;
     (void)revents;
     struct pump_loop *main_pl = ev_userdata(loop);
-    kb_log(KB_LOG_WARN, "drain timeout: closing %u connections", main_pl->x->active);
+    pthread_mutex_lock(&main_pl->x->lock);
+    unsigned active = main_pl->x->active;
+    pthread_mutex_unlock(&main_pl->x->lock);
+    kb_log(KB_LOG_WARN, "drain timeout: closing %u connections", active);
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -979,6 +982,10 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         struct pump_loop *pl = &x.loops[i];
         pl->x = &x;
         pl->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
+        if (pl->loop == NULL) {
+            kb_err_set(err, "cannot create an event loop");
+            goto out;
+        }
         ev_set_userdata(pl->loop, pl);
         ev_async_init(&pl->wake, on_done);
         ev_async_start(pl->loop, &pl->wake);
@@ -1009,15 +1016,30 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         kb_log(KB_LOG_INFO, "tunnel %s: listening on %s%s", t->conf->name, t->conf->listen,
                t->gen ? "" : " (not admitted: not accepting)");
     }
-    kb_log(KB_LOG_INFO, "%u event loops, %u handshake threads", x.n_loops, x.n_threads);
-    sd_notify(0, "READY=1\nSTATUS=tunnels listening");
+    /* Fewer threads than wanted still work; none at all would queue handshakes forever. */
     x.threads = calloc(x.n_threads, sizeof *x.threads);
-    for (unsigned i = 0; x.threads && i < x.n_threads; i++)
-        pthread_create(&x.threads[i], NULL, worker, &x);
-    for (unsigned i = 1; i < x.n_loops; i++)
+    unsigned started = 0;
+    int perr = x.threads ? 0 : ENOMEM;
+    while (x.threads && started < x.n_threads &&
+           (perr = pthread_create(&x.threads[started], NULL, worker, &x)) == 0)
+        started++;
+    x.n_threads = started;
+    x.n_pumping = 1;
+    for (unsigned i = 1; i < x.n_loops; i++) {
         x.loops[i].has_thread =
             pthread_create(&x.loops[i].thread, NULL, loop_thread, &x.loops[i]) == 0;
-    ev_run(x.loop, 0);
+        if (!x.loops[i].has_thread)
+            break;
+        x.n_pumping = i + 1;
+    }
+    if (x.n_threads == 0) {
+        kb_err_set(err, "cannot start handshake threads: %s", strerror(perr));
+        x.draining = true;
+    } else {
+        kb_log(KB_LOG_INFO, "%u event loops, %u handshake threads", x.n_pumping, x.n_threads);
+        sd_notify(0, "READY=1\nSTATUS=tunnels listening");
+        ev_run(x.loop, 0);
+    }
     for (unsigned i = 1; i < x.n_loops; i++) {
         if (x.loops[i].has_thread) {
             ev_async_send(x.loops[i].loop, &x.loops[i].stop_w);
@@ -1044,7 +1066,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     }
     while (x.all != NULL)
         conn_close(&x, x.all, "stopping");
-    rc = 0;
+    rc = x.n_threads == 0 ? -1 : 0;
 out:
     for (size_t i = 0; i < n; i++) {
         struct tunnel *t = &x.tunnels[i];
