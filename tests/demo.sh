@@ -54,6 +54,7 @@ http { access_log off; client_body_temp_path $T/nginx/b; proxy_temp_path $T/ngin
   fastcgi_temp_path $T/nginx/f; uwsgi_temp_path $T/nginx/u; scgi_temp_path $T/nginx/s;
   server { listen 127.0.0.1:$nport ssl; ssl_certificate $P/server.pem;
     ssl_certificate_key $P/server.key; ssl_client_certificate $P/ca.pem; ssl_verify_client on;
+    ssl_protocols TLSv1.2 TLSv1.3;
     location / { return 200 "Welcome, \$ssl_client_s_dn: your device was admitted.\n"; } } }
 CONF
 kb_bg nginx.log nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"

@@ -34,6 +34,8 @@ http {
         ssl_certificate_key $P/server.key;
         ssl_client_certificate $P/ca.pem;
         ssl_verify_client on;
+        # nginx 1.22 leaves TLS 1.3 off unless asked; the tunnel's resumption is meant for it.
+        ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_tickets on;
         location / { return 200 "hello \$ssl_client_s_dn\n"; }
     }
@@ -72,6 +74,8 @@ t_check "SIGUSR1 logs the counters, with resumed handshakes and few token signat
 t_check "a log line per connection: peer, bytes both ways, duration, handshake kind" \
     grep -q "tunnel cli: close 127.0.0.1:[0-9]*: [0-9]* bytes up, [0-9]* down, [0-9]* ms, resumed handshake" "$T/http.log"
 t_check "  and never the PIN" bash -c "! grep -q 1234 '$T/http.log'"
+t_check "  TLS 1.3 sessions, resumed from tickets" \
+    grep -q "tunnel cli: open 127.0.0.1:[0-9]* -> localhost:$nport: TLS1.3, resumed handshake" "$T/http.log"
 
 # --- 200 concurrent connections, 1 MiB each way, checked on both ends ---------------------
 bport=$(free_port)
@@ -336,6 +340,22 @@ run /usr/bin/python3 -c "
 import socket; s = socket.create_connection(('127.0.0.1', $fport), timeout=20)
 s.sendall(b'after\n'); print(s.makefile().readline().strip())"
 t_check "  when the token is back, a fresh key object signs again without a restart" out_has "^after$"
+
+# A server with tickets: after the first full handshake the token fails for good, and the
+# connections that resume from the ticket need no signature, so they go on working. (One
+# signature is two C_Sign calls: the length, then the signature.)
+rsport=$(free_port)
+env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_FAIL_FUNC=C_Sign P11SHIM_FAIL_AFTER=2 \
+    setsid "$KEYBOUND" tunnel --module "$P11SHIM" --pin-file "$T/pin" --listen "127.0.0.1:$rsport" \
+    --connect "localhost:$nport" --ca "$P/ca.pem" --key "pkcs11:token=dev;object=laptop" >"$T/rfail.log" 2>&1 </dev/null &
+kb_pids+=($!)
+wait_port "$rsport" || t_fail "tunnel over a token that fails after one signature started"
+ok=0
+for i in 1 2 3 4 5; do
+    curl -sS --max-time 10 "http://127.0.0.1:$rsport/" | grep -q "^hello CN=laptop-" && ok=$((ok + 1))
+done
+t_check "token failing for good after the first handshake: resumed connections still work" \
+    bash -c "[ $ok -eq 5 ] && [ \$(grep -c 'resumed handshake in' '$T/rfail.log') -ge 3 ] && ! grep -q 'failed to sign' '$T/rfail.log'"
 kill -TERM $fail_pid
 
 # --- config file with two tunnels, SIGHUP picks up a renewed certificate mid-transfer -------
@@ -414,6 +434,12 @@ t_check "SIGHUP with a policy that now denies the token: said so" wait_log "$T/r
 run curl -sS --max-time 3 "http://127.0.0.1:$rport/"
 t_check "  and no new connection is served" bash -c "[ $rc -ne 0 ]"
 t_check "  while the tunnel itself stays up" kill -0 $reload_pid
+sed -i 's/^mode = .*/mode = audit/' "$T/reload-policy.conf"
+kill -HUP $reload_pid
+t_check "SIGHUP with the same failures in audit mode: the denial is logged" \
+    wait_log "$T/reload.log" "ADMITTED in audit mode; enforce mode would deny: token.allow"
+run curl -sS --max-time 5 "http://127.0.0.1:$rport/"
+t_check "  and the tunnel serves again" out_has "^hello CN=laptop-"
 kill -TERM $reload_pid
 
 # --- SIGTERM drains ------------------------------------------------------------------------
