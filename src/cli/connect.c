@@ -214,7 +214,7 @@ int kb_cmd_connect(int argc, char **argv)
         KB_COMMON_LONGOPTS,
         {0}};
     struct kb_cli c = {0};
-    kb_tls_peer peer = {.connect_timeout_ms = 10000, .handshake_timeout_ms = 10000, .min_tls = 12};
+    kb_tls_peer peer = {.connect_timeout_ms = 10000, .handshake_timeout_ms = 10000};
     const char *key_uri = NULL, *policy_path = NULL, *ca = NULL, *server_name = NULL;
     bool stdio = false;
     unsigned resume = 0;
@@ -309,26 +309,8 @@ int kb_cmd_connect(int argc, char **argv)
                    endpoint, rule->server_name);
         goto fail;
     }
-    const char *ca_file = rule && rule->ca ? rule->ca : ca;
-    if (ca_file == NULL) {
-        kb_err_set(&err,
-                   "no CA to verify %s: give --ca FILE, or ca = FILE in the policy's "
-                   "[endpoint \"%s\"] section",
-                   endpoint, peer.host);
+    if (kb_tls_peer_apply(&peer, rule, ca, server_name, &err) != 0)
         goto fail;
-    }
-    snprintf(peer.ca_file, sizeof peer.ca_file, "%s", ca_file);
-    snprintf(peer.server_name, sizeof peer.server_name, "%s",
-             server_name                         ? server_name
-             : rule && rule->server_name != NULL ? rule->server_name
-                                                 : peer.host);
-    if (rule != NULL) {
-        peer.pins = rule->pins;
-        peer.n_pins = rule->n_pins;
-        peer.priority = rule->priority;
-        if (rule->min_tls)
-            peer.min_tls = rule->min_tls;
-    }
 
     if ((key_uri && kb_cli_uri(&c, key_uri, &uri, &err) != 0) ||
         kb_cli_load(&c, uri, &p, &err) != 0 ||

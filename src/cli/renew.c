@@ -45,30 +45,6 @@ enum {
     OPT_MAX_WAIT,
 };
 
-/* The current certificate, written to a file for libcurl (several certificates share the
- * key's id and label, so a pkcs11: URI could name an older one). */
-static int current_cert_file(const kb_cert *c, char *path, size_t len, kb_err *err)
-{
-    const char *dir = getenv("TMPDIR");
-    snprintf(path, len, "%s/keybound-cert.XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(path);
-    gnutls_datum_t der = {c->der, (unsigned)c->der_len}, pem = {NULL, 0};
-    int rc = -1;
-    if (fd >= 0 && gnutls_pem_base64_encode2("CERTIFICATE", &der, &pem) == 0 &&
-        write(fd, pem.data, pem.size) == (ssize_t)pem.size)
-        rc = 0;
-    gnutls_free(pem.data);
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0) {
-        if (fd >= 0)
-            unlink(path);
-        path[0] = '\0';
-        return kb_err_set(err, "cannot write a temporary file in %s", dir && *dir ? dir : "/tmp");
-    }
-    return 0;
-}
-
 static void prune(kb_session *s, const kb_objects *objs, const kb_key *k, long long now)
 {
     for (size_t i = 0; i < objs->n_certs; i++) {
@@ -208,7 +184,7 @@ int kb_cmd_renew(int argc, char **argv)
     if (gnutls_x509_crt_init(&cur) < 0 ||
         gnutls_x509_crt_import(cur, &der, GNUTLS_X509_FMT_DER) < 0 ||
         kb_spec_from_cert(cur, &spec, spec_text, sizeof spec_text, &err) != 0 ||
-        current_cert_file(d.cert, cert_file, sizeof cert_file, &err) != 0 ||
+        kb_est_pem_tempfile(d.cert->der, d.cert->der_len, cert_file, sizeof cert_file, &err) != 0 ||
         kb_gnutls_pkcs11_init(p, &err) != 0)
         goto done;
     kb_pin_install_gnutls(&c.pin);

@@ -265,24 +265,41 @@ static enum kb_est_state bootstrap(kb_est *e, kb_err *err)
                    n, e->fingerprint);
         goto out;
     }
-    gnutls_datum_t pem = {NULL, 0};
-    const char *dir = getenv("TMPDIR");
-    snprintf(e->tmp_ca, sizeof e->tmp_ca, "%s/keybound-ca.XXXXXX", dir && *dir ? dir : "/tmp");
-    int fd = mkstemp(e->tmp_ca);
-    if (fd < 0 || gnutls_x509_crt_export2(certs[found], GNUTLS_X509_FMT_PEM, &pem) < 0 ||
-        write(fd, pem.data, pem.size) != (ssize_t)pem.size) {
-        kb_err_set(err, "cannot write the bootstrapped CA to %s", e->tmp_ca);
-    } else {
+    gnutls_datum_t der = {NULL, 0};
+    if (gnutls_x509_crt_export2(certs[found], GNUTLS_X509_FMT_DER, &der) < 0)
+        kb_err_set(err, "cannot export the bootstrapped CA");
+    else if (kb_est_pem_tempfile(der.data, der.size, e->tmp_ca, sizeof e->tmp_ca, err) == 0)
         st = KB_EST_ISSUED;
-    }
-    if (fd >= 0)
-        close(fd);
-    gnutls_free(pem.data);
+    gnutls_free(der.data);
 out:
     for (unsigned i = 0; i < n; i++)
         gnutls_x509_crt_deinit(certs[i]);
     gnutls_free(certs);
     return st;
+}
+
+int kb_est_pem_tempfile(const unsigned char *der, size_t der_len, char *path, size_t len,
+                        kb_err *err)
+{
+    const char *env = getenv("TMPDIR");
+    const char *dir = env && *env ? env : "/tmp";
+    snprintf(path, len, "%s/keybound.XXXXXX", dir);
+    int fd = mkstemp(path);
+    gnutls_datum_t d = {(unsigned char *)der, (unsigned)der_len}, pem = {NULL, 0};
+    int rc = -1;
+    if (fd >= 0 && gnutls_pem_base64_encode2("CERTIFICATE", &d, &pem) == 0 &&
+        write(fd, pem.data, pem.size) == (ssize_t)pem.size)
+        rc = 0;
+    gnutls_free(pem.data);
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0) {
+        if (fd >= 0)
+            unlink(path);
+        path[0] = '\0';
+        return kb_err_set(err, "cannot write a temporary file in %s", dir);
+    }
+    return 0;
 }
 
 enum kb_est_state kb_est_cacerts(kb_est *e, gnutls_x509_crt_t **certs, unsigned *n, kb_err *err)

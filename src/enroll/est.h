@@ -75,4 +75,10 @@ enum kb_est_state kb_est_get_csrattrs(kb_est *e, struct kb_csrattrs *a, kb_err *
 enum kb_est_state kb_est_submit(kb_est *e, const char *op, const gnutls_datum_t *csr,
                                 gnutls_x509_crt_t **certs, unsigned *n, kb_err *err);
 
+/* Writes a DER certificate as PEM to a new private file in $TMPDIR (or /tmp) for libcurl,
+ * its name in path; on failure nothing is left behind and path is "". The caller
+ * unlinks it. */
+int kb_est_pem_tempfile(const unsigned char *der, size_t der_len, char *path, size_t len,
+                        kb_err *err);
+
 #endif

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "policy/policy.h"
 #include "src/util/log.h"
 #include "src/util/net.h"
 #include "src/util/proxy.h"
@@ -185,6 +186,30 @@ static int our_certificate(gnutls_session_t session, const gnutls_datum_t *req_c
     *pcert = id->pcerts;
     *n_pcert = id->n_pcerts;
     *privkey = id->privkey;
+    return 0;
+}
+
+int kb_tls_peer_apply(kb_tls_peer *peer, const struct kb_endpoint_rule *rule, const char *ca,
+                      const char *server_name, kb_err *err)
+{
+    if (rule != NULL && rule->ca != NULL)
+        ca = rule->ca;
+    if (ca == NULL)
+        return kb_err_set(err,
+                          "no CA to verify %s:%u: give one (--ca FILE, or ca = FILE in a "
+                          "tunnel), or ca = FILE in the policy's [endpoint \"%s\"] section",
+                          peer->host, peer->port, peer->host);
+    snprintf(peer->ca_file, sizeof peer->ca_file, "%s", ca);
+    snprintf(peer->server_name, sizeof peer->server_name, "%s",
+             rule && rule->server_name ? rule->server_name
+             : server_name             ? server_name
+                                       : peer->host);
+    peer->min_tls = rule && rule->min_tls ? rule->min_tls : 12;
+    if (rule != NULL) {
+        peer->pins = rule->pins;
+        peer->n_pins = rule->n_pins;
+        peer->priority = rule->priority;
+    }
     return 0;
 }
 

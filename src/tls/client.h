@@ -34,6 +34,15 @@ typedef struct kb_tls_peer {
 
 typedef struct kb_tls_client kb_tls_client;
 
+struct kb_endpoint_rule;
+
+/* Fills the peer's CA file, server name, pins, priority and minimum version from the
+ * policy's rule for its endpoint (NULL: none) and what the user gave (ca, server_name:
+ * NULL when not given); the rule wins, the server name defaults to the host. pins and
+ * priority then point into the rule. Fails when no CA is known. */
+int kb_tls_peer_apply(kb_tls_peer *peer, const struct kb_endpoint_rule *rule, const char *ca,
+                      const char *server_name, kb_err *err);
+
 struct kb_tls_result {
     char protocol[16];
     char cipher[160];

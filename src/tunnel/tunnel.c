@@ -48,6 +48,7 @@ struct gen {
     kb_tls_peer peer; /* its own copy: a reload may change the tunnel's settings */
     char proxy[300];
     char alpn[KB_TUNNEL_ALPN_MAX][64];
+    char *priority; /* the policy's, copied: the policy is freed after a reload */
     kb_identity *id;
     kb_tls_client *client;
     unsigned refs;
@@ -130,6 +131,7 @@ static void gen_put(struct gen *g)
         for (size_t i = 0; i < g->peer.n_pins; i++)
             free(g->peer.pins[i]);
         free(g->peer.pins);
+        free(g->priority);
         free(g);
     }
 }
@@ -141,18 +143,9 @@ static int gen_peer(struct gen *g, const kb_tunnel_conf *conf, const kb_policy *
     if (kb_hostport_parse(conf->connect, peer->host, sizeof peer->host, &peer->port, err) != 0)
         return -1;
     const struct kb_endpoint_rule *rule = kb_policy_endpoint(pol, peer->host, peer->port);
-    const char *ca = rule && rule->ca ? rule->ca : conf->ca[0] ? conf->ca : NULL;
-    if (ca == NULL)
-        return kb_err_set(err,
-                          "no CA to verify %s: ca = FILE, or ca in the policy's [endpoint] "
-                          "section",
-                          conf->connect);
-    snprintf(peer->ca_file, sizeof peer->ca_file, "%s", ca);
-    snprintf(peer->server_name, sizeof peer->server_name, "%s",
-             rule && rule->server_name ? rule->server_name
-             : conf->server_name[0]    ? conf->server_name
-                                       : peer->host);
-    peer->min_tls = rule && rule->min_tls ? rule->min_tls : 12;
+    if (kb_tls_peer_apply(peer, rule, conf->ca[0] ? conf->ca : NULL,
+                          conf->server_name[0] ? conf->server_name : NULL, err) != 0)
+        return -1;
     peer->connect_timeout_ms = peer->handshake_timeout_ms = conf->connect_timeout_s * 1000;
     if (conf->proxy[0]) {
         snprintf(g->proxy, sizeof g->proxy, "%s", conf->proxy);
@@ -162,13 +155,20 @@ static int gen_peer(struct gen *g, const kb_tunnel_conf *conf, const kb_policy *
         snprintf(g->alpn[a], sizeof g->alpn[a], "%s", conf->alpn[a]);
         peer->alpn[peer->n_alpn++] = g->alpn[a];
     }
-    if (rule != NULL && rule->n_pins > 0) {
-        if ((peer->pins = calloc(rule->n_pins, sizeof *peer->pins)) == NULL)
+    /* The generation outlives the policy it was made under: own what points into it. */
+    char **pins = peer->pins;
+    size_t n_pins = peer->n_pins;
+    peer->pins = NULL;
+    peer->n_pins = 0;
+    if (n_pins > 0) {
+        if ((peer->pins = calloc(n_pins, sizeof *peer->pins)) == NULL)
             return kb_err_set(err, "out of memory");
-        for (size_t i = 0; i < rule->n_pins; i++)
-            if ((peer->pins[peer->n_pins++] = strdup(rule->pins[i])) == NULL)
+        for (size_t i = 0; i < n_pins; i++)
+            if ((peer->pins[peer->n_pins++] = strdup(pins[i])) == NULL)
                 return kb_err_set(err, "out of memory");
     }
+    if (peer->priority != NULL && (peer->priority = g->priority = strdup(peer->priority)) == NULL)
+        return kb_err_set(err, "out of memory");
     return 0;
 }
 
