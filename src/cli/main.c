@@ -49,7 +49,14 @@ int main(int argc, char **argv)
         return KB_EXIT_ERROR;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-        printf("keybound %s (GnuTLS %s, p11-kit)\n", PACKAGE_VERSION, gnutls_check_version(NULL));
+        /* The build's options, so that users (and the tests) can tell what it does. */
+#ifdef HAVE_SYSTEMD
+        const char *systemd = "with systemd";
+#else
+        const char *systemd = "without systemd";
+#endif
+        printf("keybound %s (GnuTLS %s, p11-kit; %s)\n", PACKAGE_VERSION,
+               gnutls_check_version(NULL), systemd);
         return KB_EXIT_OK;
     }
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

@@ -236,7 +236,8 @@ t_check "  another user is refused" bash -c "[ $rc -ne 0 ]"
 t_check "  with a log line naming the uid" wait_log "$T/uid.log" "tunnel others: refused uid $(id -u) pid [0-9]*: not in allow-uid"
 
 # --- systemd: readiness notifications and socket activation ------------------------------
-if "$KEYBOUND" tunnel --help >/dev/null && grep -q HAVE_SYSTEMD "$TESTS_BUILDDIR/../config.h" 2>/dev/null &&
+# The binary says how it was built: config.h holds "#undef HAVE_SYSTEMD" either way.
+if "$KEYBOUND" --version | grep -q 'with systemd' &&
     command -v systemd-socket-activate >/dev/null; then
     cat >"$T/notify.py" <<'PY'
 import socket, sys
