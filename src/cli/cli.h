@@ -17,6 +17,7 @@
 #include "pkcs11/objects.h"
 #include "pkcs11/signer.h"
 #include "policy/policy.h"
+#include "src/enroll/flow.h"
 
 enum { KB_EXIT_OK = 0, KB_EXIT_REFUSED = 1, KB_EXIT_ERROR = 2 };
 
@@ -95,9 +96,10 @@ int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const struct kb_key *k, struct kb
 int kb_cli_write_file(const char *path, const void *data, size_t len, kb_err *err);
 
 /* The outcome of enroll or renew: state, key, certificate and decision (or the error). */
-struct kb_verdict;
-void kb_cli_est_report(const struct kb_cli *c, int state, const char *key_uri,
-                       const char *cert_line, const struct kb_verdict *v, const kb_err *err);
+void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o,
+                       const kb_err *err);
+/* The tail both commands share: load the modules for uri_text, run, report; the exit code. */
+int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, const struct kb_enroll_spec *spec);
 
 /* Prints a json-c object to stdout, pretty, and releases it. */
 void kb_cli_print_json(json_object *o);

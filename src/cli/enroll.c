@@ -7,13 +7,8 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "pkcs11/attrs.h"
 #include "pkcs11/keygen.h"
-#include "pkcs11/store.h"
-#include "pkcs11/uri.h"
 #include "policy/render.h"
-#include "src/enroll/flow.h"
-#include "src/util/log.h"
 
 static const char help[] =
     "usage: keybound enroll --est URL --token URI (--ca FILE | --ca-fingerprint sha256:HEX)\n"
@@ -57,70 +52,73 @@ enum {
     OPT_MAX_WAIT,
 };
 
-/* One key, freshly listed, and the verdict on it: the result as the policy sees it. */
-static int judge(kb_p11 *p, struct kb_cli *c, const kb_policy *pol, const char *key_uri,
-                 kb_verdict *v, char *cert_line, size_t len, kb_err *err)
+/* The outcome, as lines for people or an object for tools. */
+void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o, const kb_err *err)
 {
-    P11KitUri *uri = NULL;
-    kb_token_list tokens = {0};
-    kb_objects objs = {0};
-    kb_key *k = NULL;
-    kb_trust *trust = NULL;
-    kb_device d;
-    int rc = -1;
-    if (kb_uri_parse(key_uri, 0, &uri, err) == 0 &&
-        kb_objects_one_key(p, uri, key_uri, &c->pin, &tokens, &objs, &k, err) == 0 &&
-        (trust = kb_trust_load(pol)) != NULL &&
-        kb_device_gather(&objs, (size_t)(k - objs.keys), trust, (long long)time(NULL), NULL, &d,
-                         err) == 0) {
-        kb_policy_evaluate(pol, &d.facts, (long long)time(NULL), v);
-        char when[32] = "";
-        if (d.cert)
-            kb_cli_time(d.cert->not_after, when, sizeof when);
-        snprintf(cert_line, len, "%s, issued by %s, valid to %s, sha256 %s",
-                 d.cert ? d.cert->subject : "?", d.cert ? d.cert->issuer : "?", when,
-                 d.facts.cert.sha256);
-        rc = 0;
+    const char *state = o->monitoring ? "MONITORING" : kb_est_state_name(o->state);
+    bool issued = o->state == KB_EST_ISSUED;
+    char decision[512] = "", when[32] = "", cert_line[1400] = "";
+    if (o->have_verdict)
+        kb_verdict_summary(&o->verdict, decision, sizeof decision);
+    if (o->cert_not_after)
+        kb_cli_time((time_t)o->cert_not_after, when, sizeof when);
+    if (issued && o->cert_subject != NULL)
+        snprintf(cert_line, sizeof cert_line, "%s, issued by %s, valid to %s, sha256 %s",
+                 o->cert_subject, o->cert_issuer ? o->cert_issuer : "?", when, o->cert_sha256);
+    if (c->json) {
+        json_object *j = json_object_new_object();
+        json_object_object_add(j, "state", json_object_new_string(state));
+        json_object_object_add(j, "key_uri",
+                               issued && o->key_uri ? json_object_new_string(o->key_uri) : NULL);
+        json_object_object_add(j, "certificate",
+                               cert_line[0] ? json_object_new_string(cert_line) : NULL);
+        json_object_object_add(j, "renewal_due", o->monitoring ? json_object_new_boolean(0) : NULL);
+        json_object_object_add(
+            j, "decision",
+            o->have_verdict ? json_object_new_string(o->verdict.admit ? "admit" : "deny") : NULL);
+        json_object_object_add(j, "decision_text",
+                               o->have_verdict ? json_object_new_string(decision) : NULL);
+        json_object_object_add(j, "error", issued ? NULL : json_object_new_string(err->msg));
+        kb_cli_print_json(j);
+    } else if (o->monitoring) {
+        printf("state: MONITORING\nkey: %s\ncertificate: %s valid to %s: not due for renewal\n",
+               o->key_uri ? o->key_uri : "?", o->cert_subject ? o->cert_subject : "?", when);
+    } else {
+        printf("state: %s\n", state);
+        if (issued && o->key_uri)
+            printf("key: %s\n", o->key_uri);
+        if (cert_line[0])
+            printf("certificate: %s\n", cert_line);
+        if (o->have_verdict)
+            printf("decision: %s\n", decision);
     }
-    kb_trust_free(trust);
-    kb_objects_free(&objs);
-    kb_token_list_free(&tokens);
+    if (!issued)
+        fprintf(stderr, "keybound: %s: %s\n", state, err->msg);
+}
+
+/* Runs the workflow for enroll or renew and reports it: the commands' common tail. */
+int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, const struct kb_enroll_spec *spec)
+{
+    kb_err err;
+    P11KitUri *uri = NULL;
+    kb_p11 *p = NULL;
+    struct kb_enroll_outcome o = {0};
+    int rc;
+    if (kb_cli_uri(c, uri_text, &uri, &err) != 0 || kb_cli_load(c, uri, &p, &err) != 0) {
+        o.state = KB_EST_UNDERCONFIGURED;
+        kb_cli_est_report(c, &o, &err);
+        rc = KB_EXIT_ERROR;
+    } else if (kb_enroll_run(p, &c->pin, spec, &o, &err) != 0) {
+        rc = kb_cli_fail(&err);
+    } else {
+        kb_cli_est_report(c, &o, &err);
+        rc = o.exit_code;
+    }
+    kb_enroll_outcome_free(&o);
+    kb_p11_close(p);
     if (uri)
         p11_kit_uri_free(uri);
     return rc;
-}
-
-/* The outcome, as a line for people or an object for tools. */
-void kb_cli_est_report(const struct kb_cli *c, int state, const char *key_uri,
-                       const char *cert_line, const kb_verdict *v, const kb_err *err)
-{
-    enum kb_est_state s = (enum kb_est_state)state;
-    char decision[512] = "";
-    if (v != NULL)
-        kb_verdict_summary(v, decision, sizeof decision);
-    if (c->json) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "state", json_object_new_string(kb_est_state_name(s)));
-        json_object_object_add(o, "key_uri", key_uri ? json_object_new_string(key_uri) : NULL);
-        json_object_object_add(o, "certificate",
-                               cert_line ? json_object_new_string(cert_line) : NULL);
-        json_object_object_add(o, "decision",
-                               v ? json_object_new_string(v->admit ? "admit" : "deny") : NULL);
-        json_object_object_add(o, "decision_text", v ? json_object_new_string(decision) : NULL);
-        json_object_object_add(o, "error",
-                               s == KB_EST_ISSUED ? NULL : json_object_new_string(err->msg));
-        kb_cli_print_json(o);
-    } else {
-        printf("state: %s\n", kb_est_state_name(s));
-        if (key_uri)
-            printf("key: %s\n", key_uri);
-        if (cert_line)
-            printf("certificate: %s\n", cert_line);
-        if (v)
-            printf("decision: %s\n", decision);
-    }
-    if (s != KB_EST_ISSUED)
-        fprintf(stderr, "keybound: %s: %s\n", kb_est_state_name(s), err->msg);
 }
 
 int kb_cmd_enroll(int argc, char **argv)
@@ -225,121 +223,26 @@ int kb_cmd_enroll(int argc, char **argv)
         spec.subject = subject;
     }
 
-    enum kb_est_state state = KB_EST_UNDERCONFIGURED;
-    kb_est est = {0};
-    kb_secret *secret = NULL;
     kb_policy *pol = NULL;
-    P11KitUri *uri = NULL, *auth_uri = NULL;
-    kb_p11 *p = NULL;
-    kb_token_list tokens = {0}, auth_tokens = {0};
-    kb_objects auth_objs = {0};
-    kb_key *auth = NULL;
-    kb_token *t = NULL;
-    kb_session s = {0};
-    kb_key k = {0};
-    bool made = false;
-    kb_signer *signer = NULL;
-    gnutls_x509_crt_t *ca_certs = NULL, *certs = NULL;
-    unsigned n_ca = 0, n = 0;
-    struct kb_csrattrs attrs;
-    char auth_cert_uri[1100];
-    /* Everything the user gave is checked before the network or the token. */
-    if (kb_enroll_secret(secret_file, &secret, &err) != 0 ||
-        kb_cli_policy(policy_path, &pol, &err) != 0)
-        goto done;
-    int init = kb_est_init(&est, url, ca, fp, secret, &err);
-    secret = NULL; /* est owns it, whatever init said */
-    if (init != 0)
-        goto done;
-    est.max_wait_s = (unsigned)max_wait;
-    if (est.secret == NULL && auth_key == NULL) {
-        kb_err_set(&err, "no enrolment credential: give --secret-file FILE (user:password), the "
-                         "systemd credential keybound.secret, or --auth-key URI");
-        goto done;
-    }
-    if (kb_cli_uri(&c, token_uri, &uri, &err) != 0 || kb_cli_load(&c, uri, &p, &err) != 0 ||
-        kb_gnutls_pkcs11_init(p, &err) != 0)
-        goto done;
-    kb_pin_install_gnutls(&c.pin);
-    if (auth_key != NULL) {
-        if (kb_uri_parse(auth_key, 0, &auth_uri, &err) != 0 ||
-            kb_objects_one_key(p, auth_uri, auth_key, &c.pin, &auth_tokens, &auth_objs, &auth,
-                               &err) != 0)
-            goto done;
-        char *cu =
-            kb_uri_for(auth->token, "cert", auth->facts.label, auth->facts.id, auth->facts.id_len);
-        snprintf(auth_cert_uri, sizeof auth_cert_uri, "%s", cu ? cu : "");
-        free(cu);
-        est.cert_uri = auth_cert_uri;
-        est.key_uri = auth->uri;
-    }
-    /* The CA first: an unreachable or untrusted server leaves the token as it was. */
-    if ((state = kb_est_cacerts(&est, &ca_certs, &n_ca, &err)) != KB_EST_ISSUED)
-        goto done;
-    if (save != NULL && kb_save_certs(save, ca_certs, n_ca, &err) != 0) {
-        state = KB_EST_UNDERCONFIGURED;
-        goto done;
-    }
-    if ((state = kb_est_get_csrattrs(&est, &attrs, &err)) != KB_EST_ISSUED)
-        goto done;
-    state = KB_EST_UNDERCONFIGURED;
-    if (kb_p11_one_token(p, uri, token_uri, &tokens, &t, &err) != 0 ||
-        kb_session_open(t, true, &s, &err) != 0 || kb_session_login(&s, &c.pin, &err) != 0 ||
-        kb_keygen(&s, type, label, &k, &err) != 0)
-        goto done;
-    made = true;
-    if (kb_signer_open(k.uri, &signer, &err) != 0)
-        goto done;
-    state = kb_enroll_request(&est, "simpleenroll", signer, &k, &spec, &attrs, &certs, &n, &err);
-    if (state != KB_EST_ISSUED)
-        goto done;
-    bool stored;
-    if (kb_store_cert(&s, certs[0], k.facts.label, k.facts.id, k.facts.id_len, &stored, &err) !=
-        0) {
-        state = KB_EST_UNDERCONFIGURED;
-        goto done;
-    }
-    made = false; /* the key has its certificate now: it stays */
-    for (unsigned i = 1; i < n; i++)
-        kb_store_chain_cert(&s, certs[i], &stored, &err);
-    for (unsigned i = 0; store_chain && i < n_ca; i++)
-        kb_store_chain_cert(&s, ca_certs[i], &stored, &err);
-done:
-    if (made) {
-        kb_err keep = err, gone;
-        if (kb_destroy_key(&s, &k, &gone) != 0)
-            kb_log(KB_LOG_ERROR, "%s; remove key '%s' by hand", gone.msg, label);
-        err = keep;
-    }
-    kb_session_close(&s);
-    kb_signer_free(signer);
-    int rc;
-    if (state == KB_EST_ISSUED) {
-        kb_verdict v;
-        char cert_line[1200];
-        if (judge(p, &c, pol, k.uri, &v, cert_line, sizeof cert_line, &err) != 0) {
-            rc = kb_cli_fail(&err);
-        } else {
-            kb_cli_est_report(&c, state, k.uri, cert_line, &v, &err);
-            rc = v.admit ? KB_EXIT_OK : KB_EXIT_REFUSED;
-        }
-    } else {
-        kb_cli_est_report(&c, state, NULL, NULL, NULL, &err);
-        rc = kb_est_exit(&est, state);
-    }
-    kb_free_certs(certs, n);
-    kb_free_certs(ca_certs, n_ca);
-    kb_key_clear(&k);
-    kb_objects_free(&auth_objs);
-    kb_token_list_free(&auth_tokens);
-    kb_token_list_free(&tokens);
-    kb_p11_close(p);
-    if (uri)
-        p11_kit_uri_free(uri);
-    if (auth_uri)
-        p11_kit_uri_free(auth_uri);
-    kb_est_free(&est);
-    kb_secret_free(secret);
+    if (kb_cli_policy(policy_path, &pol, &err) != 0)
+        return kb_cli_fail(&err);
+    struct kb_enroll_spec e = {
+        .url = url,
+        .ca = ca,
+        .fingerprint = fp,
+        .secret_file = secret_file,
+        .max_wait_s = (unsigned)max_wait,
+        .save_cacerts = save,
+        .policy = pol,
+        .token_uri = token_uri,
+        .label = label,
+        .type = type,
+        .csr = spec,
+        .auth_key = auth_key,
+        .store_chain = store_chain,
+        .if_expires_within = -1,
+    };
+    int rc = kb_cli_enroll_run(&c, token_uri, &e);
     kb_policy_free(pol);
     return rc;
 }

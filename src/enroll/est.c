@@ -2,10 +2,9 @@
 
 #include "est.h"
 
-/* curl's type-checking macros use pragmas that strict C11 rejects. */
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "src/enroll/http.h"
+#include "src/util/hostport.h"
 #include "src/util/log.h"
+#include "src/util/net.h"
 
 const char *kb_est_state_name(enum kb_est_state s)
 {
@@ -28,6 +30,28 @@ int kb_est_exit(const kb_est *e, enum kb_est_state s)
     return s != KB_EST_ISSUED && e->malformed ? 2 : codes[s];
 }
 
+/* The anchors must be usable before anything is sent: a bad file is the user's to fix. */
+static int check_ca_file(const char *path, kb_err *err)
+{
+    gnutls_datum_t data = {NULL, 0};
+    gnutls_x509_crt_t *certs = NULL;
+    unsigned n = 0;
+    int rc = gnutls_load_file(path, &data);
+    if (rc < 0)
+        return kb_err_set(err, "CA file %s cannot be read: %s", path, strerror(errno));
+    rc = gnutls_x509_crt_list_import2(&certs, &n, &data, GNUTLS_X509_FMT_PEM, 0);
+    gnutls_free(data.data);
+    for (unsigned i = 0; rc >= 0 && i < n; i++)
+        gnutls_x509_crt_deinit(certs[i]);
+    gnutls_free(certs);
+    if (rc < 0 || n == 0)
+        return kb_err_set(err,
+                          "CA file %s holds no PEM certificate; it must hold the anchors that "
+                          "the EST server's certificate chains to",
+                          path);
+    return 0;
+}
+
 int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fingerprint,
                 kb_secret *secret, kb_err *err)
 {
@@ -36,37 +60,65 @@ int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fin
     e->timeout_s = 30;
     e->max_wait_s = 600;
     e->max_tries = 10;
-    if (strncasecmp(url, "https://", 8) != 0 || strlen(url) + 20 >= sizeof e->base)
+    if (strncasecmp(url, "https://", 8) != 0 || strlen(url) + 20 >= sizeof e->url)
         return kb_err_set(err,
                           "EST URL '%s' must start with https:// (e.g. "
                           "https://ca.example.com/.well-known/est)",
                           url);
+    const char *auth = url + 8;
+    const char *path = strchr(auth, '/');
+    size_t auth_len = path ? (size_t)(path - auth) : strlen(auth);
+    if (memchr(auth, '@', auth_len) != NULL)
+        return kb_err_set(err,
+                          "EST URL '%s' holds credentials; give them with --secret-file FILE "
+                          "instead",
+                          url);
+    if (path != NULL && strpbrk(path, "?# \t\r\n") != NULL)
+        return kb_err_set(err, "EST URL '%s' may not have a query, a fragment or blanks", url);
+    /* host[:port] as HOST:PORT, 443 when the URL names none. */
+    char hostport[300];
+    bool has_port = auth[0] == '[' ? memchr(auth, ']', auth_len) != NULL &&
+                                         ((const char *)memchr(auth, ']', auth_len))[1] == ':'
+                                   : memchr(auth, ':', auth_len) != NULL;
+    if (auth_len == 0 || auth_len + 5 >= sizeof hostport)
+        return kb_err_set(err, "EST URL '%s' has no host name", url);
+    snprintf(hostport, sizeof hostport, "%.*s%s", (int)auth_len, auth, has_port ? "" : ":443");
+    kb_err why;
+    if (kb_hostport_parse(hostport, e->peer.host, sizeof e->peer.host, &e->peer.port, &why) != 0)
+        return kb_err_set(err, "EST URL '%s': %s", url, why.msg);
+    snprintf(e->peer.server_name, sizeof e->peer.server_name, "%s", e->peer.host);
+    e->peer.min_tls = 12;
     /* RFC 7030: https://host[:port]/.well-known/est[/label]; a URL without a path gets
      * the well-known one, any other path is taken as the user wrote it. */
-    const char *path = strchr(url + 8, '/');
-    size_t host_len = path ? (size_t)(path - url) : strlen(url);
     if (path == NULL || strcmp(path, "/") == 0)
-        snprintf(e->base, sizeof e->base, "%.*s/.well-known/est", (int)host_len, url);
+        snprintf(e->path, sizeof e->path, "/.well-known/est");
     else
-        snprintf(e->base, sizeof e->base, "%s", url);
-    size_t n = strlen(e->base);
-    while (n > 0 && e->base[n - 1] == '/')
-        e->base[--n] = '\0';
+        snprintf(e->path, sizeof e->path, "%s", path);
+    size_t n = strlen(e->path);
+    while (n > 1 && e->path[n - 1] == '/')
+        e->path[--n] = '\0';
+    snprintf(e->url, sizeof e->url, "https://%.*s%s", (int)auth_len, auth, e->path);
     if ((ca_file == NULL) == (fingerprint == NULL))
         return kb_err_set(err, "say how to trust the EST server: --ca FILE or --ca-fingerprint "
                                "sha256:HEX (one of them)");
     if (ca_file != NULL) {
-        if (access(ca_file, R_OK) != 0)
-            return kb_err_set(err, "CA file %s cannot be read: %s", ca_file, strerror(errno));
-        snprintf(e->ca_file, sizeof e->ca_file, "%s", ca_file);
+        if (strlen(ca_file) >= sizeof e->peer.ca_file)
+            return kb_err_set(err, "CA file name %.40s... is too long", ca_file);
+        if (check_ca_file(ca_file, err) != 0)
+            return -1;
+        snprintf(e->peer.ca_file, sizeof e->peer.ca_file, "%s", ca_file);
     } else {
         const char *hex = strncasecmp(fingerprint, "sha256:", 7) == 0 ? fingerprint + 7 : NULL;
-        size_t j = 0;
-        for (const char *c = hex; c && *c && j < 64; c++)
-            if (*c != ':')
+        size_t j = 0, digits = 0;
+        for (const char *c = hex; c && *c; c++) {
+            if (*c == ':')
+                continue;
+            if (j < 64)
                 e->fingerprint[j++] = (char)(*c >= 'A' && *c <= 'F' ? *c + 32 : *c);
+            digits++;
+        }
         e->fingerprint[j] = '\0';
-        if (hex == NULL || j != 64 || strspn(e->fingerprint, "0123456789abcdef") != 64)
+        if (hex == NULL || digits != 64 || strspn(e->fingerprint, "0123456789abcdef") != 64)
             return kb_err_set(err,
                               "--ca-fingerprint '%s' is not sha256: followed by 64 hex "
                               "digits (certtool --fingerprint --hash sha256 shows it)",
@@ -77,8 +129,11 @@ int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fin
 
 void kb_est_free(kb_est *e)
 {
-    if (e->tmp_ca[0])
-        unlink(e->tmp_ca);
+    kb_tls_client_free(e->tls);
+    e->tls = NULL;
+    if (e->anchor)
+        gnutls_x509_crt_deinit(e->anchor);
+    e->anchor = NULL;
     kb_secret_free(e->secret);
     e->secret = NULL;
 }
@@ -89,106 +144,186 @@ void kb_est_response_free(struct kb_est_response *r)
     memset(r, 0, sizeof *r);
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *user)
+/* Waits until the session can go on in the direction GnuTLS needs, or the deadline. */
+static bool wait_io(gnutls_session_t s, int fd, long long deadline)
 {
-    struct kb_est_response *r = user;
-    size_t add = size * n;
-    if (r->len + add > 4 * 1024 * 1024)
-        return 0; /* an EST reply is small: more is not one */
-    char *v = realloc(r->body, r->len + add + 1);
-    if (v == NULL)
-        return 0;
-    memcpy(v + r->len, data, add);
-    r->len += add;
-    v[r->len] = '\0';
-    r->body = v;
-    return add;
+    long long left = deadline - kb_now_ms();
+    if (left <= 0)
+        return false;
+    struct pollfd p = {.fd = fd, .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN};
+    int rc;
+    do {
+        rc = poll(&p, 1, (int)left);
+    } while (rc < 0 && errno == EINTR);
+    return rc > 0;
 }
 
-static size_t on_header(char *line, size_t size, size_t n, void *user)
+static int send_all(gnutls_session_t s, int fd, const char *data, size_t len, long long deadline,
+                    const char *what, kb_err *err)
 {
-    struct kb_est_response *r = user;
-    size_t len = size * n;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 1 ? len : sizeof buf - 1), line);
-    buf[strcspn(buf, "\r\n")] = '\0';
-    if (strncasecmp(buf, "HTTP/", 5) == 0) {
-        /* A new response (after 100 Continue): forget the headers of the last one. */
-        r->content_type[0] = r->retry_after[0] = '\0';
-    } else if (strncasecmp(buf, "Content-Type:", 13) == 0) {
-        snprintf(r->content_type, sizeof r->content_type, "%s", buf + 13 + strspn(buf + 13, " "));
-    } else if (strncasecmp(buf, "Retry-After:", 12) == 0) {
-        snprintf(r->retry_after, sizeof r->retry_after, "%s", buf + 12 + strspn(buf + 12, " "));
+    while (len > 0) {
+        ssize_t n = gnutls_record_send(s, data, len);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+            if (!wait_io(s, fd, deadline))
+                return kb_err_set(err, "sending %s to the EST server timed out", what);
+            continue;
+        }
+        if (n < 0) {
+            kb_tls_describe_error(s, (int)n, err);
+            return -1;
+        }
+        data += n;
+        len -= (size_t)n;
     }
-    return len;
+    return 0;
 }
 
-int kb_est_request(kb_est *e, const char *op, const gnutls_datum_t *csr, bool verify,
-                   struct kb_est_response *r, kb_err *err)
+/* "Authorization: Basic <base64(user:password)>\r\n", built in locked memory and sent as a
+ * record of its own: no library sees the secret but GnuTLS's record layer, which encrypts
+ * it in place. */
+static int send_authorization(gnutls_session_t s, int fd, const kb_secret *secret,
+                              long long deadline, kb_err *err)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char prefix[] = "Authorization: Basic ";
+    kb_secret *line = kb_secret_new();
+    if (line == NULL)
+        return kb_err_set(err, "cannot allocate locked memory for the secret");
+    size_t cap = kb_secret_capacity(), o = sizeof prefix - 1;
+    if (o + (secret->len + 2) / 3 * 4 + 3 > cap) {
+        kb_secret_free(line);
+        return kb_err_set(err, "the enrolment secret is too long");
+    }
+    memcpy(line->buf, prefix, o);
+    const unsigned char *in = (const unsigned char *)secret->buf;
+    for (size_t i = 0; i < secret->len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < secret->len)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < secret->len)
+            v |= in[i + 2];
+        line->buf[o++] = b64[(v >> 18) & 63];
+        line->buf[o++] = b64[(v >> 12) & 63];
+        line->buf[o++] = i + 1 < secret->len ? b64[(v >> 6) & 63] : '=';
+        line->buf[o++] = i + 2 < secret->len ? b64[v & 63] : '=';
+    }
+    line->buf[o++] = '\r';
+    line->buf[o++] = '\n';
+    int rc = send_all(s, fd, line->buf, o, deadline, "the request", err);
+    kb_secret_free(line);
+    return rc;
+}
+
+static int read_reply(gnutls_session_t s, int fd, const char *what, long long deadline,
+                      struct kb_http_reply *reply, kb_err *err)
+{
+    char buf[16384];
+    for (;;) {
+        ssize_t n = gnutls_record_recv(s, buf, sizeof buf);
+        if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+            if (!wait_io(s, fd, deadline))
+                return kb_err_set(err, "the EST server did not answer %s within the timeout", what);
+            continue;
+        }
+        if (n == GNUTLS_E_REHANDSHAKE)
+            return kb_err_set(err,
+                              "the EST server asked to renegotiate during %s, which keybound's "
+                              "EST client does not do",
+                              what);
+        /* A close without close_notify ends the reply like a close with one: the reply's own
+         * framing (length, chunks, DER) shows whether it is whole. */
+        if (n == GNUTLS_E_PREMATURE_TERMINATION)
+            n = 0;
+        if (n < 0) {
+            kb_tls_describe_error(s, (int)n, err);
+            return -1;
+        }
+        int rc = kb_http_reply_feed(reply, what, buf, (size_t)n, err);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
+    }
+}
+
+/* One HTTP exchange on a new connection of client c. Credentials go only on a session
+ * whose server passed verification. */
+static int exchange(kb_est *e, kb_tls_client *c, bool credentials, const char *op,
+                    const gnutls_datum_t *csr, struct kb_est_response *out, kb_err *err)
+{
+    memset(out, 0, sizeof *out);
+    char path[1100], what[64], head[2048];
+    snprintf(path, sizeof path, "%s/%s", e->path, op);
+    snprintf(what, sizeof what, "/%s", op);
+    gnutls_datum_t body = {NULL, 0};
+    if (csr != NULL && gnutls_base64_encode2(csr, &body) < 0)
+        return kb_err_set(err, "the request cannot be encoded");
+    int ret = -1;
+    gnutls_session_t s = NULL;
+    int fd = -1;
+    struct kb_tls_result res;
+    struct kb_http_reply reply;
+    bool have_reply = false;
+    kb_err inner;
+    if (kb_http_request_head(head, sizeof head, csr ? "POST" : "GET", path, e->peer.host,
+                             e->peer.port, csr ? "application/pkcs10" : NULL, body.size, err) != 0)
+        goto out;
+    if (kb_http_reply_init(&reply, err) != 0)
+        goto out;
+    have_reply = true;
+    if (kb_tls_connect(c, &s, &fd, &res, &inner) != 0) {
+        kb_err_set(err, "EST %s: %s", what, inner.msg);
+        goto out;
+    }
+    if (credentials && !kb_tls_session_verified(s)) {
+        kb_err_set(err, "EST %s: the server was not verified; nothing was sent to it", what);
+        goto out;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    long long deadline = kb_now_ms() + (long long)e->timeout_s * 1000;
+    if (send_all(s, fd, head, strlen(head), deadline, "the request", &inner) != 0 ||
+        (credentials && e->secret != NULL &&
+         send_authorization(s, fd, e->secret, deadline, &inner) != 0) ||
+        send_all(s, fd, "\r\n", 2, deadline, "the request", &inner) != 0 ||
+        (body.size > 0 && send_all(s, fd, (const char *)body.data, body.size, deadline,
+                                   "the request", &inner) != 0)) {
+        kb_err_set(err, "EST %s: %s", what, inner.msg);
+        goto out;
+    }
+    if (read_reply(s, fd, what, deadline, &reply, &inner) != 0) {
+        e->malformed = reply.malformed;
+        if (reply.malformed)
+            *err = inner;
+        else
+            kb_err_set(err, "EST %s: %s", what, inner.msg);
+        goto out;
+    }
+    out->status = reply.status;
+    snprintf(out->content_type, sizeof out->content_type, "%s", reply.content_type);
+    snprintf(out->retry_after, sizeof out->retry_after, "%s", reply.retry_after);
+    out->has_retry_after = reply.has_retry_after;
+    out->body = reply.body;
+    out->len = reply.len;
+    reply.body = NULL;
+    ret = 0;
+out:
+    if (have_reply)
+        kb_http_reply_free(&reply);
+    if (s != NULL || fd >= 0)
+        kb_tls_close(s, fd);
+    gnutls_free(body.data);
+    return ret;
+}
+
+int kb_est_request(kb_est *e, const char *op, const gnutls_datum_t *csr, struct kb_est_response *r,
+                   kb_err *err)
 {
     memset(r, 0, sizeof *r);
-    CURL *h = curl_easy_init();
-    if (h == NULL)
-        return kb_err_set(err, "libcurl cannot start");
-    char url[1400], errbuf[CURL_ERROR_SIZE] = "";
-    snprintf(url, sizeof url, "%s/%s", e->base, op);
-    struct curl_slist *headers = NULL;
-    char *b64 = NULL;
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT, e->timeout_s);
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(h, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, verify ? 1L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, verify ? 2L : 0L);
-    curl_easy_setopt(h, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2);
-    if (verify) {
-        curl_easy_setopt(h, CURLOPT_CAINFO, e->tmp_ca[0] ? e->tmp_ca : e->ca_file);
-        curl_easy_setopt(h, CURLOPT_CAPATH, NULL);
-        /* Credentials only ever go to a verified server. */
-        if (e->secret != NULL) {
-            curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-            curl_easy_setopt(h, CURLOPT_USERPWD, e->secret->buf);
-        }
-        if (e->cert_uri != NULL) {
-            curl_easy_setopt(h, CURLOPT_SSLCERT, e->cert_uri);
-            curl_easy_setopt(h, CURLOPT_SSLKEY, e->key_uri);
-        }
+    if (e->tls == NULL) {
+        e->peer.connect_timeout_ms = e->timeout_s * 1000;
+        e->peer.handshake_timeout_ms = e->timeout_s * 1000;
+        if (kb_tls_client_new(&e->peer, e->id, &e->tls, err) != 0)
+            return -1;
     }
-    if (csr != NULL) {
-        gnutls_datum_t enc = {NULL, 0};
-        if (gnutls_base64_encode2(csr, &enc) < 0) {
-            curl_easy_cleanup(h);
-            return kb_err_set(err, "the request cannot be encoded");
-        }
-        b64 = (char *)enc.data;
-        headers = curl_slist_append(headers, "Content-Type: application/pkcs10");
-        headers = curl_slist_append(headers, "Content-Transfer-Encoding: base64");
-        curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, b64);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)enc.size);
-    }
-    CURLcode rc = curl_easy_perform(h);
-    int ret = 0;
-    if (rc != CURLE_OK) {
-        const char *hint = rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CACERT_BADFILE
-                               ? "; the server is not trusted by the given CA"
-                               : "";
-        ret = kb_err_set(err, "EST server %s cannot be used: %s%s", url,
-                         errbuf[0] ? errbuf : curl_easy_strerror(rc), hint);
-    } else {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    }
-    curl_slist_free_all(headers);
-    gnutls_free(b64);
-    curl_easy_cleanup(h);
-    if (ret != 0)
-        kb_est_response_free(r);
-    return ret;
+    return exchange(e, e->tls, true, op, csr, r, err);
 }
 
 /* The server's own words for a refusal, cut to one line. */
@@ -233,12 +368,21 @@ static bool fingerprint_matches(gnutls_x509_crt_t crt, const char *hex)
     return strcmp(text, hex) == 0;
 }
 
-/* Pinned-fingerprint bootstrap: the anchors come from the server itself, accepted only
- * when one of them is the pinned certificate; that one becomes the CA file. */
+/* Pinned-fingerprint bootstrap (RFC 7030 4.1.1): /cacerts from a server not verified yet,
+ * on a client that has no identity and is given no secret. Of what it sends only the
+ * certificate with the pinned fingerprint is kept, as the anchor of every later request. */
 static enum kb_est_state bootstrap(kb_est *e, kb_err *err)
 {
+    kb_tls_peer unverified = e->peer;
+    unverified.unverified = true;
+    unverified.connect_timeout_ms = unverified.handshake_timeout_ms = e->timeout_s * 1000;
+    kb_tls_client *c = NULL;
+    if (kb_tls_client_new(&unverified, NULL, &c, err) != 0)
+        return KB_EST_UNDERCONFIGURED;
     struct kb_est_response r;
-    if (kb_est_request(e, "cacerts", NULL, false, &r, err) != 0)
+    int rc = exchange(e, c, false, "cacerts", NULL, &r, err);
+    kb_tls_client_free(c);
+    if (rc != 0)
         return KB_EST_UNREACHABLE;
     if (r.status != 200) {
         enum kb_est_state s = status_state("cacerts", &r, err);
@@ -247,72 +391,47 @@ static enum kb_est_state bootstrap(kb_est *e, kb_err *err)
     }
     gnutls_x509_crt_t *certs;
     unsigned n;
-    int rc = kb_est_certs("/cacerts", r.content_type, r.body, r.len, &certs, &n, err);
+    rc = kb_est_certs("/cacerts", r.content_type, r.body, r.len, &certs, &n, err);
     kb_est_response_free(&r);
     if (rc != 0) {
         e->malformed = true;
         return KB_EST_UNREACHABLE;
     }
-    long found = -1;
-    for (unsigned i = 0; i < n && found < 0; i++)
-        if (fingerprint_matches(certs[i], e->fingerprint))
-            found = i;
     enum kb_est_state st = KB_EST_UNDERCONFIGURED;
-    if (found < 0) {
+    for (unsigned i = 0; i < n; i++) {
+        if (e->anchor == NULL && fingerprint_matches(certs[i], e->fingerprint)) {
+            e->anchor = certs[i];
+            certs[i] = NULL;
+            continue;
+        }
+        gnutls_x509_crt_deinit(certs[i]);
+    }
+    gnutls_free(certs);
+    if (e->anchor == NULL) {
         kb_err_set(err,
                    "none of the %u CA certificates the EST server sent has the pinned "
                    "fingerprint sha256:%s; not trusting it",
                    n, e->fingerprint);
-        goto out;
+        return st;
     }
-    gnutls_datum_t der = {NULL, 0};
-    if (gnutls_x509_crt_export2(certs[found], GNUTLS_X509_FMT_DER, &der) < 0)
-        kb_err_set(err, "cannot export the bootstrapped CA");
-    else if (kb_est_pem_tempfile(der.data, der.size, e->tmp_ca, sizeof e->tmp_ca, err) == 0)
-        st = KB_EST_ISSUED;
-    gnutls_free(der.data);
-out:
-    for (unsigned i = 0; i < n; i++)
-        gnutls_x509_crt_deinit(certs[i]);
-    gnutls_free(certs);
-    return st;
-}
-
-int kb_est_pem_tempfile(const unsigned char *der, size_t der_len, char *path, size_t len,
-                        kb_err *err)
-{
-    const char *env = getenv("TMPDIR");
-    const char *dir = env && *env ? env : "/tmp";
-    snprintf(path, len, "%s/keybound.XXXXXX", dir);
-    int fd = mkstemp(path);
-    gnutls_datum_t d = {(unsigned char *)der, (unsigned)der_len}, pem = {NULL, 0};
-    int rc = -1;
-    if (fd >= 0 && gnutls_pem_base64_encode2("CERTIFICATE", &d, &pem) == 0 &&
-        write(fd, pem.data, pem.size) == (ssize_t)pem.size)
-        rc = 0;
-    gnutls_free(pem.data);
-    if (fd >= 0)
-        close(fd);
-    if (rc != 0) {
-        if (fd >= 0)
-            unlink(path);
-        path[0] = '\0';
-        return kb_err_set(err, "cannot write a temporary file in %s", dir);
-    }
-    return 0;
+    e->peer.anchors = &e->anchor;
+    e->peer.n_anchors = 1;
+    snprintf(e->peer.ca_file, sizeof e->peer.ca_file, "the CA with fingerprint sha256:%.16s...",
+             e->fingerprint);
+    return KB_EST_ISSUED;
 }
 
 enum kb_est_state kb_est_cacerts(kb_est *e, gnutls_x509_crt_t **certs, unsigned *n, kb_err *err)
 {
     *certs = NULL;
     *n = 0;
-    if (e->fingerprint[0] && !e->tmp_ca[0]) {
+    if (e->fingerprint[0] && e->anchor == NULL) {
         enum kb_est_state s = bootstrap(e, err);
         if (s != KB_EST_ISSUED)
             return s;
     }
     struct kb_est_response r;
-    if (kb_est_request(e, "cacerts", NULL, true, &r, err) != 0)
+    if (kb_est_request(e, "cacerts", NULL, &r, err) != 0)
         return KB_EST_UNREACHABLE;
     enum kb_est_state s = KB_EST_ISSUED;
     if (r.status != 200)
@@ -327,7 +446,7 @@ enum kb_est_state kb_est_get_csrattrs(kb_est *e, struct kb_csrattrs *a, kb_err *
 {
     memset(a, 0, sizeof *a);
     struct kb_est_response r;
-    if (kb_est_request(e, "csrattrs", NULL, true, &r, err) != 0)
+    if (kb_est_request(e, "csrattrs", NULL, &r, err) != 0)
         return KB_EST_UNREACHABLE;
     enum kb_est_state s = KB_EST_ISSUED;
     if (r.status == 200) {
@@ -350,7 +469,7 @@ enum kb_est_state kb_est_submit(kb_est *e, const char *op, const gnutls_datum_t 
     snprintf(what, sizeof what, "/%s", op);
     for (unsigned attempt = 1;; attempt++) {
         struct kb_est_response r;
-        if (kb_est_request(e, op, csr, true, &r, err) != 0)
+        if (kb_est_request(e, op, csr, &r, err) != 0)
             return KB_EST_UNREACHABLE;
         if (r.status == 200) {
             int rc = kb_est_certs(what, r.content_type, r.body, r.len, certs, n, err);
@@ -363,14 +482,29 @@ enum kb_est_state kb_est_submit(kb_est *e, const char *op, const gnutls_datum_t 
             kb_est_response_free(&r);
             return s;
         }
-        long long wait = kb_est_retry_after(r.retry_after, (long long)time(NULL));
+        bool has = r.has_retry_after;
+        long long wait = has ? kb_est_retry_after(r.retry_after, (long long)time(NULL)) : -1;
+        char value[64];
+        snprintf(value, sizeof value, "%.60s", r.retry_after);
         kb_est_response_free(&r);
-        if (wait < 0) {
+        if (!has) {
             kb_err_set(err,
-                       "the EST server accepted /%s for later (202) without a usable "
-                       "Retry-After; try again later",
+                       "the EST server accepted /%s for later (202) without saying when "
+                       "(no Retry-After); try again later",
                        op);
             return KB_EST_WAIT;
+        }
+        if (wait < 0) {
+            /* The server said when, in a form that is not one: its reply is bad input. */
+            for (char *c = value; *c; c++)
+                if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+                    *c = '?';
+            kb_err_set(err,
+                       "the EST server's 202 reply to /%s has a malformed Retry-After '%s' "
+                       "(neither seconds nor an HTTP date)",
+                       op, value);
+            e->malformed = true;
+            return KB_EST_UNREACHABLE;
         }
         if (attempt >= e->max_tries || waited + wait > e->max_wait_s) {
             kb_err_set(err,

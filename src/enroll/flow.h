@@ -1,30 +1,57 @@
-/* What enroll and renew share around the EST client: the enrolment credential, the
- * request for a key, the checks on what came back, and the report.
+/* The enrol and renew workflow, in one place for both commands.
  *
- * Nothing is written to the token before the reply has been parsed and its certificate
- * matched to the key; a key generated for a request that then failed is removed again. */
+ * cacerts -> csrattrs -> login -> keygen (enrol, or renew --rekey) -> request signed on
+ * the token -> submit -> certificate matched to the key -> stored with its issuer path
+ * -> the result checked against the policy -> (rekey) the old key retired.
+ * Everything the user gave is checked before the network or the token; nothing is
+ * written to the token before the reply has been parsed and its certificate matched to
+ * the key, and a key generated for a request that then failed is removed again. The
+ * EST server is authenticated before any credential goes to it (src/enroll/est.h). */
 #ifndef KB_FLOW_H
 #define KB_FLOW_H
 
+#include "pkcs11/p11.h"
+#include "pkcs11/pin.h"
+#include "policy/eval.h"
 #include "src/enroll/csr.h"
 #include "src/enroll/est.h"
-#include "src/tls/device.h"
 
-/* "user:password" from a file or the systemd credential keybound.secret; NULL path and
- * no credential: *out stays NULL. */
-int kb_enroll_secret(const char *path, kb_secret **out, kb_err *err);
+struct kb_enroll_spec {
+    bool renew; /* simplereenroll for key_uri's current certificate; else enrol anew */
+    /* How to reach and trust the EST server. */
+    const char *url, *ca, *fingerprint;
+    const char *secret_file; /* user:password; NULL: the systemd credential, if any */
+    unsigned max_wait_s;
+    const char *save_cacerts; /* write /cacerts there (PEM) */
+    const kb_policy *policy;
+    /* enrol */
+    const char *token_uri, *label, *type;
+    struct kb_csr_spec csr; /* subject and names */
+    const char *auth_key;   /* authenticate with this key's certificate instead of a secret */
+    bool store_chain;       /* /cacerts certificates may complete the stored issuer path */
+    /* renew */
+    const char *key_uri;
+    long long if_expires_within; /* seconds; -1: renew whatever is left */
+    bool rekey, prune;
+};
 
-/* Signs a request for key k with spec (plus what /csrattrs asked) and submits it to op. */
-enum kb_est_state kb_enroll_request(kb_est *e, const char *op, kb_signer *signer, const kb_key *k,
-                                    struct kb_csr_spec *spec, const struct kb_csrattrs *attrs,
-                                    gnutls_x509_crt_t **certs, unsigned *n, kb_err *err);
+struct kb_enroll_outcome {
+    enum kb_est_state state;
+    bool monitoring; /* renew: the certificate is not due, nothing was done */
+    int exit_code;   /* 0 issued and admitted (or monitoring), 1 denied, else kb_est_exit */
+    char *key_uri;   /* the key that holds the certificate (malloc'd, or NULL) */
+    char *cert_subject, *cert_issuer;
+    char cert_sha256[65];
+    long long cert_not_after;
+    bool have_verdict;
+    kb_verdict verdict;
+};
 
-/* The subject and subject alternative names of crt as a request spec; text holds the
- * strings (at least 4 KiB). */
-int kb_spec_from_cert(gnutls_x509_crt_t crt, struct kb_csr_spec *spec, char *text, size_t len,
-                      kb_err *err);
-
-/* Writes the CA certificates to path as PEM. */
-int kb_save_certs(const char *path, gnutls_x509_crt_t *certs, unsigned n, kb_err *err);
+/* Runs enrol or renew on the modules p with the PIN options pin. Returns 0 when it ran
+ * (the outcome says how it went; err holds the reason when the state is not ISSUED) and
+ * -1 when the final check itself could not run (err). */
+int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec *spec,
+                  struct kb_enroll_outcome *out, kb_err *err);
+void kb_enroll_outcome_free(struct kb_enroll_outcome *o);
 
 #endif

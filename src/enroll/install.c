@@ -22,6 +22,26 @@ int kb_cert_matches_key(gnutls_x509_crt_t crt, const kb_key *k, const char *what
     return 0;
 }
 
+int kb_install_cert_in(kb_session *s, const kb_key *k, gnutls_x509_crt_t *certs, unsigned n,
+                       struct kb_install_result *r, kb_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (n == 0)
+        return kb_err_set(err, "no certificate to store");
+    if (kb_cert_matches_key(certs[0], k, "the certificate", err) != 0)
+        return -1;
+    int rc = 0;
+    for (unsigned i = 1; i < n && rc == 0; i++) {
+        bool stored;
+        rc = kb_store_chain_cert(s, certs[i], &stored, err);
+        r->chain_new += stored;
+    }
+    if (rc == 0)
+        rc = kb_store_cert(s, certs[0], k->facts.label, k->facts.id, k->facts.id_len, &r->stored,
+                           err);
+    return rc;
+}
+
 int kb_install_cert(const kb_key *k, gnutls_x509_crt_t *certs, unsigned n, const kb_pin_opts *pin,
                     struct kb_install_result *r, kb_err *err)
 {

@@ -19,6 +19,13 @@ struct kb_install_result {
 /* Fails, writing nothing, when certs[0] is not for key k. */
 int kb_cert_matches_key(gnutls_x509_crt_t crt, const kb_key *k, const char *what, kb_err *err);
 
+/* Stores certs[0] (the device certificate, which must be for k) and its issuer path built
+ * from certs[1..n-1] (any order; unrelated, duplicate and self-signed anchor certificates
+ * are not stored) on s, an open read-write logged-in session. On failure nothing new stays
+ * on the token (chain certificates it wrote are removed again). */
+int kb_install_cert_in(kb_session *s, const kb_key *k, gnutls_x509_crt_t *certs, unsigned n,
+                       struct kb_install_result *r, kb_err *err);
+
 int kb_install_cert(const kb_key *k, gnutls_x509_crt_t *certs, unsigned n, const kb_pin_opts *pin,
                     struct kb_install_result *r, kb_err *err);
 

@@ -4,14 +4,12 @@
 
 #include <ctype.h>
 #include <limits.h>
-/* curl's type-checking macros use pragmas that strict C11 rejects. */
-#define CURL_DISABLE_TYPECHECK 1
-#include <curl/curl.h>
 #include <gnutls/pkcs7.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* The media type without parameters, compared case-insensitively. */
 static bool type_is(const char *content_type, const char *want)
@@ -275,7 +273,43 @@ long long kb_est_retry_after(const char *value, long long now)
             end++;
         return *end == '\0' && s >= 0 && s < 366LL * 86400 ? s : -1;
     }
-    time_t when = curl_getdate(value, NULL);
+    /* An HTTP-date in any of the three forms RFC 9110 (5.6.7) has recipients accept; month
+     * and day names are English whatever the locale, so they are matched here. */
+    static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                         "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    char wday[16], mon[4], tail[8] = "";
+    int d, y, hh, mm, ss, n = 0;
+    struct tm tm = {0};
+    if (sscanf(value, "%15[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", wday, &d, mon, &y, &hh, &mm,
+               &ss, &n) == 7 &&
+        n > 0) {
+        /* IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT */
+    } else if (n = 0, sscanf(value, "%15[A-Za-z], %2d-%3s-%2d %2d:%2d:%2d GMT%n", wday, &d, mon, &y,
+                             &hh, &mm, &ss, &n) == 7 &&
+                          n > 0) {
+        y += y < 70 ? 2000 : 1900; /* rfc850-date: Sunday, 06-Nov-94 08:49:37 GMT */
+    } else if (n = 0, sscanf(value, "%15[A-Za-z] %3s %2d %2d:%2d:%2d %4d%n", wday, mon, &d, &hh,
+                             &mm, &ss, &y, &n) == 7 &&
+                          n > 0) {
+        /* asctime-date: Sun Nov  6 08:49:37 1994 */
+    } else {
+        return -1;
+    }
+    if (sscanf(value + n, " %7s", tail) == 1)
+        return -1;
+    tm.tm_mon = -1;
+    for (int i = 0; i < 12; i++)
+        if (strcmp(mon, months[i]) == 0)
+            tm.tm_mon = i;
+    if (tm.tm_mon < 0 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60 || y < 1970 || y > 9999 ||
+        hh < 0 || mm < 0 || ss < 0)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mday = d;
+    tm.tm_hour = hh;
+    tm.tm_min = mm;
+    tm.tm_sec = ss;
+    time_t when = timegm(&tm);
     if (when == (time_t)-1)
         return -1;
     return when > now ? (long long)when - now : 0;

@@ -77,6 +77,8 @@ static int verify_server(gnutls_session_t session)
 {
     struct session_ctx *ctx = gnutls_session_get_ptr(session);
     const kb_tls_peer *peer = ctx->client->peer;
+    if (peer->unverified)
+        return 0; /* the bootstrap: it has no identity to send, and ctx->verified stays false */
     unsigned n = 0;
     const gnutls_datum_t *chain = gnutls_certificate_get_peers(session, &n);
     if (chain == NULL || n == 0) {
@@ -104,9 +106,16 @@ static int verify_server(gnutls_session_t session)
     } else if (status & GNUTLS_CERT_UNEXPECTED_OWNER) {
         char names[300];
         cert_names(crt, names, sizeof names);
-        snprintf(ctx->why, sizeof ctx->why,
-                 "host name mismatch: the server's certificate is for %s, not %s", names,
-                 peer->server_name);
+        if (is_address(peer->server_name))
+            snprintf(ctx->why, sizeof ctx->why,
+                     "address mismatch: %s is an IP address, which only an IP address entry "
+                     "in the certificate's subjectAltName can match, and the server's "
+                     "certificate has none for it (its names: %s)",
+                     peer->server_name, names);
+        else
+            snprintf(ctx->why, sizeof ctx->why,
+                     "host name mismatch: the server's certificate is for %s, not %s", names,
+                     peer->server_name);
     } else if (status & GNUTLS_CERT_PURPOSE_MISMATCH) {
         snprintf(ctx->why, sizeof ctx->why,
                  "the server's certificate is not meant for a TLS server (no serverAuth "
@@ -183,6 +192,15 @@ static int our_certificate(gnutls_session_t session, const gnutls_datum_t *req_c
     (void)n_pk_algos;
     const struct session_ctx *ctx = gnutls_session_get_ptr(session);
     const kb_identity *id = ctx->client->id;
+    /* GnuTLS may ask while reading the CertificateRequest, which in TLS 1.3 comes before the
+     * server's Certificate: what is handed out here is only sent after verify_server
+     * passed. An unverified peer never has an identity. */
+    if (id == NULL) {
+        *pcert = NULL;
+        *n_pcert = 0;
+        *privkey = NULL;
+        return 0;
+    }
     *pcert = id->pcerts;
     *n_pcert = id->n_pcerts;
     *privkey = id->privkey;
@@ -216,7 +234,13 @@ int kb_tls_peer_apply(kb_tls_peer *peer, const struct kb_endpoint_rule *rule, co
 int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **out, kb_err *err)
 {
     *out = NULL;
-    if (peer->min_tls == 13 && id->rsa_without_pss)
+    if (peer->unverified && id != NULL)
+        return kb_err_set(err,
+                          "an unverified connection to %s:%u cannot carry the device's "
+                          "identity",
+                          peer->host, peer->port);
+    bool no_pss = id != NULL && id->rsa_without_pss;
+    if (peer->min_tls == 13 && no_pss)
         return kb_err_set(err,
                           "key '%s' is RSA on a token without RSA-PSS, which TLS 1.3 needs, and "
                           "%s:%u requires TLS 1.3 (min-tls); use an EC key",
@@ -238,7 +262,13 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
         kb_err_set(err, "%s", gnutls_strerror(rc));
         goto fail;
     }
-    rc = gnutls_certificate_set_x509_trust_file(c->cred, peer->ca_file, GNUTLS_X509_FMT_PEM);
+    if (peer->n_anchors > 0)
+        rc = gnutls_certificate_set_x509_trust(c->cred, (gnutls_x509_crt_t *)peer->anchors,
+                                               (int)peer->n_anchors);
+    else if (peer->unverified)
+        rc = 1; /* nothing to verify against */
+    else
+        rc = gnutls_certificate_set_x509_trust_file(c->cred, peer->ca_file, GNUTLS_X509_FMT_PEM);
     if (rc <= 0) {
         kb_err_set(err,
                    "CA file %s %s; it must hold the PEM certificates that the server's "
@@ -254,8 +284,8 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
     char prio[1024];
     snprintf(prio, sizeof prio, "%s:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS-ALL%s%s",
              peer->priority ? peer->priority : "NORMAL", peer->min_tls == 13 ? ":-VERS-TLS1.2" : "",
-             id->rsa_without_pss ? ":-VERS-TLS1.3" : "");
-    if (id->rsa_without_pss)
+             no_pss ? ":-VERS-TLS1.3" : "");
+    if (no_pss)
         kb_log(KB_LOG_INFO,
                "key '%s' is RSA and its token has no RSA-PSS: using TLS 1.2 for this key",
                id->key_uri);
@@ -579,6 +609,14 @@ void kb_tls_close(gnutls_session_t s, int fd)
     }
     if (fd >= 0)
         close(fd);
+}
+
+bool kb_tls_session_verified(gnutls_session_t s)
+{
+    const struct session_ctx *ctx = gnutls_session_get_ptr(s);
+    if (ctx == NULL || ctx->client->peer->unverified || !ctx->established)
+        return false;
+    return ctx->verified || gnutls_session_is_resumed(s) != 0;
 }
 
 void kb_tls_counts(kb_tls_client *c, unsigned long *full, unsigned long *resumed)

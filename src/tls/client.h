@@ -30,6 +30,13 @@ typedef struct kb_tls_peer {
     unsigned connect_timeout_ms;
     unsigned handshake_timeout_ms;
     const char *proxy; /* http://HOST:PORT for CONNECT, or NULL */
+    /* Anchors held in memory (the EST bootstrap's pinned CA) instead of ca_file, which then
+     * only names them in messages. */
+    const gnutls_x509_crt_t *anchors;
+    unsigned n_anchors;
+    /* The EST bootstrap only: the server is not verified, so the client is made without an
+     * identity (kb_tls_client_new refuses one) and nothing secret may be sent. */
+    bool unverified;
 } kb_tls_peer;
 
 typedef struct kb_tls_client kb_tls_client;
@@ -56,7 +63,8 @@ struct kb_tls_result {
 };
 
 /* Checks the CA file and the priority string now, so that a bad one is reported before
- * any connection. The peer and identity must outlive the client. */
+ * any connection. The peer and identity must outlive the client. id may be NULL: no
+ * client certificate is offered (EST with a secret, the bootstrap). */
 int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **out, kb_err *err);
 void kb_tls_client_free(kb_tls_client *c);
 
@@ -81,6 +89,11 @@ void kb_tls_close(gnutls_session_t session, int fd);
  * tunnel connects itself). */
 int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
                         struct kb_tls_result *r, kb_err *err);
+
+/* Whether the session's server passed verification: in this handshake, or in the one whose
+ * ticket it resumed (tickets are only kept from verified sessions). Always false for an
+ * unverified peer. What goes to the server beyond the ClientHello is checked against this. */
+bool kb_tls_session_verified(gnutls_session_t session);
 
 /* Full handshakes and resumed ones since the client was made. */
 void kb_tls_counts(kb_tls_client *c, unsigned long *full, unsigned long *resumed);

@@ -24,6 +24,11 @@ static size_t page_size(void)
     return ps > 0 ? (size_t)ps : 4096;
 }
 
+size_t kb_secret_capacity(void)
+{
+    return page_size();
+}
+
 kb_secret *kb_secret_new(void)
 {
     kb_secret *s = calloc(1, sizeof *s);

@@ -17,6 +17,9 @@ typedef struct kb_secret {
 
 /* Returns NULL when the page cannot be had. */
 kb_secret *kb_secret_new(void);
+/* The usable size of a kb_secret's buffer (a page, at least KB_SECRET_MAX + 1), for secrets
+ * made from secrets such as an HTTP Authorization line. */
+size_t kb_secret_capacity(void);
 /* Zeroises the whole buffer and sets len to 0; kb_secret_free does this first. */
 void kb_secret_wipe(kb_secret *s);
 void kb_secret_free(kb_secret *s);
