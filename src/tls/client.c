@@ -46,8 +46,9 @@ static bool is_address(const char *host)
     return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
-/* The names a certificate is for, for a host-name mismatch message. */
-static void cert_names(gnutls_x509_crt_t crt, char *out, size_t len)
+/* The names a certificate is for, for a host-name mismatch message; tagged: each with its
+ * kind (DNS, IP), where an address was asked for. */
+static void cert_names(gnutls_x509_crt_t crt, bool tagged, char *out, size_t len)
 {
     size_t used = 0;
     out[0] = '\0';
@@ -59,11 +60,13 @@ static void cert_names(gnutls_x509_crt_t crt, char *out, size_t len)
             break;
         if (type == GNUTLS_SAN_DNSNAME) {
             name[size] = '\0';
-            used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "", name);
+            used += (size_t)snprintf(out + used, len - used, "%s%s%s", used ? ", " : "",
+                                     tagged ? "DNS " : "", name);
         } else if (type == GNUTLS_SAN_IPADDRESS && (size == 4 || size == 16)) {
             char ip[64];
             inet_ntop(size == 4 ? AF_INET : AF_INET6, name, ip, sizeof ip);
-            used += (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "", ip);
+            used += (size_t)snprintf(out + used, len - used, "%s%s%s", used ? ", " : "",
+                                     tagged ? "IP " : "", ip);
         }
     }
     if (used == 0) {
@@ -105,12 +108,13 @@ static int verify_server(gnutls_session_t session)
                  gnutls_strerror(rc));
     } else if (status & GNUTLS_CERT_UNEXPECTED_OWNER) {
         char names[300];
-        cert_names(crt, names, sizeof names);
-        if (is_address(peer->server_name))
+        bool address = is_address(peer->server_name);
+        cert_names(crt, address, names, sizeof names);
+        if (address)
             snprintf(ctx->why, sizeof ctx->why,
-                     "address mismatch: %s is an IP address, which only an IP address entry "
-                     "in the certificate's subjectAltName can match, and the server's "
-                     "certificate has none for it (its names: %s)",
+                     "address mismatch: the server's certificate has no IP address entry for "
+                     "%s in its subjectAltName, which is all an address is matched against "
+                     "(it names: %s)",
                      peer->server_name, names);
         else
             snprintf(ctx->why, sizeof ctx->why,

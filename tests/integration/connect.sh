@@ -162,6 +162,20 @@ wait_port "$eport" || t_fail "expired server started"
 kb connect $MOD --pin-file "$T/pin" $POL $KEY "localhost:$eport"
 t_check "expired server certificate: exit 2, saying when it expired" bash -c "[ $rc -eq 2 ] && grep -q \"the server's certificate expired on \" '$T/err'"
 
+# An address is matched only against IP address entries: a certificate that names 127.0.0.1
+# as a DNS name does not pass, and the message says why (it used to say "is for 127.0.0.1,
+# not 127.0.0.1").
+certtool --generate-privkey --key-type ecdsa --outfile "$P/dnsip.key" 2>/dev/null
+printf 'cn = "127.0.0.1"\ndns_name = "127.0.0.1"\ntls_www_server\nsigning_key\nexpiration_days = 30\n' >"$P/dnsip.tmpl"
+certtool --generate-certificate --load-privkey "$P/dnsip.key" --load-ca-certificate "$P/ca.pem" \
+    --load-ca-privkey "$P/ca.key" --template "$P/dnsip.tmpl" --outfile "$P/dnsip.pem" 2>/dev/null
+dport=$(free_port)
+kb_bg "$T/dnsip.log" gnutls-serv --port "$dport" --x509cafile "$P/ca.pem" \
+    --x509certfile "$P/dnsip.pem" --x509keyfile "$P/dnsip.key" --echo
+wait_port "$dport" || t_fail "DNS-named 127.0.0.1 server started"
+kb connect $MOD --pin-file "$T/pin" $KEY --ca "$P/ca.pem" "127.0.0.1:$dport"
+t_check "an IP address named only as a DNS name: exit 2, saying an IP address entry is missing" bash -c "[ $rc -eq 2 ] && grep -q 'address mismatch: the server.s certificate has no IP address entry for 127.0.0.1 in its subjectAltName.*(it names: DNS 127.0.0.1)' '$T/err'"
+
 # A rogue server: a certificate from another CA, asking for a client certificate. It must
 # never see ours: s_server logs every client certificate it gets (as it did above).
 kb_issue_server rogue other-ca
