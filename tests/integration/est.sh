@@ -66,7 +66,7 @@ enroll --label x --ca "$P/ca.pem" --secret-file "$T/secret"
 t_check "the CA fails (HTTP 500): UNREACHABLE (exit 5) with its text" bash -c "[ $rc -eq 5 ] && grep -q 'CA backend unavailable' '$T/err'"
 t_check "  the token is unchanged" unchanged
 
-for m in bad-base64 wrong-content-type truncated-pkcs7 other-key empty-pkcs7; do
+for m in bad-base64 wrong-content-type truncated-pkcs7 other-key empty-pkcs7 huge retry-malformed; do
     mode "$m"
     enroll --label x --ca "$P/ca.pem" --secret-file "$T/secret"
     t_check "malformed reply ($m): exit 2" rc_is 2
@@ -100,7 +100,7 @@ t_check "  the waits were shown" bash -c "[ \$(grep -c 'will answer /simpleenrol
 mode "retry-date 1 1"
 enroll --label third --subject CN=laptop-3 --ca "$P/ca.pem" --secret-file "$T/secret"
 t_check "Retry-After as an HTTP date: ISSUED" rc_is 0
-for m in nowrap crlf; do
+for m in nowrap crlf chunked close-delimited; do
     mode "$m"
     enroll --label "fmt-$m" --subject "CN=fmt-$m" --ca "$P/ca.pem" --secret-file "$T/secret"
     t_check "a reply in $m form is read (ISSUED)" rc_is 0

@@ -74,6 +74,12 @@ GET cacerts:
   server-error       500 "CA backend unavailable".                        (+ cacerts)
   reject             403 "request rejected by policy: device not registered".
   no-csrattrs        GET csrattrs -> 204 No Content; enrol replies are normal.
+  huge               200, correct headers, a 6 MiB base64 body.                (+ cacerts)
+  retry-malformed    every enrol request gets 202, Retry-After: -5.
+  chunked            normal, but sent with Transfer-Encoding: chunked in 7-byte chunks
+                     (+ cacerts)
+  close-delimited    normal, but with neither Content-Length nor chunking: the body ends
+                     when the server closes the connection.                   (+ cacerts)
 Any other mode text makes every request fail with 500 "est_server: unusable mode ...",
 so that a typo in a test cannot pass for normal behaviour.
 """
@@ -107,11 +113,13 @@ IO_TIMEOUT = 30
 ENROLL_TYPE = "application/pkcs7-mime; smime-type=certs-only"
 CACERTS_TYPE = "application/pkcs7-mime"
 CACERTS_MODES = {"bad-base64", "wrong-content-type", "truncated-pkcs7", "server-error",
-                 "crlf"}
+                 "crlf", "huge", "chunked", "close-delimited"}
+FRAMING_MODES = {"chunked", "close-delimited"}
 MODE_ARITY = {
     "": 0, "no-csrattrs": 0, "retry-after": 2, "retry-date": 2, "retry-forever": 1,
     "bad-base64": 0, "wrong-content-type": 0, "truncated-pkcs7": 0, "other-key": 0,
     "empty-pkcs7": 0, "nowrap": 0, "crlf": 0, "server-error": 0, "reject": 0,
+    "huge": 0, "retry-malformed": 0, "chunked": 0, "close-delimited": 0,
 }
 
 
@@ -207,6 +215,8 @@ def pkcs7_reply(der, content_type, fault):
         der = der[:len(der) // 2]
     if fault == "bad-base64":
         body = b"!!!not base64!!!\n"
+    elif fault == "huge":
+        body = (b"A" * 76 + b"\n") * (6 * 1024 * 1024 // 77)
     else:
         body = b64_lines(der, eol)
     if fault == "wrong-content-type":
@@ -430,6 +440,8 @@ class EstHandler(BaseHTTPRequestHandler):
         name, args = mode
         if self.server.retries.due(mode_text, name, args):
             return retry_reply(name, args[0])
+        if name == "retry-malformed":
+            return Reply(202, b"", [("Retry-After", "-5")])
         if name == "server-error":
             return text_reply(500, "CA backend unavailable")
         if name == "reject":
@@ -537,14 +549,27 @@ class EstHandler(BaseHTTPRequestHandler):
         return line
 
     def send(self, reply):
+        framing = self.server.state.mode()
+        framing = framing if framing in FRAMING_MODES and reply.status != 204 else ""
         self.send_response(reply.status)
         for name, value in reply.headers:
             self.send_header(name, value)
-        # RFC 9110: a 204 carries no Content-Length.
-        if reply.status != 204:
+        if framing == "chunked":
+            self.send_header("Transfer-Encoding", "chunked")
+        elif framing == "close-delimited":
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        elif reply.status != 204:  # RFC 9110: a 204 carries no Content-Length.
             self.send_header("Content-Length", str(len(reply.body)))
         self.end_headers()
-        if self.command != "HEAD":
+        if self.command == "HEAD":
+            return
+        if framing == "chunked":
+            for i in range(0, len(reply.body), 7):
+                piece = reply.body[i:i + 7]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            self.wfile.write(b"0\r\n\r\n")
+        else:
             self.wfile.write(reply.body)
 
 
