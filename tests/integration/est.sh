@@ -110,6 +110,33 @@ mode "retry-forever 1"
 enroll --label x --ca "$P/ca.pem" --secret-file "$T/secret" --max-wait 2
 t_check "a server that keeps saying later: WAIT (exit 4) after the wait cap" bash -c "[ $rc -eq 4 ] && grep -qx 'state: WAIT' '$T/out'"
 t_check "  the token is unchanged" unchanged
+
+# --- The secret lives in locked memory only -----------------------------------------------
+# While enroll waits out a 202 the secret has been sent; a core file of the process then
+# holds no copy of it, in clear or in base64 (libcurl kept both in its heap, freed
+# unzeroed). The label is in the core, so the search itself works.
+if command -v gcore >/dev/null; then
+    mode "retry-forever 4"
+    n=$(grep -c ' 202 ' "$T/est/requests.log")
+    setsid "$KEYBOUND" enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev \
+        --policy "$T/policy.conf" $EST --label memtest-label --ca "$P/ca.pem" \
+        --secret-file "$T/secret" --max-wait 5 >"$T/mem.out" 2>"$T/mem.err" </dev/null &
+    mem_pid=$!
+    for i in $(seq 100); do
+        [ "$(grep -c ' 202 ' "$T/est/requests.log")" -gt "$n" ] && break
+        sleep 0.1
+    done
+    sleep 0.3
+    pid=$(pgrep -f 'enroll.*memtest-label' | head -1)
+    timeout 60 gcore -o "$T/core" "$pid" >/dev/null 2>&1
+    wait "$mem_pid"
+    core=$(ls "$T"/core.* 2>/dev/null | head -1)
+    t_check "a core file of enroll waiting on a 202 was taken" test -s "${core:-/nonexistent}"
+    t_check "  the search works: the key label is in it" grep -q -a memtest-label "${core:-/dev/null}"
+    t_check "  the enrolment secret is not in it" bash -c "! grep -q -a 's3cret-one-time' '${core:-/dev/null}'"
+    t_check "  nor its base64 (the Authorization header)" bash -c "! grep -q -a 'ZW5yb2w6czNjcmV0LW9uZS10aW1l' '${core:-/dev/null}'"
+    rm -f "$T"/core.*
+fi
 mode ""
 
 # --- Renewal ------------------------------------------------------------------------------
