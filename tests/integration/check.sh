@@ -188,4 +188,44 @@ else
     t_pass "# SKIP a policy exists at $default: baseline not testable here"
 fi
 
+# --- Item 3 of issue 9: rules that failed open. ---
+
+# issue_for KEY-URI LABEL TEMPLATE-LINES [CA-NAME]: a certificate for the key from $T/pki/CA
+# (default ca) with the given template lines, stored on the token next to the key.
+issue_for() {
+    local key=$1 label=$2 lines=$3 ca=${4:-ca} id
+    id=$(printf '%s' "$key" | sed 's/.*;id=\([^;]*\).*/\1/' | tr -d %)
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export-pubkey "$key" \
+        --outfile "$T/$label.pub" 2>/dev/null
+    printf '%s\nserial = %s\nexpiration_days = 30\n' "$lines" "$(date +%s%N)" >"$T/$label.tmpl"
+    certtool --generate-certificate --load-pubkey "$T/$label.pub" --load-ca-certificate \
+        "$T/pki/$ca.pem" --load-ca-privkey "$T/pki/$ca.key" --template "$T/$label.tmpl" \
+        --outfile "$T/$label.pem" 2>/dev/null
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write \
+        --load-certificate "$T/$label.pem" --label "$label" --id "$id" "pkcs11:token=dev" >/dev/null 2>&1
+}
+
+# libinih joins an indented line to the previous key: a second, wider allow rule.
+cat >"$T/cont.conf" <<'CONF'
+[token]
+allow = manufacturer="Yubico*"
+    model="SoftHSM*"
+[key]
+require-never-extractable = no
+require-local = no
+CONF
+chmod 644 "$T/cont.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/cont.conf" --key "$good"
+t_check "an indented continuation line in the policy is refused (exit 2)" rc_is 2
+t_check "  one line naming file:line" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$T/cont.conf:3: .*indented' '$T/err'"
+cat >"$T/cont-tunnel.conf" <<CONF
+[tunnel db]
+listen = 127.0.0.1:15432
+connect = localhost:5432
+  allow-uid = 0
+CONF
+kb tunnel $MOD --pin-file "$T/pin" --config "$T/cont-tunnel.conf"
+t_check "an indented continuation line in keybound.conf is refused (exit 2)" rc_is 2
+t_check "  one line naming file:line" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$T/cont-tunnel.conf:4: .*indented' '$T/err'"
+
 t_done

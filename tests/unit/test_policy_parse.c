@@ -686,16 +686,32 @@ static void indented_section_headers(void **state)
                "indented and starts with '['");
     refused_at("[token]\ndeny-serial = 1111\n  [key]\nrequire-sensitive = no\n", 3,
                "indented and starts with '['");
-    /* other continued values are fine */
-    kb_policy *p = parse_ok("[token]\ndeny-serial = 1111\n  2222 3333\n");
-    assert_int_equal(p->n_deny_serial, 3);
-    assert_string_equal(p->deny_serial[2], "3333");
-    kb_policy_free(p);
-    /* and so are Windows line ends */
-    p = parse_ok("[endpoint \"a.example\"]\r\nca = a.pem\r\n[key]\r\nrequire-local = yes\r\n");
+    /* Windows line ends are fine */
+    kb_policy *p =
+        parse_ok("[endpoint \"a.example\"]\r\nca = a.pem\r\n[key]\r\nrequire-local = yes\r\n");
     assert_string_equal(p->endpoints[0].host, "a.example");
     assert_string_equal(p->endpoints[0].ca, "/etc/kb/a.pem");
     assert_true(p->require_local);
+    kb_policy_free(p);
+}
+
+/* Issue 9: libinih (built with INI_ALLOW_MULTILINE) took an indented line as one more value
+ * of the key above: a second, wider allow rule. */
+static void indented_continuation_lines(void **state)
+{
+    (void)state;
+    refused_at("[token]\nallow = manufacturer=\"Yubico*\"\n    model=\"SoftHSM*\"\n", 3,
+               "this line is indented");
+    refused_at("[token]\ndeny-serial = 1111\n  2222 3333\n", 3, "this line is indented");
+    refused_at("[token]\ndeny-serial = 1111\n\t2222\n", 3, "this line is indented");
+    /* an indented key right after a header is refused the same way */
+    refused_at("[key]\n  require-local = yes\n", 2, "this line is indented");
+    refused_at("[certificate]\ntrust = a.pem\n\n\n \vsubject = x\n", 5, "this line is indented");
+    /* indented comments and blank lines are not values */
+    kb_policy *p = parse_ok("[token]\n  # a comment\ndeny-serial = 1111\n\t; another\n   \n\t\n"
+                            "require-login = yes\n");
+    assert_int_equal(p->n_deny_serial, 1);
+    assert_true(p->require_login);
     kb_policy_free(p);
 }
 
@@ -904,6 +920,7 @@ int main(void)
         cmocka_unit_test(mode_names),
         cmocka_unit_test(load_refuses_writable_files),
         cmocka_unit_test(load_errors),
+        cmocka_unit_test(indented_continuation_lines),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
