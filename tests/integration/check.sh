@@ -228,4 +228,22 @@ kb tunnel $MOD --pin-file "$T/pin" --config "$T/cont-tunnel.conf"
 t_check "an indented continuation line in keybound.conf is refused (exit 2)" rc_is 2
 t_check "  one line naming file:line" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$T/cont-tunnel.conf:4: .*indented' '$T/err'"
 
+# Host names with a control character (issue 9, item 6).
+kb connect $MOD --pin-file "$T/pin" $POL "$(printf 'evil\n.example.com:443')"
+t_check "connect: a host name with a newline is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'host name' '$T/err'"
+kb connect $MOD --pin-file "$T/pin" $POL "$(printf 'evil\001.example.com:443')"
+t_check "connect: a host name with a control character is refused (exit 2)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ]"
+kb connect $MOD --pin-file "$T/pin" $POL --server-name "$(printf 'localhost\nx')" localhost:1
+t_check "connect: --server-name with a newline is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'server name' '$T/err'"
+kb check $MOD --pin-file "$T/pin" $POL --key "$good" --endpoint "$(printf 'evil\n.example.com:443')"
+t_check "check --endpoint: a host name with a newline is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ]"
+printf '[tunnel x]\nlisten = 127.0.0.1:15433\nconnect = "ev\001il:443"\n' >"$T/ctl-tunnel.conf"
+sed -i 's/"//g' "$T/ctl-tunnel.conf"
+kb tunnel $MOD --pin-file "$T/pin" --config "$T/ctl-tunnel.conf"
+t_check "tunnel connect= with a control character is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'ctl-tunnel.conf:3:' '$T/err'"
+printf '[endpoint "ev\001il.example.com"]\nca = ca.pem\n' >"$T/ctl-endpoint.conf"
+chmod 644 "$T/ctl-endpoint.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/ctl-endpoint.conf" --key "$good"
+t_check "policy [endpoint] with a control character is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'ctl-endpoint.conf:1:' '$T/err'"
+
 t_done
