@@ -267,28 +267,80 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
         gnutls_x509_crt_deinit(chain[i]);
 }
 
-/* EKUs and URI names of the chosen certificate. */
+/* Whether the DN GnuTLS writes for crt is all of text (a NUL inside would cut it). */
+static bool dn_whole(gnutls_x509_crt_t crt, bool issuer, const char *text)
+{
+    gnutls_datum_t dn = {NULL, 0};
+    int rc =
+        issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) : gnutls_x509_crt_get_dn3(crt, &dn, 0);
+    bool whole =
+        rc == 0 && text != NULL && strlen(text) == dn.size && memcmp(text, dn.data, dn.size) == 0;
+    gnutls_free(dn.data);
+    return whole;
+}
+
+/* DNs, CA flag, EKUs and URI names of the chosen certificate: each whole, or flagged. */
 static void cert_details(const kb_cert *c, struct kb_cert_facts *f)
 {
     gnutls_x509_crt_t crt = import(c);
-    if (crt == NULL)
+    if (crt == NULL) {
+        f->subject = f->issuer = NULL;
+        f->ca = KB_TRI_UNKNOWN;
+        f->eku_unfit = f->san_uri_unfit = true;
         return;
-    for (unsigned i = 0; f->n_eku < KB_CERT_LIST_MAX; i++) {
-        size_t size = sizeof f->eku[0];
-        if (gnutls_x509_crt_get_key_purpose_oid(crt, i, f->eku[f->n_eku], &size, NULL) < 0)
-            break;
-        f->n_eku++;
     }
-    for (unsigned i = 0; f->n_san_uri < KB_CERT_LIST_MAX; i++) {
-        char name[256];
+    if (!dn_whole(crt, false, f->subject))
+        f->subject = NULL;
+    if (!dn_whole(crt, true, f->issuer))
+        f->issuer = NULL;
+    unsigned critical = 0;
+    int rc = gnutls_x509_crt_get_ca_status(crt, &critical);
+    f->ca = rc > 0                                                   ? KB_TRI_TRUE
+            : rc == 0 || rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE ? KB_TRI_FALSE
+                                                                     : KB_TRI_UNKNOWN;
+    for (unsigned i = 0;; i++) {
+        char oid[sizeof f->eku[0]];
+        size_t size = sizeof oid;
+        rc = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &size, NULL);
+        if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (rc < 0 || f->n_eku == KB_CERT_LIST_MAX || strlen(oid) != size) {
+            f->eku_unfit = true;
+            break;
+        }
+        memcpy(f->eku[f->n_eku++], oid, size + 1);
+    }
+    for (unsigned i = 0;; i++) {
+        char name[sizeof f->san_uri[0]];
         size_t size = sizeof name - 1;
         int type = gnutls_x509_crt_get_subject_alt_name(crt, i, name, &size, NULL);
         if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
             break;
-        if (type == GNUTLS_SAN_URI) {
-            name[size] = '\0';
-            snprintf(f->san_uri[f->n_san_uri++], sizeof f->san_uri[0], "%s", name);
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+            /* Too long for the buffer: fatal only if it is a URI. */
+            char *big = malloc(size + 1);
+            size_t big_size = size + 1;
+            type = big ? gnutls_x509_crt_get_subject_alt_name(crt, i, big, &big_size, NULL)
+                       : GNUTLS_E_MEMORY_ERROR;
+            free(big);
+            if (type == GNUTLS_SAN_URI || type < 0) {
+                f->san_uri_unfit = true;
+                break;
+            }
+            continue;
         }
+        if (type < 0) {
+            f->san_uri_unfit = true;
+            break;
+        }
+        if (type != GNUTLS_SAN_URI)
+            continue;
+        name[size] = '\0';
+        if (f->n_san_uri == KB_CERT_LIST_MAX || strlen(name) != size) {
+            f->san_uri_unfit = true;
+            break;
+        }
+        memcpy(f->san_uri[f->n_san_uri++], name, size + 1);
     }
     gnutls_x509_crt_deinit(crt);
 }
@@ -351,8 +403,8 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
     struct kb_cert_facts *f = &out->facts.cert;
     const kb_cert *c = out->cert;
     f->present = true;
-    snprintf(f->subject, sizeof f->subject, "%s", c->subject);
-    snprintf(f->issuer, sizeof f->issuer, "%s", c->issuer);
+    f->subject = c->subject;
+    f->issuer = c->issuer;
     f->not_before = c->not_before;
     f->not_after = c->not_after;
     kb_hex(c->sha256, 32, f->sha256);

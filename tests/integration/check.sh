@@ -205,6 +205,23 @@ issue_for() {
         --load-certificate "$T/$label.pem" --label "$label" --id "$id" "pkcs11:token=dev" >/dev/null 2>&1
 }
 
+# A DN longer than 511 bytes was cut before the subject glob: the cut-off C=XX no longer
+# kept "CN=laptop-*,O=Example" from matching.
+long_key=$(keygen long-dn)
+issue_for "$long_key" long-dn "cn = \"laptop-1\"
+unit = \"$(printf 'a%.0s' $(seq 486))\"
+organization = \"Example\"
+country = XX
+tls_www_client
+signing_key"
+sed 's/^max-lifetime = 398d/max-lifetime = 398d\nsubject = CN=laptop-*,O=Example/' "$T/policy.conf" >"$T/subject.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/subject.conf" --key "$long_key" --json
+t_check "a 516-byte DN that matches the subject glob only when cut to 511 bytes is denied" rc_is 1
+t_check "  cert.subject fails on the whole DN" check_id cert.subject fail
+sed 's/^subject = .*/subject = CN=laptop-*,O=Example,C=XX/' "$T/subject.conf" >"$T/subject-xx.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/subject-xx.conf" --key "$long_key" --json
+t_check "  the same DN against a glob for all of it is admitted" rc_is 0
+
 # libinih joins an indented line to the previous key: a second, wider allow rule.
 cat >"$T/cont.conf" <<'CONF'
 [token]
