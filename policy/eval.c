@@ -312,9 +312,10 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
                         kb_verdict *v)
 {
     static const char *const ids[] = {
-        "cert.validity",     "cert.trust",        "cert.eku",
-        "cert.subject",      "cert.san-uri",      "cert.min-remaining",
-        "cert.renew-before", "cert.max-lifetime", "cert.crl",
+        "cert.validity",      "cert.trust",        "cert.ca",
+        "cert.eku",           "cert.subject",      "cert.san-uri",
+        "cert.min-remaining", "cert.renew-before", "cert.max-lifetime",
+        "cert.crl",
     };
     if (!c->present) {
         add(v, "cert.present", KB_FAIL, "no certificate", "a certificate for the key",
@@ -357,6 +358,20 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
             add(v, "cert.trust", KB_ERROR, obs, exp, "The issuer could not be checked: %s.",
                 c->chain_detail[0] ? c->chain_detail : "no result");
     }
+
+    if (pol->allow_ca_device_cert)
+        skip(v, "cert.ca", "The policy allows a CA certificate as the device certificate.");
+    else if (c->ca == KB_TRI_FALSE)
+        add(v, "cert.ca", KB_PASS, "CA:FALSE", "CA:FALSE", "The certificate is not a CA's.");
+    else if (c->ca == KB_TRI_TRUE)
+        add(v, "cert.ca", KB_FAIL, "CA:TRUE", "CA:FALSE",
+            "The device certificate is a CA certificate (basicConstraints CA:TRUE): its key could "
+            "issue certificates in the organisation's name. Ask for a device certificate, or "
+            "set allow-ca-device-cert = yes in [certificate].");
+    else
+        add(v, "cert.ca", KB_ERROR, "unknown", "CA:FALSE",
+            "The certificate's basicConstraints cannot be read, so it cannot be shown not to be "
+            "a CA certificate.");
 
     if (pol->n_eku == 0) {
         skip(v, "cert.eku", "The policy requires no extended key usage.");

@@ -444,6 +444,7 @@ static const struct key_def keys[] = {
     {SEC_CERT, "renew-before", 0},
     {SEC_CERT, "max-lifetime", 0},
     {SEC_CERT, "crl", 0},
+    {SEC_CERT, "allow-ca-device-cert", 0},
     {SEC_ENDPOINT, "ca", 0},
     {SEC_ENDPOINT, "pin-sha256", REPEATABLE},
     {SEC_ENDPOINT, "min-tls", 0},
@@ -561,6 +562,8 @@ static int handler(void *user, const char *section, const char *name, const char
             return set_string(p, &pol->san_uri, v, false);
         if (strcmp(name, "require-eku") == 0)
             return cert_eku(p, v);
+        if (strcmp(name, "allow-ca-device-cert") == 0)
+            return set_bool(p, &pol->allow_ca_device_cert, name, v);
         if (strcmp(name, "min-remaining") == 0)
             return set_duration(p, &pol->min_remaining, name, v);
         if (strcmp(name, "renew-before") == 0)

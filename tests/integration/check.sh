@@ -245,6 +245,20 @@ kb tunnel $MOD --pin-file "$T/pin" --config "$T/cont-tunnel.conf"
 t_check "an indented continuation line in keybound.conf is refused (exit 2)" rc_is 2
 t_check "  one line naming file:line" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$T/cont-tunnel.conf:4: .*indented' '$T/err'"
 
+# A device certificate that is itself a CA.
+ca_key=$(keygen ca-device)
+issue_for "$ca_key" ca-device 'cn = "laptop-ca"
+ca
+tls_www_client
+signing_key
+cert_signing_key'
+kb check $MOD --pin-file "$T/pin" $POL --key "$ca_key" --json
+t_check "a device certificate with CA:TRUE is denied" rc_is 1
+t_check "  cert.ca fails" check_id cert.ca fail
+sed 's/^max-lifetime = 398d/max-lifetime = 398d\nallow-ca-device-cert = yes/' "$T/policy.conf" >"$T/ca-ok.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/ca-ok.conf" --key "$ca_key" --json
+t_check "  admitted when the policy says allow-ca-device-cert = yes" rc_is 0
+
 # Host names with a control character (issue 9, item 6).
 kb connect $MOD --pin-file "$T/pin" $POL "$(printf 'evil\n.example.com:443')"
 t_check "connect: a host name with a newline is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'host name' '$T/err'"

@@ -43,6 +43,7 @@ static const char *const all_ids[] = {
     "cert.present",
     "cert.validity",
     "cert.trust",
+    "cert.ca",
     "cert.eku",
     "cert.subject",
     "cert.san-uri",
@@ -514,9 +515,10 @@ static void cert_absent(void **state)
     assert_false(v.admit);
     assert_check(&v, "cert.present", KB_FAIL);
     static const char *const skipped[] = {
-        "cert.validity",     "cert.trust",        "cert.eku",
-        "cert.subject",      "cert.san-uri",      "cert.min-remaining",
-        "cert.renew-before", "cert.max-lifetime", "cert.crl",
+        "cert.validity",      "cert.trust",        "cert.ca",
+        "cert.eku",           "cert.subject",      "cert.san-uri",
+        "cert.min-remaining", "cert.renew-before", "cert.max-lifetime",
+        "cert.crl",
     };
     for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++)
         assert_check(&v, skipped[i], KB_SKIP);
@@ -595,6 +597,38 @@ static void unfit_facts_are_errors(void **state)
     f.cert.issuer = NULL;
     v = evaluate(strict_text, &f, NOW);
     assert_non_null(strstr(find(&v, "cert.trust")->observed, "cannot be read in full"));
+}
+
+/* Issue 9: a device certificate with CA:TRUE was admitted. */
+static void cert_ca_device(void **state)
+{
+    (void)state;
+    struct kb_device_facts f = good_device();
+    kb_verdict v = evaluate("[admission]\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_PASS);
+    f.cert.ca = KB_TRI_TRUE;
+    v = evaluate("[admission]\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_FAIL);
+    assert_non_null(strstr(find(&v, "cert.ca")->reason, "allow-ca-device-cert"));
+    assert_false(v.admit);
+    assert_consistent(&v);
+    v = evaluate(strict_text, &f, NOW);
+    assert_false(v.admit);
+    /* the baseline denies it too */
+    kb_policy *b = kb_policy_baseline();
+    kb_policy_evaluate(b, &f, NOW, &v);
+    kb_policy_free(b);
+    assert_check(&v, "cert.ca", KB_FAIL);
+    v = evaluate("[certificate]\nallow-ca-device-cert = yes\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_SKIP);
+    assert_true(v.admit);
+    v = evaluate("[certificate]\nallow-ca-device-cert = no\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_FAIL);
+    /* an unreadable basicConstraints cannot be shown not to be a CA's */
+    f.cert.ca = KB_TRI_UNKNOWN;
+    v = evaluate("[admission]\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_ERROR);
+    assert_false(v.admit);
 }
 
 static void cert_validity_window(void **state)
@@ -1255,6 +1289,7 @@ int main(void)
         cmocka_unit_test(verdict_summary),
         cmocka_unit_test(cert_subject_is_matched_whole),
         cmocka_unit_test(unfit_facts_are_errors),
+        cmocka_unit_test(cert_ca_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -716,6 +716,25 @@ static void indented_continuation_lines(void **state)
     kb_policy_free(p);
 }
 
+static void allow_ca_device_cert(void **state)
+{
+    (void)state;
+    kb_policy *p = parse_ok("[certificate]\n");
+    assert_false(p->allow_ca_device_cert);
+    kb_policy_free(p);
+    p = parse_ok("[certificate]\nallow-ca-device-cert = yes\n");
+    assert_true(p->allow_ca_device_cert);
+    kb_policy_free(p);
+    p = kb_policy_baseline();
+    assert_false(p->allow_ca_device_cert);
+    kb_policy_free(p);
+    refused_at("[certificate]\nallow-ca-device-cert = maybe\n", 2,
+               "allow-ca-device-cert must be yes or no");
+    refused_at("[token]\nallow-ca-device-cert = yes\n", 2, "unknown key 'allow-ca-device-cert'");
+    refused_at("[certificate]\nallow-ca-device-cert = yes\nallow-ca-device-cert = no\n", 3,
+               "set twice");
+}
+
 /* Issue 9, item 6: host names with control characters (and other bytes no host has). */
 static void endpoint_host_names(void **state)
 {
@@ -1023,6 +1042,7 @@ int main(void)
         cmocka_unit_test(load_refuses_writable_files),
         cmocka_unit_test(load_errors),
         cmocka_unit_test(indented_continuation_lines),
+        cmocka_unit_test(allow_ca_device_cert),
         cmocka_unit_test(endpoint_host_names),
         cmocka_unit_test(hostport_parsing),
     };
