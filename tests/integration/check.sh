@@ -259,6 +259,72 @@ sed 's/^max-lifetime = 398d/max-lifetime = 398d\nallow-ca-device-cert = yes/' "$
 kb check $MOD --pin-file "$T/pin" --policy "$T/ca-ok.conf" --key "$ca_key" --json
 t_check "  admitted when the policy says allow-ca-device-cert = yes" rc_is 0
 
+# A two-level PKI: root -> issuing CA -> device; the policy trusts the root only and the
+# issuing CA's certificate is on the token next to the key.
+P="$T/pki"
+certtool --generate-privkey --key-type ecdsa --outfile "$P/root.key" 2>/dev/null
+printf 'cn = "keybound test root"\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 30\n' >"$P/root.tmpl"
+certtool --generate-self-signed --load-privkey "$P/root.key" --template "$P/root.tmpl" --outfile "$P/root.pem" 2>/dev/null
+certtool --generate-privkey --key-type ecdsa --outfile "$P/issuing.key" 2>/dev/null
+printf 'cn = "keybound issuing CA"\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 30\nserial = 77\n' >"$P/issuing.tmpl"
+certtool --generate-certificate --load-privkey "$P/issuing.key" --load-ca-certificate "$P/root.pem" \
+    --load-ca-privkey "$P/root.key" --template "$P/issuing.tmpl" --outfile "$P/issuing.pem" 2>/dev/null
+# An impostor: the issuing CA's name with a key of its own.
+certtool --generate-privkey --key-type ecdsa --outfile "$P/impostor.key" 2>/dev/null
+certtool --generate-self-signed --load-privkey "$P/impostor.key" --template "$P/issuing.tmpl" --outfile "$P/impostor.pem" 2>/dev/null
+GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write --load-certificate "$P/issuing.pem" \
+    --label issuing-ca --id ffee01 pkcs11:token=dev >/dev/null 2>&1
+cp "$P/root.pem" "$T/root.pem"
+sed -e 's/^trust = ca.pem/trust = root.pem/' -e 's/^max-lifetime = 398d/max-lifetime = 398d\ncrl = two-level.crl/' "$T/policy.conf" >"$T/two-level.conf"
+two_ok=$(keygen two-level-ok)
+issue_for "$two_ok" two-level-ok 'cn = "laptop-2l"
+tls_www_client
+signing_key' issuing
+two_rev=$(keygen two-level-revoked)
+issue_for "$two_rev" two-level-revoked 'cn = "laptop-2l-revoked"
+tls_www_client
+signing_key' issuing
+crl_of() { # crl_of CA OUT [CERT...]: a current CRL signed by $P/CA listing the certificates
+    local ca=$1 out=$2 certs=""
+    shift 2
+    if [ $# -gt 0 ]; then cat "$@" >"$out.list"; certs="--load-certificate $out.list"; fi
+    certtool --generate-crl --load-ca-privkey "$P/$ca.key" --load-ca-certificate "$P/$ca.pem" \
+        $certs --template "$T/crl.tmpl" --outfile "$out" 2>/dev/null
+}
+crl_of issuing "$T/issuing.crl" "$T/two-level-revoked.pem"
+crl_of root "$T/root.crl"
+cat "$T/issuing.crl" "$T/root.crl" >"$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: a device not on the issuing CA's current CRL is admitted" rc_is 0
+t_check "  cert.crl passes" check_id cert.crl pass
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_rev" --json
+t_check "two-level PKI: a device the issuing CA's CRL revokes is denied" rc_is 1
+t_check "  cert.crl fails (revoked), not an error" check_id cert.crl fail
+crl_of impostor "$T/impostor.crl"
+cat "$T/impostor.crl" "$T/root.crl" >"$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: a CRL in the issuing CA's name signed by another key is refused" rc_is 1
+t_check "  cert.crl is an error saying it is not signed by that CA" json_is "[(c['status'], 'not signed by' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+cp "$T/root.crl" "$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: no CRL from the issuing CA (only the root's) is denied" rc_is 1
+t_check "  cert.crl is an error naming the issuing CA" json_is "[(c['status'], 'keybound issuing CA' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+certtool --generate-crl --load-ca-privkey "$P/issuing.key" --load-ca-certificate "$P/issuing.pem" \
+    --template "$T/crl.tmpl" --outfile "$T/issuing.crl" 2>/dev/null
+printf 'crl_this_update_date = "%s"\ncrl_next_update_date = "%s"\ncrl_number = 3\n' \
+    "$(kb_when '-3 days')" "$(kb_when '-1 days')" >"$T/crl-old.tmpl"
+certtool --generate-crl --load-ca-privkey "$P/issuing.key" --load-ca-certificate "$P/issuing.pem" \
+    --template "$T/crl-old.tmpl" --outfile "$T/issuing-old.crl" 2>/dev/null
+cat "$T/issuing-old.crl" "$T/root.crl" >"$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: an out-of-date CRL from the issuing CA is denied" rc_is 1
+t_check "  cert.crl is an error saying the CRL is not current" json_is "[(c['status'], 'is not current' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+crl_of root "$T/root-revokes.crl" "$P/issuing.pem"
+cat "$T/issuing.crl" "$T/root-revokes.crl" >"$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: the root's CRL revoking the issuing CA denies its devices" rc_is 1
+t_check "  cert.crl fails" check_id cert.crl fail
+
 # Host names with a control character (issue 9, item 6).
 kb connect $MOD --pin-file "$T/pin" $POL "$(printf 'evil\n.example.com:443')"
 t_check "connect: a host name with a newline is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'host name' '$T/err'"
