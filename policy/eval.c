@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -13,6 +14,12 @@ const char *kb_status_name(enum kb_status s)
 {
     static const char *const names[] = {"pass", "fail", "warn", "skip", "error"};
     return names[s];
+}
+
+/* Ends a text that snprintf cut with "...". */
+static void mark_cut(char *text, size_t size)
+{
+    memcpy(text + size - 4, "...", 4);
 }
 
 static struct kb_check *add(kb_verdict *v, const char *id, enum kb_status status,
@@ -29,11 +36,15 @@ static struct kb_check *add(kb_verdict *v, const char *id, enum kb_status status
     struct kb_check *c = &v->checks[v->n++];
     snprintf(c->id, sizeof c->id, "%s", id);
     c->status = status;
-    snprintf(c->observed, sizeof c->observed, "%s", observed);
-    snprintf(c->expected, sizeof c->expected, "%s", expected);
+    /* These are for people; a text that is cut says so. The rules saw the whole fact. */
+    if ((size_t)snprintf(c->observed, sizeof c->observed, "%s", observed) >= sizeof c->observed)
+        mark_cut(c->observed, sizeof c->observed);
+    if ((size_t)snprintf(c->expected, sizeof c->expected, "%s", expected) >= sizeof c->expected)
+        mark_cut(c->expected, sizeof c->expected);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(c->reason, sizeof c->reason, fmt, ap);
+    if ((size_t)vsnprintf(c->reason, sizeof c->reason, fmt, ap) >= sizeof c->reason)
+        mark_cut(c->reason, sizeof c->reason);
     va_end(ap);
     if (status == KB_FAIL || status == KB_ERROR)
         v->n_failed++;
@@ -52,14 +63,17 @@ static bool glob(const char *pattern, const char *text)
     return pattern == NULL || fnmatch(pattern, text, 0) == 0;
 }
 
-/* A glob over a DN in RFC 4514 form. An escaped ',' or '+' inside a value is not an RDN
- * separator: it is hidden from the glob, so that CN=laptop-*,O=Example cannot be met by a
- * CN of "x,O=Example". Match such a character with '?'. */
-static bool dn_glob(const char *pattern, const char *dn)
+/* A glob over a DN in RFC 4514 form, the whole of it. An escaped ',' or '+' inside a value
+ * is not an RDN separator: it is hidden from the glob, so that CN=laptop-*,O=Example cannot
+ * be met by a CN of "x,O=Example". Match such a character with '?'. 1: match, 0: no match,
+ * -1: out of memory. */
+static int dn_glob(const char *pattern, const char *dn)
 {
-    char buf[512];
+    char *buf = malloc(strlen(dn) + 1);
+    if (buf == NULL)
+        return -1;
     size_t o = 0;
-    for (size_t i = 0; dn[i] && o < sizeof buf - 1; i++) {
+    for (size_t i = 0; dn[i]; i++) {
         if (dn[i] == '\\' && (dn[i + 1] == ',' || dn[i + 1] == '+')) {
             buf[o++] = '\x01';
             i++;
@@ -68,7 +82,9 @@ static bool dn_glob(const char *pattern, const char *dn)
         }
     }
     buf[o] = '\0';
-    return fnmatch(pattern, buf, 0) == 0;
+    int rc = fnmatch(pattern, buf, 0) == 0;
+    free(buf);
+    return rc;
 }
 
 bool kb_token_pattern_match(const struct kb_token_pattern *pat, const struct kb_token_facts *t)
@@ -296,9 +312,10 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
                         kb_verdict *v)
 {
     static const char *const ids[] = {
-        "cert.validity",     "cert.trust",        "cert.eku",
-        "cert.subject",      "cert.san-uri",      "cert.min-remaining",
-        "cert.renew-before", "cert.max-lifetime", "cert.crl",
+        "cert.validity",      "cert.trust",        "cert.ca",
+        "cert.eku",           "cert.subject",      "cert.san-uri",
+        "cert.min-remaining", "cert.renew-before", "cert.max-lifetime",
+        "cert.crl",
     };
     if (!c->present) {
         add(v, "cert.present", KB_FAIL, "no certificate", "a certificate for the key",
@@ -307,7 +324,8 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
             skip(v, ids[i], "There is no certificate to check.");
         return;
     }
-    add(v, "cert.present", KB_PASS, c->subject, "a certificate for the key",
+    const char *subject = c->subject ? c->subject : "(a subject that cannot be read in full)";
+    add(v, "cert.present", KB_PASS, subject, "a certificate for the key",
         "The key has a certificate.");
 
     char nb[40], na[40], obs[600], dur[40];
@@ -326,7 +344,8 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
     if (pol->trust == NULL) {
         skip(v, "cert.trust", "The policy names no trust anchors.");
     } else {
-        snprintf(obs, sizeof obs, "issuer %s", c->issuer);
+        snprintf(obs, sizeof obs, "issuer %s",
+                 c->issuer ? c->issuer : "(an issuer that cannot be read in full)");
         char exp[300];
         snprintf(exp, sizeof exp, "issued under the anchors in %s", pol->trust);
         if (c->chain == KB_CHAIN_OK)
@@ -340,8 +359,28 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
                 c->chain_detail[0] ? c->chain_detail : "no result");
     }
 
+    if (pol->allow_ca_device_cert)
+        skip(v, "cert.ca", "The policy allows a CA certificate as the device certificate.");
+    else if (c->ca == KB_TRI_FALSE)
+        add(v, "cert.ca", KB_PASS, "CA:FALSE", "CA:FALSE", "The certificate is not a CA's.");
+    else if (c->ca == KB_TRI_TRUE)
+        add(v, "cert.ca", KB_FAIL, "CA:TRUE", "CA:FALSE",
+            "The device certificate is a CA certificate (basicConstraints CA:TRUE): its key could "
+            "issue certificates in the organisation's name. Ask for a device certificate, or "
+            "set allow-ca-device-cert = yes in [certificate].");
+    else
+        add(v, "cert.ca", KB_ERROR, "unknown", "CA:FALSE",
+            "The certificate's basicConstraints cannot be read, so it cannot be shown not to be "
+            "a CA certificate.");
+
     if (pol->n_eku == 0) {
         skip(v, "cert.eku", "The policy requires no extended key usage.");
+    } else if (c->eku_unfit) {
+        add(v, "cert.eku", KB_ERROR, "more extended key usages than keybound reads",
+            "the policy's extended key usages",
+            "The certificate's extended key usages cannot be read in full (more than %d, one "
+            "longer than 63 characters, or malformed), so they cannot be checked.",
+            KB_CERT_LIST_MAX);
     } else {
         char have[300], want[300];
         join_ekus((const char(*)[64])c->eku, c->n_eku, have, sizeof have);
@@ -368,9 +407,16 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
                 "The certificate is not meant for this use: it lacks %s.", eku_name(missing));
     }
 
+    int match = pol->subject != NULL && c->subject != NULL ? dn_glob(pol->subject, c->subject) : -1;
     if (pol->subject == NULL)
         skip(v, "cert.subject", "The policy does not restrict the subject.");
-    else if (dn_glob(pol->subject, c->subject))
+    else if (c->subject == NULL)
+        add(v, "cert.subject", KB_ERROR, subject, pol->subject,
+            "The certificate's subject cannot be read in full, so it cannot be matched.");
+    else if (match < 0)
+        add(v, "cert.subject", KB_ERROR, c->subject, pol->subject,
+            "The subject could not be matched: out of memory.");
+    else if (match)
         add(v, "cert.subject", KB_PASS, c->subject, pol->subject,
             "The subject matches the policy.");
     else
@@ -379,6 +425,11 @@ static void cert_checks(const kb_policy *pol, const struct kb_cert_facts *c, lon
 
     if (pol->san_uri == NULL) {
         skip(v, "cert.san-uri", "The policy does not restrict the URI names.");
+    } else if (c->san_uri_unfit) {
+        add(v, "cert.san-uri", KB_ERROR, "more URI names than keybound reads", pol->san_uri,
+            "The certificate's URI names cannot be read in full (more than %d, one longer than "
+            "255 characters, or malformed), so they cannot be checked.",
+            KB_CERT_LIST_MAX);
     } else {
         size_t i;
         for (i = 0; i < c->n_san_uri; i++)

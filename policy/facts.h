@@ -60,17 +60,25 @@ enum kb_chain {
 
 #define KB_CERT_LIST_MAX 8
 
+/* No fact is cut to fit (DESIGN.md, invariant 5): the DNs are the certificate's own
+ * strings, and a list or value too large for its buffer is flagged *_unfit, which makes
+ * every rule that looks at it an error. */
 struct kb_cert_facts {
     bool present;
-    char subject[512];
-    char issuer[512];
+    /* RFC 4514, whole. Borrowed: they live as long as the certificate they were read from.
+     * NULL: the DN could not be read in full (e.g. it holds a NUL byte). */
+    const char *subject;
+    const char *issuer;
     long long not_before; /* seconds since the epoch */
     long long not_after;
     char sha256[65];
+    enum kb_tri ca; /* basicConstraints CA:TRUE; unknown: the extension is unreadable */
     char eku[KB_CERT_LIST_MAX][64]; /* dotted OIDs */
     size_t n_eku;
+    bool eku_unfit; /* more than KB_CERT_LIST_MAX, one longer than 63 bytes, or unreadable */
     char san_uri[KB_CERT_LIST_MAX][256];
     size_t n_san_uri;
+    bool san_uri_unfit; /* as eku_unfit, for URIs longer than 255 bytes */
     enum kb_chain chain;
     char chain_detail[256];
     enum kb_tri revoked; /* unknown: not checked (no CRL) or an error (crl_detail says) */

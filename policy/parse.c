@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "policy.h"
+#include "src/util/hostport.h"
 #include "src/util/inilines.h"
 
 enum section { SEC_NONE, SEC_ADMISSION, SEC_TOKEN, SEC_KEY, SEC_CERT, SEC_ENDPOINT };
@@ -334,8 +335,9 @@ static bool parse_endpoint_name(const char *sec, char **host, unsigned *port)
             return false; /* a bare IPv6 address needs brackets */
         *ps++ = '\0';
     }
-    /* Brackets only delimit an IPv6 address; no host name holds one. */
-    if (*h == '\0' || strpbrk(h, " \t\"/[]") != NULL)
+    /* Brackets only delimit an IPv6 address; no host name holds one, nor a control
+     * character or a blank. */
+    if (!kb_host_valid(h, strlen(h)) || (h != name && strchr(h, ':') == NULL))
         return false;
     *port = 0;
     if (ps != NULL) {
@@ -364,11 +366,14 @@ static int start_section(struct parser *p, const char *section)
         p->section = SEC_CERT;
     else if (strncmp(section, "endpoint", 8) == 0 && (section[8] == ' ' || section[8] == '"')) {
         struct kb_endpoint_rule e = {0};
-        if (!parse_endpoint_name(section, &e.host, &e.port))
+        if (!parse_endpoint_name(section, &e.host, &e.port)) {
+            char shown[300];
+            kb_printable(section, shown, sizeof shown);
             return fail(p,
                         "section [%s]: write [endpoint \"HOST\"] or [endpoint \"HOST:PORT\"] "
-                        "(IPv6 as [endpoint \"[::1]:443\"])",
-                        section);
+                        "with a DNS name or IP address (IPv6 as [endpoint \"[::1]:443\"])",
+                        shown);
+        }
         for (size_t i = 0; i < p->pol->n_endpoints; i++)
             if (strcmp(p->pol->endpoints[i].host, e.host) == 0 &&
                 p->pol->endpoints[i].port == e.port) {
@@ -387,10 +392,12 @@ static int start_section(struct parser *p, const char *section)
         p->section = SEC_ENDPOINT;
         p->seen[SEC_ENDPOINT] = 0;
     } else {
+        char shown[300];
+        kb_printable(section, shown, sizeof shown);
         return fail(p,
                     "unknown section [%s]; sections are [admission], [token], [key], "
                     "[certificate] and [endpoint \"HOST[:PORT]\"]",
-                    section);
+                    shown);
     }
     return 1;
 }
@@ -437,6 +444,7 @@ static const struct key_def keys[] = {
     {SEC_CERT, "renew-before", 0},
     {SEC_CERT, "max-lifetime", 0},
     {SEC_CERT, "crl", 0},
+    {SEC_CERT, "allow-ca-device-cert", 0},
     {SEC_ENDPOINT, "ca", 0},
     {SEC_ENDPOINT, "pin-sha256", REPEATABLE},
     {SEC_ENDPOINT, "min-tls", 0},
@@ -554,6 +562,8 @@ static int handler(void *user, const char *section, const char *name, const char
             return set_string(p, &pol->san_uri, v, false);
         if (strcmp(name, "require-eku") == 0)
             return cert_eku(p, v);
+        if (strcmp(name, "allow-ca-device-cert") == 0)
+            return set_bool(p, &pol->allow_ca_device_cert, name, v);
         if (strcmp(name, "min-remaining") == 0)
             return set_duration(p, &pol->min_remaining, name, v);
         if (strcmp(name, "renew-before") == 0)
@@ -564,8 +574,12 @@ static int handler(void *user, const char *section, const char *name, const char
             return set_string(p, &e->ca, v, true);
         if (strcmp(name, "priority") == 0)
             return set_string(p, &e->priority, v, false);
-        if (strcmp(name, "server-name") == 0)
+        if (strcmp(name, "server-name") == 0) {
+            kb_err why;
+            if (kb_server_name_check("server-name", v, &why) != 0)
+                return fail(p, "%s", why.msg);
             return set_string(p, &e->server_name, v, false);
+        }
         if (strcmp(name, "min-tls") == 0) {
             if (strcmp(v, "1.2") == 0)
                 e->min_tls = 12;

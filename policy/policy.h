@@ -71,6 +71,7 @@ typedef struct kb_policy {
     long long renew_before;
     long long max_lifetime;
     char *crl;
+    bool allow_ca_device_cert; /* a device certificate with CA:TRUE is denied unless set */
 
     struct kb_endpoint_rule *endpoints;
     size_t n_endpoints;

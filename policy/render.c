@@ -19,6 +19,8 @@ static void ids_with(const kb_verdict *v, enum kb_status a, enum kb_status b, ch
         if (v->checks[i].status == a || v->checks[i].status == b)
             used +=
                 (size_t)snprintf(out + used, len - used, "%s%s", used ? ", " : "", v->checks[i].id);
+    if (used >= len && len > 4) /* a list that is cut says so */
+        memcpy(out + len - 4, "...", 4);
 }
 
 void kb_verdict_summary(const kb_verdict *v, char *out, size_t len)

@@ -284,6 +284,7 @@ int kb_cmd_connect(int argc, char **argv)
     int fd = -1;
     int rc = KB_EXIT_ERROR;
     if (kb_hostport_parse(endpoint, peer.host, sizeof peer.host, &peer.port, &err) != 0 ||
+        (server_name && kb_server_name_check("--server-name", server_name, &err) != 0) ||
         kb_cli_policy(policy_path, &pol, &err) != 0)
         goto fail;
     const struct kb_endpoint_rule *rule = kb_policy_endpoint(pol, peer.host, peer.port);

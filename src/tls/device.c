@@ -4,6 +4,7 @@
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +18,25 @@ struct kb_trust {
     char error[256];               /* anchors unusable: every chain check is an error */
     bool crl_wanted;
     char crl_error[256];
-    long long crl_next_update;      /* earliest nextUpdate of the CRLs; 0: none given */
-    gnutls_datum_t crl_issuers[16]; /* raw issuer DNs of the CRLs believed */
-    unsigned n_crl_issuers;
+    char *crl_path;
+    /* The CRLs of the policy's file, as read: each is believed only for a certificate whose
+     * issuer path holds the CA that signed it (verified then, against that CA). */
+    gnutls_x509_crl_t *crls;
+    unsigned n_crls;
 };
+
+/* snprintf for messages: a text that does not fit ends in "..." instead of stopping
+ * silently. */
+static void say(char *out, size_t len, const char *fmt, ...) KB_PRINTF(3, 4);
+static void say(char *out, size_t len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, len, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n >= len && len > 4)
+        memcpy(out + len - 4, "...", 4);
+}
 
 void kb_verify_status_text(unsigned status, char *out, size_t len)
 {
@@ -46,7 +62,7 @@ const char *kb_pick_name(enum kb_pick p)
     return names[p];
 }
 
-static void load_crls(kb_trust *t, const char *path, const char *anchors)
+static void load_crls(kb_trust *t, const char *path)
 {
     gnutls_datum_t data = {NULL, 0};
     gnutls_x509_crl_t *crls = NULL;
@@ -70,45 +86,8 @@ static void load_crls(kb_trust *t, const char *path, const char *anchors)
         gnutls_free(crls);
         return;
     }
-    for (unsigned i = 0; i < n; i++) {
-        long long next = gnutls_x509_crl_get_next_update(crls[i]);
-        if (next > 0 && (t->crl_next_update == 0 || next < t->crl_next_update))
-            t->crl_next_update = next;
-    }
-    /* Only a CRL signed by an anchor is believed. The verification is done here rather
-     * than with GNUTLS_TL_VERIFY_CRL, which leaves a rejected CRL unowned (a leak). */
-    gnutls_x509_crt_t *cas = NULL;
-    unsigned n_cas = 0, bad = 0, good = 0;
-    if (gnutls_load_file(anchors, &data) == 0) {
-        if (gnutls_x509_crt_list_import2(&cas, &n_cas, &data, GNUTLS_X509_FMT_PEM, 0) < 0)
-            n_cas = 0;
-        gnutls_free(data.data);
-    }
-    for (unsigned i = 0; i < n; i++) {
-        unsigned status = 1;
-        /* Only the signature is judged here; an overdue CRL is reported as such later. */
-        if (n_cas == 0 ||
-            gnutls_x509_crl_verify(crls[i], cas, n_cas, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
-                                   &status) < 0 ||
-            status != 0) {
-            gnutls_x509_crl_deinit(crls[i]);
-            bad++;
-        } else {
-            if (t->n_crl_issuers < 16 &&
-                gnutls_x509_crl_get_raw_issuer_dn(crls[i], &t->crl_issuers[t->n_crl_issuers]) == 0)
-                t->n_crl_issuers++;
-            crls[good++] = crls[i];
-        }
-    }
-    for (unsigned i = 0; i < n_cas; i++)
-        gnutls_x509_crt_deinit(cas[i]);
-    gnutls_free(cas);
-    if (good > 0 && gnutls_x509_trust_list_add_crls(t->list, crls, good, 0, 0) < (int)good)
-        bad = n;
-    gnutls_free(crls);
-    if (bad > 0)
-        snprintf(t->crl_error, sizeof t->crl_error,
-                 "%u of the CRLs in %s are not signed by a trust anchor", bad, path);
+    t->crls = crls;
+    t->n_crls = n;
 }
 
 kb_trust *kb_trust_load(const kb_policy *pol)
@@ -129,8 +108,10 @@ kb_trust *kb_trust_load(const kb_policy *pol)
     if (rc <= 0)
         snprintf(t->error, sizeof t->error, "trust file %s %s", pol->trust,
                  rc == 0 ? "holds no PEM certificate" : "cannot be read");
+    else if (t->crl_wanted && (t->crl_path = strdup(pol->crl)) == NULL)
+        snprintf(t->crl_error, sizeof t->crl_error, "out of memory");
     else if (t->crl_wanted)
-        load_crls(t, pol->crl, pol->trust);
+        load_crls(t, pol->crl);
     return t;
 }
 
@@ -140,8 +121,10 @@ void kb_trust_free(kb_trust *t)
         return;
     if (t->list != NULL)
         gnutls_x509_trust_list_deinit(t->list, 1);
-    for (unsigned i = 0; i < t->n_crl_issuers; i++)
-        gnutls_free(t->crl_issuers[i].data);
+    for (unsigned i = 0; i < t->n_crls; i++)
+        gnutls_x509_crl_deinit(t->crls[i]);
+    gnutls_free(t->crls);
+    free(t->crl_path);
     free(t);
 }
 
@@ -158,22 +141,108 @@ static gnutls_x509_crt_t import(const kb_cert *c)
     return crt;
 }
 
-/* What GnuTLS said about each certificate of the chain being verified. GnuTLS's callback
- * takes no user data, hence the thread-local pointer. */
+/* What GnuTLS said about each certificate of the chain being verified, and what the CRLs
+ * say about each link of the issuer path it found. GnuTLS's callback takes no user data,
+ * hence the thread-local pointer. */
 struct verify_report {
+    const kb_trust *trust;
+    long long now;
     gnutls_x509_crt_t leaf;
-    unsigned others; /* what was said of the certificates above the leaf */
+    unsigned others;   /* what was said of the certificates above the leaf */
+    bool leaf_linked;  /* the leaf's issuer was met */
+    bool leaf_covered; /* a current CRL from the leaf's issuer was verified */
+    bool revoked;      /* a verified CRL lists a certificate of the path */
+    char revoked_by[200];
+    char problem[256]; /* a CRL for a CA of the path is forged or out of date */
+    char leaf_issuer[200];
 };
 static _Thread_local struct verify_report *report;
+
+/* A DN for a message, cut with "..." rather than silently. */
+static void dn_text(gnutls_x509_crt_t crt, bool issuer, char *out, size_t len)
+{
+    gnutls_datum_t dn = {NULL, 0};
+    int rc =
+        issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) : gnutls_x509_crt_get_dn3(crt, &dn, 0);
+    if (rc < 0) {
+        snprintf(out, len, "(unreadable name)");
+        return;
+    }
+    if ((size_t)snprintf(out, len, "%.*s", (int)dn.size, (char *)dn.data) >= len && len > 4)
+        memcpy(out + len - 4, "...", 4);
+    gnutls_free(dn.data);
+}
+
+/* The CRLs for one link of the path: cert, issued by issuer. Only a CRL in the issuer's
+ * name is looked at, and it must be signed by the issuer; one that is not is refused. */
+static void crl_link(struct verify_report *rep, gnutls_x509_crt_t cert, gnutls_x509_crt_t issuer)
+{
+    const kb_trust *t = rep->trust;
+    bool is_leaf = gnutls_x509_crt_equals(cert, rep->leaf);
+    gnutls_datum_t name = {NULL, 0};
+    if (gnutls_x509_crt_get_raw_dn(issuer, &name) < 0) {
+        say(rep->problem, sizeof rep->problem, "a CA's name on the path cannot be read");
+        return;
+    }
+    bool current = false, stale = false;
+    for (unsigned i = 0; i < t->n_crls; i++) {
+        gnutls_datum_t by = {NULL, 0};
+        if (gnutls_x509_crl_get_raw_issuer_dn(t->crls[i], &by) < 0)
+            continue;
+        bool same = by.size == name.size && memcmp(by.data, name.data, name.size) == 0;
+        gnutls_free(by.data);
+        if (!same)
+            continue;
+        char ca[200];
+        /* Only the signature is judged here; an overdue CRL is reported as such below
+         * (GnuTLS flags one whatever the flags say). */
+        const unsigned timing = GNUTLS_CERT_REVOCATION_DATA_SUPERSEDED |
+                                GNUTLS_CERT_REVOCATION_DATA_ISSUED_IN_FUTURE | GNUTLS_CERT_INVALID;
+        unsigned status = 1;
+        if (gnutls_x509_crl_verify(t->crls[i], &issuer, 1, GNUTLS_VERIFY_DISABLE_TIME_CHECKS,
+                                   &status) < 0 ||
+            (status & ~timing) != 0 || status == GNUTLS_CERT_INVALID) {
+            dn_text(issuer, false, ca, sizeof ca);
+            say(rep->problem, sizeof rep->problem,
+                "a CRL in %s in the name of %s is not signed by that CA", t->crl_path, ca);
+            continue;
+        }
+        if (gnutls_x509_crt_check_revocation(cert, &t->crls[i], 1) == 1 && !rep->revoked) {
+            rep->revoked = true;
+            dn_text(issuer, false, rep->revoked_by, sizeof rep->revoked_by);
+        }
+        long long next = gnutls_x509_crl_get_next_update(t->crls[i]);
+        long long this = gnutls_x509_crl_get_this_update(t->crls[i]);
+        if ((next > 0 && rep->now > next) || this > rep->now)
+            stale = true;
+        else
+            current = true;
+    }
+    gnutls_free(name.data);
+    if (stale && !current && rep->problem[0] == '\0') {
+        char ca[200];
+        dn_text(issuer, false, ca, sizeof ca);
+        say(rep->problem, sizeof rep->problem,
+            "the CRL from %s is not current (its next update was due before now, or it "
+            "is dated later than now)",
+            ca);
+    }
+    if (is_leaf) {
+        rep->leaf_linked = true;
+        rep->leaf_covered = current;
+        dn_text(issuer, false, rep->leaf_issuer, sizeof rep->leaf_issuer);
+    }
+}
 
 static int note(gnutls_x509_crt_t cert, gnutls_x509_crt_t issuer, gnutls_x509_crl_t crl,
                 unsigned output)
 {
-    (void)issuer;
     if (report == NULL || crl != NULL || cert == NULL)
         return 0;
     if (!gnutls_x509_crt_equals(cert, report->leaf))
         report->others |= output;
+    if (issuer != NULL && report->trust->crl_wanted)
+        crl_link(report, cert, issuer);
     return 0;
 }
 
@@ -181,24 +250,14 @@ struct chain_result {
     enum kb_chain chain;
     enum kb_tri revoked;
     char detail[256];
+    char crl_detail[256]; /* why revocation is unknown, or who revoked */
 };
 
 /* Does c chain to the anchors, with CA certificates on the same token as intermediates?
- * Validity times are the validity rule's business, so they are not checked here. */
-/* GnuTLS says "not revoked" also when no CRL from the issuer was loaded at all. */
-static bool crl_covers(const kb_trust *t, gnutls_x509_crt_t leaf)
-{
-    gnutls_datum_t issuer = {NULL, 0};
-    bool found = false;
-    if (gnutls_x509_crt_get_raw_issuer_dn(leaf, &issuer) == 0)
-        for (unsigned i = 0; i < t->n_crl_issuers && !found; i++)
-            found = t->crl_issuers[i].size == issuer.size &&
-                    memcmp(t->crl_issuers[i].data, issuer.data, issuer.size) == 0;
-    gnutls_free(issuer.data);
-    return found;
-}
-
-static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert *c,
+ * Validity times are the validity rule's business, so they are not checked here. With a
+ * CRL in the policy, every link of the issuer path GnuTLS found is looked up in it: the
+ * issuing CA must have a current CRL; a CA higher up is checked when its CRL is given. */
+static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert *c, long long now,
                         struct chain_result *r)
 {
     memset(r, 0, sizeof *r);
@@ -234,20 +293,19 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
                                                 GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
                                                     GNUTLS_VERIFY_DISABLE_TRUSTED_TIME_CHECKS,
                                                 &status, NULL);
-    struct verify_report rep = {.leaf = chain[0]};
+    struct verify_report rep = {.trust = t, .now = now, .leaf = chain[0]};
     report = &rep;
     if (rc >= 0)
         rc = gnutls_x509_trust_list_verify_crt2(t->list, chain, n, NULL, 0, 0, &now_status, note);
     report = NULL;
     const unsigned timed = GNUTLS_CERT_EXPIRED | GNUTLS_CERT_NOT_ACTIVATED;
-    time_t now = time(NULL);
     bool leaf_in_time = gnutls_x509_crt_get_activation_time(chain[0]) <= now &&
                         now <= gnutls_x509_crt_get_expiration_time(chain[0]);
     bool other_out_of_time = (rep.others & timed) || (leaf_in_time && (now_status & timed));
     if (rc < 0) {
         r->chain = KB_CHAIN_ERROR;
         snprintf(r->detail, sizeof r->detail, "%s", gnutls_strerror(rc));
-    } else if (status != 0 && status != (GNUTLS_CERT_REVOKED | GNUTLS_CERT_INVALID)) {
+    } else if (status != 0) {
         r->chain = KB_CHAIN_FAIL;
         kb_verify_status_text(status, r->detail, sizeof r->detail);
     } else if (other_out_of_time) {
@@ -256,39 +314,100 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
                  "an intermediate or anchor certificate is not valid at this time");
     } else {
         r->chain = KB_CHAIN_OK;
-        r->revoked = (status & GNUTLS_CERT_REVOKED) ? KB_TRI_TRUE
-                     : crl_covers(t, chain[0])      ? KB_TRI_FALSE
-                                                    : KB_TRI_UNKNOWN;
-        if (t->crl_wanted && r->revoked == KB_TRI_UNKNOWN)
-            snprintf(r->detail, sizeof r->detail,
-                     "no CRL from the certificate's issuer was given, so revocation is unknown");
+        /* A revocation by a verified CRL stands, whatever else is wrong with the CRLs. */
+        r->revoked = rep.revoked                           ? KB_TRI_TRUE
+                     : rep.leaf_covered && !rep.problem[0] ? KB_TRI_FALSE
+                                                           : KB_TRI_UNKNOWN;
+        if (!t->crl_wanted)
+            r->revoked = KB_TRI_UNKNOWN;
+        else if (rep.revoked)
+            say(r->crl_detail, sizeof r->crl_detail, "revoked by %s", rep.revoked_by);
+        else if (rep.problem[0])
+            say(r->crl_detail, sizeof r->crl_detail, "%s", rep.problem);
+        else if (!rep.leaf_covered)
+            say(r->crl_detail, sizeof r->crl_detail,
+                "no CRL from the certificate's issuer (%s) was given, so "
+                "revocation is unknown",
+                rep.leaf_linked ? rep.leaf_issuer : "not found");
     }
     for (unsigned i = 0; i < n; i++)
         gnutls_x509_crt_deinit(chain[i]);
 }
 
-/* EKUs and URI names of the chosen certificate. */
+/* Whether the DN GnuTLS writes for crt is all of text (a NUL inside would cut it). */
+static bool dn_whole(gnutls_x509_crt_t crt, bool issuer, const char *text)
+{
+    gnutls_datum_t dn = {NULL, 0};
+    int rc =
+        issuer ? gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) : gnutls_x509_crt_get_dn3(crt, &dn, 0);
+    bool whole =
+        rc == 0 && text != NULL && strlen(text) == dn.size && memcmp(text, dn.data, dn.size) == 0;
+    gnutls_free(dn.data);
+    return whole;
+}
+
+/* DNs, CA flag, EKUs and URI names of the chosen certificate: each whole, or flagged. */
 static void cert_details(const kb_cert *c, struct kb_cert_facts *f)
 {
     gnutls_x509_crt_t crt = import(c);
-    if (crt == NULL)
+    if (crt == NULL) {
+        f->subject = f->issuer = NULL;
+        f->ca = KB_TRI_UNKNOWN;
+        f->eku_unfit = f->san_uri_unfit = true;
         return;
-    for (unsigned i = 0; f->n_eku < KB_CERT_LIST_MAX; i++) {
-        size_t size = sizeof f->eku[0];
-        if (gnutls_x509_crt_get_key_purpose_oid(crt, i, f->eku[f->n_eku], &size, NULL) < 0)
-            break;
-        f->n_eku++;
     }
-    for (unsigned i = 0; f->n_san_uri < KB_CERT_LIST_MAX; i++) {
-        char name[256];
+    if (!dn_whole(crt, false, f->subject))
+        f->subject = NULL;
+    if (!dn_whole(crt, true, f->issuer))
+        f->issuer = NULL;
+    unsigned critical = 0;
+    int rc = gnutls_x509_crt_get_ca_status(crt, &critical);
+    f->ca = rc > 0                                                   ? KB_TRI_TRUE
+            : rc == 0 || rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE ? KB_TRI_FALSE
+                                                                     : KB_TRI_UNKNOWN;
+    for (unsigned i = 0;; i++) {
+        char oid[sizeof f->eku[0]];
+        size_t size = sizeof oid;
+        rc = gnutls_x509_crt_get_key_purpose_oid(crt, i, oid, &size, NULL);
+        if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+            break;
+        if (rc < 0 || f->n_eku == KB_CERT_LIST_MAX || strlen(oid) != size) {
+            f->eku_unfit = true;
+            break;
+        }
+        memcpy(f->eku[f->n_eku++], oid, size + 1);
+    }
+    for (unsigned i = 0;; i++) {
+        char name[sizeof f->san_uri[0]];
         size_t size = sizeof name - 1;
         int type = gnutls_x509_crt_get_subject_alt_name(crt, i, name, &size, NULL);
         if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
             break;
-        if (type == GNUTLS_SAN_URI) {
-            name[size] = '\0';
-            snprintf(f->san_uri[f->n_san_uri++], sizeof f->san_uri[0], "%s", name);
+        if (type == GNUTLS_E_SHORT_MEMORY_BUFFER) {
+            /* Too long for the buffer: fatal only if it is a URI. */
+            char *big = malloc(size + 1);
+            size_t big_size = size + 1;
+            type = big ? gnutls_x509_crt_get_subject_alt_name(crt, i, big, &big_size, NULL)
+                       : GNUTLS_E_MEMORY_ERROR;
+            free(big);
+            if (type == GNUTLS_SAN_URI || type < 0) {
+                f->san_uri_unfit = true;
+                break;
+            }
+            continue;
         }
+        if (type < 0) {
+            f->san_uri_unfit = true;
+            break;
+        }
+        if (type != GNUTLS_SAN_URI)
+            continue;
+        name[size] = '\0';
+        if (f->n_san_uri == KB_CERT_LIST_MAX || strlen(name) != size) {
+            f->san_uri_unfit = true;
+            break;
+        }
+        memcpy(f->san_uri[f->n_san_uri++], name, size + 1);
     }
     gnutls_x509_crt_deinit(crt);
 }
@@ -322,7 +441,7 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
             snprintf(cand->detail, sizeof cand->detail, "not an X.509 certificate");
             continue;
         }
-        check_chain(trust, objs, c, &results[j]);
+        check_chain(trust, objs, c, now, &results[j]);
         if (newest < 0 || c->not_before > out->cands[newest].cert->not_before)
             newest = (long)j;
         if (now < c->not_before) {
@@ -351,8 +470,8 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
     struct kb_cert_facts *f = &out->facts.cert;
     const kb_cert *c = out->cert;
     f->present = true;
-    snprintf(f->subject, sizeof f->subject, "%s", c->subject);
-    snprintf(f->issuer, sizeof f->issuer, "%s", c->issuer);
+    f->subject = c->subject;
+    f->issuer = c->issuer;
     f->not_before = c->not_before;
     f->not_after = c->not_after;
     kb_hex(c->sha256, 32, f->sha256);
@@ -363,16 +482,16 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
     if (trust->crl_wanted) {
         if (trust->crl_error[0]) {
             f->crl_error = true;
-            snprintf(f->crl_detail, sizeof f->crl_detail, "%s", trust->crl_error);
-        } else if (trust->crl_next_update > 0 && now > trust->crl_next_update) {
+            say(f->crl_detail, sizeof f->crl_detail, "%s", trust->crl_error);
+        } else if (r->chain != KB_CHAIN_OK) {
             f->crl_error = true;
-            snprintf(f->crl_detail, sizeof f->crl_detail,
-                     "the CRL is out of date (its next update was due before now)");
-        } else if (r->chain != KB_CHAIN_OK || r->revoked == KB_TRI_UNKNOWN) {
+            say(f->crl_detail, sizeof f->crl_detail,
+                "the certificate does not chain to the anchors");
+        } else if (r->revoked == KB_TRI_UNKNOWN) {
             f->crl_error = true;
-            snprintf(f->crl_detail, sizeof f->crl_detail, "%s",
-                     r->chain == KB_CHAIN_OK ? r->detail
-                                             : "the certificate does not chain to the anchors");
+            say(f->crl_detail, sizeof f->crl_detail, "%s", r->crl_detail);
+        } else {
+            say(f->crl_detail, sizeof f->crl_detail, "%s", r->crl_detail);
         }
         f->revoked = f->crl_error ? KB_TRI_UNKNOWN : r->revoked;
     }

@@ -96,7 +96,8 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
         return kb_err_set(err, "tunnel '%s' needs listen = ADDRESS and connect = HOST:PORT",
                           t->name);
     if (kb_listen_parse(t->listen, &l, err) != 0 ||
-        kb_hostport_parse(t->connect, host, sizeof host, &port, err) != 0)
+        kb_hostport_parse(t->connect, host, sizeof host, &port, err) != 0 ||
+        (t->server_name[0] && kb_server_name_check("server-name", t->server_name, err) != 0))
         return -1;
     if (!l.loopback && !t->allow_remote)
         return kb_err_set(err,
@@ -239,6 +240,8 @@ static int handler(void *user, const char *section, const char *key, const char 
         return copy(p, t->connect, sizeof t->connect, key, v);
     }
     case 2:
+        if (kb_server_name_check("server-name", v, &why) != 0)
+            return fail(p, "%s", why.msg);
         return copy(p, t->server_name, sizeof t->server_name, key, v);
     case 3:
         return copy(p, t->ca, sizeof t->ca, key, v);

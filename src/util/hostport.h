@@ -1,12 +1,29 @@
 /* HOST:PORT as people write it: "vpn.example.com:443", "127.0.0.1:8443", "[::1]:443".
- * The host is lower-cased; a port is required and from 1 to 65535. */
+ * The host is lower-cased; a port is required and from 1 to 65535.
+ *
+ * A host is a DNS name (letters, digits, '-', '_' and '.', no empty label, in the ASCII
+ * form an IDN takes on the wire), an IPv4 address, or an IPv6 address (in brackets in
+ * HOST:PORT), with an optional %ZONE. Anything else, a control character above all, is
+ * refused: a host name ends up in messages, logs and the TLS server name. */
 #ifndef KB_HOSTPORT_H
 #define KB_HOSTPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
 
 int kb_hostport_parse(const char *text, char *host, size_t host_len, unsigned *port, kb_err *err);
+
+/* Whether the n bytes at host are a host name or address as above. */
+bool kb_host_valid(const char *host, size_t n);
+
+/* A server name (--server-name, server-name =): a valid host, or an error naming what
+ * the name is for (e.g. "--server-name"). */
+int kb_server_name_check(const char *what, const char *name, kb_err *err);
+
+/* text for a one-line message: control characters, '\\', and bytes above 0x7e written as
+ * C escapes (\n, \x01); cut with "..." when it does not fit. */
+void kb_printable(const char *text, char *out, size_t len);
 
 #endif

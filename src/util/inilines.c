@@ -23,11 +23,18 @@ char *kb_ini_read_line(char *buf, int size, void *stream)
     char *start = buf;
     if (ini->line == 1 && strncmp(start, "\xEF\xBB\xBF", 3) == 0)
         start += 3;
-    size_t blanks = strspn(start, " \t");
+    /* inih's own test for "indented" is any white space, as isspace(3) says. */
+    size_t blanks = strspn(start, " \t\v\f\r");
     if (blanks > 0 && start[blanks] == '[')
         ini->error(ini->user, "this line is indented and starts with '[': write a section "
-                              "header in the first column, and do not begin a continued value "
-                              "with '['");
+                              "header in the first column");
+    else if (blanks > 0 && start[blanks] != '\0' && start[blanks] != '\n' &&
+             strchr(";#", start[blanks]) == NULL)
+        /* Debian's libinih is built with INI_ALLOW_MULTILINE: it would hand this line to
+         * the handler as one more value of the key above, e.g. a second, wider allow. */
+        ini->error(ini->user, "this line is indented; write every key = value in the first "
+                              "column (an indented line would be taken as one more value of "
+                              "the key above it)");
     if (start[0] == '[') {
         /* With an unbalanced quote, take the first ']' and let the caller refuse the name. */
         bool quoted = false;

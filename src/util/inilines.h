@@ -4,8 +4,9 @@
  * counts lines and hands every section header to the caller itself, before inih sees the
  * line. A header ends at the first ']' outside quotes ([endpoint "[::1]:443"]); a UTF-8
  * byte order mark on the first line is skipped, as inih does; a line that is too long, or
- * an indented line starting with '[' (inih would read it one way or another depending on
- * what came before), is an error. */
+ * an indented line that is not blank or a comment, is an error: libinih built with
+ * INI_ALLOW_MULTILINE (Debian's is) reads it as one more value of the previous key, or as
+ * a section header, depending on what came before. */
 #ifndef KB_INILINES_H
 #define KB_INILINES_H
 

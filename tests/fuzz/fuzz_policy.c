@@ -35,6 +35,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         d.cert.not_after = 1800000000;
         d.cert.n_eku = 1;
         snprintf(d.cert.eku[0], sizeof d.cert.eku[0], "1.3.6.1.5.5.7.3.2");
+        d.cert.subject = "CN=fuzz,O=Example";
+        d.cert.issuer = "CN=Fuzz CA";
         d.endpoint.given = true;
         snprintf(d.endpoint.host, sizeof d.endpoint.host, "localhost");
         d.endpoint.port = 443;

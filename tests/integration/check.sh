@@ -188,4 +188,159 @@ else
     t_pass "# SKIP a policy exists at $default: baseline not testable here"
 fi
 
+# --- Item 3 of issue 9: rules that failed open. ---
+
+# issue_for KEY-URI LABEL TEMPLATE-LINES [CA-NAME]: a certificate for the key from $T/pki/CA
+# (default ca) with the given template lines, stored on the token next to the key.
+issue_for() {
+    local key=$1 label=$2 lines=$3 ca=${4:-ca} id
+    id=$(printf '%s' "$key" | sed 's/.*;id=\([^;]*\).*/\1/' | tr -d %)
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export-pubkey "$key" \
+        --outfile "$T/$label.pub" 2>/dev/null
+    printf '%s\nserial = %s\nexpiration_days = 30\n' "$lines" "$(date +%s%N)" >"$T/$label.tmpl"
+    certtool --generate-certificate --load-pubkey "$T/$label.pub" --load-ca-certificate \
+        "$T/pki/$ca.pem" --load-ca-privkey "$T/pki/$ca.key" --template "$T/$label.tmpl" \
+        --outfile "$T/$label.pem" 2>/dev/null
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write \
+        --load-certificate "$T/$label.pem" --label "$label" --id "$id" "pkcs11:token=dev" >/dev/null 2>&1
+}
+
+# A DN longer than 511 bytes was cut before the subject glob: the cut-off C=XX no longer
+# kept "CN=laptop-*,O=Example" from matching.
+long_key=$(keygen long-dn)
+issue_for "$long_key" long-dn "cn = \"laptop-1\"
+unit = \"$(printf 'a%.0s' $(seq 486))\"
+organization = \"Example\"
+country = XX
+tls_www_client
+signing_key"
+sed 's/^max-lifetime = 398d/max-lifetime = 398d\nsubject = CN=laptop-*,O=Example/' "$T/policy.conf" >"$T/subject.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/subject.conf" --key "$long_key" --json
+t_check "a 516-byte DN that matches the subject glob only when cut to 511 bytes is denied" rc_is 1
+t_check "  cert.subject fails on the whole DN" check_id cert.subject fail
+sed 's/^subject = .*/subject = CN=laptop-*,O=Example,C=XX/' "$T/subject.conf" >"$T/subject-xx.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/subject-xx.conf" --key "$long_key" --json
+t_check "  the same DN against a glob for all of it is admitted" rc_is 0
+
+# libinih joins an indented line to the previous key: a second, wider allow rule.
+cat >"$T/cont.conf" <<'CONF'
+[token]
+allow = manufacturer="Yubico*"
+    model="SoftHSM*"
+[key]
+require-never-extractable = no
+require-local = no
+CONF
+chmod 644 "$T/cont.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/cont.conf" --key "$good"
+t_check "an indented continuation line in the policy is refused (exit 2)" rc_is 2
+t_check "  one line naming file:line" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$T/cont.conf:3: .*indented' '$T/err'"
+cat >"$T/cont-tunnel.conf" <<CONF
+[tunnel db]
+listen = 127.0.0.1:15432
+connect = localhost:5432
+  allow-uid = 0
+CONF
+kb tunnel $MOD --pin-file "$T/pin" --config "$T/cont-tunnel.conf"
+t_check "an indented continuation line in keybound.conf is refused (exit 2)" rc_is 2
+t_check "  one line naming file:line" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -q '$T/cont-tunnel.conf:4: .*indented' '$T/err'"
+
+# A device certificate that is itself a CA.
+ca_key=$(keygen ca-device)
+issue_for "$ca_key" ca-device 'cn = "laptop-ca"
+ca
+tls_www_client
+signing_key
+cert_signing_key'
+kb check $MOD --pin-file "$T/pin" $POL --key "$ca_key" --json
+t_check "a device certificate with CA:TRUE is denied" rc_is 1
+t_check "  cert.ca fails" check_id cert.ca fail
+sed 's/^max-lifetime = 398d/max-lifetime = 398d\nallow-ca-device-cert = yes/' "$T/policy.conf" >"$T/ca-ok.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/ca-ok.conf" --key "$ca_key" --json
+t_check "  admitted when the policy says allow-ca-device-cert = yes" rc_is 0
+
+# A two-level PKI: root -> issuing CA -> device; the policy trusts the root only and the
+# issuing CA's certificate is on the token next to the key.
+P="$T/pki"
+certtool --generate-privkey --key-type ecdsa --outfile "$P/root.key" 2>/dev/null
+printf 'cn = "keybound test root"\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 30\n' >"$P/root.tmpl"
+certtool --generate-self-signed --load-privkey "$P/root.key" --template "$P/root.tmpl" --outfile "$P/root.pem" 2>/dev/null
+certtool --generate-privkey --key-type ecdsa --outfile "$P/issuing.key" 2>/dev/null
+printf 'cn = "keybound issuing CA"\nca\ncert_signing_key\ncrl_signing_key\nexpiration_days = 30\nserial = 77\n' >"$P/issuing.tmpl"
+certtool --generate-certificate --load-privkey "$P/issuing.key" --load-ca-certificate "$P/root.pem" \
+    --load-ca-privkey "$P/root.key" --template "$P/issuing.tmpl" --outfile "$P/issuing.pem" 2>/dev/null
+# An impostor: the issuing CA's name with a key of its own.
+certtool --generate-privkey --key-type ecdsa --outfile "$P/impostor.key" 2>/dev/null
+certtool --generate-self-signed --load-privkey "$P/impostor.key" --template "$P/issuing.tmpl" --outfile "$P/impostor.pem" 2>/dev/null
+GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write --load-certificate "$P/issuing.pem" \
+    --label issuing-ca --id ffee01 pkcs11:token=dev >/dev/null 2>&1
+cp "$P/root.pem" "$T/root.pem"
+sed -e 's/^trust = ca.pem/trust = root.pem/' -e 's/^max-lifetime = 398d/max-lifetime = 398d\ncrl = two-level.crl/' "$T/policy.conf" >"$T/two-level.conf"
+two_ok=$(keygen two-level-ok)
+issue_for "$two_ok" two-level-ok 'cn = "laptop-2l"
+tls_www_client
+signing_key' issuing
+two_rev=$(keygen two-level-revoked)
+issue_for "$two_rev" two-level-revoked 'cn = "laptop-2l-revoked"
+tls_www_client
+signing_key' issuing
+crl_of() { # crl_of CA OUT [CERT...]: a current CRL signed by $P/CA listing the certificates
+    local ca=$1 out=$2 certs=""
+    shift 2
+    if [ $# -gt 0 ]; then cat "$@" >"$out.list"; certs="--load-certificate $out.list"; fi
+    certtool --generate-crl --load-ca-privkey "$P/$ca.key" --load-ca-certificate "$P/$ca.pem" \
+        $certs --template "$T/crl.tmpl" --outfile "$out" 2>/dev/null
+}
+crl_of issuing "$T/issuing.crl" "$T/two-level-revoked.pem"
+crl_of root "$T/root.crl"
+cat "$T/issuing.crl" "$T/root.crl" >"$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: a device not on the issuing CA's current CRL is admitted" rc_is 0
+t_check "  cert.crl passes" check_id cert.crl pass
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_rev" --json
+t_check "two-level PKI: a device the issuing CA's CRL revokes is denied" rc_is 1
+t_check "  cert.crl fails (revoked), not an error" check_id cert.crl fail
+crl_of impostor "$T/impostor.crl"
+cat "$T/impostor.crl" "$T/root.crl" >"$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: a CRL in the issuing CA's name signed by another key is refused" rc_is 1
+t_check "  cert.crl is an error saying it is not signed by that CA" json_is "[(c['status'], 'not signed by' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+cp "$T/root.crl" "$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: no CRL from the issuing CA (only the root's) is denied" rc_is 1
+t_check "  cert.crl is an error naming the issuing CA" json_is "[(c['status'], 'keybound issuing CA' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+certtool --generate-crl --load-ca-privkey "$P/issuing.key" --load-ca-certificate "$P/issuing.pem" \
+    --template "$T/crl.tmpl" --outfile "$T/issuing.crl" 2>/dev/null
+printf 'crl_this_update_date = "%s"\ncrl_next_update_date = "%s"\ncrl_number = 3\n' \
+    "$(kb_when '-3 days')" "$(kb_when '-1 days')" >"$T/crl-old.tmpl"
+certtool --generate-crl --load-ca-privkey "$P/issuing.key" --load-ca-certificate "$P/issuing.pem" \
+    --template "$T/crl-old.tmpl" --outfile "$T/issuing-old.crl" 2>/dev/null
+cat "$T/issuing-old.crl" "$T/root.crl" >"$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: an out-of-date CRL from the issuing CA is denied" rc_is 1
+t_check "  cert.crl is an error saying the CRL is not current" json_is "[(c['status'], 'is not current' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+crl_of root "$T/root-revokes.crl" "$P/issuing.pem"
+cat "$T/issuing.crl" "$T/root-revokes.crl" >"$T/two-level.crl"
+kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
+t_check "two-level PKI: the root's CRL revoking the issuing CA denies its devices" rc_is 1
+t_check "  cert.crl fails" check_id cert.crl fail
+
+# Host names with a control character (issue 9, item 6).
+kb connect $MOD --pin-file "$T/pin" $POL "$(printf 'evil\n.example.com:443')"
+t_check "connect: a host name with a newline is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'host name' '$T/err'"
+kb connect $MOD --pin-file "$T/pin" $POL "$(printf 'evil\001.example.com:443')"
+t_check "connect: a host name with a control character is refused (exit 2)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ]"
+kb connect $MOD --pin-file "$T/pin" $POL --server-name "$(printf 'localhost\nx')" localhost:1
+t_check "connect: --server-name with a newline is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'server name' '$T/err'"
+kb check $MOD --pin-file "$T/pin" $POL --key "$good" --endpoint "$(printf 'evil\n.example.com:443')"
+t_check "check --endpoint: a host name with a newline is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ]"
+printf '[tunnel x]\nlisten = 127.0.0.1:15433\nconnect = "ev\001il:443"\n' >"$T/ctl-tunnel.conf"
+sed -i 's/"//g' "$T/ctl-tunnel.conf"
+kb tunnel $MOD --pin-file "$T/pin" --config "$T/ctl-tunnel.conf"
+t_check "tunnel connect= with a control character is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'ctl-tunnel.conf:3:' '$T/err'"
+printf '[endpoint "ev\001il.example.com"]\nca = ca.pem\n' >"$T/ctl-endpoint.conf"
+chmod 644 "$T/ctl-endpoint.conf"
+kb check $MOD --pin-file "$T/pin" --policy "$T/ctl-endpoint.conf" --key "$good"
+t_check "policy [endpoint] with a control character is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'ctl-endpoint.conf:1:' '$T/err'"
+
 t_done

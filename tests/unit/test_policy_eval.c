@@ -43,6 +43,7 @@ static const char *const all_ids[] = {
     "cert.present",
     "cert.validity",
     "cert.trust",
+    "cert.ca",
     "cert.eku",
     "cert.subject",
     "cert.san-uri",
@@ -83,8 +84,8 @@ static struct kb_device_facts good_device(void)
     f.key.sign = KB_TRI_TRUE;
 
     f.cert.present = true;
-    snprintf(f.cert.subject, sizeof f.cert.subject, "CN=laptop-42,O=Example");
-    snprintf(f.cert.issuer, sizeof f.cert.issuer, "CN=Example Device CA,O=Example");
+    f.cert.subject = "CN=laptop-42,O=Example";
+    f.cert.issuer = "CN=Example Device CA,O=Example";
     f.cert.not_before = NOW - 10 * DAY;
     f.cert.not_after = NOW + 80 * DAY;
     snprintf(f.cert.sha256, sizeof f.cert.sha256, "%064d", 0);
@@ -514,9 +515,10 @@ static void cert_absent(void **state)
     assert_false(v.admit);
     assert_check(&v, "cert.present", KB_FAIL);
     static const char *const skipped[] = {
-        "cert.validity",     "cert.trust",        "cert.eku",
-        "cert.subject",      "cert.san-uri",      "cert.min-remaining",
-        "cert.renew-before", "cert.max-lifetime", "cert.crl",
+        "cert.validity",      "cert.trust",        "cert.ca",
+        "cert.eku",           "cert.subject",      "cert.san-uri",
+        "cert.min-remaining", "cert.renew-before", "cert.max-lifetime",
+        "cert.crl",
     };
     for (size_t i = 0; i < sizeof skipped / sizeof skipped[0]; i++)
         assert_check(&v, skipped[i], KB_SKIP);
@@ -528,6 +530,105 @@ static void cert_absent(void **state)
     v = evaluate("[admission]\n", &f, NOW);
     assert_false(v.admit);
     assert_check(&v, "cert.present", KB_FAIL);
+}
+
+/* Issue 9: a DN cut to 511 bytes matched a glob that the whole DN does not. */
+static void cert_subject_is_matched_whole(void **state)
+{
+    (void)state;
+    char dn[600];
+    snprintf(dn, sizeof dn, "CN=laptop-1,OU=%0486d,O=Example,C=XX", 0);
+    memset(dn + strlen("CN=laptop-1,OU="), 'a', 486);
+    assert_int_equal(strlen(dn), 516);
+    struct kb_device_facts f = good_device();
+    f.cert.subject = dn;
+    kb_verdict v = evaluate("[certificate]\nsubject = CN=laptop-*,O=Example\n", &f, NOW);
+    assert_check(&v, "cert.subject", KB_FAIL);
+    assert_false(v.admit);
+    /* the observed text is for people: cut, and it says so */
+    const struct kb_check *c = find(&v, "cert.subject");
+    assert_int_equal(strlen(c->observed), sizeof c->observed - 1);
+    assert_string_equal(c->observed + sizeof c->observed - 4, "...");
+    v = evaluate("[certificate]\nsubject = CN=laptop-*,O=Example,C=XX\n", &f, NOW);
+    assert_check(&v, "cert.subject", KB_PASS);
+    assert_true(v.admit);
+    /* a DN of 4000 bytes is matched too */
+    static char big[4100];
+    memset(big, 'b', sizeof big - 1);
+    memcpy(big, "CN=", 3);
+    memcpy(big + sizeof big - 1 - 10, ",O=Example", 10);
+    f.cert.subject = big;
+    v = evaluate("[certificate]\nsubject = CN=b*,O=Example\n", &f, NOW);
+    assert_check(&v, "cert.subject", KB_PASS);
+    v = evaluate("[certificate]\nsubject = CN=b*,O=Other\n", &f, NOW);
+    assert_check(&v, "cert.subject", KB_FAIL);
+}
+
+/* A fact that could not be read in full is an error for the rule that needs it. */
+static void unfit_facts_are_errors(void **state)
+{
+    (void)state;
+    struct kb_device_facts f = good_device();
+    f.cert.subject = NULL;
+    kb_verdict v = evaluate(strict_text, &f, NOW);
+    assert_check(&v, "cert.subject", KB_ERROR);
+    assert_false(v.admit);
+    assert_consistent(&v);
+    /* without a subject rule nothing reads it */
+    v = evaluate("[certificate]\nrequire-eku = clientAuth\n", &f, NOW);
+    assert_true(v.admit);
+
+    f = good_device();
+    f.cert.eku_unfit = true;
+    v = evaluate(strict_text, &f, NOW);
+    assert_check(&v, "cert.eku", KB_ERROR);
+    assert_non_null(strstr(find(&v, "cert.eku")->reason, "cannot be read in full"));
+    assert_false(v.admit);
+    v = evaluate("[admission]\n", &f, NOW);
+    assert_check(&v, "cert.eku", KB_SKIP);
+
+    f = good_device();
+    f.cert.san_uri_unfit = true;
+    v = evaluate(strict_text, &f, NOW);
+    assert_check(&v, "cert.san-uri", KB_ERROR);
+    assert_false(v.admit);
+
+    f = good_device();
+    f.cert.issuer = NULL;
+    v = evaluate(strict_text, &f, NOW);
+    assert_non_null(strstr(find(&v, "cert.trust")->observed, "cannot be read in full"));
+}
+
+/* Issue 9: a device certificate with CA:TRUE was admitted. */
+static void cert_ca_device(void **state)
+{
+    (void)state;
+    struct kb_device_facts f = good_device();
+    kb_verdict v = evaluate("[admission]\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_PASS);
+    f.cert.ca = KB_TRI_TRUE;
+    v = evaluate("[admission]\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_FAIL);
+    assert_non_null(strstr(find(&v, "cert.ca")->reason, "allow-ca-device-cert"));
+    assert_false(v.admit);
+    assert_consistent(&v);
+    v = evaluate(strict_text, &f, NOW);
+    assert_false(v.admit);
+    /* the baseline denies it too */
+    kb_policy *b = kb_policy_baseline();
+    kb_policy_evaluate(b, &f, NOW, &v);
+    kb_policy_free(b);
+    assert_check(&v, "cert.ca", KB_FAIL);
+    v = evaluate("[certificate]\nallow-ca-device-cert = yes\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_SKIP);
+    assert_true(v.admit);
+    v = evaluate("[certificate]\nallow-ca-device-cert = no\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_FAIL);
+    /* an unreadable basicConstraints cannot be shown not to be a CA's */
+    f.cert.ca = KB_TRI_UNKNOWN;
+    v = evaluate("[admission]\n", &f, NOW);
+    assert_check(&v, "cert.ca", KB_ERROR);
+    assert_false(v.admit);
 }
 
 static void cert_validity_window(void **state)
@@ -664,12 +765,12 @@ static void cert_subject_and_san(void **state)
     assert_check(&v, "cert.subject", KB_FAIL);
     assert_false(v.admit);
     /* An escaped comma inside the CN is not an RDN separator: it cannot fake ",O=Example". */
-    snprintf(f.cert.subject, sizeof f.cert.subject, "CN=laptop-x\\,O=Example");
+    f.cert.subject = "CN=laptop-x\\,O=Example";
     v = evaluate("[certificate]\nsubject = CN=laptop-*,O=Example\n", &f, NOW);
     assert_check(&v, "cert.subject", KB_FAIL);
     v = evaluate("[certificate]\nsubject = CN=laptop-x?O=Example\n", &f, NOW);
     assert_check(&v, "cert.subject", KB_PASS); /* '?' matches the escaped character */
-    snprintf(f.cert.subject, sizeof f.cert.subject, "CN=laptop-42,O=Example");
+    f.cert.subject = "CN=laptop-42,O=Example";
     v = evaluate("[admission]\n", &f, NOW);
     assert_check(&v, "cert.subject", KB_SKIP);
 
@@ -1186,6 +1287,9 @@ int main(void)
         cmocka_unit_test(fail_closed_on_errors),
         cmocka_unit_test(verdict_json),
         cmocka_unit_test(verdict_summary),
+        cmocka_unit_test(cert_subject_is_matched_whole),
+        cmocka_unit_test(unfit_facts_are_errors),
+        cmocka_unit_test(cert_ca_device),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,6 +15,7 @@
 
 #include "policy/eval.h"
 #include "policy/policy.h"
+#include "src/util/hostport.h"
 
 #define NAME "/etc/kb/policy.conf"
 
@@ -686,17 +687,153 @@ static void indented_section_headers(void **state)
                "indented and starts with '['");
     refused_at("[token]\ndeny-serial = 1111\n  [key]\nrequire-sensitive = no\n", 3,
                "indented and starts with '['");
-    /* other continued values are fine */
-    kb_policy *p = parse_ok("[token]\ndeny-serial = 1111\n  2222 3333\n");
-    assert_int_equal(p->n_deny_serial, 3);
-    assert_string_equal(p->deny_serial[2], "3333");
-    kb_policy_free(p);
-    /* and so are Windows line ends */
-    p = parse_ok("[endpoint \"a.example\"]\r\nca = a.pem\r\n[key]\r\nrequire-local = yes\r\n");
+    /* Windows line ends are fine */
+    kb_policy *p =
+        parse_ok("[endpoint \"a.example\"]\r\nca = a.pem\r\n[key]\r\nrequire-local = yes\r\n");
     assert_string_equal(p->endpoints[0].host, "a.example");
     assert_string_equal(p->endpoints[0].ca, "/etc/kb/a.pem");
     assert_true(p->require_local);
     kb_policy_free(p);
+}
+
+/* Issue 9: libinih (built with INI_ALLOW_MULTILINE) took an indented line as one more value
+ * of the key above: a second, wider allow rule. */
+static void indented_continuation_lines(void **state)
+{
+    (void)state;
+    refused_at("[token]\nallow = manufacturer=\"Yubico*\"\n    model=\"SoftHSM*\"\n", 3,
+               "this line is indented");
+    refused_at("[token]\ndeny-serial = 1111\n  2222 3333\n", 3, "this line is indented");
+    refused_at("[token]\ndeny-serial = 1111\n\t2222\n", 3, "this line is indented");
+    /* an indented key right after a header is refused the same way */
+    refused_at("[key]\n  require-local = yes\n", 2, "this line is indented");
+    refused_at("[certificate]\ntrust = a.pem\n\n\n \vsubject = x\n", 5, "this line is indented");
+    /* indented comments and blank lines are not values */
+    kb_policy *p = parse_ok("[token]\n  # a comment\ndeny-serial = 1111\n\t; another\n   \n\t\n"
+                            "require-login = yes\n");
+    assert_int_equal(p->n_deny_serial, 1);
+    assert_true(p->require_login);
+    kb_policy_free(p);
+}
+
+static void allow_ca_device_cert(void **state)
+{
+    (void)state;
+    kb_policy *p = parse_ok("[certificate]\n");
+    assert_false(p->allow_ca_device_cert);
+    kb_policy_free(p);
+    p = parse_ok("[certificate]\nallow-ca-device-cert = yes\n");
+    assert_true(p->allow_ca_device_cert);
+    kb_policy_free(p);
+    p = kb_policy_baseline();
+    assert_false(p->allow_ca_device_cert);
+    kb_policy_free(p);
+    refused_at("[certificate]\nallow-ca-device-cert = maybe\n", 2,
+               "allow-ca-device-cert must be yes or no");
+    refused_at("[token]\nallow-ca-device-cert = yes\n", 2, "unknown key 'allow-ca-device-cert'");
+    refused_at("[certificate]\nallow-ca-device-cert = yes\nallow-ca-device-cert = no\n", 3,
+               "set twice");
+}
+
+/* Issue 9, item 6: host names with control characters (and other bytes no host has). */
+static void endpoint_host_names(void **state)
+{
+    (void)state;
+    refused_at("[endpoint \"ev\x01il.example\"]\n", 1, "section [endpoint \"ev\\x01il.example\"]");
+    refused_at("[endpoint \"evil\x1b[2J.example\"]\n", 1, "with a DNS name or IP address");
+    refused_at("[endpoint \"a b\"]\n", 1, "[endpoint \"HOST\"]");
+    refused_at("[endpoint \"a..b\"]\n", 1, "[endpoint \"HOST\"]");
+    refused_at("[endpoint \"caf\xc3\xa9.example\"]\n", 1, "[endpoint \"HOST\"]");
+    refused_at("[endpoint \"[not-v6]:443\"]\n", 1, "[endpoint \"HOST\"]");
+    refused_at("[endpoint \"a\"]\nserver-name = ev\x01il\n", 2, "not a valid server name");
+    refused_at("[endpoint \"a\"]\nserver-name = a/b\n", 2, "server-name 'a/b' is not a valid");
+    kb_policy *p =
+        parse_ok("[endpoint \"Db_1.Internal-2.example.\"]\n[endpoint \"[fe80::1%eth0]\"]\n"
+                 "[endpoint \"10.0.0.1:5432\"]\nserver-name = db.example\n");
+    assert_string_equal(p->endpoints[0].host, "db_1.internal-2.example.");
+    assert_string_equal(p->endpoints[1].host, "fe80::1%eth0");
+    assert_int_equal(p->endpoints[2].port, 5432);
+    assert_string_equal(p->endpoints[2].server_name, "db.example");
+    kb_policy_free(p);
+}
+
+static void hostport_parsing(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *host;
+        unsigned port;
+    } good[] = {
+        {"vpn.example.com:443", "vpn.example.com", 443},
+        {"VPN.Example.COM:8443", "vpn.example.com", 8443},
+        {"127.0.0.1:1", "127.0.0.1", 1},
+        {"[::1]:443", "::1", 443},
+        {"[fe80::1%eth0]:443", "fe80::1%eth0", 443},
+        {"localhost:65535", "localhost", 65535},
+        {"under_score.example:22", "under_score.example", 22},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char host[256];
+        unsigned port = 0;
+        kb_err err = {{0}};
+        if (kb_hostport_parse(good[i].text, host, sizeof host, &port, &err) != 0)
+            fail_msg("'%s' refused: %s", good[i].text, err.msg);
+        assert_string_equal(host, good[i].host);
+        assert_int_equal(port, good[i].port);
+    }
+    static const char *const bad[] = {
+        "evil\n.example.com:443",
+        "evil\r.example.com:443",
+        "ev\x01il:443",
+        "ev\x7fil:443",
+        "evil\t.example:443",
+        "a b:443",
+        "a/b:443",
+        "a..b:443",
+        ".a:443",
+        "-a.example:443",
+        "caf\xc3\xa9:443",
+        "a\"b:443",
+        "[::1\n]:443",
+        "[nothex]:443",
+        "[1.2.3.4]:443",
+        "[::1%e\nx]:443",
+        "a%b:443",
+        ":443",
+        "a:0",
+        "a:65536",
+        "a:44x",
+        "a",
+        "::1:443",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char host[256];
+        unsigned port = 0;
+        kb_err err = {{0}};
+        if (kb_hostport_parse(bad[i], host, sizeof host, &port, &err) == 0)
+            fail_msg("'%s' admitted as host '%s'", bad[i], host);
+        /* one line, and no raw control character in it */
+        for (const char *c = err.msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+                fail_msg("message for case %zu holds byte 0x%02x: %s", i, *c, err.msg);
+    }
+    kb_err err = {{0}};
+    char host[256];
+    unsigned port;
+    assert_int_equal(kb_hostport_parse("evil\n.example.com:443", host, sizeof host, &port, &err),
+                     -1);
+    assert_non_null(strstr(err.msg, "'evil\\n.example.com:443': the host name is not valid"));
+    /* a label of 64 characters, a name of 254 */
+    char longer[300];
+    memset(longer, 'a', 64);
+    snprintf(longer + 64, sizeof longer - 64, ".example:443");
+    assert_int_equal(kb_hostport_parse(longer, host, sizeof host, &port, &err), -1);
+    memmove(longer, longer + 1, strlen(longer)); /* a label of 63 */
+    assert_int_equal(kb_hostport_parse(longer, host, sizeof host, &port, &err), 0);
+    assert_int_equal(kb_server_name_check("--server-name", "localhost\nx", &err), -1);
+    assert_non_null(strstr(err.msg, "--server-name 'localhost\\nx' is not a valid server name"));
+    assert_int_equal(kb_server_name_check("--server-name", "db.example.com", &err), 0);
+    assert_int_equal(kb_server_name_check("--server-name", "", &err), -1);
 }
 
 static void durations(void **state)
@@ -904,6 +1041,10 @@ int main(void)
         cmocka_unit_test(mode_names),
         cmocka_unit_test(load_refuses_writable_files),
         cmocka_unit_test(load_errors),
+        cmocka_unit_test(indented_continuation_lines),
+        cmocka_unit_test(allow_ca_device_cert),
+        cmocka_unit_test(endpoint_host_names),
+        cmocka_unit_test(hostport_parsing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
