@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "src/util/log.h"
+#include "src/util/trustfile.h"
 
 const char *kb_pin_source_path(const char *src)
 {
@@ -36,18 +37,19 @@ static void strip_newline(kb_secret *s)
     }
 }
 
+static bool secret_readable_ok;
+
+void kb_secret_allow_readable(bool allow)
+{
+    secret_readable_ok = allow;
+}
+
 int kb_secret_read_file(const char *path, const char *what, kb_secret *s, kb_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = kb_trustfile_open(
+        path, what, KB_TF_SECRET | (secret_readable_ok ? KB_TF_ALLOW_READABLE : 0u), err);
     if (fd < 0)
-        return kb_err_set(err, "%s %s cannot be read: %s", what, path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return kb_err_set(err, "%s %s is not a regular file", what, path);
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
-        kb_log(KB_LOG_WARN, "%s %s can be read by other users; chmod 600 it", what, path);
+        return -1;
     s->len = 0;
     for (;;) {
         ssize_t n = read(fd, s->buf + s->len, KB_SECRET_MAX + 1 - s->len);

@@ -41,8 +41,14 @@ bool kb_pin_is_interactive(const kb_pin_opts *o);
 void kb_pin_forget_typed(void);
 
 /* Reads a secret file (what: "PIN file", "secret file") into s: at most KB_SECRET_MAX
- * bytes, one trailing newline dropped; warns when other users can read it. */
+ * bytes, one trailing newline dropped. Opened as src/util/trustfile.h says (never blocks on
+ * a FIFO; refused when others can write it or its directory); refused when group or others
+ * can read it, unless kb_secret_allow_readable(true) was called (--insecure-pin-file), then
+ * a warning. */
 int kb_secret_read_file(const char *path, const char *what, kb_secret *s, kb_err *err);
+
+/* --insecure-pin-file: a PIN or secret file that others can read is used, with a warning. */
+void kb_secret_allow_readable(bool allow);
 
 /* Reads a PIN file: at most KB_SECRET_MAX bytes, one trailing newline dropped. */
 int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err);

@@ -33,6 +33,7 @@ enum {
     KB_OPT_PIN_FILE,
     KB_OPT_PIN_ENV,
     KB_OPT_FORCE,
+    KB_OPT_INSECURE_PIN_FILE,
     KB_OPT_JSON,
     KB_OPT_FIRST_LOCAL, /* first code free for a command's own options */
 };
@@ -40,8 +41,9 @@ enum {
     {"module", required_argument, NULL, KB_OPT_MODULE},                                            \
         {"pin-file", required_argument, NULL, KB_OPT_PIN_FILE},                                    \
         {"pin-env", required_argument, NULL, KB_OPT_PIN_ENV},                                      \
-        {"force", no_argument, NULL, KB_OPT_FORCE}, {"json", no_argument, NULL, KB_OPT_JSON},      \
-        {"verbose", no_argument, NULL, 'v'},                                                       \
+        {"force", no_argument, NULL, KB_OPT_FORCE},                                                \
+        {"insecure-pin-file", no_argument, NULL, KB_OPT_INSECURE_PIN_FILE},                        \
+        {"json", no_argument, NULL, KB_OPT_JSON}, {"verbose", no_argument, NULL, 'v'},             \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }
@@ -51,6 +53,7 @@ enum {
     "  --pin-file FILE   read the PIN from FILE (one trailing newline is dropped)\n"               \
     "  --pin-env NAME    read the PIN from environment variable NAME\n"                            \
     "  --force           log in even when the token reports its final PIN try\n"                   \
+    "  --insecure-pin-file  use a PIN or secret file that other users can read\n"                  \
     "  --json            machine-readable output\n"                                                \
     "  -v, --verbose     more diagnostics\n"                                                       \
     "  -h, --help        this help\n"

@@ -27,6 +27,9 @@ int kb_cli_common(struct kb_cli *c, int opt, const char *arg)
     case KB_OPT_FORCE:
         c->pin.force = true;
         return 1;
+    case KB_OPT_INSECURE_PIN_FILE:
+        kb_secret_allow_readable(true);
+        return 1;
     case KB_OPT_JSON:
         c->json = true;
         return 1;

@@ -10,9 +10,11 @@ t_check "--pin-file with a trailing newline logs in" rc_is 0
 shown() { grep -q "^Key 'k1'" "$T/out"; }
 
 printf '1234\r\n' >"$T/pin-crlf"
+chmod 600 "$T/pin-crlf"
 kb keys $MOD --pin-file "$T/pin-crlf"
 t_check "--pin-file with CRLF logs in" shown
 printf '1234\n\n' >"$T/pin-2nl"
+chmod 600 "$T/pin-2nl"
 kb keys $MOD --pin-file "$T/pin-2nl"
 t_check "--pin-file strips only one newline (PIN+newline is wrong)" bash -c "[ $rc -eq 2 ] && grep -q 'wrong PIN' '$T/err'"
 
@@ -101,7 +103,9 @@ t_check "count-low: logs in with a warning" bash -c "[ $rc -eq 0 ] && grep -q 'f
 
 chmod 644 "$T/pin-crlf"
 kb keys $MOD --pin-file "$T/pin-crlf"
-t_check "a PIN file others can read works, with a warning to chmod it" bash -c "[ $rc -eq 0 ] && grep -q 'PIN file $T/pin-crlf can be read by other users; chmod 600 it' '$T/err'"
+t_check "a PIN file others can read is refused (exit 2), naming --insecure-pin-file" bash -c "[ $rc -eq 2 ] && grep -q 'PIN file $T/pin-crlf can be read by other users; refusing it: chmod 600 $T/pin-crlf, or pass --insecure-pin-file' '$T/err'"
+kb keys $MOD --pin-file "$T/pin-crlf" --insecure-pin-file
+t_check "  with --insecure-pin-file it works, with a warning" bash -c "[ $rc -eq 0 ] && grep -q 'PIN file $T/pin-crlf can be read by other users' '$T/err'"
 
 kb keys $MOD --pin-file "$T/no-such-pin-file"
 t_check "a missing PIN file: exit 2 naming it" bash -c "[ $rc -eq 2 ] && grep -q 'PIN file $T/no-such-pin-file cannot be read' '$T/err'"
