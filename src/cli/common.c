@@ -141,7 +141,10 @@ int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const kb_key *k, kb_signer **out,
     if (kb_gnutls_pkcs11_init(p, err) != 0)
         return -1;
     kb_pin_install_gnutls(&c->pin);
-    return kb_signer_open(k->uri, out, err);
+    if (kb_signer_open(k->uri, out, err) != 0)
+        return -1;
+    kb_pin_settle(); /* the key opened: a PIN the callback gave was accepted */
+    return 0;
 }
 
 void kb_cli_print_json(json_object *o)

@@ -1,4 +1,4 @@
-/* Files keybound trusts (src/util/trustfile.c). */
+/* Files keybound trusts (src/util/trustfile.c) and its state directory (src/util/statedir.c). */
 #include "config.h"
 
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "src/util/statedir.h"
 #include "src/util/trustfile.h"
 
 static char dir[64];
@@ -107,11 +108,59 @@ static void open_checks(void **state)
     assert_non_null(strstr(err.msg, "cannot be opened"));
 }
 
+static void state_dir_choice(void **state)
+{
+    (void)state;
+    char out[256];
+    assert_int_equal(
+        kb_state_dir_choose("/t/s", "/var/lib/keybound", true, "/x", "/h", out, sizeof out), 0);
+    assert_string_equal(out, "/t/s");
+    assert_int_equal(
+        kb_state_dir_choose(NULL, "/var/lib/a:/var/lib/b", false, "/x", "/h", out, sizeof out), 0);
+    assert_string_equal(out, "/var/lib/a");
+    assert_int_equal(kb_state_dir_choose("", "", true, "/x", "/h", out, sizeof out), 0);
+    assert_string_equal(out, "/var/lib/keybound");
+    assert_int_equal(kb_state_dir_choose(NULL, NULL, false, "/x", "/h", out, sizeof out), 0);
+    assert_string_equal(out, "/x/keybound");
+    assert_int_equal(kb_state_dir_choose(NULL, NULL, false, "relative", "/h", out, sizeof out), 0);
+    assert_string_equal(out, "/h/.local/state/keybound");
+    assert_int_equal(kb_state_dir_choose(NULL, NULL, false, NULL, NULL, out, sizeof out), -1);
+    assert_int_equal(kb_state_dir_choose("/a/long/path", NULL, false, NULL, NULL, out, 5), -1);
+}
+
+static void state_write(void **state)
+{
+    (void)state;
+    char sd[160], path[200], buf[64];
+    snprintf(sd, sizeof sd, "%s/state/deeper", dir);
+    setenv("KEYBOUND_STATE_DIR", sd, 1);
+    kb_err err;
+    char got[256];
+    assert_int_equal(kb_state_dir(got, sizeof got, true, &err), 0);
+    assert_string_equal(got, sd);
+    struct stat st;
+    assert_int_equal(stat(sd, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0700);
+    assert_int_equal(kb_state_write(sd, "m", "one\n", 4, &err), 0);
+    assert_int_equal(kb_state_write(sd, "m", "two\n", 4, &err), 0);
+    snprintf(path, sizeof path, "%s/m", sd);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    assert_non_null(fgets(buf, sizeof buf, f));
+    fclose(f);
+    assert_string_equal(buf, "two\n");
+    unsetenv("KEYBOUND_STATE_DIR");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(writer_modes),
         cmocka_unit_test(open_checks),
+        cmocka_unit_test(state_dir_choice),
+        cmocka_unit_test(state_write),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
