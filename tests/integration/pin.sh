@@ -181,6 +181,16 @@ t_check "a wrong --pin-env PIN over two runs: one C_Login, exit 6" bash -c "[ $r
 t_check "  the marker names the variable, not its value" bash -c "grep -qx 'source = environment' $S/pin-rejected.* && grep -qx 'source-name = BAD_PIN' $S/pin-rejected.* && ! grep -q 7777 $S/pin-rejected.*"
 rm -f "$S"/pin-rejected.*
 
+# tunnel and connect (what systemd and ssh run): exit 6 too, and no second try.
+kb_pki
+: >"$T/shim.log"
+kbshim tunnel --module "$P11SHIM" --pin-file "$T/wrong" --listen 127.0.0.1:$(free_port) \
+    --connect localhost:1 --key "$k2" --ca "$T/pki/ca.pem"
+t_check "tunnel with a wrong PIN: exit 6 (systemd does not restart it), one C_Login" bash -c "[ $rc -eq 6 ] && [ \$(grep -c '^C_Login ' '$T/shim.log') -eq 1 ]"
+kbshim connect --module "$P11SHIM" --pin-file "$T/wrong" --key "$k2" --ca "$T/pki/ca.pem" localhost:1
+t_check "  then connect with the same PIN file: exit 6, no C_Login" bash -c "[ $rc -eq 6 ] && [ \$(grep -c '^C_Login ' '$T/shim.log') -eq 1 ]"
+rm -f "$S"/pin-rejected.*
+
 # The GnuTLS callback (signing) keeps the same memory across processes.
 : >"$T/shim.log"
 for i in 1 2 3; do
