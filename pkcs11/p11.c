@@ -405,13 +405,18 @@ int kb_session_login(kb_session *s, const kb_pin_opts *pin, kb_err *err)
                           "token '%s' reports 1 PIN try left: a wrong PIN now locks it; "
                           "not logging in; make sure of the PIN and pass --force",
                           f->label);
-    if (f->pin_count_low)
-        kb_log(KB_LOG_WARN, "token '%s' reports a wrong PIN was entered before: fewer tries left",
-               f->label);
-
     if (kb_pin_was_rejected(f->label))
         return kb_err_set(err, "the PIN for token '%s' was rejected earlier; not tried again",
                           f->label);
+    /* A PIN this token rejected in an earlier run (a restart, a timer) is not tried again
+     * while its source is unchanged. */
+    kb_pin_token tok;
+    kb_pin_token_from_info(&t->info, &tok);
+    if (!f->protected_auth && kb_pin_mark_check(pin, &tok, err) != 0)
+        return -1;
+    if (f->pin_count_low)
+        kb_log(KB_LOG_WARN, "token '%s' reports a wrong PIN was entered before: fewer tries left",
+               f->label);
     CK_FUNCTION_LIST *fn = t->module->fn;
     CK_RV rv;
     char source[300] = "the reader's PIN pad";
@@ -429,10 +434,14 @@ int kb_session_login(kb_session *s, const kb_pin_opts *pin, kb_err *err)
     case CKR_OK:
     case CKR_USER_ALREADY_LOGGED_IN:
         s->logged_in = rv == CKR_OK;
+        if (rv == CKR_OK)
+            kb_pin_mark_clear(&tok);
         return 0;
     case CKR_PIN_INCORRECT:
     case CKR_PIN_LEN_RANGE:
         kb_pin_rejected(f->label);
+        if (!f->protected_auth)
+            kb_pin_mark_rejected(pin, &tok);
         kb_token_refresh(t, NULL);
         return kb_err_set(err,
                           "wrong PIN for token '%s' (from %s); not retried, since the "
@@ -440,6 +449,7 @@ int kb_session_login(kb_session *s, const kb_pin_opts *pin, kb_err *err)
                           f->label, source,
                           t->facts.pin_final_try ? "; 1 try left before it locks" : "");
     case CKR_PIN_LOCKED:
+        kb_pin_rejected(f->label);
         return kb_err_set(err,
                           "token '%s' has locked its user PIN (0 tries left); unlock it with "
                           "the SO PIN",

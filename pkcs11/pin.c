@@ -5,16 +5,23 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/pkcs11.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <p11-kit/uri.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "src/util/log.h"
+#include "src/util/statedir.h"
+#include "src/util/trustfile.h"
 
 const char *kb_pin_source_path(const char *src)
 {
@@ -36,18 +43,19 @@ static void strip_newline(kb_secret *s)
     }
 }
 
+static bool secret_readable_ok;
+
+void kb_secret_allow_readable(bool allow)
+{
+    secret_readable_ok = allow;
+}
+
 int kb_secret_read_file(const char *path, const char *what, kb_secret *s, kb_err *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    int fd = kb_trustfile_open(
+        path, what, KB_TF_SECRET | (secret_readable_ok ? KB_TF_ALLOW_READABLE : 0u), err);
     if (fd < 0)
-        return kb_err_set(err, "%s %s cannot be read: %s", what, path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return kb_err_set(err, "%s %s is not a regular file", what, path);
-    }
-    if (st.st_mode & (S_IRWXG | S_IRWXO))
-        kb_log(KB_LOG_WARN, "%s %s can be read by other users; chmod 600 it", what, path);
+        return -1;
     s->len = 0;
     for (;;) {
         ssize_t n = read(fd, s->buf + s->len, KB_SECRET_MAX + 1 - s->len);
@@ -276,8 +284,11 @@ static bool was_rejected_locked(const char *label)
     return false;
 }
 
+static void note_rejection(void);
+
 void kb_pin_rejected(const char *label)
 {
+    note_rejection();
     if (typed.pin != NULL && strcmp(typed.label, label) == 0)
         kb_pin_forget_typed();
     pthread_mutex_lock(&pin_lock);
@@ -299,11 +310,310 @@ bool kb_pin_was_rejected(const char *label)
     return r;
 }
 
+static void forget_seen(void);
+
 void kb_pin_forget_rejections(void)
 {
     pthread_mutex_lock(&pin_lock);
     n_rejected = 0;
     pthread_mutex_unlock(&pin_lock);
+    forget_seen();
+}
+
+/* ---- Rejections remembered across processes ---------------------------------------- */
+
+static pthread_mutex_t mark_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool rejection_seen;
+
+bool kb_pin_rejection_seen(void)
+{
+    pthread_mutex_lock(&mark_lock);
+    bool r = rejection_seen;
+    pthread_mutex_unlock(&mark_lock);
+    return r;
+}
+
+static void note_rejection(void)
+{
+    pthread_mutex_lock(&mark_lock);
+    rejection_seen = true;
+    pthread_mutex_unlock(&mark_lock);
+}
+
+static void forget_seen(void)
+{
+    pthread_mutex_lock(&mark_lock);
+    rejection_seen = false;
+    pthread_mutex_unlock(&mark_lock);
+}
+
+void kb_pin_token_from_info(const CK_TOKEN_INFO *info, kb_pin_token *t)
+{
+    kb_trim_field(t->manufacturer, info->manufacturerID, sizeof info->manufacturerID);
+    kb_trim_field(t->model, info->model, sizeof info->model);
+    kb_trim_field(t->serial, info->serialNumber, sizeof info->serialNumber);
+    kb_trim_field(t->label, info->label, sizeof info->label);
+}
+
+/* Appends "key = value\n" with control characters shown as '?': one line per field
+ * whatever a token or a path holds. */
+static void add_line(char *buf, size_t len, const char *key, const char *value)
+{
+    size_t n = strlen(buf);
+    int w = snprintf(buf + n, len - n, "%s = ", key);
+    if (w < 0 || (size_t)w >= len - n)
+        return;
+    n += (size_t)w;
+    for (const unsigned char *v = (const unsigned char *)value; *v && n + 2 < len; v++)
+        buf[n++] = (*v < 0x20 || *v == 0x7f) ? '?' : (char)*v;
+    buf[n++] = '\n';
+    buf[n] = '\0';
+}
+
+static void add_number(char *buf, size_t len, const char *key, const char *fmt, ...)
+    KB_PRINTF(4, 5);
+static void add_number(char *buf, size_t len, const char *key, const char *fmt, ...)
+{
+    char v[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(v, sizeof v, fmt, ap);
+    va_end(ap);
+    add_line(buf, len, key, v);
+}
+
+static void token_lines(const kb_pin_token *t, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    add_line(buf, len, "token-manufacturer", t->manufacturer);
+    add_line(buf, len, "token-model", t->model);
+    add_line(buf, len, "token-serial", t->serial);
+    add_line(buf, len, "token-label", t->label);
+}
+
+static void file_lines(const char *path, bool credential, char *buf, size_t len)
+{
+    struct stat st;
+    add_line(buf, len, "source", credential ? "systemd-credential" : "file");
+    add_line(buf, len, "source-path", path);
+    if (stat(path, &st) != 0) {
+        add_line(buf, len, "source-state", "missing");
+        return;
+    }
+    if (!credential) {
+        /* A new file (an editor's rename, a new credential copy) or new contents. */
+        add_number(buf, len, "source-device", "%ju", (uintmax_t)st.st_dev);
+        add_number(buf, len, "source-inode", "%ju", (uintmax_t)st.st_ino);
+        add_number(buf, len, "source-mtime", "%lld.%09ld", (long long)st.st_mtim.tv_sec,
+                   (long)st.st_mtim.tv_nsec);
+    }
+    add_number(buf, len, "source-size", "%lld", (long long)st.st_size);
+}
+
+/* Where kb_pin_get would take the PIN from, in the order it looks: shown (for messages)
+ * and the marker's source lines. Returns false for a person's answer (terminal, none):
+ * a marker never stops those. */
+static bool source_lines(const kb_pin_opts *o, char *shown, size_t shown_len, char *buf, size_t len)
+{
+    char cred[4096];
+    buf[0] = '\0';
+    if (o->file != NULL) {
+        snprintf(shown, shown_len, "--pin-file %s", o->file);
+        file_lines(o->file, false, buf, len);
+    } else if (o->env != NULL) {
+        snprintf(shown, shown_len, "--pin-env %s", o->env);
+        const char *v = getenv(o->env);
+        add_line(buf, len, "source", "environment");
+        add_line(buf, len, "source-name", o->env);
+        add_number(buf, len, "source-size", "%zu", v != NULL ? strlen(v) : (size_t)0);
+    } else if (o->uri_value != NULL) {
+        snprintf(shown, shown_len, "the URI's pin-value");
+        add_line(buf, len, "source", "uri-pin-value");
+        add_number(buf, len, "source-size", "%zu", strlen(o->uri_value));
+    } else if (o->uri_source != NULL) {
+        const char *path = kb_pin_source_path(o->uri_source);
+        snprintf(shown, shown_len, "pin-source %s", path);
+        file_lines(path, false, buf, len);
+    } else if (credential_path(cred, sizeof cred)) {
+        snprintf(shown, shown_len, "systemd credential keybound.pin");
+        file_lines(cred, true, buf, len);
+    } else {
+        snprintf(shown, shown_len, "the terminal");
+        add_line(buf, len, "source", "terminal");
+        return false;
+    }
+    return true;
+}
+
+/* The marker's file name: one per token, from its identity (not from any PIN). */
+static void marker_name(const kb_pin_token *t, char *out, size_t len)
+{
+    uint64_t h = 14695981039346656037ULL; /* FNV-1a */
+    const char *parts[4] = {t->manufacturer, t->model, t->serial, t->label};
+    for (int i = 0; i < 4; i++) {
+        for (const unsigned char *c = (const unsigned char *)parts[i]; *c; c++)
+            h = (h ^ *c) * 1099511628211ULL;
+        h = (h ^ 0xff) * 1099511628211ULL;
+    }
+    snprintf(out, len, "pin-rejected.%016" PRIx64, h);
+}
+
+/* The marker's lines that identify token and source (its comments left out). */
+static bool read_marker(const char *path, char *buf, size_t len)
+{
+    /* Never blocks: something other than a file in its place is no marker. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0)
+        return false;
+    FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
+    if (f == NULL) {
+        close(fd);
+        return false;
+    }
+    char line[1024];
+    size_t n = 0;
+    buf[0] = '\0';
+    while (fgets(line, sizeof line, f) != NULL) {
+        if (line[0] == '#' || line[0] == '\n')
+            continue;
+        size_t l = strlen(line);
+        if (n + l + 1 > len)
+            break;
+        memcpy(buf + n, line, l + 1);
+        n += l;
+    }
+    fclose(f);
+    return true;
+}
+
+int kb_pin_mark_check(const kb_pin_opts *o, const kb_pin_token *t, kb_err *err)
+{
+    char dir[PATH_MAX], name[64], path[PATH_MAX + 64], shown[4200];
+    char want[8192], have[8192];
+    if (kb_state_dir(dir, sizeof dir, false, NULL) != 0)
+        return 0;
+    marker_name(t, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    token_lines(t, want, sizeof want);
+    size_t n = strlen(want);
+    bool blocks = source_lines(o, shown, sizeof shown, want + n, sizeof want - n);
+    if (!read_marker(path, have, sizeof have))
+        return 0;
+    if (strcmp(have, want) != 0)
+        return 0; /* another source (or token): it gets its one try */
+    if (!blocks) {
+        kb_log(KB_LOG_WARN, "token '%s' rejected a PIN typed here before: fewer tries may be left",
+               t->label);
+        return 0;
+    }
+    if (o->force) {
+        kb_log(KB_LOG_WARN,
+               "the PIN from %s was rejected by token '%s' before; trying it once more (--force)",
+               shown, t->label);
+        return 0;
+    }
+    note_rejection();
+    return kb_err_set(err,
+                      "the PIN from %s was rejected by token '%s' before; not trying it again: "
+                      "change the PIN source, or delete %s, or pass --force",
+                      shown, t->label, path);
+}
+
+void kb_pin_mark_rejected(const kb_pin_opts *o, const kb_pin_token *t)
+{
+    note_rejection();
+    char dir[PATH_MAX], name[64], shown[4200], when[32], body[12288];
+    kb_err err;
+    if (kb_state_dir(dir, sizeof dir, true, &err) != 0) {
+        kb_log(KB_LOG_WARN, "%s; the rejected PIN is not remembered", err.msg);
+        return;
+    }
+    marker_name(t, name, sizeof name);
+    char ids[8192];
+    token_lines(t, ids, sizeof ids);
+    size_t n = strlen(ids);
+    source_lines(o, shown, sizeof shown, ids + n, sizeof ids - n);
+    time_t now = time(NULL);
+    struct tm tm;
+    if (gmtime_r(&now, &tm) == NULL || strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+        snprintf(when, sizeof when, "unknown");
+    char label[sizeof t->label];
+    snprintf(label, sizeof label, "%s", t->label);
+    for (char *c = shown; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = '?';
+    for (char *c = label; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = '?';
+    snprintf(body, sizeof body,
+             "# keybound: token '%s' rejected the PIN from %s at %s.\n"
+             "# keybound does not try this PIN source on this token again while it is unchanged.\n"
+             "# Delete this file (or pass --force) to try it anyway. It holds no PIN.\n%s",
+             label, shown, when, ids);
+    if (kb_state_write(dir, name, body, strlen(body), &err) != 0)
+        kb_log(KB_LOG_WARN, "%s; the rejected PIN is not remembered", err.msg);
+}
+
+void kb_pin_mark_clear(const kb_pin_token *t)
+{
+    char dir[PATH_MAX], name[64], path[PATH_MAX + 64];
+    if (kb_state_dir(dir, sizeof dir, false, NULL) != 0)
+        return;
+    marker_name(t, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (unlink(path) == 0)
+        kb_log(KB_LOG_DEBUG, "token '%s' accepted the PIN: removed %s", t->label, path);
+}
+
+/* Tokens the GnuTLS callback gave a PIN to, waiting for kb_pin_settle. */
+static kb_pin_token answered[16];
+static size_t n_answered;
+
+static bool same_token(const kb_pin_token *a, const kb_pin_token *b)
+{
+    return strcmp(a->manufacturer, b->manufacturer) == 0 && strcmp(a->model, b->model) == 0 &&
+           strcmp(a->serial, b->serial) == 0 && strcmp(a->label, b->label) == 0;
+}
+
+static void answered_set(const kb_pin_token *t, bool add)
+{
+    pthread_mutex_lock(&mark_lock);
+    for (size_t i = 0; i < n_answered; i++)
+        if (same_token(&answered[i], t)) {
+            answered[i] = answered[--n_answered];
+            break;
+        }
+    if (add && n_answered < sizeof answered / sizeof answered[0])
+        answered[n_answered++] = *t;
+    pthread_mutex_unlock(&mark_lock);
+}
+
+void kb_pin_settle(void)
+{
+    kb_pin_token done[16];
+    pthread_mutex_lock(&mark_lock);
+    size_t n = n_answered;
+    memcpy(done, answered, n * sizeof done[0]);
+    n_answered = 0;
+    pthread_mutex_unlock(&mark_lock);
+    for (size_t i = 0; i < n; i++)
+        kb_pin_mark_clear(&done[i]);
+}
+
+static bool token_from_url(const char *url, const char *label, kb_pin_token *t)
+{
+    memset(t, 0, sizeof *t);
+    P11KitUri *u = p11_kit_uri_new();
+    bool ok = u != NULL && url != NULL &&
+              p11_kit_uri_parse(url, P11_KIT_URI_FOR_TOKEN, u) == P11_KIT_URI_OK;
+    if (ok)
+        kb_pin_token_from_info(p11_kit_uri_get_token_info(u), t);
+    else if (label != NULL)
+        snprintf(t->label, sizeof t->label, "%s", label);
+    if (u != NULL)
+        p11_kit_uri_free(u);
+    return ok;
 }
 
 static const kb_pin_opts *gnutls_pin_opts;
@@ -312,12 +622,16 @@ static int gnutls_pin_cb(void *userdata, int attempt, const char *token_url,
                          const char *token_label, unsigned int flags, char *pin, size_t pin_max)
 {
     (void)userdata;
-    (void)token_url;
     const kb_pin_opts *o = gnutls_pin_opts;
+    kb_pin_token tok;
+    token_from_url(token_url, token_label, &tok);
     /* GnuTLS asks again after a wrong PIN, and again for every re-imported key object;
      * answering would spend another of the token's tries without a person deciding to. */
     if (attempt > 0 || (flags & GNUTLS_PIN_WRONG)) {
         kb_pin_rejected(token_label);
+        answered_set(&tok, false);
+        if (o != NULL)
+            kb_pin_mark_rejected(o, &tok);
         kb_log(KB_LOG_ERROR, "wrong PIN for token '%s'; not retried", token_label);
         return -1;
     }
@@ -333,13 +647,15 @@ static int gnutls_pin_cb(void *userdata, int attempt, const char *token_url,
                token_label);
         return -1;
     }
-    if (flags & GNUTLS_PIN_COUNT_LOW)
-        kb_log(KB_LOG_WARN, "token '%s' reports a wrong PIN was entered before", token_label);
     kb_secret *s = NULL;
     char source[300];
     kb_err err;
     pthread_mutex_lock(&pin_lock);
-    int got = kb_pin_get(o, token_label, &s, source, sizeof source, &err);
+    int got = kb_pin_mark_check(o, &tok, &err);
+    if (got == 0 && (flags & GNUTLS_PIN_COUNT_LOW))
+        kb_log(KB_LOG_WARN, "token '%s' reports a wrong PIN was entered before", token_label);
+    if (got == 0)
+        got = kb_pin_get(o, token_label, &s, source, sizeof source, &err);
     pthread_mutex_unlock(&pin_lock);
     if (got != 0) {
         kb_log(KB_LOG_ERROR, "%s", err.msg);
@@ -348,6 +664,7 @@ static int gnutls_pin_cb(void *userdata, int attempt, const char *token_url,
     int rc = -1;
     if (s->len < pin_max) {
         memcpy(pin, s->buf, s->len + 1);
+        answered_set(&tok, true);
         rc = 0;
     }
     kb_secret_free(s);

@@ -9,6 +9,7 @@
 #ifndef KB_PIN_H
 #define KB_PIN_H
 
+#include <p11-kit/pkcs11.h>
 #include <stdbool.h>
 
 #include "src/util/err.h"
@@ -41,8 +42,14 @@ bool kb_pin_is_interactive(const kb_pin_opts *o);
 void kb_pin_forget_typed(void);
 
 /* Reads a secret file (what: "PIN file", "secret file") into s: at most KB_SECRET_MAX
- * bytes, one trailing newline dropped; warns when other users can read it. */
+ * bytes, one trailing newline dropped. Opened as src/util/trustfile.h says (never blocks on
+ * a FIFO; refused when others can write it or its directory); refused when group or others
+ * can read it, unless kb_secret_allow_readable(true) was called (--insecure-pin-file), then
+ * a warning. */
 int kb_secret_read_file(const char *path, const char *what, kb_secret *s, kb_err *err);
+
+/* --insecure-pin-file: a PIN or secret file that others can read is used, with a warning. */
+void kb_secret_allow_readable(bool allow);
 
 /* Reads a PIN file: at most KB_SECRET_MAX bytes, one trailing newline dropped. */
 int kb_pin_read_file(const char *path, kb_secret *s, kb_err *err);
@@ -57,6 +64,44 @@ const char *kb_pin_source_path(const char *src);
 void kb_pin_rejected(const char *label);
 bool kb_pin_was_rejected(const char *label);
 void kb_pin_forget_rejections(void);
+
+/* A rejected PIN is remembered across processes (a restart, the next timer run) by a
+ * marker file in keybound's state directory (src/util/statedir.h), one per token:
+ * pin-rejected.<hash of the token's identity>. It names the token (manufacturer, model,
+ * serial, label) and the PIN source: a file by path, device, inode, mtime and size; a
+ * systemd credential by path and size (systemd writes the file anew at every start); an
+ * environment variable by name and the value's length; never the PIN or a hash of it.
+ * While it is there and the source is unchanged, no login is tried without --force. A PIN
+ * typed at the terminal (or on a PIN pad) is a person's new decision each time: a marker
+ * is written for it but never stops the next prompt. */
+typedef struct kb_pin_token {
+    char manufacturer[33];
+    char model[17];
+    char serial[17];
+    char label[33];
+} kb_pin_token;
+
+void kb_pin_token_from_info(const CK_TOKEN_INFO *info, kb_pin_token *t);
+
+/* Before a login with the PIN from o: 0 to go on, or -1 with err saying the PIN was
+ * rejected before and how to clear the marker (the rejection then counts for
+ * kb_pin_rejection_seen). */
+int kb_pin_mark_check(const kb_pin_opts *o, const kb_pin_token *t, kb_err *err);
+
+/* The token rejected the PIN from o: writes the marker (a failure to is logged). */
+void kb_pin_mark_rejected(const kb_pin_opts *o, const kb_pin_token *t);
+
+/* A login succeeded: removes the token's marker. */
+void kb_pin_mark_clear(const kb_pin_token *t);
+
+/* Whether this process saw a token reject a PIN (or refused to try one rejected before):
+ * main() turns a failing command's exit code into 6 then. */
+bool kb_pin_rejection_seen(void);
+
+/* The GnuTLS callback cannot see whether the PIN it gave was right; a token it gave one
+ * to and that did not ask again had it accepted. Removes those tokens' markers; called
+ * after a key opened, and on the way out. */
+void kb_pin_settle(void);
 
 /* Installs the process-wide GnuTLS PIN callback that serves o (which must outlive its
  * use). */

@@ -14,6 +14,7 @@
 #include "policy.h"
 #include "src/util/hostport.h"
 #include "src/util/inilines.h"
+#include "src/util/trustfile.h"
 
 enum section { SEC_NONE, SEC_ADMISSION, SEC_TOKEN, SEC_KEY, SEC_CERT, SEC_ENDPOINT };
 
@@ -660,30 +661,38 @@ int kb_policy_parse(FILE *f, const char *name, kb_policy **out, kb_err *err)
     return kb_err_set(err, "%s:%d: syntax error: expected [section] or key = value", name, line);
 }
 
+/* The files a policy names are trusted as much as the policy itself. GnuTLS opens them
+ * by name later; a file that cannot be opened is reported (a denial) there, as before. */
+static int check_named_files(const kb_policy *pol, kb_err *err)
+{
+    kb_err e;
+    const char *bad = NULL;
+    if (pol->trust != NULL && kb_trustfile_check(pol->trust, "trust file", KB_TF_MISSING_OK, &e))
+        bad = e.msg;
+    if (bad == NULL && pol->crl != NULL &&
+        kb_trustfile_check(pol->crl, "CRL file", KB_TF_MISSING_OK, &e))
+        bad = e.msg;
+    for (size_t i = 0; bad == NULL && i < pol->n_endpoints; i++)
+        if (pol->endpoints[i].ca != NULL &&
+            kb_trustfile_check(pol->endpoints[i].ca, "endpoint CA file", KB_TF_MISSING_OK, &e))
+            bad = e.msg;
+    return bad == NULL ? 0 : kb_err_set(err, "policy %s: %s", pol->path, bad);
+}
+
 int kb_policy_load(const char *path, kb_policy **out, kb_err *err)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0)
-        return kb_err_set(err, "policy %s cannot be opened: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return kb_err_set(err, "policy %s is not a regular file", path);
-    }
-    /* Whoever can write the policy decides which devices are admitted. */
-    if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-        close(fd);
-        return kb_err_set(err, "policy %s is writable by %s; refusing it: chmod go-w %s", path,
-                          (st.st_mode & S_IWOTH) ? "every user" : "its group", path);
-    }
-    FILE *f = fdopen(fd, "r");
-    if (f == NULL) {
-        close(fd);
-        return kb_err_set(err, "policy %s cannot be read: %s", path, strerror(errno));
-    }
+    /* Whoever can write the policy (or its directory) decides which devices are admitted. */
+    FILE *f = kb_trustfile_fopen(path, "policy", 0, err);
+    if (f == NULL)
+        return -1;
     int rc = kb_policy_parse(f, path, out, err);
     fclose(f);
+    if (rc == 0 && check_named_files(*out, err) != 0) {
+        kb_policy_free(*out);
+        *out = NULL;
+        return -1;
+    }
     return rc;
 }
 

@@ -4,7 +4,9 @@
  * main.c's table. Options that every token-touching command takes are spelled the same
  * everywhere and parsed by kb_cli_common. Exit codes: 0 ok, 1 a refusal the user asked
  * about, 2 usage or runtime error (one line on stderr naming the object and what to
- * do). */
+ * do), 6 the token rejected the PIN, or keybound refused to try a PIN the token rejected
+ * before (main() maps a failing command's code to 6 then; the systemd units do not
+ * restart on it). */
 #ifndef KB_CLI_H
 #define KB_CLI_H
 
@@ -19,7 +21,7 @@
 #include "policy/policy.h"
 #include "src/enroll/flow.h"
 
-enum { KB_EXIT_OK = 0, KB_EXIT_REFUSED = 1, KB_EXIT_ERROR = 2 };
+enum { KB_EXIT_OK = 0, KB_EXIT_REFUSED = 1, KB_EXIT_ERROR = 2, KB_EXIT_PIN = 6 };
 
 struct kb_cli {
     const char *module;
@@ -34,6 +36,7 @@ enum {
     KB_OPT_PIN_FILE,
     KB_OPT_PIN_ENV,
     KB_OPT_FORCE,
+    KB_OPT_INSECURE_PIN_FILE,
     KB_OPT_JSON,
     KB_OPT_FIRST_LOCAL, /* first code free for a command's own options */
 };
@@ -41,8 +44,9 @@ enum {
     {"module", required_argument, NULL, KB_OPT_MODULE},                                            \
         {"pin-file", required_argument, NULL, KB_OPT_PIN_FILE},                                    \
         {"pin-env", required_argument, NULL, KB_OPT_PIN_ENV},                                      \
-        {"force", no_argument, NULL, KB_OPT_FORCE}, {"json", no_argument, NULL, KB_OPT_JSON},      \
-        {"verbose", no_argument, NULL, 'v'},                                                       \
+        {"force", no_argument, NULL, KB_OPT_FORCE},                                                \
+        {"insecure-pin-file", no_argument, NULL, KB_OPT_INSECURE_PIN_FILE},                        \
+        {"json", no_argument, NULL, KB_OPT_JSON}, {"verbose", no_argument, NULL, 'v'},             \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }
@@ -51,7 +55,9 @@ enum {
     "  --module PATH     use only this PKCS#11 module (default: all registered with p11-kit)\n"    \
     "  --pin-file FILE   read the PIN from FILE (one trailing newline is dropped)\n"               \
     "  --pin-env NAME    read the PIN from environment variable NAME\n"                            \
-    "  --force           log in even when the token reports its final PIN try\n"                   \
+    "  --force           log in even when the token reports its final PIN try, or with a\n"        \
+    "                    PIN it rejected before (exit 6 and a marker in the state directory)\n"    \
+    "  --insecure-pin-file  use a PIN or secret file that other users can read\n"                  \
     "  --json            machine-readable output\n"                                                \
     "  -v, --verbose     more diagnostics\n"                                                       \
     "  -h, --help        this help\n"

@@ -27,6 +27,9 @@ int kb_cli_common(struct kb_cli *c, int opt, const char *arg)
     case KB_OPT_FORCE:
         c->pin.force = true;
         return 1;
+    case KB_OPT_INSECURE_PIN_FILE:
+        kb_secret_allow_readable(true);
+        return 1;
     case KB_OPT_JSON:
         c->json = true;
         return 1;
@@ -138,7 +141,10 @@ int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const kb_key *k, kb_signer **out,
     if (kb_gnutls_pkcs11_init(p, err) != 0)
         return -1;
     kb_pin_install_gnutls(&c->pin);
-    return kb_signer_open(k->uri, out, err);
+    if (kb_signer_open(k->uri, out, err) != 0)
+        return -1;
+    kb_pin_settle(); /* the key opened: a PIN the callback gave was accepted */
+    return 0;
 }
 
 void kb_cli_print_json(json_object *o)

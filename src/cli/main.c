@@ -71,6 +71,12 @@ int main(int argc, char **argv)
                 return KB_EXIT_ERROR;
             }
             int rc = commands[i].run(argc - 1, argv + 1);
+            /* A rejected PIN gets its own code, whatever the command made of it: systemd
+             * does not restart on it (RestartPreventExitStatus=6), a script can tell. */
+            if (rc != KB_EXIT_OK && kb_pin_rejection_seen())
+                rc = KB_EXIT_PIN;
+            else
+                kb_pin_settle();
             kb_pin_forget_typed();
             gnutls_global_deinit();
             return rc;

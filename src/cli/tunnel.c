@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "src/tunnel/tunnel.h"
+#include "src/util/trustfile.h"
 
 static const char help[] =
     "usage: keybound tunnel --listen ADDR --connect HOST:PORT [--key URI] [--ca FILE] [OPTIONS]\n"
@@ -146,11 +147,10 @@ int kb_cmd_tunnel(int argc, char **argv)
     kb_err err;
     size_t n = 1;
     if (config != NULL) {
-        FILE *f = fopen(config, "r");
-        if (f == NULL) {
-            kb_err_set(&err, "config %s cannot be opened", config);
+        /* The config can say allow-remote: it is trusted like the policy. */
+        FILE *f = kb_trustfile_fopen(config, "config", 0, &err);
+        if (f == NULL)
             return kb_cli_fail(&err);
-        }
         rc = kb_tunnel_conf_parse(f, config, confs, &n, &err);
         fclose(f);
         if (rc != 0)

@@ -27,6 +27,7 @@
 #include "src/util/hostport.h"
 #include "src/util/log.h"
 #include "src/util/net.h"
+#include "src/util/trustfile.h"
 
 #ifdef HAVE_SYSTEMD
 #include <systemd/sd-daemon.h>
@@ -793,10 +794,8 @@ static void reload_config(struct ctx *x)
     const char *path = x->env->config_path;
     size_t n = 0;
     kb_err err;
-    FILE *f = fopen(path, "r");
+    FILE *f = kb_trustfile_fopen(path, "config", 0, &err);
     if (f == NULL || kb_tunnel_conf_parse(f, path, fresh, &n, &err) != 0) {
-        if (f == NULL)
-            kb_err_set(&err, "config %s cannot be opened", path);
         kb_log(KB_LOG_ERROR, "reload: %s; the old settings stay", err.msg);
         if (f != NULL)
             fclose(f);

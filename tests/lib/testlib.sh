@@ -131,6 +131,8 @@ kb_setup() {
     [ -f "$SOFTHSM_MODULE" ] || t_skip_all "SoftHSM module not found at $SOFTHSM_MODULE"
     command -v softhsm2-util >/dev/null || t_skip_all "softhsm2-util not installed"
     T=$(mktemp -d "${TMPDIR:-/tmp}/keybound-test.XXXXXX")
+    # Markers of rejected PINs (keybound's state directory) stay inside the test.
+    export KEYBOUND_STATE_DIR="$T/state"
     trap kb_cleanup EXIT
     mkdir -p "$T/tokens"
     cat >"$T/softhsm2.conf" <<CONF
