@@ -1,0 +1,139 @@
+#!/bin/bash
+# The device certificate's issuer path: built from candidates in any order (unrelated,
+# duplicate, same-name and anchor certificates among them), capped, stored without the
+# anchor, and sent in the handshake in order (leaf, issuing CA, its issuer...) and alone.
+. "$TESTS_SRCDIR/lib/testlib.sh"
+kb_setup
+command -v openssl >/dev/null || t_skip_all "openssl not installed"
+kb_token dev
+kb_pki
+kb_pki2
+P=$T/pki
+# The device trusts ca.pem for the server; devices chain to root.pem.
+sed 's/^trust = ca.pem$/trust = root.pem/' "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" \
+    >"$T/policy.conf"
+chmod 644 "$T/policy.conf"
+cp "$P/ca.pem" "$P/root.pem" "$T/"
+POL="--policy $T/policy.conf"
+
+# token_cert_fps TOKEN: the SHA-256 of every certificate on the token, sorted.
+token_cert_fps() {
+    local url
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --list-all-certs --only-urls \
+        "pkcs11:token=$1" 2>/dev/null | while read -r url; do
+        GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export "$url" \
+            --outfile "$T/export.pem" 2>/dev/null
+        sha256_of "$T/export.pem"
+    done | sort
+}
+fps_of() {
+    local f
+    for f in "$@"; do sha256_of "$f"; done | sort
+}
+same_fps() { [ "$(token_cert_fps "$1")" = "$(fps_of "${@:2}")" ]; }
+# write_cert TOKEN PEM LABEL: a CA certificate written with p11tool, not keybound.
+write_cert() {
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write --mark-ca \
+        --load-certificate "$2" --label "$3" "pkcs11:token=$1" >/dev/null 2>&1
+}
+
+kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
+laptop=$(cat "$T/out")
+GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export-pubkey "$laptop" \
+    --outfile "$T/laptop.pub" 2>/dev/null
+kb_issue_client "$T/laptop.pub" laptop-1 "$T/laptop.pem" 30 inter2
+KEY="--key pkcs11:token=dev;object=laptop"
+
+# --- import-cert: a shuffled chain file --------------------------------------------------
+cat "$P/other-inter.pem" "$P/root.pem" "$P/inter1.pem" "$P/fake-inter2.pem" "$P/inter2.pem" \
+    "$P/inter1.pem" >"$T/chain.pem"
+kb import-cert $MOD --pin-file "$T/pin" $KEY --chain "$T/chain.pem" "$T/laptop.pem"
+t_check "import-cert with a shuffled chain file (unrelated, same-name, root, duplicate) succeeds" rc_is 0
+t_check "  only the device certificate, inter2 and inter1 are on the token" \
+    same_fps dev "$T/laptop.pem" "$P/inter2.pem" "$P/inter1.pem"
+t_check "  it says what it stored and what it left out" \
+    out_has "issuer path of 2 certificates (2 new); 4 other certificates not stored"
+kb import-cert $MOD --pin-file "$T/pin" $KEY --chain "$T/chain.pem" "$T/laptop.pem"
+t_check "  again: nothing new" bash -c "[ $rc -eq 0 ] && grep -q 'already had the certificate' '$T/out' && grep -q '(0 new)' '$T/out'"
+t_check "  and still only those three" same_fps dev "$T/laptop.pem" "$P/inter2.pem" "$P/inter1.pem"
+
+kb check $MOD --pin-file "$T/pin" $POL $KEY
+t_check "check admits the device (root trusted, intermediates from the token)" rc_is 0
+
+# Certificates that no keybound command would store, written to the token by hand: an
+# unrelated intermediate, the root, and many CAs of another PKI. None of them is sent.
+# (Not the same-name CA: with it and these on the token, check's own chain verification
+# in src/tls/device.c already fails, before any handshake.)
+write_cert dev "$P/other-inter.pem" other-inter
+write_cert dev "$P/root.pem" root
+for i in 1 2 3 4 5 6 7 8; do
+    kb_ca "unrel$i" "unrelated inter $i" other-ca
+    write_cert dev "$P/unrel$i.pem" "unrel$i"
+done
+
+# --- connect to a server that trusts only the root ---------------------------------------
+oport=$(free_port)
+kb_bg "$T/s_server.log" openssl s_server -accept "127.0.0.1:$oport" -cert "$P/server.pem" \
+    -key "$P/server.key" -CAfile "$P/root.pem" -Verify 1 -verify_return_error -rev -trace
+wait_port "$oport" || t_fail "s_server started"
+printf 'token\n' >"$T/in"
+RUN_STDIN=$T/in run setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" $POL $KEY --stdio "localhost:$oport"
+t_check "connect through s_server -CAfile root.pem -Verify 1 -verify_return_error succeeds" out_has "nekot"
+
+# The subjects of the certificates in the Certificate message s_server received, in order.
+sent_chain() {
+    python3 - "$T/s_server.log" <<'PY'
+import re, sys
+lines = open(sys.argv[1], errors="replace").read().splitlines()
+out, inmsg = [], False
+for i, l in enumerate(lines):
+    if l.startswith("Received Record"):
+        inmsg = False
+    if re.match(r"^\s+Certificate, Length=", l) and any(
+            lines[j].startswith("Received Record") for j in range(max(0, i - 8), i)):
+        inmsg = True
+        continue
+    if inmsg and re.match(r"^\s+Subject: ", l):
+        out.append(l.split("Subject:", 1)[1].strip())
+    if inmsg and re.match(r"^\s+(CertificateVerify|Finished)", l):
+        break
+print("\n".join(out))
+PY
+}
+sent_chain >"$T/sent.txt"
+t_check "  the Certificate message carries exactly laptop-1, inter 2, inter 1, in that order" \
+    bash -c "diff <(printf 'CN = laptop-1\nCN = keybound inter 2\nCN = keybound inter 1\n') '$T/sent.txt' >&2 || { echo sent:; cat '$T/sent.txt'; false; } >&2"
+t_check "  no unrelated, same-name or root certificate was sent" \
+    bash -c "! grep -q -e 'unrelated\|other inter\|root' '$T/sent.txt'"
+
+# --- the cap on the path length ---------------------------------------------------------
+kb_token deep
+kb keygen $MOD --token pkcs11:token=deep --label deep --pin-file "$T/pin"
+deep=$(cat "$T/out")
+GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export-pubkey "$deep" \
+    --outfile "$T/deep.pub" 2>/dev/null
+issuer=root
+: >"$T/deep-chain.pem"
+for i in 1 2 3 4 5 6 7 8 9; do
+    kb_ca "c$i" "deep inter $i" "$issuer"
+    issuer=c$i
+    cat "$P/c$i.pem" >>"$T/deep-chain.pem"
+done
+kb_issue_client "$T/deep.pub" deep-1 "$T/deep9.pem" 30 c9
+kb_issue_client "$T/deep.pub" deep-1 "$T/deep8.pem" 30 c8
+before=$(token_objects deep)
+kb import-cert $MOD --pin-file "$T/pin" --key "pkcs11:token=deep;object=deep" \
+    --chain "$T/deep-chain.pem" "$T/deep9.pem"
+t_check "import-cert refuses an issuer path of 9 intermediates (the cap is 8)" \
+    bash -c "[ $rc -ne 0 ] && grep -q 'longer than 8' '$T/err'"
+t_check "  with one line" err_one_line
+t_check "  and the token is unchanged" [ "$(token_objects deep)" = "$before" ]
+kb import-cert $MOD --pin-file "$T/pin" --key "pkcs11:token=deep;object=deep" \
+    --chain "$T/deep-chain.pem" "$T/deep8.pem"
+t_check "  a path of exactly 8 is stored (c9 is not on it)" \
+    bash -c "[ $rc -eq 0 ] && grep -q 'issuer path of 8 certificates (8 new); 1 other' '$T/out'"
+t_check "  the token holds the device certificate and c8..c1" \
+    same_fps deep "$T/deep8.pem" "$P/c1.pem" "$P/c2.pem" "$P/c3.pem" "$P/c4.pem" "$P/c5.pem" \
+    "$P/c6.pem" "$P/c7.pem" "$P/c8.pem"
+
+t_done
