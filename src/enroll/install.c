@@ -81,8 +81,18 @@ undo:
                 size_t used = strlen(err->msg);
                 snprintf(err->msg + used, sizeof err->msg - used, "; and %s", gone.msg);
             }
-            break;
+            return -1;
         }
+    }
+    if (err != NULL) {
+        size_t used = strlen(err->msg);
+        if (n_made > 0)
+            snprintf(err->msg + used, sizeof err->msg - used,
+                     "; nothing was stored (the %u chain certificate%s written were removed "
+                     "again)",
+                     n_made, n_made == 1 ? "" : "s");
+        else
+            snprintf(err->msg + used, sizeof err->msg - used, "; nothing was stored");
     }
     return -1;
 }

@@ -106,6 +106,21 @@ t_check "  the Certificate message carries exactly laptop-1, inter 2, inter 1, i
 t_check "  no unrelated, same-name or root certificate was sent" \
     bash -c "! grep -q -e 'unrelated\|other inter\|root' '$T/sent.txt'"
 
+# --- a failure while storing leaves the token as it was -----------------------------------
+kb_token undo
+kb keygen $MOD --token pkcs11:token=undo --label k --pin-file "$T/pin"
+GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export-pubkey "$(cat "$T/out")" \
+    --outfile "$T/undo.pub" 2>/dev/null
+kb_issue_client "$T/undo.pub" undo-1 "$T/undo.pem" 30 inter2
+before=$(token_objects undo)
+# The first two C_CreateObject calls pass, the third fails.
+kbshim P11SHIM_FAIL_FUNC=C_CreateObject P11SHIM_FAIL_AFTER=2 import-cert --module "$P11SHIM" \
+    --pin-file "$T/pin" --key "pkcs11:token=undo;object=k" --chain "$T/chain.pem" "$T/undo.pem"
+t_check "the token refuses the third object: import-cert fails (exit 2) with one line" \
+    bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'the 2 chain certificates written were removed again' '$T/err'"
+t_check "  and what it had written is removed again: the token is unchanged" \
+    [ "$(token_objects undo)" = "$before" ]
+
 # --- the cap on the path length ---------------------------------------------------------
 kb_token deep
 kb keygen $MOD --token pkcs11:token=deep --label deep --pin-file "$T/pin"
@@ -135,5 +150,18 @@ t_check "  a path of exactly 8 is stored (c9 is not on it)" \
 t_check "  the token holds the device certificate and c8..c1" \
     same_fps deep "$T/deep8.pem" "$P/c1.pem" "$P/c2.pem" "$P/c3.pem" "$P/c4.pem" "$P/c5.pem" \
     "$P/c6.pem" "$P/c7.pem" "$P/c8.pem"
+
+# The same cap when sending: a token holding a path of 9 gives an error, not a truncated or
+# overlong chain.
+kb_token deep2
+kb keygen $MOD --token pkcs11:token=deep2 --label deep2 --pin-file "$T/pin"
+kb_device_cert deep2 "$(cat "$T/out")" deep-2 deep2 30 c9
+for i in 1 2 3 4 5 6 7 8 9; do
+    write_cert deep2 "$P/c$i.pem" "c$i"
+done
+kb connect $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=deep2;object=deep2" \
+    "localhost:$(free_port)"
+t_check "connect with a path of 9 on the token: exit 2, the path is too long" \
+    bash -c "[ $rc -eq 2 ] && grep -q 'longer than 8' '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
 
 t_done
