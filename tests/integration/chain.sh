@@ -164,4 +164,132 @@ kb connect $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=deep2;object=deep2"
 t_check "connect with a path of 9 on the token: exit 2, the path is too long" \
     bash -c "[ $rc -eq 2 ] && grep -q 'longer than 8' '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
 
+# --- EST: enroll, enroll --store-chain and renew store only the path ---------------------
+# The test EST server, wrapped: its enrol replies carry extra certificates (the files in
+# $T/estc/extra.pem, and $T/estc/unrelated many CAs of a PKI of their own), /cacerts the
+# certificates in $T/estc/cacerts.pem, and a client certificate must chain to the root
+# alone (the device has to send its path).
+if /usr/bin/python3 -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/null; then
+    mkdir -p "$T/estc" "$T/est"
+    cat >"$T/est_chain.py" <<'PY'
+import datetime, importlib.util, os, re, ssl, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+spec = importlib.util.spec_from_file_location("est_server", sys.argv[1])
+est = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(est)
+d, root = sys.argv[2], sys.argv[3]
+del sys.argv[1:4]
+
+def ca(cn, issuer=None):
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    ikey, iname = (key, name) if issuer is None else (issuer[1], issuer[0].subject)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(iname)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(ikey, hashes.SHA256()))
+    return cert, key
+
+other_root = ca("est unrelated root")
+unrelated = [ca("est unrelated %d" % i, other_root)[0] for i in range(60)]
+
+def load(name):
+    try:
+        data = open(os.path.join(d, name), "rb").read()
+    except FileNotFoundError:
+        return []
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", data, re.S)
+    return [x509.load_pem_x509_certificate(b) for b in blocks]
+
+orig = est.certs_only_der
+def certs_only_der(certs):
+    if len(certs) == 1:
+        bc = certs[0].extensions.get_extension_for_class(x509.BasicConstraints).value
+        if bc.ca:  # /cacerts
+            return orig(load("cacerts.pem") or certs)
+        try:
+            n = int(open(os.path.join(d, "unrelated")).read().strip() or 0)
+        except FileNotFoundError:
+            n = 0
+        return orig(certs + load("extra.pem") + unrelated[:n])
+    return orig(certs)
+est.certs_only_der = certs_only_der
+
+orig_ctx = est.tls_context
+def tls_context(args):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    ctx.verify_mode = ssl.CERT_OPTIONAL
+    ctx.load_verify_locations(cafile=root)
+    return ctx
+est.tls_context = tls_context
+est.main()
+PY
+    eport=$(free_port)
+    kb_bg "$T/est.log" /usr/bin/python3 "$T/est_chain.py" "$TESTS_SRCDIR/lib/est_server.py" \
+        "$T/estc" "$P/root.pem" --port "$eport" --ca-cert "$P/inter2.pem" --ca-key "$P/inter2.key" \
+        --tls-cert "$P/server.pem" --tls-key "$P/server.key" --secret enrol:s3cret --state "$T/est"
+    wait_port "$eport" || t_fail "EST server started"
+    printf 'enrol:s3cret\n' >"$T/secret"
+    chmod 600 "$T/secret"
+    EST="--est https://localhost:$eport --ca $P/ca.pem"
+    token_certs() {
+        GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --list-all-certs \
+            "pkcs11:token=$1" 2>/dev/null | grep -c '^Object'
+    }
+
+    kb_token est
+    cat "$P/root.pem" "$P/inter1.pem" "$P/other-inter.pem" "$P/fake-inter2.pem" "$P/inter2.pem" \
+        "$P/inter1.pem" >"$T/estc/extra.pem"
+    echo 54 >"$T/estc/unrelated"
+    kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=est --label e1 --subject CN=est-1 \
+        --policy "$T/policy.conf" $EST --secret-file "$T/secret"
+    t_check "enroll, the reply carrying 60 CA certificates: ISSUED and admitted" \
+        bash -c "[ $rc -eq 0 ] && grep -qx 'state: ISSUED' '$T/out' && grep -q '^decision: ADMITTED' '$T/out'"
+    t_check "  3 certificates on the token (not 63)" [ "$(token_certs est)" = 3 ]
+    e1=$(sed -n 's/^key: //p' "$T/out")
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export \
+        "pkcs11:token=est;object=e1;type=cert" --outfile "$T/e1.pem" 2>/dev/null
+    t_check "  the device certificate, inter2 and inter1" \
+        same_fps est "$T/e1.pem" "$P/inter2.pem" "$P/inter1.pem"
+
+    # renew: the EST server trusts only the root for client certificates, so the path must
+    # be sent; the reply's extras are left out again.
+    echo 30 >"$T/estc/unrelated"
+    kb renew $MOD --pin-file "$T/pin" --policy "$T/policy.conf" $EST --key "$e1"
+    t_check "renew to a server that verifies the client against the root alone: ISSUED" \
+        bash -c "[ $rc -eq 0 ] && grep -qx 'state: ISSUED' '$T/out'"
+    t_check "  it saw our certificate" grep -q "^POST /.well-known/est/simplereenroll 200 auth=cert" "$T/est/requests.log"
+    t_check "  4 certificates on the token: two device certificates, inter2, inter1" \
+        [ "$(token_certs est)" = 4 ]
+
+    # enroll --store-chain: /cacerts certificates are candidates too, the path alone stored.
+    kb_token est2
+    : >"$T/estc/extra.pem"
+    echo 0 >"$T/estc/unrelated"
+    cat "$P/other-inter.pem" "$P/root.pem" "$P/inter1.pem" "$P/inter2.pem" >"$T/estc/cacerts.pem"
+    kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=est2 --label e2 --subject CN=est-2 \
+        --policy "$T/policy.conf" $EST --secret-file "$T/secret" --store-chain
+    t_check "enroll --store-chain, the reply holding the certificate alone: ISSUED and admitted" \
+        bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out'"
+    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export \
+        "pkcs11:token=est2;object=e2;type=cert" --outfile "$T/e2.pem" 2>/dev/null
+    t_check "  the /cacerts path is stored: the certificate, inter2 and inter1 (not the root or other-inter)" \
+        same_fps est2 "$T/e2.pem" "$P/inter2.pem" "$P/inter1.pem"
+    kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=est2 --label e3 --subject CN=est-3 \
+        --policy "$T/policy.conf" $EST --secret-file "$T/secret"
+    t_check "enroll without --store-chain stores no chain" \
+        bash -c "[ $rc -eq 0 ] && [ \$(GNUTLS_PIN=1234 p11tool --provider '$SOFTHSM_MODULE' --login --list-all-certs pkcs11:token=est2 2>/dev/null | grep -c '^Object') = 4 ]"
+else
+    t_pass "# SKIP EST chain tests: python3-cryptography is not installed"
+fi
+
 t_done
