@@ -558,7 +558,7 @@ int kb_objects_list(kb_session *s, P11KitUri *filter, kb_objects *out, kb_err *e
                 c.id_mismatch = false;
                 break;
             }
-            if (same_id)
+            if (same_id && k->has_spki) /* known to be another key, not just unknown */
                 c.id_mismatch = true;
         }
         bool listed = c.key >= 0 || (want_class(filter, CKO_CERTIFICATE) &&
