@@ -61,10 +61,11 @@ kb check $MOD --pin-file "$T/pin" $POL $KEY
 t_check "check admits the device (root trusted, intermediates from the token)" rc_is 0
 
 # Certificates that no keybound command would store, written to the token by hand: an
-# unrelated intermediate, the root, and many CAs of another PKI. None of them is sent.
-# (Not the same-name CA: with it and these on the token, check's own chain verification
-# in src/tls/device.c already fails, before any handshake.)
+# unrelated intermediate, a same-name CA with another key, the root, and many CAs of
+# another PKI. None of them is sent. (13 CA certificates in all: check's own chain
+# verification in src/tls/device.c looks at no more than 15 of them, in token order.)
 write_cert dev "$P/other-inter.pem" other-inter
+write_cert dev "$P/fake-inter2.pem" fake-inter2
 write_cert dev "$P/root.pem" root
 for i in 1 2 3 4 5 6 7 8; do
     kb_ca "unrel$i" "unrelated inter $i" other-ca
