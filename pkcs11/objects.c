@@ -97,36 +97,41 @@ static bool spki_of(gnutls_pubkey_t pub, unsigned char out[32])
     return gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, out, &size) == 0 && size == 32;
 }
 
-/* The public key, from the RSA private key's public parts or from the public object
- * with the same CKA_ID, as the SHA-256 id of its SubjectPublicKeyInfo. */
-static void read_public(kb_session *s, kb_key *k)
+static gnutls_ecc_curve_t curve_of(const struct kb_key_facts *f)
+{
+    return strcmp(f->curve, "P-256") == 0     ? GNUTLS_ECC_CURVE_SECP256R1
+           : strcmp(f->curve, "P-384") == 0   ? GNUTLS_ECC_CURVE_SECP384R1
+           : strcmp(f->curve, "P-521") == 0   ? GNUTLS_ECC_CURVE_SECP521R1
+           : strcmp(f->curve, "Ed25519") == 0 ? GNUTLS_ECC_CURVE_ED25519
+           : strcmp(f->curve, "Ed448") == 0   ? GNUTLS_ECC_CURVE_ED448
+                                              : GNUTLS_ECC_CURVE_INVALID;
+}
+
+/* The public key of object h from its key material: RSA's modulus and exponent or the EC
+ * point (a public key object, or a private key object that shows them), as the SHA-256 id
+ * of its SubjectPublicKeyInfo. */
+static bool object_spki(kb_session *s, CK_OBJECT_HANDLE h, const struct kb_key_facts *f,
+                        unsigned char out[32])
 {
     gnutls_pubkey_t pub = NULL;
     unsigned char *a = NULL, *b = NULL;
     CK_ULONG alen = 0, blen = 0;
+    bool ok = false;
     if (gnutls_pubkey_init(&pub) != 0)
-        return;
-    if (k->facts.type == KB_KEY_RSA) {
-        if (kb_attr_get(s, k->handle, CKA_MODULUS, &a, &alen) == CKR_OK &&
-            kb_attr_get(s, k->handle, CKA_PUBLIC_EXPONENT, &b, &blen) == CKR_OK) {
+        return false;
+    if (f->type == KB_KEY_RSA) {
+        if (kb_attr_get(s, h, CKA_MODULUS, &a, &alen) == CKR_OK &&
+            kb_attr_get(s, h, CKA_PUBLIC_EXPONENT, &b, &blen) == CKR_OK) {
             gnutls_datum_t m = {a, (unsigned)alen}, e = {b, (unsigned)blen};
-            k->has_spki =
-                gnutls_pubkey_import_rsa_raw(pub, &m, &e) == 0 && spki_of(pub, k->spki_sha256);
+            ok = gnutls_pubkey_import_rsa_raw(pub, &m, &e) == 0 && spki_of(pub, out);
         }
-    } else if (k->pub_handle != CK_INVALID_HANDLE &&
-               kb_attr_get(s, k->pub_handle, CKA_EC_POINT, &a, &alen) == CKR_OK) {
+    } else if (f->type != KB_KEY_UNKNOWN && kb_attr_get(s, h, CKA_EC_POINT, &a, &alen) == CKR_OK) {
         const unsigned char *pt;
         size_t ptlen;
-        gnutls_ecc_curve_t curve =
-            strcmp(k->facts.curve, "P-256") == 0     ? GNUTLS_ECC_CURVE_SECP256R1
-            : strcmp(k->facts.curve, "P-384") == 0   ? GNUTLS_ECC_CURVE_SECP384R1
-            : strcmp(k->facts.curve, "P-521") == 0   ? GNUTLS_ECC_CURVE_SECP521R1
-            : strcmp(k->facts.curve, "Ed25519") == 0 ? GNUTLS_ECC_CURVE_ED25519
-            : strcmp(k->facts.curve, "Ed448") == 0   ? GNUTLS_ECC_CURVE_ED448
-                                                     : GNUTLS_ECC_CURVE_INVALID;
+        gnutls_ecc_curve_t curve = curve_of(f);
         if (curve != GNUTLS_ECC_CURVE_INVALID && kb_ec_point_raw(a, alen, &pt, &ptlen)) {
             int rc = -1;
-            if (k->facts.type == KB_KEY_EDDSA) {
+            if (f->type == KB_KEY_EDDSA) {
                 gnutls_datum_t x = {(unsigned char *)pt, (unsigned)ptlen};
                 rc = gnutls_pubkey_import_ecc_raw(pub, curve, &x, NULL);
             } else if (ptlen > 1 && pt[0] == 0x04 && (ptlen - 1) % 2 == 0) {
@@ -135,12 +140,192 @@ static void read_public(kb_session *s, kb_key *k)
                                y = {(unsigned char *)pt + 1 + half, half};
                 rc = gnutls_pubkey_import_ecc_raw(pub, curve, &x, &y);
             }
-            k->has_spki = rc == 0 && spki_of(pub, k->spki_sha256);
+            ok = rc == 0 && spki_of(pub, out);
         }
     }
     free(a);
     free(b);
     gnutls_pubkey_deinit(pub);
+    return ok;
+}
+
+/* CKA_PUBLIC_KEY_INFO of object h, when it holds one (tokens may leave it empty). */
+static bool object_spki_info(kb_session *s, CK_OBJECT_HANDLE h, unsigned char out[32])
+{
+    unsigned char *a = NULL;
+    CK_ULONG alen = 0;
+    gnutls_pubkey_t pub = NULL;
+    bool ok = false;
+    if (kb_attr_get(s, h, CKA_PUBLIC_KEY_INFO, &a, &alen) == CKR_OK && alen > 0 &&
+        gnutls_pubkey_init(&pub) == 0) {
+        gnutls_datum_t d = {a, (unsigned)alen};
+        ok = gnutls_pubkey_import(pub, &d, GNUTLS_X509_FMT_DER) == 0 && spki_of(pub, out);
+        gnutls_pubkey_deinit(pub);
+    }
+    free(a);
+    return ok;
+}
+
+/* "'a', 'b'" for the labels of objects h (at most 4, each cut for the message). */
+static void labels_of(kb_session *s, const CK_OBJECT_HANDLE *h, size_t n, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && i < 4 && used < len; i++) {
+        unsigned char *v = NULL;
+        CK_ULONG vlen = 0;
+        char label[KB_LABEL_MAX] = "";
+        if (kb_attr_get(s, h[i], CKA_LABEL, &v, &vlen) == CKR_OK)
+            copy_label(label, v, vlen);
+        free(v);
+        used += (size_t)snprintf(out + used, len - used, "%s'%.40s%s'", i ? ", " : "", label,
+                                 strlen(label) > 40 ? "..." : "");
+    }
+    if (n > 4 && used < len)
+        snprintf(out + used, len - used, ", ...");
+}
+
+static bool same_key_type(kb_session *s, CK_OBJECT_HANDLE x, CK_OBJECT_HANDLE y)
+{
+    CK_KEY_TYPE a = 0, b = 0;
+    CK_ATTRIBUTE ta = {CKA_KEY_TYPE, &a, sizeof a}, tb = {CKA_KEY_TYPE, &b, sizeof b};
+    CK_FUNCTION_LIST *fn = s->token->module->fn;
+    return fn->C_GetAttributeValue(s->h, x, &ta, 1) != CKR_OK ||
+           fn->C_GetAttributeValue(s->h, y, &tb, 1) != CKR_OK || a == b;
+}
+
+/* The curve of x's and y's CKA_EC_PARAMS, compared as curves (a token may encode them
+ * differently on the two halves, SoftHSM does for Ed25519). Only a difference both
+ * objects state counts. */
+static bool same_curve(kb_session *s, CK_OBJECT_HANDLE x, CK_OBJECT_HANDLE y)
+{
+    unsigned char *a = NULL, *b = NULL;
+    CK_ULONG alen = 0, blen = 0;
+    char ca[16] = "", cb[16] = "";
+    unsigned bits;
+    if (kb_attr_get(s, x, CKA_EC_PARAMS, &a, &alen) == CKR_OK)
+        kb_ec_params_curve(a, alen, ca, sizeof ca, &bits);
+    if (kb_attr_get(s, y, CKA_EC_PARAMS, &b, &blen) == CKR_OK)
+        kb_ec_params_curve(b, blen, cb, sizeof cb, &bits);
+    free(a);
+    free(b);
+    return ca[0] == '\0' || cb[0] == '\0' || strcmp(ca, cb) == 0;
+}
+
+/* What the private key object does not say (RSA modulus bits, EC curve), from the public
+ * object paired with it. */
+static void fill_from_pub(kb_session *s, kb_key *k)
+{
+    struct kb_key_facts *f = &k->facts;
+    if (k->pub_handle == CK_INVALID_HANDLE || f->bits != 0)
+        return;
+    if (f->type == KB_KEY_RSA) {
+        CK_ULONG bits = 0;
+        CK_ATTRIBUTE mb = {CKA_MODULUS_BITS, &bits, sizeof bits};
+        if (s->token->module->fn->C_GetAttributeValue(s->h, k->pub_handle, &mb, 1) == CKR_OK)
+            f->bits = (unsigned)bits;
+    } else if (f->type != KB_KEY_UNKNOWN) {
+        unsigned char *v = NULL;
+        CK_ULONG len = 0;
+        if (kb_attr_get(s, k->pub_handle, CKA_EC_PARAMS, &v, &len) == CKR_OK)
+            kb_ec_params_curve(v, len, f->curve, sizeof f->curve, &f->bits);
+        free(v);
+    }
+}
+
+/* The public half of k. From the private key object itself where the token shows it there
+ * (then pub_handle is the public object with its CKA_ID and the same key, if any). Else
+ * from the one public object with its CKA_ID, when the pairing is unambiguous; otherwise
+ * k->pair_error names the objects. Returns -1 only when out of memory. */
+static int read_public(kb_session *s, kb_key *k)
+{
+    struct kb_key_facts *f = &k->facts;
+    CK_OBJECT_HANDLE *privs = NULL, *pubs = NULL;
+    size_t n_priv = 0, n_pub = 0;
+    char why[1024] = "", id_hex[2 * KB_ID_MAX + 1];
+    kb_hex(f->id, f->id_len, id_hex);
+    if (f->id_len > 0 &&
+        (kb_find(s, CKO_PRIVATE_KEY, CKA_ID, f->id, f->id_len, &privs, &n_priv, NULL) != 0 ||
+         kb_find(s, CKO_PUBLIC_KEY, CKA_ID, f->id, f->id_len, &pubs, &n_pub, NULL) != 0))
+        snprintf(why, sizeof why, "its objects cannot be searched");
+    /* The key material on the private key comes first: CKA_PUBLIC_KEY_INFO is a plain
+     * attribute that some tokens (SoftHSM) let anyone logged in set. Stated beside the key
+     * material, it must agree; stated alone, the public objects with the key's id must. */
+    unsigned char info[32];
+    bool has_info = object_spki_info(s, k->handle, info);
+    k->has_spki = object_spki(s, k->handle, f, k->spki_sha256);
+    if (k->has_spki && has_info && memcmp(info, k->spki_sha256, 32) != 0) {
+        snprintf(why, sizeof why,
+                 "its CKA_PUBLIC_KEY_INFO is another key than its own key material");
+    } else if (!k->has_spki && has_info) {
+        memcpy(k->spki_sha256, info, 32);
+        k->has_spki = true;
+        for (size_t i = 0; i < n_pub && why[0] == '\0'; i++) {
+            unsigned char other[32];
+            if (object_spki(s, pubs[i], f, other) && memcmp(other, info, 32) != 0)
+                snprintf(why, sizeof why,
+                         "its CKA_PUBLIC_KEY_INFO differs from the public key object with its "
+                         "CKA_ID %s",
+                         id_hex);
+        }
+    }
+    if (k->has_spki) {
+        for (size_t i = 0; i < n_pub && k->pub_handle == CK_INVALID_HANDLE; i++) {
+            unsigned char other[32];
+            if (object_spki(s, pubs[i], f, other) && memcmp(other, k->spki_sha256, 32) == 0)
+                k->pub_handle = pubs[i];
+        }
+    } else if (why[0] == '\0' && f->id_len == 0) {
+        snprintf(why, sizeof why,
+                 "the token does not show its public key on the private key object, and it "
+                 "has no CKA_ID to find a public key object by");
+    } else if (why[0] == '\0' && n_priv == 1 && n_pub == 0) {
+        /* No public half on the token at all: nothing to pair, nothing guessed. The key
+         * keeps its facts, but no certificate can be tied to it (has_spki is false). */
+    } else if (why[0] == '\0' && (n_priv != 1 || n_pub != 1)) {
+        char pl[200], ul[200];
+        labels_of(s, privs, n_priv, pl, sizeof pl);
+        labels_of(s, pubs, n_pub, ul, sizeof ul);
+        char pubs_text[240];
+        if (n_pub == 0)
+            snprintf(pubs_text, sizeof pubs_text, "no public key");
+        else
+            snprintf(pubs_text, sizeof pubs_text, "%zu public key%s (%s)", n_pub,
+                     n_pub == 1 ? "" : "s", ul);
+        snprintf(why, sizeof why,
+                 "the token does not show its public key on the private key object, and "
+                 "CKA_ID %s is on %zu private key%s (%s) and %s; remove the objects that do "
+                 "not belong (see 'keybound keys')",
+                 id_hex, n_priv, n_priv == 1 ? "" : "s", pl, pubs_text);
+    } else if (why[0] == '\0') {
+        k->pub_handle = pubs[0];
+        if (!same_key_type(s, k->handle, pubs[0]) ||
+            (f->type != KB_KEY_RSA && !same_curve(s, k->handle, pubs[0])))
+            snprintf(why, sizeof why,
+                     "the public key object with its CKA_ID %s is of another key type or curve",
+                     id_hex);
+        else {
+            fill_from_pub(s, k);
+            k->has_spki = object_spki(s, pubs[0], f, k->spki_sha256);
+        }
+        if (why[0] == '\0' && !k->has_spki)
+            snprintf(why, sizeof why,
+                     "the public key object with its CKA_ID %s cannot be read as a public key",
+                     id_hex);
+    }
+    free(privs);
+    free(pubs);
+    if (why[0] == '\0')
+        return 0;
+    k->has_spki = false;
+    k->pub_handle = CK_INVALID_HANDLE;
+    size_t need = strlen(why) + strlen(f->label) + strlen(s->token->facts.label) + 100;
+    k->pair_error = malloc(need);
+    if (k->pair_error == NULL)
+        return -1;
+    snprintf(k->pair_error, need, "key '%s' on token '%s' cannot be paired with its public key: %s",
+             f->label, s->token->facts.label, why);
+    return 0;
 }
 
 int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err)
@@ -179,32 +364,18 @@ int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err)
     f->always_authenticate = get_tri(s, priv, CKA_ALWAYS_AUTHENTICATE);
     f->sign = get_tri(s, priv, CKA_SIGN);
 
-    if (f->id_len > 0) {
-        CK_OBJECT_HANDLE *h = NULL;
-        size_t n = 0;
-        if (kb_find(s, CKO_PUBLIC_KEY, CKA_ID, f->id, f->id_len, &h, &n, NULL) == 0 && n > 0)
-            k->pub_handle = h[0];
-        free(h);
-    }
     if (f->type == KB_KEY_RSA) {
         if (kb_attr_get(s, priv, CKA_MODULUS, &v, &len) == CKR_OK)
             f->bits = kb_bignum_bits(v, len);
         free(v);
-        CK_ULONG bits = 0;
-        CK_ATTRIBUTE mb = {CKA_MODULUS_BITS, &bits, sizeof bits};
-        if (f->bits == 0 && k->pub_handle != CK_INVALID_HANDLE &&
-            s->token->module->fn->C_GetAttributeValue(s->h, k->pub_handle, &mb, 1) == CKR_OK)
-            f->bits = (unsigned)bits;
     } else if (f->type != KB_KEY_UNKNOWN) {
-        CK_OBJECT_HANDLE from = priv;
-        if (kb_attr_get(s, from, CKA_EC_PARAMS, &v, &len) != CKR_OK &&
-            k->pub_handle != CK_INVALID_HANDLE)
-            kb_attr_get(s, k->pub_handle, CKA_EC_PARAMS, &v, &len);
-        if (v != NULL)
+        if (kb_attr_get(s, priv, CKA_EC_PARAMS, &v, &len) == CKR_OK)
             kb_ec_params_curve(v, len, f->curve, sizeof f->curve, &f->bits);
         free(v);
     }
-    read_public(s, k);
+    if (read_public(s, k) != 0)
+        return kb_err_set(err, "out of memory");
+    fill_from_pub(s, k);
     k->uri = kb_uri_for(s->token, "private", f->label, f->id, f->id_len);
     if (k->uri == NULL)
         return kb_err_set(err, "out of memory");
@@ -221,6 +392,8 @@ void kb_key_clear(kb_key *k)
 {
     free(k->uri);
     k->uri = NULL;
+    free(k->pair_error);
+    k->pair_error = NULL;
 }
 
 static void cert_parse(kb_cert *c)
@@ -303,6 +476,23 @@ static bool want_class(P11KitUri *filter, CK_OBJECT_CLASS cls)
     return a == NULL || (a->ulValueLen == sizeof cls && *(CK_OBJECT_CLASS *)a->pValue == cls);
 }
 
+/* Adds " (why)" or "; why" to o->left_out, once per distinct message. */
+static int note_left_out(kb_objects *o, const char *why)
+{
+    if (o->left_out != NULL && strstr(o->left_out, why) != NULL)
+        return 0;
+    size_t had = o->left_out ? strlen(o->left_out) : 0, need = had + strlen(why) + 4;
+    char *v = realloc(o->left_out, need);
+    if (v == NULL)
+        return -1;
+    if (had == 0)
+        snprintf(v, need, " (%s)", why);
+    else
+        snprintf(v + had - 1, need - had + 1, "; %s)", why);
+    o->left_out = v;
+    return 0;
+}
+
 void kb_objects_free(kb_objects *o)
 {
     for (size_t i = 0; i < o->n_keys; i++)
@@ -311,6 +501,7 @@ void kb_objects_free(kb_objects *o)
         cert_clear(&o->certs[i]);
     free(o->keys);
     free(o->certs);
+    free(o->left_out);
     memset(o, 0, sizeof *o);
 }
 
@@ -330,6 +521,10 @@ int kb_objects_list(kb_session *s, P11KitUri *filter, kb_objects *out, kb_err *e
             !filter_match(filter, k.facts.label, k.facts.id, k.facts.id_len)) {
             kb_key_clear(&k);
             continue;
+        }
+        if (k.pair_error != NULL && note_left_out(out, k.pair_error) != 0) {
+            kb_key_clear(&k);
+            goto oom;
         }
         kb_key *v = realloc(out->keys, (out->n_keys + 1) * sizeof *v);
         if (v == NULL) {
@@ -353,15 +548,17 @@ int kb_objects_list(kb_session *s, P11KitUri *filter, kb_objects *out, kb_err *e
             const kb_key *k = &out->keys[j];
             bool same_id = c.id_len > 0 && c.id_len == k->facts.id_len &&
                            memcmp(c.id, k->facts.id, c.id_len) == 0;
+            /* Tied by the public key only: a key whose public half cannot be told has no
+             * certificate (a CKA_ID is a label anyone can copy). An unreadable certificate
+             * with the key's id stays with it, to be reported as unreadable. */
             bool same_pub =
                 c.parsed && k->has_spki && memcmp(c.spki_sha256, k->spki_sha256, 32) == 0;
-            bool pub_known = c.parsed && k->has_spki;
-            if (same_pub || (same_id && !pub_known)) {
+            if (same_pub || (same_id && !c.parsed && k->has_spki)) {
                 c.key = (long)j;
                 c.id_mismatch = false;
                 break;
             }
-            if (same_id)
+            if (same_id && k->has_spki) /* known to be another key, not just unknown */
                 c.id_mismatch = true;
         }
         bool listed = c.key >= 0 || (want_class(filter, CKO_CERTIFICATE) &&
@@ -453,6 +650,8 @@ const char *kb_objects_hint(const kb_objects *o)
                "token= or serial= to choose one)";
     if (o->hidden_private)
         return " (private keys need a PIN to be seen)";
+    if (o->left_out != NULL)
+        return o->left_out;
     return "";
 }
 
@@ -464,11 +663,22 @@ int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text, const kb
     if (collect(p, uri, NULL, pin, true, tokens, objs, err) != 0)
         return -1;
     size_t hits = 0, hit = 0;
+    const char *unpaired = NULL;
     for (size_t i = 0; i < objs->n_keys; i++)
         if (key_matches(uri, &objs->keys[i])) {
             hits++;
             hit = i;
+            if (unpaired == NULL)
+                unpaired = objs->keys[i].pair_error;
         }
+    /* A key whose public half cannot be told is not used for anything: its certificate
+     * match and its facts would be a guess. */
+    if (unpaired != NULL) {
+        kb_err_set(err, "%s", unpaired);
+        kb_objects_free(objs);
+        kb_token_list_free(tokens);
+        return -1;
+    }
     if (hits == 1) {
         *out = &objs->keys[hit];
         return 0;

@@ -2,9 +2,14 @@
  *
  * kb_objects_list reads what a session can see: private keys with their facts (read
  * attribute by attribute with C_GetAttributeValue, since GnuTLS never reports CKA_LOCAL
- * or CKA_ALWAYS_SENSITIVE), and certificates, each tied to the key it belongs to: the
- * same CKA_ID and, where the public key can be read, the same public key. Handles are
- * valid only while the session that listed them is open. */
+ * or CKA_ALWAYS_SENSITIVE), and certificates, each tied to the key whose public key it
+ * carries. A key's public key is read from the private key object where the token shows
+ * it there (CKA_PUBLIC_KEY_INFO, RSA's CKA_MODULUS and CKA_PUBLIC_EXPONENT, CKA_EC_POINT);
+ * otherwise from the public-key object with its CKA_ID, and only when that pairing is
+ * unambiguous: exactly one private and one public key object with that CKA_ID, of the
+ * same curve. Else the key gets a pair_error, no certificate is tied to it, and it is not
+ * used (kb_objects_one_key fails with that error). Handles are valid only while the
+ * session that listed them is open. */
 #ifndef KB_OBJECTS_H
 #define KB_OBJECTS_H
 
@@ -20,6 +25,7 @@ typedef struct kb_key {
     char *uri;
     bool has_spki;
     unsigned char spki_sha256[32]; /* SHA-256 of the SubjectPublicKeyInfo */
+    char *pair_error; /* why the public key cannot be told, naming the objects; or NULL */
 } kb_key;
 
 typedef struct kb_cert {
@@ -50,6 +56,7 @@ typedef struct kb_objects {
     size_t n_certs;
     size_t hidden_private; /* tokens that needed a login to show their keys */
     size_t pin_withheld;   /* of those, tokens not logged into: one PIN, several tokens */
+    char *left_out;        /* " (key ... left out: ...)" for keys with a pair_error, or NULL */
 } kb_objects;
 
 /* Appends the keys and certificates of s's token that match filter (NULL: all). The
@@ -69,17 +76,19 @@ int kb_find(kb_session *s, CK_OBJECT_CLASS cls, CK_ATTRIBUTE_TYPE attr, const vo
 /* An RSA key on a token without CKM_RSA_PKCS_PSS (no TLS 1.3, no PSS signatures). */
 bool kb_key_lacks_pss(const kb_key *k);
 
-/* Reads a private key's facts (and its public half, found by CKA_ID) into k. */
+/* Reads a private key's facts and its public half (see above) into k. A public half that
+ * cannot be told is no failure here: k->pair_error says why. */
 int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err);
 void kb_key_clear(kb_key *k);
 
 /* Why private keys may be missing from o, for the end of a message: "" or
  * " (private keys need a PIN to be seen)" or a note that one PIN was not tried on
- * several tokens. */
+ * several tokens, or the keys left out for a pair_error, naming their objects. */
 const char *kb_objects_hint(const kb_objects *o);
 
 /* Exactly one private key matching uri (after kb_objects_collect with login). On
- * failure err lists what the URI did match: the keys, or the tokens it reached. */
+ * failure err lists what the URI did match: the keys, or the tokens it reached; a
+ * matching key with a pair_error is that error. */
 int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text,
                        const struct kb_pin_opts *pin, kb_token_list *tokens, kb_objects *objs,
                        kb_key **out, kb_err *err);

@@ -28,10 +28,11 @@ static size_t serial_der(gnutls_x509_crt_t crt, unsigned char *out, size_t cap)
     return n + pad + 2;
 }
 
-int kb_store_cert(kb_session *s, gnutls_x509_crt_t crt, const char *label, const unsigned char *id,
-                  size_t id_len, bool *stored, kb_err *err)
+int kb_store_cert_obj(kb_session *s, gnutls_x509_crt_t crt, const char *label,
+                      const unsigned char *id, size_t id_len, CK_OBJECT_HANDLE *created,
+                      kb_err *err)
 {
-    *stored = false;
+    *created = CK_INVALID_HANDLE;
     gnutls_datum_t der = {NULL, 0}, subject = {NULL, 0}, issuer = {NULL, 0};
     if (export_der(crt, &der, err) != 0)
         return -1;
@@ -74,7 +75,7 @@ int kb_store_cert(kb_session *s, gnutls_x509_crt_t crt, const char *label, const
                    kb_ckr_name(rv));
         goto out;
     }
-    *stored = true;
+    *created = obj;
     rc = 0;
 out:
     free(h);
@@ -84,8 +85,19 @@ out:
     return rc;
 }
 
-int kb_store_chain_cert(kb_session *s, gnutls_x509_crt_t crt, bool *stored, kb_err *err)
+int kb_store_cert(kb_session *s, gnutls_x509_crt_t crt, const char *label, const unsigned char *id,
+                  size_t id_len, bool *stored, kb_err *err)
 {
+    CK_OBJECT_HANDLE h;
+    int rc = kb_store_cert_obj(s, crt, label, id, id_len, &h, err);
+    *stored = h != CK_INVALID_HANDLE;
+    return rc;
+}
+
+int kb_store_chain_cert_obj(kb_session *s, gnutls_x509_crt_t crt, CK_OBJECT_HANDLE *created,
+                            kb_err *err)
+{
+    *created = CK_INVALID_HANDLE;
     char cn[256];
     size_t size = sizeof cn;
     if (gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, cn, &size) < 0)
@@ -94,7 +106,15 @@ int kb_store_chain_cert(kb_session *s, gnutls_x509_crt_t crt, bool *stored, kb_e
     size = sizeof id;
     if (gnutls_x509_crt_get_key_id(crt, 0, id, &size) < 0)
         return kb_err_set(err, "CA certificate '%s' has no readable public key", cn);
-    return kb_store_cert(s, crt, cn, id, size, stored, err);
+    return kb_store_cert_obj(s, crt, cn, id, size, created, err);
+}
+
+int kb_store_chain_cert(kb_session *s, gnutls_x509_crt_t crt, bool *stored, kb_err *err)
+{
+    CK_OBJECT_HANDLE h;
+    int rc = kb_store_chain_cert_obj(s, crt, &h, err);
+    *stored = h != CK_INVALID_HANDLE;
+    return rc;
 }
 
 int kb_destroy_object(kb_session *s, CK_OBJECT_HANDLE h, const char *what, kb_err *err)

@@ -19,6 +19,14 @@ int kb_store_cert(kb_session *s, gnutls_x509_crt_t crt, const char *label, const
  * public key. */
 int kb_store_chain_cert(kb_session *s, gnutls_x509_crt_t crt, bool *stored, kb_err *err);
 
+/* The same, giving the new object's handle (CK_INVALID_HANDLE when the certificate was
+ * already there), so that a caller can remove what it wrote when a later step fails. */
+int kb_store_cert_obj(kb_session *s, gnutls_x509_crt_t crt, const char *label,
+                      const unsigned char *id, size_t id_len, CK_OBJECT_HANDLE *created,
+                      kb_err *err);
+int kb_store_chain_cert_obj(kb_session *s, gnutls_x509_crt_t crt, CK_OBJECT_HANDLE *created,
+                            kb_err *err);
+
 /* Removes the key pair (private and public object). */
 int kb_destroy_key(kb_session *s, const kb_key *k, kb_err *err);
 

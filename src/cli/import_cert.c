@@ -10,10 +10,12 @@
 static const char help[] =
     "usage: keybound import-cert --key URI [--chain FILE] FILE [OPTIONS]\n\n"
     "Stores an issued certificate on the token next to its key (the key's own CKA_ID and\n"
-    "label), after checking that it is for that key. FILE is PEM or DER; further\n"
-    "certificates in it, and those in --chain FILE, are stored as the chain.\n\n"
+    "label), after checking that it is for that key. FILE is PEM or DER, the device\n"
+    "certificate first; of the further certificates in it and in --chain FILE (any\n"
+    "order), only the certificate's issuer path is stored: its issuing CA, that CA's\n"
+    "issuer and so on, at most 8, without the self-signed root. Others are left out.\n\n"
     "  --key URI         the key the certificate was issued for\n"
-    "  --chain FILE      intermediate and CA certificates to store too\n" KB_COMMON_HELP;
+    "  --chain FILE      intermediate and CA certificates to build the path from\n" KB_COMMON_HELP;
 
 enum { OPT_KEY = KB_OPT_FIRST_LOCAL, OPT_CHAIN };
 
@@ -76,8 +78,12 @@ int kb_cmd_import_cert(int argc, char **argv)
         goto fail;
     printf("%s certificate for key '%s' on token '%s'", r.stored ? "stored" : "already had the",
            key->facts.label, key->token->facts.label);
-    if (n > 1)
-        printf(", %u of %u chain certificates new", r.chain_new, n - 1);
+    if (n > 1) {
+        printf(", issuer path of %u certificate%s (%u new)", r.chain_len,
+               r.chain_len == 1 ? "" : "s", r.chain_new);
+        if (r.left_out > 0)
+            printf("; %u other certificate%s not stored", r.left_out, r.left_out == 1 ? "" : "s");
+    }
     printf("\n");
     rc = KB_EXIT_OK;
     goto out;

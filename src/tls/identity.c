@@ -5,13 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "src/tls/chain.h"
 #include "src/util/log.h"
-
-static bool self_signed(const kb_cert *c)
-{
-    return c->subject != NULL && c->issuer != NULL && strcmp(c->subject, c->issuer) == 0;
-}
 
 static int add_pcert(kb_identity *id, const kb_cert *c, kb_err *err)
 {
@@ -28,6 +25,68 @@ static int add_pcert(kb_identity *id, const kb_cert *c, kb_err *err)
     return 0;
 }
 
+static gnutls_x509_crt_t import(const kb_cert *c)
+{
+    gnutls_x509_crt_t crt;
+    gnutls_datum_t der = {c->der, (unsigned)c->der_len};
+    if (gnutls_x509_crt_init(&crt) < 0)
+        return NULL;
+    if (gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) < 0) {
+        gnutls_x509_crt_deinit(crt);
+        return NULL;
+    }
+    return crt;
+}
+
+/* The device certificate's issuer path, built from the certificates on its token that
+ * belong to no key: only that is sent, in order, without the anchor. */
+static int add_path(kb_identity *id, const kb_cert *leaf, const kb_objects *objs, kb_err *err)
+{
+    gnutls_x509_crt_t leaf_crt = import(leaf), *cands = NULL;
+    size_t *from = NULL;
+    unsigned n = 0, path[KB_CHAIN_MAX], len = 0;
+    int rc = -1;
+    if (leaf_crt == NULL) {
+        kb_err_set(err, "certificate '%s' on token '%s' cannot be parsed", leaf->label,
+                   leaf->token->facts.label);
+        goto out;
+    }
+    cands = calloc(objs->n_certs ? objs->n_certs : 1, sizeof *cands);
+    from = calloc(objs->n_certs ? objs->n_certs : 1, sizeof *from);
+    if (cands == NULL || from == NULL) {
+        kb_err_set(err, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < objs->n_certs; i++) {
+        const kb_cert *c = &objs->certs[i];
+        if (c == leaf || c->key >= 0 || !c->parsed || c->token != leaf->token)
+            continue;
+        if ((cands[n] = import(c)) != NULL)
+            from[n++] = i;
+    }
+    if (kb_chain_build(leaf_crt, cands, n, KB_CHAIN_MAX, (long long)time(NULL), path, &len, err) !=
+        0) {
+        if (err != NULL) {
+            size_t used = strlen(err->msg);
+            snprintf(err->msg + used, sizeof err->msg - used,
+                     " on token '%s'; remove the extra CA certificates from it",
+                     leaf->token->facts.label);
+        }
+        goto out;
+    }
+    rc = 0;
+    for (unsigned i = 0; i < len && rc == 0; i++)
+        rc = add_pcert(id, &objs->certs[from[path[i]]], err);
+out:
+    for (unsigned i = 0; i < n; i++)
+        gnutls_x509_crt_deinit(cands[i]);
+    free(cands);
+    free(from);
+    if (leaf_crt != NULL)
+        gnutls_x509_crt_deinit(leaf_crt);
+    return rc;
+}
+
 int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **out, kb_err *err)
 {
     *out = NULL;
@@ -41,14 +100,8 @@ int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **
     snprintf(id->subject, sizeof id->subject, "%s", dev->cert->subject);
     snprintf(id->token, sizeof id->token, "%s", k->token->facts.label);
     id->not_after = dev->cert->not_after;
-    if (add_pcert(id, dev->cert, err) != 0)
+    if (add_pcert(id, dev->cert, err) != 0 || add_path(id, dev->cert, objs, err) != 0)
         goto fail;
-    for (size_t i = 0; i < objs->n_certs; i++) {
-        const kb_cert *c = &objs->certs[i];
-        if (c->key < 0 && c->is_ca && c->parsed && c->token == k->token && !self_signed(c) &&
-            add_pcert(id, c, err) != 0)
-            goto fail;
-    }
     if (kb_signer_open(k->uri, &id->signer, err) != 0 ||
         kb_signer_info(id->signer, &id->pk, &id->bits, err) != 0)
         goto fail;

@@ -16,7 +16,7 @@
 typedef struct kb_identity {
     kb_signer *signer;
     gnutls_privkey_t privkey;
-    gnutls_pcert_st *pcerts; /* the device certificate, then intermediates from the token */
+    gnutls_pcert_st *pcerts; /* the device certificate, then its issuer path (chain.h) */
     unsigned n_pcerts;
     int pk; /* gnutls_pk_algorithm_t */
     unsigned bits;
@@ -27,8 +27,9 @@ typedef struct kb_identity {
     char token[33];
 } kb_identity;
 
-/* From a gathered device whose certificate was chosen. objs supplies the intermediates (CA
- * certificates on the same token that are not self-signed). */
+/* From a gathered device whose certificate was chosen. objs supplies the candidates for
+ * the issuer path (certificates on the same token that belong to no key): only the path
+ * is sent, leaf first, without the anchor; a path longer than KB_CHAIN_MAX is an error. */
 int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **out, kb_err *err);
 void kb_identity_free(kb_identity *id);
 

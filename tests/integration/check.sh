@@ -126,9 +126,11 @@ t_check "  with endpoint.listed failing" check_id endpoint.listed fail
 kb check $MOD --pin-file "$T/pin" $POL --key "$good" --endpoint "no-port-here"
 t_check "a malformed --endpoint is an error (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'is not HOST:PORT' '$T/err'"
 
-# Without --key: every key with a certificate; admitted when one of them is.
+# Without --key: every key with a certificate; admitted when one of them is. (The imported
+# key has no public key object and SoftHSM shows no EC point on the private key: a
+# certificate with its CKA_ID is not tied to it, so it is not among them.)
 kb check $MOD --pin-file "$T/pin" $POL --json
-t_check "without --key every key with a certificate is evaluated" json_is "isinstance(d, list) and len(d)==5"
+t_check "without --key every key with a certificate is evaluated" json_is "isinstance(d, list) and len(d)==4"
 t_check "  and the device is admitted since some are (exit 0)" rc_is 0
 t_check "  the key without a certificate is not among them" json_is "all('object=bare' not in x['device']['key_uri'] for x in d)"
 

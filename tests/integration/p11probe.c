@@ -5,6 +5,8 @@
  *   p11probe sign MODULE PINFILE KEY-URI COUNT
  *   p11probe resolve MODULE PINFILE URI      (the one key a URI names, as --key will)
  *   p11probe reopen MODULE PINFILE KEY-URI COUNT
+ *   p11probe setattr MODULE PINFILE TOKEN KEYLABEL CKA_NAME FILE  (on the one private key
+ *            with that label: the attribute's value is FILE's bytes; prints the CKR code)
  */
 #include "config.h"
 
@@ -32,9 +34,14 @@ static const struct {
     {"CKA_SIGN", CKA_SIGN},
     {"CKA_VALUE", CKA_VALUE},
     {"CKA_PRIVATE_EXPONENT", CKA_PRIVATE_EXPONENT},
+    {"CKA_MODULUS", CKA_MODULUS},
+    {"CKA_PUBLIC_EXPONENT", CKA_PUBLIC_EXPONENT},
+    {"CKA_EC_PARAMS", CKA_EC_PARAMS},
+    {"CKA_EC_POINT", CKA_EC_POINT},
+    {"CKA_PUBLIC_KEY_INFO", CKA_PUBLIC_KEY_INFO},
 };
 
-static int probe_attr(int argc, char **argv)
+static int probe_attr(int argc, char **argv, bool set)
 {
     kb_pin_opts pin = {.file = argv[3], .no_tty = true};
     kb_err err;
@@ -50,7 +57,7 @@ static int probe_attr(int argc, char **argv)
     int rc = 2;
     if (kb_uri_parse(uri_text, 0, &uri, &err) != 0 || kb_p11_open(&p, argv[2], &err) != 0 ||
         kb_p11_one_token(p, uri, uri_text, &list, &t, &err) != 0 ||
-        kb_session_open(t, false, &s, &err) != 0 || kb_session_login(&s, &pin, &err) != 0 ||
+        kb_session_open(t, set, &s, &err) != 0 || kb_session_login(&s, &pin, &err) != 0 ||
         kb_find(&s, CKO_PRIVATE_KEY, CKA_LABEL, argv[5], strlen(argv[5]), &h, &n, &err) != 0) {
         fprintf(stderr, "p11probe: %s\n", err.msg);
         goto out;
@@ -58,6 +65,20 @@ static int probe_attr(int argc, char **argv)
     if (n != 1) {
         fprintf(stderr, "p11probe: %zu keys labelled %s\n", n, argv[5]);
         goto out;
+    }
+    if (set) {
+        unsigned char buf[8192];
+        FILE *f = fopen(argv[7], "rb");
+        size_t len = f ? fread(buf, 1, sizeof buf, f) : 0;
+        if (f)
+            fclose(f);
+        for (size_t a = 0; a < sizeof attrs / sizeof attrs[0]; a++)
+            if (strcmp(argv[6], attrs[a].name) == 0) {
+                CK_ATTRIBUTE at = {attrs[a].type, buf, len};
+                CK_RV rv = t->module->fn->C_SetAttributeValue(s.h, h[0], &at, 1);
+                printf("%s\n", rv == CKR_OK ? "CKR_OK" : kb_ckr_name(rv));
+            }
+        argc = 0;
     }
     for (int i = 6; i < argc; i++) {
         for (size_t a = 0; a < sizeof attrs / sizeof attrs[0]; a++) {
@@ -185,7 +206,9 @@ int main(int argc, char **argv)
     gnutls_global_init();
     int rc = 2;
     if (argc >= 7 && strcmp(argv[1], "attr") == 0)
-        rc = probe_attr(argc, argv);
+        rc = probe_attr(argc, argv, false);
+    else if (argc == 8 && strcmp(argv[1], "setattr") == 0)
+        rc = probe_attr(argc, argv, true);
     else if (argc == 6 && strcmp(argv[1], "sign") == 0)
         rc = probe_sign(argv);
     else if (argc == 6 && strcmp(argv[1], "reopen") == 0)
@@ -196,7 +219,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: p11probe attr MODULE PINFILE TOKEN KEYLABEL CKA_NAME...\n"
                         "       p11probe sign MODULE PINFILE KEY-URI COUNT\n"
                         "       p11probe resolve MODULE PINFILE URI\n"
-                        "       p11probe reopen MODULE PINFILE KEY-URI COUNT\n");
+                        "       p11probe reopen MODULE PINFILE KEY-URI COUNT\n"
+                        "       p11probe setattr MODULE PINFILE TOKEN KEYLABEL CKA_NAME FILE\n");
     gnutls_global_deinit();
     return rc;
 }

@@ -277,3 +277,45 @@ kb_device_cert() {
 sha256_of() {
     certtool --certificate-info --infile "$1" --outder 2>/dev/null | sha256sum | cut -d' ' -f1
 }
+
+# kb_ca NAME CN [ISSUER]: a CA certificate in $T/pki/NAME.pem and NAME.key (ECDSA), issued
+# by ISSUER (a CA made here before, or by kb_pki) or self-signed when ISSUER is empty.
+kb_ca() {
+    local d="$T/pki"
+    mkdir -p "$d"
+    certtool --generate-privkey --key-type ecdsa --outfile "$d/$1.key" 2>/dev/null
+    {
+        echo "cn = \"$2\""
+        echo "ca"
+        echo "cert_signing_key"
+        echo "crl_signing_key"
+        echo "serial = $(date +%s%N)"
+        echo "expiration_days = 30"
+    } >"$d/$1.tmpl"
+    if [ -z "${3:-}" ]; then
+        certtool --generate-self-signed --load-privkey "$d/$1.key" --template "$d/$1.tmpl" \
+            --outfile "$d/$1.pem" 2>/dev/null
+    else
+        certtool --generate-certificate --load-privkey "$d/$1.key" --load-ca-certificate \
+            "$d/$3.pem" --load-ca-privkey "$d/$3.key" --template "$d/$1.tmpl" \
+            --outfile "$d/$1.pem" 2>/dev/null
+    fi
+}
+
+# kb_pki2: a two-level intermediate PKI in $T/pki: root.pem (self-signed "keybound root
+# CA") -> inter1.pem ("keybound inter 1") -> inter2.pem ("keybound inter 2"), which issues
+# devices (kb_issue_client PUB CN OUT DAYS inter2); other-inter.pem, a second
+# intermediate under the root that is on no device's path; and fake-inter2.pem, a CA with
+# inter2's very name but another key (issued by inter1).
+kb_pki2() {
+    kb_ca root "keybound root CA"
+    kb_ca inter1 "keybound inter 1" root
+    kb_ca inter2 "keybound inter 2" inter1
+    kb_ca other-inter "keybound other inter" root
+    kb_ca fake-inter2 "keybound inter 2" inter1
+}
+
+# subject_cn PEM: the certificate's common name.
+subject_cn() {
+    openssl x509 -in "$1" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p'
+}
