@@ -319,3 +319,109 @@ kb_pki2() {
 subject_cn() {
     openssl x509 -in "$1" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p'
 }
+
+# kb_issue_tls_cert NAME CA DNS-NAME PURPOSE: a certificate in $T/pki/NAME.pem and NAME.key
+# from CA ("ca" or "other-ca") for DNS-NAME only, with certtool PURPOSE tls_www_server
+# (serverAuth) or tls_www_client (clientAuth only); $CERT_FROM and $CERT_TO as for
+# kb_issue_client. For servers that must fail verification in one precise way.
+kb_issue_tls_cert() {
+    local d="$T/pki"
+    certtool --generate-privkey --key-type ecdsa --outfile "$d/$1.key" 2>/dev/null
+    {
+        echo "cn = \"$3\""
+        echo "dns_name = \"$3\""
+        echo "$4"
+        echo "signing_key"
+        echo "serial = $(date +%s%N)"
+        if [ -n "${CERT_TO:-}" ]; then
+            echo "activation_date = \"$CERT_FROM\""
+            echo "expiration_date = \"$CERT_TO\""
+        else
+            echo "expiration_days = 30"
+        fi
+    } >"$d/$1.tmpl"
+    certtool --generate-certificate --load-privkey "$d/$1.key" --load-ca-certificate \
+        "$d/$2.pem" --load-ca-privkey "$d/$2.key" --template "$d/$1.tmpl" \
+        --outfile "$d/$1.pem" 2>/dev/null
+}
+
+# A witness server: `openssl s_server -msg -verify 1` in its default mode. It asks for a
+# client certificate (without requiring one, so a client with none still goes on to send
+# its HTTP request) and logs every TLS message it receives ("<<< ... Certificate",
+# "<<< ... CertificateVerify"), the client certificate's subject, and the application
+# data it receives, raw (a request's Authorization header included). It writes to the
+# client what arrives on its stdin: witness_reply feeds it one HTTP reply, so that a client
+# which does talk HTTP to it gets an answer at once instead of waiting for its timeout.
+# Its stdin is a FIFO held open by this shell (s_server quits at EOF of its stdin);
+# witness_stop closes it. SIGPIPE is ignored: a client may close while it writes. Its
+# stdout is line-buffered (stdbuf): fully buffered, the end of one connection ("CONNECTION
+# CLOSED") would only be logged when the next one comes.
+#
+# witness_start NAME PORT S_SERVER-ARGS...: log in $T/NAME.log; waits for the port.
+witness_start() {
+    local name=$1 port=$2
+    shift 2
+    rm -f "$T/$name.in"
+    mkfifo "$T/$name.in"
+    (
+        trap '' PIPE
+        exec stdbuf -oL openssl s_server -accept "127.0.0.1:$port" -msg -verify 1 "$@"
+    ) >"$T/$name.log" 2>&1 <"$T/$name.in" &
+    kb_pids+=($!)
+    exec {witness_fd}>"$T/$name.in"
+    witness_log=$T/$name.log
+    wait_port "$port"
+}
+
+# witness_reply: queue one HTTP reply for the next connection that reaches the
+# application-data phase (replies queued for connections that never got there are sent
+# together to a later one; a client reads the first and closes).
+witness_reply() {
+    (
+        trap '' PIPE # a witness that did not start: its checks fail, not the script
+        printf 'HTTP/1.1 503 rogue witness\r\nContent-Type: text/plain\r\nContent-Length: 6\r\nConnection: close\r\n\r\nrogue\n' >&"$witness_fd"
+    ) 2>/dev/null || true
+}
+
+witness_stop() {
+    exec {witness_fd}>&-
+}
+
+# witness_mark: the current length of the witness log (the start of the next slice).
+witness_mark() {
+    stat -c %s "$witness_log"
+}
+
+# witness_slice OFFSET OUT: what the witness logged since OFFSET, in OUT, once the
+# connection(s) made since then have been logged to their end: a ClientHello, and after
+# the last one s_server's "CONNECTION CLOSED", and then no growth for 0.3 s (5 s at most;
+# the caller's checks then see what there is).
+witness_slice() {
+    local i quiet=0 prev=-1 now
+    for i in $(seq 50); do
+        now=$(stat -c %s "$witness_log")
+        if tail -c +"$(($1 + 1))" "$witness_log" |
+            awk '/ClientHello$/ { h = 1; c = 0 } /^CONNECTION CLOSED/ { c = 1 } END { exit !(h && c) }'; then
+            [ "$now" = "$prev" ] && quiet=$((quiet + 1)) || quiet=0
+            [ "$quiet" -ge 3 ] && break
+        fi
+        prev=$now
+        sleep 0.1
+    done
+    tail -c +"$(($1 + 1))" "$witness_log" >"$2"
+}
+
+# Checks on a slice of a witness log (FILE). A client Certificate message that carries a
+# certificate: "<<< ..., Handshake [length N], Certificate" with N above 8 (an empty one,
+# the answer of a client without a certificate, is 7 bytes in TLS 1.2, 8 in TLS 1.3), or
+# the subject s_server prints for a certificate it received.
+witness_saw_cert() {
+    grep -a -E '^<<< .*Handshake \[length [0-9a-f]+\], Certificate$' "$1" |
+        sed 's/.*length \([0-9a-f]*\).*/\1/' | while read -r n; do
+        [ $((16#$n)) -gt 8 ] && echo yes
+    done | grep -q yes && return 0
+    grep -q -a -E '^(depth=0 |subject=)' "$1"
+}
+witness_saw_cert_verify() { grep -q -a -E '^<<< .*Handshake .*CertificateVerify$' "$1"; }
+witness_saw_authorization() { grep -q -i -a '^Authorization:' "$1"; }
+witness_saw_hello() { grep -q -a -E '^<<< .*ClientHello$' "$1"; }
