@@ -224,13 +224,19 @@ int kb_cmd_enroll(int argc, char **argv)
     }
 
     kb_policy *pol = NULL;
-    if (kb_cli_policy(policy_path, &pol, &err) != 0)
-        return kb_cli_fail(&err);
+    kb_secret *secret = NULL;
+    if ((auth_key == NULL && kb_enroll_secret(secret_file, &secret, &err) != 0) ||
+        kb_cli_policy(policy_path, &pol, &err) != 0) {
+        kb_secret_free(secret);
+        struct kb_enroll_outcome o = {.state = KB_EST_UNDERCONFIGURED};
+        kb_cli_est_report(&c, &o, &err);
+        return KB_EXIT_ERROR;
+    }
     struct kb_enroll_spec e = {
         .url = url,
         .ca = ca,
         .fingerprint = fp,
-        .secret_file = secret_file,
+        .secret = secret,
         .max_wait_s = (unsigned)max_wait,
         .save_cacerts = save,
         .policy = pol,

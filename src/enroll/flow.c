@@ -21,9 +21,7 @@
 #include "src/tls/identity.h"
 #include "src/util/log.h"
 
-/* "user:password" from a file or the systemd credential keybound.secret; NULL path and
- * no credential: *out stays NULL. */
-static int read_secret(const char *path, kb_secret **out, kb_err *err)
+int kb_enroll_secret(const char *path, kb_secret **out, kb_err *err)
 {
     *out = NULL;
     char cred[4096];
@@ -230,7 +228,7 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
     const bool renew = spec->renew;
     const char *op = renew ? "simplereenroll" : "simpleenroll";
     kb_est est = {0};
-    kb_secret *secret = NULL;
+    kb_secret *secret = spec->secret;
     kb_trust *trust = NULL;
     struct current cur = {0};
     kb_identity *id = NULL;
@@ -251,8 +249,6 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
     int ret = 0;
 
     /* What the user gave, before the network or the token. */
-    if (!renew && spec->auth_key == NULL && read_secret(spec->secret_file, &secret, err) != 0)
-        goto done;
     int init = kb_est_init(&est, spec->url, spec->ca, spec->fingerprint, secret, err);
     secret = NULL; /* est owns it, whatever init said */
     if (init != 0)

@@ -20,7 +20,7 @@ struct kb_enroll_spec {
     bool renew; /* simplereenroll for key_uri's current certificate; else enrol anew */
     /* How to reach and trust the EST server. */
     const char *url, *ca, *fingerprint;
-    const char *secret_file; /* user:password; NULL: the systemd credential, if any */
+    kb_secret *secret; /* from kb_enroll_secret; kb_enroll_run takes it over */
     unsigned max_wait_s;
     const char *save_cacerts; /* write /cacerts there (PEM) */
     const kb_policy *policy;
@@ -46,6 +46,10 @@ struct kb_enroll_outcome {
     bool have_verdict;
     kb_verdict verdict;
 };
+
+/* "user:password" from a file, or the systemd credential keybound.secret when path is NULL
+ * (then *out may stay NULL). Read first, so that a bad file is the one line a user sees. */
+int kb_enroll_secret(const char *path, kb_secret **out, kb_err *err);
 
 /* Runs enrol or renew on the modules p with the PIN options pin. Returns 0 when it ran
  * (the outcome says how it went; err holds the reason when the state is not ISSUED) and
