@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "pkcs11/attrs.h"
+#include "src/tls/chain.h"
 #include "src/util/hostport.h"
 
 struct kb_trust {
@@ -271,7 +272,10 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
         snprintf(r->detail, sizeof r->detail, "%s", t->error);
         return;
     }
-    gnutls_x509_crt_t chain[KB_MAX_CANDIDATES];
+    /* The intermediates are the issuer path built from every CA certificate on the token,
+     * as the TLS identity sends it: taking the first few in token order let unrelated CA
+     * certificates crowd out the issuer, and a good device was denied. */
+    gnutls_x509_crt_t chain[KB_CHAIN_MAX + 1];
     unsigned n = 0;
     if ((chain[n] = import(c)) == NULL) {
         r->chain = KB_CHAIN_ERROR;
@@ -279,10 +283,31 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
         return;
     }
     n++;
-    for (size_t i = 0; i < objs->n_certs && n < KB_MAX_CANDIDATES; i++) {
+    gnutls_x509_crt_t *cands = calloc(objs->n_certs + 1, sizeof *cands);
+    unsigned n_cands = 0, path[KB_CHAIN_MAX], len = 0;
+    for (size_t i = 0; cands != NULL && i < objs->n_certs; i++) {
         const kb_cert *o = &objs->certs[i];
-        if (o->key < 0 && o->is_ca && o->token == c->token && (chain[n] = import(o)) != NULL)
-            n++;
+        if (o->key < 0 && o->is_ca && o->token == c->token && (cands[n_cands] = import(o)) != NULL)
+            n_cands++;
+    }
+    kb_err why;
+    int built = cands == NULL
+                    ? kb_err_set(&why, "out of memory")
+                    : kb_chain_build(chain[0], cands, n_cands, KB_CHAIN_MAX, now, path, &len, &why);
+    for (unsigned i = 0; built == 0 && i < len; i++) {
+        chain[n++] = cands[path[i]];
+        cands[path[i]] = NULL;
+    }
+    for (unsigned i = 0; i < n_cands; i++)
+        if (cands[i] != NULL)
+            gnutls_x509_crt_deinit(cands[i]);
+    free(cands);
+    if (built != 0) {
+        r->chain = KB_CHAIN_ERROR;
+        say(r->detail, sizeof r->detail, "%s", why.msg);
+        for (unsigned i = 0; i < n; i++)
+            gnutls_x509_crt_deinit(chain[i]);
+        return;
     }
     /* Twice: once without time checks, where anything but a revocation is a fault (GnuTLS
      * reports some, such as an unsupported signature algorithm, as a bare INVALID); once

@@ -62,15 +62,19 @@ t_check "check admits the device (root trusted, intermediates from the token)" r
 
 # Certificates that no keybound command would store, written to the token by hand: an
 # unrelated intermediate, a same-name CA with another key, the root, and many CAs of
-# another PKI. None of them is sent. (13 CA certificates in all: check's own chain
-# verification in src/tls/device.c looks at no more than 15 of them, in token order.)
+# another PKI. None of them is sent. check verifies the chain with the issuer path built
+# from all of them (it used to take the first 15 in token order, and 25 crowded the
+# issuer out).
 write_cert dev "$P/other-inter.pem" other-inter
 write_cert dev "$P/fake-inter2.pem" fake-inter2
 write_cert dev "$P/root.pem" root
-for i in 1 2 3 4 5 6 7 8; do
+for i in $(seq 22); do
     kb_ca "unrel$i" "unrelated inter $i" other-ca
     write_cert dev "$P/unrel$i.pem" "unrel$i"
 done
+kb check $MOD --pin-file "$T/pin" $POL $KEY --json
+t_check "check still admits the device with 25 other CA certificates on the token" \
+    bash -c "[ $rc -eq 0 ] && grep -q '\"decision\": \"admit\"' '$T/out'"
 
 # --- connect to a server that trusts only the root ---------------------------------------
 oport=$(free_port)
@@ -162,8 +166,10 @@ for i in 1 2 3 4 5 6 7 8 9; do
 done
 kb connect $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=deep2;object=deep2" \
     "localhost:$(free_port)"
-t_check "connect with a path of 9 on the token: exit 2, the path is too long" \
-    bash -c "[ $rc -eq 2 ] && grep -q 'longer than 8' '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
+t_check "connect with a path of 9 on the token: denied (exit 1) on cert.trust, nothing sent" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'DENIED: cert.trust' '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
+kb check $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=deep2;object=deep2"
+t_check "  check says the issuer path is too long" bash -c "[ $rc -eq 1 ] && grep -q 'longer than 8' '$T/out'"
 
 # --- EST: enroll, enroll --store-chain and renew store only the path ---------------------
 # The test EST server, wrapped: its enrol replies carry extra certificates (the files in
