@@ -129,7 +129,7 @@ void kb_trust_free(kb_trust *t)
     free(t);
 }
 
-static gnutls_x509_crt_t import(const kb_cert *c)
+gnutls_x509_crt_t kb_cert_x509(const kb_cert *c)
 {
     gnutls_x509_crt_t crt;
     gnutls_datum_t der = {c->der, (unsigned)c->der_len};
@@ -277,7 +277,7 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
      * certificates crowd out the issuer, and a good device was denied. */
     gnutls_x509_crt_t chain[KB_CHAIN_MAX + 1];
     unsigned n = 0;
-    if ((chain[n] = import(c)) == NULL) {
+    if ((chain[n] = kb_cert_x509(c)) == NULL) {
         r->chain = KB_CHAIN_ERROR;
         snprintf(r->detail, sizeof r->detail, "the certificate cannot be parsed");
         return;
@@ -287,7 +287,8 @@ static void check_chain(const kb_trust *t, const kb_objects *objs, const kb_cert
     unsigned n_cands = 0, path[KB_CHAIN_MAX], len = 0;
     for (size_t i = 0; cands != NULL && i < objs->n_certs; i++) {
         const kb_cert *o = &objs->certs[i];
-        if (o->key < 0 && o->is_ca && o->token == c->token && (cands[n_cands] = import(o)) != NULL)
+        if (o->key < 0 && o->is_ca && o->token == c->token &&
+            (cands[n_cands] = kb_cert_x509(o)) != NULL)
             n_cands++;
     }
     kb_err why;
@@ -374,7 +375,7 @@ static bool dn_whole(gnutls_x509_crt_t crt, bool issuer, const char *text)
 /* DNs, CA flag, EKUs and URI names of the chosen certificate: each whole, or flagged. */
 static void cert_details(const kb_cert *c, struct kb_cert_facts *f)
 {
-    gnutls_x509_crt_t crt = import(c);
+    gnutls_x509_crt_t crt = kb_cert_x509(c);
     if (crt == NULL) {
         f->subject = f->issuer = NULL;
         f->ca = KB_TRI_UNKNOWN;

@@ -8,6 +8,8 @@
 #ifndef KB_DEVICE_H
 #define KB_DEVICE_H
 
+#include <gnutls/x509.h>
+
 #include "pkcs11/objects.h"
 #include "policy/eval.h"
 #include "policy/policy.h"
@@ -50,6 +52,9 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
                      const char *endpoint, kb_device *out, kb_err *err);
 
 const char *kb_pick_name(enum kb_pick p);
+
+/* The certificate as GnuTLS parses it, or NULL when it cannot be; the caller deinits it. */
+gnutls_x509_crt_t kb_cert_x509(const kb_cert *c);
 
 /* Why a GnuTLS verification status is a failure, as a phrase ("The certificate issuer is
  * unknown"). */

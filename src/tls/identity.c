@@ -25,24 +25,11 @@ static int add_pcert(kb_identity *id, const kb_cert *c, kb_err *err)
     return 0;
 }
 
-static gnutls_x509_crt_t import(const kb_cert *c)
-{
-    gnutls_x509_crt_t crt;
-    gnutls_datum_t der = {c->der, (unsigned)c->der_len};
-    if (gnutls_x509_crt_init(&crt) < 0)
-        return NULL;
-    if (gnutls_x509_crt_import(crt, &der, GNUTLS_X509_FMT_DER) < 0) {
-        gnutls_x509_crt_deinit(crt);
-        return NULL;
-    }
-    return crt;
-}
-
 /* The device certificate's issuer path, built from the certificates on its token that
  * belong to no key: only that is sent, in order, without the anchor. */
 static int add_path(kb_identity *id, const kb_cert *leaf, const kb_objects *objs, kb_err *err)
 {
-    gnutls_x509_crt_t leaf_crt = import(leaf), *cands = NULL;
+    gnutls_x509_crt_t leaf_crt = kb_cert_x509(leaf), *cands = NULL;
     size_t *from = NULL;
     unsigned n = 0, path[KB_CHAIN_MAX], len = 0;
     int rc = -1;
@@ -61,7 +48,7 @@ static int add_path(kb_identity *id, const kb_cert *leaf, const kb_objects *objs
         const kb_cert *c = &objs->certs[i];
         if (c == leaf || c->key >= 0 || !c->parsed || c->token != leaf->token)
             continue;
-        if ((cands[n] = import(c)) != NULL)
+        if ((cands[n] = kb_cert_x509(c)) != NULL)
             from[n++] = i;
     }
     if (kb_chain_build(leaf_crt, cands, n, KB_CHAIN_MAX, (long long)time(NULL), path, &len, err) !=

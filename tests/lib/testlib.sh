@@ -213,25 +213,7 @@ TMPL
 # $T/pki/NAME.pem and NAME.key, from the test CA (or "other-ca"); $CERT_FROM and $CERT_TO as
 # for kb_issue_client.
 kb_issue_server() {
-    local d="$T/pki" ca=${2:-ca}
-    certtool --generate-privkey --key-type ecdsa --outfile "$d/$1.key" 2>/dev/null
-    {
-        echo 'cn = "localhost"'
-        echo 'dns_name = "localhost"'
-        echo 'ip_address = "127.0.0.1"'
-        echo "tls_www_server"
-        echo "signing_key"
-        echo "serial = $(date +%s%N)"
-        if [ -n "${CERT_TO:-}" ]; then
-            echo "activation_date = \"$CERT_FROM\""
-            echo "expiration_date = \"$CERT_TO\""
-        else
-            echo "expiration_days = 30"
-        fi
-    } >"$d/$1.tmpl"
-    certtool --generate-certificate --load-privkey "$d/$1.key" --load-ca-certificate \
-        "$d/$ca.pem" --load-ca-privkey "$d/$ca.key" --template "$d/$1.tmpl" \
-        --outfile "$d/$1.pem" 2>/dev/null
+    kb_issue_tls_cert "$1" "${2:-ca}" localhost tls_www_server 127.0.0.1
 }
 
 # kb_issue_client PUBKEY_PEM CN OUT [DAYS] [CA]: a client certificate (clientAuth) for a
@@ -320,16 +302,18 @@ subject_cn() {
     openssl x509 -in "$1" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p'
 }
 
-# kb_issue_tls_cert NAME CA DNS-NAME PURPOSE: a certificate in $T/pki/NAME.pem and NAME.key
-# from CA ("ca" or "other-ca") for DNS-NAME only, with certtool PURPOSE tls_www_server
-# (serverAuth) or tls_www_client (clientAuth only); $CERT_FROM and $CERT_TO as for
-# kb_issue_client. For servers that must fail verification in one precise way.
+# kb_issue_tls_cert NAME CA DNS-NAME PURPOSE [IP]: a certificate in $T/pki/NAME.pem and
+# NAME.key from CA ("ca" or "other-ca") for DNS-NAME (and the address IP), with certtool
+# PURPOSE tls_www_server (serverAuth) or tls_www_client (clientAuth only); $CERT_FROM and
+# $CERT_TO as for kb_issue_client. For servers that must fail verification in one precise
+# way.
 kb_issue_tls_cert() {
     local d="$T/pki"
     certtool --generate-privkey --key-type ecdsa --outfile "$d/$1.key" 2>/dev/null
     {
         echo "cn = \"$3\""
         echo "dns_name = \"$3\""
+        [ -n "${5:-}" ] && echo "ip_address = \"$5\""
         echo "$4"
         echo "signing_key"
         echo "serial = $(date +%s%N)"
