@@ -114,8 +114,9 @@ t_check "  the token is unchanged" unchanged
 # --- The secret lives in locked memory only -----------------------------------------------
 # While enroll waits out a 202 the secret has been sent; a core file of the process then
 # holds no copy of it, in clear or in base64 (libcurl kept both in its heap, freed
-# unzeroed). The label is in the core, so the search itself works.
-if command -v gcore >/dev/null; then
+# unzeroed). The label is in the core, so the search itself works. Not under ASan: there
+# the core file did not hold the label either (seen in CI), so the search proves nothing.
+if command -v gcore >/dev/null && ! ldd "$KEYBOUND" 2>/dev/null | grep -q libasan; then
     mode "retry-forever 4"
     n=$(grep -c ' 202 ' "$T/est/requests.log")
     setsid "$KEYBOUND" enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev \
