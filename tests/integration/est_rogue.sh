@@ -52,7 +52,12 @@ declare -A why=(
     [wrong-name]='mismatch|does not match|is for |not for '
     [client-only]='serverAuth|not meant for a TLS server|key usage|purpose'
     [expired]='expired'
+    [bootstrap]='HTTP 503'
 )
+# The trust each run gives: the right CA file, or (the bootstrap) the right CA's pinned
+# fingerprint, where /cacerts is fetched before the server can be verified.
+TRUST="--ca $P/ca.pem"
+CA_FP=$(certtool --fingerprint --hash sha256 --infile "$P/ca.pem" 2>/dev/null)
 
 before=$(token_objects dev)
 unchanged() { [ "$before" = "$(token_objects dev)" ]; }
@@ -67,7 +72,7 @@ rogue_run() {
     shift 2
     witness_reply
     mark=$(witness_mark)
-    kbt "$@" $MOD --pin-file "$T/pin" $POL --est "https://localhost:$port" --ca "$P/ca.pem"
+    kbt "$@" $MOD --pin-file "$T/pin" $POL --est "https://localhost:$port" $TRUST
     local s="$T/slice.$name.${label// /_}"
     witness_slice "$mark" "$s"
     cp "$T/err" "$s.err"
@@ -105,6 +110,15 @@ for case in other-ca wrong-name client-only expired; do
             --subject CN=laptop-1 --auth-key "$laptop"
         rogue_run "renew --key" "$case" renew --key "$laptop"
         rogue_run "renew --key --rekey" "$case" renew --key "$laptop" --rekey
+        # The fingerprint bootstrap talks to a server not verified yet: it must carry
+        # neither the identity nor the secret, whoever answers.
+        TRUST="--ca-fingerprint sha256:$CA_FP"
+        rogue_run "bootstrap: enroll --secret-file --ca-fingerprint" bootstrap enroll \
+            --token pkcs11:token=dev --label rogue-new --subject CN=laptop-new --secret-file "$T/secret"
+        rogue_run "bootstrap: enroll --auth-key --ca-fingerprint" bootstrap enroll \
+            --token pkcs11:token=dev --label rogue-new --subject CN=laptop-1 --auth-key "$laptop"
+        rogue_run "bootstrap: renew --key --ca-fingerprint" bootstrap renew --key "$laptop"
+        TRUST="--ca $P/ca.pem"
 
         # Control: a client that does not verify the server, with a certificate and an
         # Authorization header: every witness check fires on its log.
