@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +21,11 @@ const char *kb_trustfile_writer(unsigned mode, unsigned uid, int is_dir)
     if (is_dir && (mode & S_ISVTX) && uid == 0)
         return NULL;
     return (mode & S_IWOTH) ? "every user" : "its group";
+}
+
+bool kb_trustfile_owner_ok(unsigned uid, unsigned euid)
+{
+    return uid == 0 || uid == euid;
 }
 
 static const char *kind_of(mode_t m)
@@ -58,8 +65,18 @@ static int checks(int fd, const char *path, const char *what, unsigned flags, kb
     if (who != NULL)
         return kb_err_set(err, "%s %s is writable by %s; refusing it: chmod go-w %s", what, path,
                           who, path);
-    char dir[PATH_MAX];
-    parent_of(path, dir, sizeof dir);
+    /* Its owner may change it at will: that must be us or root. */
+    if (!kb_trustfile_owner_ok(st.st_uid, geteuid()))
+        return kb_err_set(err,
+                          "%s %s belongs to uid %u, neither root nor you; refusing it: chown it "
+                          "to root or to uid %u",
+                          what, path, (unsigned)st.st_uid, (unsigned)geteuid());
+    /* The directory that really holds it (a symlink's target's), whose writers may
+     * replace it. */
+    char real[PATH_MAX], dir[PATH_MAX];
+    if (realpath(path, real) == NULL)
+        return kb_err_set(err, "%s %s cannot be resolved: %s", what, path, strerror(errno));
+    parent_of(real, dir, sizeof dir);
     struct stat ds;
     if (stat(dir, &ds) != 0)
         return kb_err_set(err, "%s %s: its directory %s cannot be examined: %s", what, path, dir,
@@ -69,6 +86,12 @@ static int checks(int fd, const char *path, const char *what, unsigned flags, kb
                           "%s %s is in %s, which %s can write; refusing it: chmod go-w %s, or "
                           "keep the file in a directory only its owner can write",
                           what, path, dir, who, dir);
+    bool shared_tmp = (ds.st_mode & S_ISVTX) && ds.st_uid == 0;
+    if (!shared_tmp && !kb_trustfile_owner_ok(ds.st_uid, geteuid()))
+        return kb_err_set(err,
+                          "%s %s is in %s, which belongs to uid %u, neither root nor you; "
+                          "refusing it: keep the file in a directory of root's or yours",
+                          what, path, dir, (unsigned)ds.st_uid);
     if ((flags & KB_TF_SECRET) && (st.st_mode & (S_IRGRP | S_IROTH))) {
         if (!(flags & KB_TF_ALLOW_READABLE))
             return kb_err_set(err,

@@ -5,12 +5,15 @@
  * PIN it spends a token's try on; whoever can read a PIN file has the PIN. So the file is
  * opened without blocking (a FIFO in its place must not hang keybound), must be a regular
  * file (systemd credentials are), must not be writable by its group or by others, and its
- * directory must not be either, unless that directory is sticky and owned by root (/tmp).
+ * directory (that of a symlink's target) must not be either, unless that directory is
+ * sticky and owned by root (/tmp); the file and that directory must belong to root or to
+ * the user keybound runs as (whoever owns them can change them).
  * A secret must not be readable by group or others unless the caller allows it (then a
  * warning). Every refusal is one line: "WHAT PATH is ...; refusing it: what to do". */
 #ifndef KB_TRUSTFILE_H
 #define KB_TRUSTFILE_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include "err.h"
@@ -36,5 +39,8 @@ int kb_trustfile_check(const char *path, const char *what, unsigned flags, kb_er
 /* The pure part: whether a file or its directory with these modes and owner is unsafe.
  * Returns NULL when safe, or who can write it: "its group" or "every user". */
 const char *kb_trustfile_writer(unsigned mode, unsigned uid, int is_dir);
+
+/* Whether a file or directory owned by uid may be trusted by a process running as euid. */
+bool kb_trustfile_owner_ok(unsigned uid, unsigned euid);
 
 #endif

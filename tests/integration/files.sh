@@ -151,4 +151,41 @@ rm "$T/pol2/ca.pem"
 mkfifo -m 644 "$T/pol2/ca.pem"
 run timeout 10 setsid -w "$KEYBOUND" check $MOD --pin-file "$T/pin" --policy "$T/pol2/policy.conf" --key "$key"
 t_check "a FIFO as the policy's trust file: refused promptly (exit 2)" bash -c "[ $rc -eq 2 ] && grep -q '$T/pol2/ca.pem is not a regular file' '$T/err'"
+# --- Owners: whoever owns a file, or the directory that really holds it, can change it -----
+# (as root a file of another user's can be made; otherwise there is none to make)
+if [ "$(id -u)" -eq 0 ] && id nobody >/dev/null 2>&1; then
+    O="$T/owned"
+    policy_in "$O"
+    chown nobody "$O/ca.pem"
+    check_with "$O/policy.conf"
+    refused "a trust file that belongs to another user (mode 0644)" "$O/ca.pem belongs to uid $(id -u nobody), neither root nor you"
+    chown root "$O/ca.pem"
+    # In /tmp (sticky, root's), a file another user made is theirs to rewrite.
+    tmpf=$(mktemp /tmp/keybound-owned.XXXXXX)
+    cp "$O/policy.conf" "$tmpf"
+    sed -i "s|= ca.pem|= $O/ca.pem|; s|= ca.crl|= $O/ca.crl|; s|= endpoint-ca.pem|= $O/endpoint-ca.pem|" "$tmpf"
+    chmod 644 "$tmpf"
+    chown nobody "$tmpf"
+    check_with "$tmpf"
+    refused "a policy in /tmp that another user made" "$tmpf belongs to uid $(id -u nobody)"
+    rm -f "$tmpf"
+    mkdir -p "$T/theirs"
+    policy_in "$T/theirs"
+    chown nobody "$T/theirs"
+    check_with "$T/theirs/policy.conf"
+    refused "a policy in a directory of another user's (mode 0755)" "is in $T/theirs, which belongs to uid $(id -u nobody)"
+    # A symlink in a safe directory is judged by the directory of its target.
+    mkdir -p "$T/open" "$T/safe"
+    chmod 775 "$T/open"
+    cp "$O/ca.pem" "$T/open/ca.pem"
+    chmod 644 "$T/open/ca.pem"
+    policy_in "$T/safe"
+    ln -sf "$T/open/ca.pem" "$T/safe/link.pem"
+    sed -i 's|^trust = ca.pem|trust = link.pem|' "$T/safe/policy.conf"
+    check_with "$T/safe/policy.conf"
+    refused "a trust file that is a symlink into a group-writable directory" "is in $T/open, which its group can write"
+else
+    t_pass "# SKIP files of another user's can only be made as root"
+fi
+
 t_done

@@ -60,6 +60,12 @@ static void writer_modes(void **state)
     assert_string_equal(kb_trustfile_writer(01777, 1000, 1), "every user");
     assert_string_equal(kb_trustfile_writer(0777, 0, 1), "every user");
     assert_string_equal(kb_trustfile_writer(0775, 0, 1), "its group");
+    /* Owners: root's and our own only. */
+    assert_true(kb_trustfile_owner_ok(0, 1000));
+    assert_true(kb_trustfile_owner_ok(1000, 1000));
+    assert_false(kb_trustfile_owner_ok(1001, 1000));
+    assert_true(kb_trustfile_owner_ok(0, 0));
+    assert_false(kb_trustfile_owner_ok(65534, 0));
     /* A sticky bit on a file means nothing. */
     assert_string_equal(kb_trustfile_writer(01666, 0, 0), "every user");
 }
