@@ -22,6 +22,17 @@ int kb_key_supersede(kb_session *s, const kb_key *old, const kb_key *fresh, kb_e
     return rc;
 }
 
+int kb_key_remove(kb_session *s, const kb_key *k, kb_err *err)
+{
+    const struct kb_key_facts *f = &k->facts;
+    if (kb_destroy_matching(s, CKO_CERTIFICATE, CKA_ID, f->id, f->id_len,
+                            "a certificate of the "
+                            "new key",
+                            err) != 0)
+        return -1;
+    return kb_destroy_key(s, k, err);
+}
+
 void kb_prune_expired(kb_session *s, const kb_objects *objs, const kb_key *k, long long now)
 {
     for (size_t i = 0; i < objs->n_certs; i++) {

@@ -12,6 +12,9 @@
  * label. Returns 0, or -1 with err saying what stays. */
 int kb_key_supersede(kb_session *s, const kb_key *old, const kb_key *fresh, kb_err *err);
 
+/* Removes a key pair and its certificates (by CKA_ID): a new key that is not admitted. */
+int kb_key_remove(kb_session *s, const kb_key *k, kb_err *err);
+
 /* Removes the certificates of objs->keys[key] that expired before now; says each. */
 void kb_prune_expired(kb_session *s, const kb_objects *objs, const kb_key *k, long long now);
 

@@ -104,7 +104,8 @@ int kb_cli_write_file(const char *path, const void *data, size_t len, kb_err *er
 /* The outcome of enroll or renew: state, key, certificate and decision (or the error). */
 void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o,
                        const kb_err *err);
-/* The tail both commands share: load the modules for uri_text, run, report; the exit code. */
+/* The tail both commands share: load the modules for uri_text, run, report; the exit code.
+ * spec->secret is freed (zeroised) whatever happens. */
 int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, const struct kb_enroll_spec *spec);
 
 /* Prints a json-c object to stdout, pretty, and releases it. */

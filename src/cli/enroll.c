@@ -105,6 +105,7 @@ int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, const struct kb_en
     struct kb_enroll_outcome o = {0};
     int rc;
     if (kb_cli_uri(c, uri_text, &uri, &err) != 0 || kb_cli_load(c, uri, &p, &err) != 0) {
+        kb_secret_free(spec->secret); /* kb_enroll_run, which owns it, does not run */
         o.state = KB_EST_UNDERCONFIGURED;
         kb_cli_est_report(c, &o, &err);
         rc = KB_EXIT_ERROR;

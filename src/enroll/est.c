@@ -60,7 +60,10 @@ int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fin
     e->timeout_s = 30;
     e->max_wait_s = 600;
     e->max_tries = 10;
-    if (strncasecmp(url, "https://", 8) != 0 || strlen(url) + 20 >= sizeof e->url)
+    if (strlen(url) + 20 >= sizeof e->url)
+        return kb_err_set(err, "EST URL '%.60s...' is longer than %zu bytes", url,
+                          sizeof e->url - 20);
+    if (strncasecmp(url, "https://", 8) != 0)
         return kb_err_set(err,
                           "EST URL '%s' must start with https:// (e.g. "
                           "https://ca.example.com/.well-known/est)",
@@ -90,6 +93,9 @@ int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fin
     e->peer.min_tls = 12;
     /* RFC 7030: https://host[:port]/.well-known/est[/label]; a URL without a path gets
      * the well-known one, any other path is taken as the user wrote it. */
+    if (path != NULL && strlen(path) >= sizeof e->path - 20)
+        return kb_err_set(err, "EST URL '%.60s...' has a path longer than %zu bytes", url,
+                          sizeof e->path - 20);
     if (path == NULL || strcmp(path, "/") == 0)
         snprintf(e->path, sizeof e->path, "/.well-known/est");
     else

@@ -360,6 +360,11 @@ done:
     if (stored) {
         kb_err keep = *err;
         if (final_check(p, pin, spec->policy, trust, subject->uri, out, err) != 0) {
+            kb_err why = *err;
+            kb_err_set(err,
+                       "the certificate is stored with key '%s', but checking the result "
+                       "failed: %s",
+                       subject->facts.label, why.msg);
             ret = -1;
         } else if (renew && spec->rekey && out->verdict.admit) {
             /* Only now may the old key go: the new one is stored and admitted. */
@@ -368,8 +373,18 @@ done:
                 kb_log(KB_LOG_WARN, "%s", why.msg);
             *err = keep;
         } else if (renew && spec->rekey) {
-            kb_log(KB_LOG_WARN, "the new key '%s' is not admitted; the old key stays",
-                   fresh.facts.label);
+            /* Left there, it would block every later rekey (its label is taken). */
+            kb_err why;
+            if (kb_key_remove(&s, &fresh, &why) == 0) {
+                kb_log(KB_LOG_WARN,
+                       "the new key '%s' is not admitted and was removed; the old key stays",
+                       fresh.facts.label);
+                free(out->key_uri);
+                out->key_uri = NULL;
+            } else {
+                kb_log(KB_LOG_WARN, "the new key '%s' is not admitted; %s; the old key stays",
+                       fresh.facts.label, why.msg);
+            }
         }
         if (ret == 0 && renew && spec->prune && !spec->rekey)
             kb_prune_expired(&s, &cur.objs, cur.key, now);

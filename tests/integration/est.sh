@@ -176,5 +176,20 @@ mode truncated-pkcs7
 kb renew $MOD --pin-file "$T/pin" --policy "$T/policy.conf" $EST --ca "$P/ca.pem" --key "pkcs11:token=dev;object=laptop" --rekey
 t_check "rekey with a malformed reply: exit 2, the new key is removed again" bash -c "[ $rc -eq 2 ]"
 t_check "  the token is exactly as it was" unchanged
+
+# A new key whose certificate the policy denies (30 minutes left, min-remaining 1h): the old
+# key stays and the new one goes, so that the next run (a daily timer) can try again.
+mode short-lived
+kb renew $MOD --pin-file "$T/pin" --policy "$T/policy.conf" $EST --ca "$P/ca.pem" --key "pkcs11:token=dev;object=laptop" --rekey
+t_check "rekey whose new certificate is denied: exit 1, saying so" bash -c "[ $rc -eq 1 ] && grep -q '^decision: DENIED' '$T/out' && grep -q 'not admitted and was removed; the old key stays' '$T/err'"
+t_check "  the token is exactly as it was (no laptop.next left)" unchanged
+mode ""
+kb renew $MOD --pin-file "$T/pin" --policy "$T/policy.conf" $EST --ca "$P/ca.pem" --key "pkcs11:token=dev;object=laptop" --rekey
+t_check "  the next rekey works" bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out'"
+
+# An EST path longer than keybound keeps is refused, not cut short.
+long=$(printf 'a%.0s' $(seq 1100))
+enroll --label x --ca "$P/ca.pem" --secret-file "$T/secret" --est "https://localhost:$port/$long"
+t_check "an EST URL with a path over 1 KB: exit 2, one line" bash -c "[ $rc -eq 2 ] && grep -q 'has a path longer than' '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
 mode ""
 t_done

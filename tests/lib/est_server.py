@@ -76,6 +76,7 @@ GET cacerts:
   no-csrattrs        GET csrattrs -> 204 No Content; enrol replies are normal.
   huge               200, correct headers, a 6 MiB base64 body.                (+ cacerts)
   retry-malformed    every enrol request gets 202, Retry-After: -5.
+  short-lived        normal, but the certificate is valid for 30 minutes only.
   chunked            normal, but sent with Transfer-Encoding: chunked in 7-byte chunks
                      (+ cacerts)
   close-delimited    normal, but with neither Content-Length nor chunking: the body ends
@@ -119,7 +120,7 @@ MODE_ARITY = {
     "": 0, "no-csrattrs": 0, "retry-after": 2, "retry-date": 2, "retry-forever": 1,
     "bad-base64": 0, "wrong-content-type": 0, "truncated-pkcs7": 0, "other-key": 0,
     "empty-pkcs7": 0, "nowrap": 0, "crlf": 0, "server-error": 0, "reject": 0,
-    "huge": 0, "retry-malformed": 0, "chunked": 0, "close-delimited": 0,
+    "huge": 0, "retry-malformed": 0, "chunked": 0, "close-delimited": 0, "short-lived": 0,
 }
 
 
@@ -285,8 +286,9 @@ class Ca:
             return x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key())
         return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski.value)
 
-    def issue(self, csr, public_key):
+    def issue(self, csr, public_key, lifetime=None):
         now = datetime.datetime.now(datetime.timezone.utc)
+        lifetime = lifetime or datetime.timedelta(days=self.days)
         usage = x509.KeyUsage(
             digital_signature=True, content_commitment=False, key_encipherment=False,
             data_encipherment=False, key_agreement=False, key_cert_sign=False,
@@ -298,7 +300,7 @@ class Ca:
             .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(days=self.days))
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(usage, critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)
@@ -449,7 +451,8 @@ class EstHandler(BaseHTTPRequestHandler):
         key = csr.public_key()
         if name == "other-key":
             key = ec.generate_private_key(ec.SECP256R1()).public_key()
-        certs = [] if name == "empty-pkcs7" else [self.server.ca.issue(csr, key)]
+        lifetime = datetime.timedelta(minutes=30) if name == "short-lived" else None
+        certs = [] if name == "empty-pkcs7" else [self.server.ca.issue(csr, key, lifetime)]
         return pkcs7_reply(certs_only_der(certs), ENROLL_TYPE, name)
 
     # -- request parts --
