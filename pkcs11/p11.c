@@ -395,6 +395,10 @@ int kb_session_login(kb_session *s, const kb_pin_opts *pin, kb_err *err)
     const struct kb_token_facts *f = &t->facts;
     if (!f->login_required)
         return 0;
+    /* Locked or at its last try, the token waits for a person: exit 6 like a rejected PIN,
+     * so that a service is not restarted over and over. */
+    if ((f->pin_locked || f->pin_final_try) && !pin->force)
+        kb_pin_note_refusal();
     if (f->pin_locked && !pin->force)
         return kb_err_set(err,
                           "token '%s' reports its user PIN is locked (0 tries left); not "

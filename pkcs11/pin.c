@@ -340,6 +340,11 @@ static void note_rejection(void)
     pthread_mutex_unlock(&mark_lock);
 }
 
+void kb_pin_note_refusal(void)
+{
+    note_rejection();
+}
+
 static void forget_seen(void)
 {
     pthread_mutex_lock(&mark_lock);
@@ -645,6 +650,7 @@ static int gnutls_pin_cb(void *userdata, int attempt, const char *token_url,
     if ((flags & GNUTLS_PIN_FINAL_TRY) && !o->force) {
         kb_log(KB_LOG_ERROR, "token '%s' reports 1 PIN try left; not logging in without --force",
                token_label);
+        kb_pin_note_refusal();
         return -1;
     }
     kb_secret *s = NULL;

@@ -98,6 +98,10 @@ void kb_pin_mark_clear(const kb_pin_token *t);
  * main() turns a failing command's exit code into 6 then. */
 bool kb_pin_rejection_seen(void);
 
+/* keybound refused to log in because the token reports its PIN locked or at its final try:
+ * counts for kb_pin_rejection_seen (exit 6), writes no marker. */
+void kb_pin_note_refusal(void);
+
 /* The GnuTLS callback cannot see whether the PIN it gave was right; a token it gave one
  * to and that did not ask again had it accepted. Removes those tokens' markers; called
  * after a key opened, and on the way out. */

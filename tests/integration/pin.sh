@@ -88,7 +88,7 @@ t_check "with the right PIN the key opens each time" [ "$(grep -c '^open [12]: o
 for flag in CKF_USER_PIN_FINAL_TRY CKF_USER_PIN_LOCKED; do
     : >"$T/shim.log"
     kbshim P11SHIM_TOKEN_FLAGS=$flag keys --module "$P11SHIM" --pin-file "$T/pin"
-    t_check "$flag: no login without --force (exit 2)" rc_is 2
+    t_check "$flag: no login without --force (exit 6: it waits for a person, not a restart)" rc_is 6
     t_check "  no C_Login was made" [ "$(calls C_Login)" -eq 0 ]
     case $flag in
     *FINAL_TRY) t_check "  the message says 1 try is left and names --force" err_has "reports 1 PIN try left.*--force" ;;
@@ -100,7 +100,7 @@ for flag in CKF_USER_PIN_FINAL_TRY CKF_USER_PIN_LOCKED; do
 done
 : >"$T/shim.log"
 kbshim P11SHIM_TOKEN_FLAGS=CKF_USER_PIN_FINAL_TRY keygen --module "$P11SHIM" --token pkcs11:token=dev --label k3 --pin-file "$T/pin"
-t_check "keygen too refuses a final-try token" bash -c "[ $rc -eq 2 ] && [ \$(grep -c '^C_Login ' '$T/shim.log') -eq 0 ]"
+t_check "keygen too refuses a final-try token (exit 6)" bash -c "[ $rc -eq 6 ] && [ \$(grep -c '^C_Login ' '$T/shim.log') -eq 0 ]"
 
 kbshim P11SHIM_TOKEN_FLAGS=CKF_USER_PIN_COUNT_LOW keys --module "$P11SHIM" --pin-file "$T/pin"
 t_check "count-low: logs in with a warning" bash -c "[ $rc -eq 0 ] && grep -q 'fewer tries left' '$T/err'"
