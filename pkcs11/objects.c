@@ -251,9 +251,21 @@ static int read_public(kb_session *s, kb_key *k)
     /* The key material on the private key comes first: CKA_PUBLIC_KEY_INFO is a plain
      * attribute that some tokens (SoftHSM) let anyone logged in set. Stated beside the key
      * material, it must agree; stated alone, the public objects with the key's id must. */
+    /* Two private keys under one CKA_ID: whichever the certificate matches, the signer (which
+     * names the key by id and label) may get the other, and the facts may be the other's. */
+    if (why[0] == '\0' && n_priv > 1) {
+        char pl[200], ul[200];
+        labels_of(s, privs, n_priv, pl, sizeof pl);
+        labels_of(s, pubs, n_pub, ul, sizeof ul);
+        snprintf(why, sizeof why,
+                 "CKA_ID %s is on %zu private keys (%s) and %zu public key%s%s%s%s; remove the "
+                 "objects that do not belong (see 'keybound keys')",
+                 id_hex, n_priv, pl, n_pub, n_pub == 1 ? "" : "s", n_pub ? " (" : "", ul,
+                 n_pub ? ")" : "");
+    }
     unsigned char info[32];
-    bool has_info = object_spki_info(s, k->handle, info);
-    k->has_spki = object_spki(s, k->handle, f, k->spki_sha256);
+    bool has_info = why[0] == '\0' && object_spki_info(s, k->handle, info);
+    k->has_spki = why[0] == '\0' && object_spki(s, k->handle, f, k->spki_sha256);
     if (k->has_spki && has_info && memcmp(info, k->spki_sha256, 32) != 0) {
         snprintf(why, sizeof why,
                  "its CKA_PUBLIC_KEY_INFO is another key than its own key material");

@@ -85,6 +85,20 @@ kb check $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev6;object=a"
 t_check "CKA_PUBLIC_KEY_INFO against the public object: not admitted, one line saying so" \
     bash -c "[ $rc -eq 2 ] && ! grep -q ADMITTED '$T/out' && grep -q 'CKA_PUBLIC_KEY_INFO differs from the public key object' '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
 
+# --- The attack plus one step: B imported under A's id (label b), B's certificate written
+# with A's id and label, and A's CKA_PUBLIC_KEY_INFO set to B's key, so that A itself seems
+# to state B's key and B's public object agrees. Two private keys under one id are never
+# paired: the signer, which names a key by id and label, could get either -------------
+attack dev7 b
+openssl pkey -in "$T/dev7-b.key" -pubout -outform DER -out "$T/dev7-b.spki" 2>/dev/null
+run "$P11PROBE" setattr "$SOFTHSM_MODULE" "$T/pin" dev7 a CKA_PUBLIC_KEY_INFO "$T/dev7-b.spki"
+p11 --write --load-certificate "$T/dev7-b.pem" --label a --id "$id" "pkcs11:token=dev7" \
+    >/dev/null 2>&1
+kb check $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev7;object=a;type=private"
+t_check "B under A's id with CKA_PUBLIC_KEY_INFO set to B's key: not admitted" \
+    bash -c "[ $rc -ne 0 ] && ! grep -q ADMITTED '$T/out'"
+t_check "  naming the two private keys under one id" err_has "CKA_ID $id is on 2 private keys"
+
 # --- import-cert refuses a certificate for another key (the honest case) ------------------
 kb_token dev3
 kb keygen $MOD --token pkcs11:token=dev3 --label one --pin-file "$T/pin"
