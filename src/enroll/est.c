@@ -236,10 +236,17 @@ static int read_reply(gnutls_session_t s, int fd, const char *what, long long de
                               "the EST server asked to renegotiate during %s, which keybound's "
                               "EST client does not do",
                               what);
-        /* A close without close_notify ends the reply like a close with one: the reply's own
-         * framing (length, chunks, DER) shows whether it is whole. */
-        if (n == GNUTLS_E_PREMATURE_TERMINATION)
-            n = 0;
+        /* Only a reply framed by the close reads on to it (one framed by its length or its
+         * chunks ends before): without close_notify it may have been cut by anyone on the
+         * path. */
+        if (n == GNUTLS_E_PREMATURE_TERMINATION) {
+            reply->malformed = true;
+            return kb_err_set(err,
+                              "the EST server's reply to %s ends where the connection was cut "
+                              "without a TLS close (close_notify), so it may be incomplete; "
+                              "not using it",
+                              what);
+        }
         if (n < 0) {
             kb_tls_describe_error(s, (int)n, err);
             return -1;

@@ -66,13 +66,18 @@ enroll --label x --ca "$P/ca.pem" --secret-file "$T/secret"
 t_check "the CA fails (HTTP 500): UNREACHABLE (exit 5) with its text" bash -c "[ $rc -eq 5 ] && grep -q 'CA backend unavailable' '$T/err'"
 t_check "  the token is unchanged" unchanged
 
-for m in bad-base64 wrong-content-type truncated-pkcs7 other-key empty-pkcs7 huge retry-malformed; do
+for m in bad-base64 wrong-content-type truncated-pkcs7 other-key empty-pkcs7 huge retry-malformed \
+    close-delimited-cut; do
     mode "$m"
     enroll --label x --ca "$P/ca.pem" --secret-file "$T/secret"
     t_check "malformed reply ($m): exit 2" rc_is 2
     t_check "  one clear line about it" bash -c "grep -q 'UNREACHABLE: ' '$T/err' && [ \$(grep -c 'error\|UNREACHABLE' '$T/err') -eq 1 ]"
     t_check "  and the token is exactly as it was" unchanged
 done
+
+mode close-delimited-cut
+enroll --label x --ca "$P/ca.pem" --secret-file "$T/secret"
+t_check "a reply framed by the close, cut without close_notify: said so" err_has "cut without a TLS close (close_notify), so it may be incomplete"
 
 mode ""
 n=$(posts)

@@ -80,7 +80,9 @@ GET cacerts:
   chunked            normal, but sent with Transfer-Encoding: chunked in 7-byte chunks
                      (+ cacerts)
   close-delimited    normal, but with neither Content-Length nor chunking: the body ends
-                     when the server closes the connection.                   (+ cacerts)
+                     when the server closes the connection (with close_notify). (+ cacerts)
+  close-delimited-cut the same, but the TCP connection ends without close_notify.
+                                                                              (+ cacerts)
 Any other mode text makes every request fail with 500 "est_server: unusable mode ...",
 so that a typo in a test cannot pass for normal behaviour.
 """
@@ -92,6 +94,7 @@ import email.utils
 import hmac
 import os
 import signal
+import socket
 import socketserver
 import ssl
 import sys
@@ -114,13 +117,14 @@ IO_TIMEOUT = 30
 ENROLL_TYPE = "application/pkcs7-mime; smime-type=certs-only"
 CACERTS_TYPE = "application/pkcs7-mime"
 CACERTS_MODES = {"bad-base64", "wrong-content-type", "truncated-pkcs7", "server-error",
-                 "crlf", "huge", "chunked", "close-delimited"}
-FRAMING_MODES = {"chunked", "close-delimited"}
+                 "crlf", "huge", "chunked", "close-delimited", "close-delimited-cut"}
+FRAMING_MODES = {"chunked", "close-delimited", "close-delimited-cut"}
 MODE_ARITY = {
     "": 0, "no-csrattrs": 0, "retry-after": 2, "retry-date": 2, "retry-forever": 1,
     "bad-base64": 0, "wrong-content-type": 0, "truncated-pkcs7": 0, "other-key": 0,
     "empty-pkcs7": 0, "nowrap": 0, "crlf": 0, "server-error": 0, "reject": 0,
     "huge": 0, "retry-malformed": 0, "chunked": 0, "close-delimited": 0, "short-lived": 0,
+    "close-delimited-cut": 0,
 }
 
 
@@ -559,7 +563,7 @@ class EstHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if framing == "chunked":
             self.send_header("Transfer-Encoding", "chunked")
-        elif framing == "close-delimited":
+        elif framing.startswith("close-delimited"):
             self.send_header("Connection", "close")
             self.close_connection = True
         elif reply.status != 204:  # RFC 9110: a 204 carries no Content-Length.
@@ -574,6 +578,10 @@ class EstHandler(BaseHTTPRequestHandler):
             self.wfile.write(b"0\r\n\r\n")
         else:
             self.wfile.write(reply.body)
+        if framing == "close-delimited-cut":
+            # TCP ends without close_notify (close_tls then finds nothing to close).
+            self.wfile.flush()
+            socket.socket.shutdown(self.connection, socket.SHUT_RDWR)
 
 
 class EstServer(ThreadingHTTPServer):
