@@ -30,10 +30,12 @@ static const char help[] =
     "                         keybound.secret)\n"
     "  --auth-key URI         authenticate with this key's existing certificate instead\n"
     "  --save-cacerts FILE    write the CA certificates from /cacerts there (PEM)\n"
-    "  --store-chain          store the CA certificates from /cacerts on the token too\n"
+    "  --store-chain          let the /cacerts certificates complete the stored issuer path\n"
     "  --policy FILE          the admission policy to check the result against\n"
     "  --max-wait S           when the server says \"later\" (202): wait at most S seconds in\n"
-    "                         all (default 600)\n" KB_COMMON_HELP;
+    "                         all (default 600)\n"
+    "  --proxy http://HOST:PORT  reach the EST server through an HTTP CONNECT proxy (default:\n"
+    "                         $https_proxy, unless $no_proxy names the server)\n" KB_COMMON_HELP;
 
 enum {
     OPT_EST = KB_OPT_FIRST_LOCAL,
@@ -50,6 +52,7 @@ enum {
     OPT_STORE_CHAIN,
     OPT_POLICY,
     OPT_MAX_WAIT,
+    OPT_PROXY,
 };
 
 /* The outcome, as lines for people or an object for tools. */
@@ -138,13 +141,14 @@ int kb_cmd_enroll(int argc, char **argv)
                                              {"store-chain", no_argument, NULL, OPT_STORE_CHAIN},
                                              {"policy", required_argument, NULL, OPT_POLICY},
                                              {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
+                                             {"proxy", required_argument, NULL, OPT_PROXY},
                                              KB_COMMON_LONGOPTS,
                                              {0}};
     struct kb_cli c = {0};
     struct kb_csr_spec spec = {0};
     const char *url = NULL, *token_uri = NULL, *label = "keybound", *type = "ec-p256";
     const char *ca = NULL, *fp = NULL, *secret_file = NULL, *auth_key = NULL, *save = NULL;
-    const char *policy_path = NULL;
+    const char *policy_path = NULL, *proxy = NULL;
     bool store_chain = false;
     unsigned long max_wait = 600;
     kb_err err;
@@ -202,6 +206,9 @@ int kb_cmd_enroll(int argc, char **argv)
             if (!kb_cli_count(optarg, 0, 86400, &max_wait))
                 return kb_cli_usage("enroll", "--max-wait takes seconds from 0 to 86400");
             break;
+        case OPT_PROXY:
+            proxy = optarg;
+            break;
         default:
             if (!kb_cli_common(&c, opt, optarg))
                 return kb_cli_usage("enroll", "%s", kb_cli_bad_option(argv));
@@ -239,6 +246,7 @@ int kb_cmd_enroll(int argc, char **argv)
         .fingerprint = fp,
         .secret = secret,
         .max_wait_s = (unsigned)max_wait,
+        .proxy = proxy,
         .save_cacerts = save,
         .policy = pol,
         .token_uri = token_uri,

@@ -17,8 +17,8 @@ static const char help[] =
     "certificate that is not due yet (--if-expires-within) prints \"state: MONITORING\" and\n"
     "exits 0.\n\n"
     "  --key URI                     the key whose certificate to renew\n"
-    "  --est URL, --ca FILE, --ca-fingerprint sha256:HEX, --save-cacerts FILE, --max-wait S\n"
-    "                                as for enroll\n"
+    "  --est URL, --ca FILE, --ca-fingerprint sha256:HEX, --save-cacerts FILE, --max-wait S,\n"
+    "  --proxy URL                   as for enroll\n"
     "  --if-expires-within DURATION  only renew when less than this is left (e.g. 30d)\n"
     "  --rekey                       a new key on the token first; the old key is removed once\n"
     "                                the new certificate is stored and admitted\n"
@@ -36,6 +36,7 @@ enum {
     OPT_SAVE,
     OPT_POLICY,
     OPT_MAX_WAIT,
+    OPT_PROXY,
 };
 
 int kb_cmd_renew(int argc, char **argv)
@@ -51,11 +52,12 @@ int kb_cmd_renew(int argc, char **argv)
         {"save-cacerts", required_argument, NULL, OPT_SAVE},
         {"policy", required_argument, NULL, OPT_POLICY},
         {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
+        {"proxy", required_argument, NULL, OPT_PROXY},
         KB_COMMON_LONGOPTS,
         {0}};
     struct kb_cli c = {0};
     const char *key_uri = NULL, *url = NULL, *ca = NULL, *fp = NULL, *save = NULL;
-    const char *policy_path = NULL;
+    const char *policy_path = NULL, *proxy = NULL;
     long long within = -1;
     bool rekey = false, do_prune = false;
     unsigned long max_wait = 600;
@@ -101,6 +103,9 @@ int kb_cmd_renew(int argc, char **argv)
             if (!kb_cli_count(optarg, 0, 86400, &max_wait))
                 return kb_cli_usage("renew", "--max-wait takes seconds from 0 to 86400");
             break;
+        case OPT_PROXY:
+            proxy = optarg;
+            break;
         default:
             if (!kb_cli_common(&c, opt, optarg))
                 return kb_cli_usage("renew", "%s", kb_cli_bad_option(argv));
@@ -121,6 +126,7 @@ int kb_cmd_renew(int argc, char **argv)
         .ca = ca,
         .fingerprint = fp,
         .max_wait_s = (unsigned)max_wait,
+        .proxy = proxy,
         .save_cacerts = save,
         .policy = pol,
         .key_uri = key_uri,

@@ -16,6 +16,7 @@
 #include "src/util/hostport.h"
 #include "src/util/log.h"
 #include "src/util/net.h"
+#include "src/util/proxy.h"
 
 const char *kb_est_state_name(enum kb_est_state s)
 {
@@ -130,6 +131,25 @@ int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fin
                               "digits (certtool --fingerprint --hash sha256 shows it)",
                               fingerprint);
     }
+    return 0;
+}
+
+int kb_est_set_proxy(kb_est *e, const char *proxy, kb_err *err)
+{
+    const char *from;
+    const char *p = kb_proxy_for(e->peer.host, proxy, &from);
+    e->proxy[0] = '\0';
+    e->peer.proxy = NULL;
+    if (p == NULL)
+        return 0;
+    char host[256];
+    unsigned port;
+    kb_err why;
+    if (strlen(p) >= sizeof e->proxy || kb_proxy_parse_url(p, host, sizeof host, &port, &why) != 0)
+        return kb_err_set(err, "%s '%.200s' is not a proxy keybound can use (http://HOST:PORT)",
+                          from, p);
+    snprintf(e->proxy, sizeof e->proxy, "%s", p);
+    e->peer.proxy = e->proxy;
     return 0;
 }
 

@@ -38,6 +38,7 @@ typedef struct kb_est {
     kb_tls_client *tls;       /* made at the first verified request */
     gnutls_x509_crt_t anchor; /* the bootstrapped CA */
     char anchor_name[96];
+    char proxy[300];     /* http://HOST:PORT for CONNECT, or "" */
     unsigned timeout_s;  /* connect, handshake and each read */
     unsigned max_wait_s; /* 202: total wait cap */
     unsigned max_tries;  /* 202: how many submissions */
@@ -63,6 +64,11 @@ int kb_est_exit(const kb_est *e, enum kb_est_state s);
  * (freed by kb_est_free, or here on failure). */
 int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fingerprint,
                 kb_secret *secret, kb_err *err);
+
+/* Leaves through an HTTP CONNECT proxy: proxy (--proxy), else https_proxy unless no_proxy
+ * names the server (kb_proxy_for). The proxy sees the server's name and port only: TLS,
+ * and the server's verification, run end to end through it. */
+int kb_est_set_proxy(kb_est *e, const char *proxy, kb_err *err);
 void kb_est_free(kb_est *e);
 
 /* One request to op on a verified connection, with the credentials (secret or client

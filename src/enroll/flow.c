@@ -254,6 +254,8 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
     if (init != 0)
         goto done;
     est.max_wait_s = spec->max_wait_s;
+    if (kb_est_set_proxy(&est, spec->proxy, err) != 0)
+        goto done;
     if (!renew && est.secret == NULL && spec->auth_key == NULL) {
         kb_err_set(err, "no enrolment credential: give --secret-file FILE (user:password), the "
                         "systemd credential keybound.secret, or --auth-key URI");

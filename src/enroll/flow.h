@@ -22,6 +22,7 @@ struct kb_enroll_spec {
     const char *url, *ca, *fingerprint;
     kb_secret *secret; /* from kb_enroll_secret; kb_enroll_run takes it over */
     unsigned max_wait_s;
+    const char *proxy;        /* http://HOST:PORT; NULL: $https_proxy unless $no_proxy names it */
     const char *save_cacerts; /* write /cacerts there (PEM) */
     const kb_policy *policy;
     /* enrol */

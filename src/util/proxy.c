@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -65,6 +66,57 @@ int kb_proxy_parse_url(const char *url, char *host, size_t host_len, unsigned *p
     if (n > 0 && buf[n - 1] == '/')
         buf[n - 1] = '\0';
     return kb_hostport_parse(buf, host, host_len, port, err);
+}
+
+static const char *env_either(const char *lower, const char *upper, const char **name)
+{
+    const char *v = getenv(lower);
+    *name = lower;
+    if (v == NULL || *v == '\0') {
+        v = getenv(upper);
+        *name = upper;
+    }
+    return v != NULL && *v != '\0' ? v : NULL;
+}
+
+/* Whether one no_proxy entry (len bytes at e) covers host. */
+static bool no_proxy_entry(const char *e, size_t len, const char *host)
+{
+    while (len > 0 && (*e == ' ' || *e == '\t'))
+        e++, len--;
+    while (len > 0 && (e[len - 1] == ' ' || e[len - 1] == '\t'))
+        len--;
+    if (len > 0 && *e == '.')
+        e++, len--;
+    if (len == 0)
+        return false;
+    if (len == 1 && *e == '*')
+        return true;
+    size_t h = strlen(host);
+    if (h == len)
+        return strncasecmp(host, e, len) == 0;
+    return h > len && host[h - len - 1] == '.' && strncasecmp(host + h - len, e, len) == 0;
+}
+
+const char *kb_proxy_for(const char *host, const char *given, const char **from)
+{
+    *from = "--proxy";
+    if (given != NULL)
+        return given;
+    const char *name, *np_name;
+    const char *proxy = env_either("https_proxy", "HTTPS_PROXY", &name);
+    if (proxy == NULL)
+        return NULL;
+    const char *np = env_either("no_proxy", "NO_PROXY", &np_name);
+    for (const char *c = np; c != NULL && *c;) {
+        const char *comma = strchr(c, ',');
+        size_t len = comma ? (size_t)(comma - c) : strlen(c);
+        if (no_proxy_entry(c, len, host))
+            return NULL;
+        c = comma ? comma + 1 : c + len;
+    }
+    *from = name;
+    return proxy;
 }
 
 int kb_proxy_connect(int fd, const char *proxy, const char *host, unsigned port,

@@ -17,6 +17,13 @@ int kb_proxy_reply(const char *buf, size_t len, int *status, size_t *header_len,
 /* "http://HOST:PORT" (or HOST:PORT) to host and port. */
 int kb_proxy_parse_url(const char *url, char *host, size_t host_len, unsigned *port, kb_err *err);
 
+/* The proxy for an HTTPS connection to host: given (an option) when not NULL, else
+ * $https_proxy (or $HTTPS_PROXY) unless $no_proxy (or $NO_PROXY) names the host: "*", the
+ * host itself, or a domain it is in ("example.com" and ".example.com" both cover
+ * a.example.com), as libcurl reads them. NULL: connect directly. *from names where it came
+ * from, for messages. */
+const char *kb_proxy_for(const char *host, const char *given, const char **from);
+
 int kb_proxy_connect(int fd, const char *proxy, const char *host, unsigned port,
                      unsigned timeout_ms, kb_err *err);
 

@@ -145,6 +145,26 @@ if command -v gcore >/dev/null && ! ldd "$KEYBOUND" 2>/dev/null | grep -q libasa
 fi
 mode ""
 
+# --- Through an HTTP CONNECT proxy: --proxy, or $https_proxy unless $no_proxy names it -----
+pp=$(free_port)
+kb_bg "$T/proxy.out" /usr/bin/python3 "$TESTS_SRCDIR/lib/connect_proxy.py" "$pp" "$T/proxy.log" allow
+wait_port "$pp" || t_fail "proxy started"
+: >"$T/proxy.log"
+enroll --label viaproxy --subject CN=via-proxy --ca "$P/ca.pem" --secret-file "$T/secret" --proxy "http://127.0.0.1:$pp"
+t_check "enroll --proxy: ISSUED through the proxy" bash -c "[ $rc -eq 0 ] && grep -q '^CONNECT localhost:$port ' '$T/proxy.log'"
+: >"$T/proxy.log"
+run env https_proxy="http://127.0.0.1:$pp" setsid -w "$KEYBOUND" enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev \
+    --policy "$T/policy.conf" $EST --label viaenv --subject CN=via-env --ca "$P/ca.pem" --secret-file "$T/secret"
+t_check "  \$https_proxy is honoured (as libcurl did)" bash -c "[ $rc -eq 0 ] && grep -q '^CONNECT localhost:$port ' '$T/proxy.log'"
+: >"$T/proxy.log"
+run env https_proxy="http://127.0.0.1:$pp" no_proxy="example.com,.localhost,localhost" setsid -w "$KEYBOUND" enroll $MOD \
+    --pin-file "$T/pin" --token pkcs11:token=dev --policy "$T/policy.conf" $EST --label direct --subject CN=direct \
+    --ca "$P/ca.pem" --secret-file "$T/secret"
+t_check "  \$no_proxy naming the server: direct" bash -c "[ $rc -eq 0 ] && [ ! -s '$T/proxy.log' ]"
+run env https_proxy="socks5://127.0.0.1:1" setsid -w "$KEYBOUND" enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev \
+    --policy "$T/policy.conf" $EST --label x --ca "$P/ca.pem" --secret-file "$T/secret"
+t_check "  a proxy keybound cannot use: exit 2, naming the variable" bash -c "[ $rc -eq 2 ] && grep -q \"https_proxy 'socks5://127.0.0.1:1' is not a proxy keybound can use\" '$T/err'"
+
 # --- Renewal ------------------------------------------------------------------------------
 kb renew $MOD --pin-file "$T/pin" --policy "$T/policy.conf" $EST --ca "$P/ca.pem" --key "$laptop" --if-expires-within 7d
 t_check "renew --if-expires-within 7d with 30 days left: not due (MONITORING, exit 0)" bash -c "[ $rc -eq 0 ] && grep -qx 'state: MONITORING' '$T/out'"

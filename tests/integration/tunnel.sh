@@ -150,46 +150,8 @@ kb tunnel $MOD --pin-file "$T/pin" --config "$T/bad.conf"
 t_check "a bad config: exit 2 with file:line" bash -c "[ $rc -eq 2 ] && grep -q 'bad.conf:4: unknown key .bogus.' '$T/err'"
 
 # --- through an HTTP CONNECT proxy ---------------------------------------------------------
-cat >"$T/proxy.py" <<'PY'
-import socket, sys, threading
-port, log, mode = int(sys.argv[1]), sys.argv[2], sys.argv[3]
-def pipe(a, b):
-    try:
-        while True:
-            d = a.recv(65536)
-            if not d:
-                break
-            b.sendall(d)
-        b.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-def serve(c):
-    req = b""
-    while b"\r\n\r\n" not in req:
-        d = c.recv(1)
-        if not d:
-            return c.close()
-        req += d
-    line = req.split(b"\r\n")[0].decode()
-    open(log, "a").write(line + "\n")
-    if mode == "deny":
-        c.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n")
-        return c.close()
-    host, p = line.split()[1].rsplit(":", 1)
-    u = socket.create_connection((host, int(p)))
-    c.sendall(b"HTTP/1.1 200 Connection established\r\nProxy-Agent: test\r\n\r\n")
-    threading.Thread(target=pipe, args=(c, u)).start()
-    pipe(u, c)
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", port))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,)).start()
-PY
 pp=$(free_port)
-kb_bg "$T/proxy.out" /usr/bin/python3 "$T/proxy.py" "$pp" "$T/proxy.log" allow
+kb_bg "$T/proxy.out" /usr/bin/python3 "$TESTS_SRCDIR/lib/connect_proxy.py" "$pp" "$T/proxy.log" allow
 wait_port "$pp" || t_fail "proxy started"
 : >"$T/proxy.log"
 ppt=$(free_port)
@@ -200,7 +162,7 @@ run curl -sS "http://127.0.0.1:$ppt/"
 t_check "through an HTTP CONNECT proxy: nginx answers" out_has "^hello CN=laptop-1"
 t_check "  and the proxy saw CONNECT to the endpoint" grep -q "^CONNECT localhost:$nport HTTP/1.1$" "$T/proxy.log"
 dp=$(free_port)
-kb_bg "$T/proxy2.out" /usr/bin/python3 "$T/proxy.py" "$dp" "$T/proxy2.log" deny
+kb_bg "$T/proxy2.out" /usr/bin/python3 "$TESTS_SRCDIR/lib/connect_proxy.py" "$dp" "$T/proxy2.log" deny
 wait_port "$dp" || t_fail "refusing proxy started"
 dpt=$(free_port)
 tun denyproxy --listen "127.0.0.1:$dpt" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop" \
