@@ -101,12 +101,54 @@ int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const struct kb_key *k, struct kb
 /* Writes a file (0644), replacing it. */
 int kb_cli_write_file(const char *path, const void *data, size_t len, kb_err *err);
 
+/* What enroll and renew share: the options for the EST server, its trust and the policy
+ * (one parser for both), the run and the report. A command's own option codes start at
+ * KB_OPT_EST_FIRST_LOCAL. */
+enum {
+    KB_OPT_EST_URL = KB_OPT_FIRST_LOCAL,
+    KB_OPT_EST_CA,
+    KB_OPT_EST_FP,
+    KB_OPT_EST_SAVE,
+    KB_OPT_EST_POLICY,
+    KB_OPT_EST_MAX_WAIT,
+    KB_OPT_EST_PROXY,
+    KB_OPT_EST_FIRST_LOCAL,
+};
+
+#define KB_EST_LONGOPTS                                                                            \
+    {"est", required_argument, NULL, KB_OPT_EST_URL},                                              \
+        {"ca", required_argument, NULL, KB_OPT_EST_CA},                                            \
+        {"ca-fingerprint", required_argument, NULL, KB_OPT_EST_FP},                                \
+        {"save-cacerts", required_argument, NULL, KB_OPT_EST_SAVE},                                \
+        {"policy", required_argument, NULL, KB_OPT_EST_POLICY},                                    \
+        {"max-wait", required_argument, NULL, KB_OPT_EST_MAX_WAIT},                                \
+    {                                                                                              \
+        "proxy", required_argument, NULL, KB_OPT_EST_PROXY                                         \
+    }
+
+struct kb_cli_est {
+    struct kb_enroll_spec spec;
+    const char *policy_path;
+    const char *secret_file; /* enroll */
+};
+
+#define KB_CLI_EST_INIT                                                                            \
+    {                                                                                              \
+        .spec = {.max_wait_s = 600, .if_expires_within = -1 }                                      \
+    }
+
+/* Handles one of the shared options: 1 when it was one, 0 when not, -1 when its value is
+ * wrong (the usage line is printed; exit 2). */
+int kb_cli_est_option(struct kb_cli_est *e, const char *cmd, int opt, const char *arg);
+
 /* The outcome of enroll or renew: state, key, certificate and decision (or the error). */
 void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o,
                        const kb_err *err);
-/* The tail both commands share: load the modules for uri_text, run, report; the exit code.
- * spec->secret is freed (zeroised) whatever happens. */
-int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, const struct kb_enroll_spec *spec);
+
+/* The tail both commands share: the secret (enroll without --auth-key; read first, so that
+ * a bad secret file is the one line a user sees), the policy, the modules for uri_text,
+ * the run and its report. Returns the exit code; the secret is zeroised whatever happens. */
+int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est *e);
 
 /* Prints a json-c object to stdout, pretty, and releases it. */
 void kb_cli_print_json(json_object *o);

@@ -38,21 +38,14 @@ static const char help[] =
     "                         $https_proxy, unless $no_proxy names the server)\n" KB_COMMON_HELP;
 
 enum {
-    OPT_EST = KB_OPT_FIRST_LOCAL,
-    OPT_TOKEN,
+    OPT_TOKEN = KB_OPT_EST_FIRST_LOCAL,
     OPT_LABEL,
     OPT_TYPE,
     OPT_SUBJECT,
     OPT_SAN,
-    OPT_CA,
-    OPT_FP,
     OPT_SECRET,
     OPT_AUTH_KEY,
-    OPT_SAVE,
     OPT_STORE_CHAIN,
-    OPT_POLICY,
-    OPT_MAX_WAIT,
-    OPT_PROXY,
 };
 
 /* The outcome, as lines for people or an object for tools. */
@@ -99,165 +92,151 @@ void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o
         fprintf(stderr, "keybound: %s: %s\n", state, err->msg);
 }
 
-/* Runs the workflow for enroll or renew and reports it: the commands' common tail. */
-int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, const struct kb_enroll_spec *spec)
+int kb_cli_est_option(struct kb_cli_est *e, const char *cmd, int opt, const char *arg)
+{
+    unsigned long max_wait;
+    switch (opt) {
+    case KB_OPT_EST_URL:
+        e->spec.url = arg;
+        return 1;
+    case KB_OPT_EST_CA:
+        e->spec.ca = arg;
+        return 1;
+    case KB_OPT_EST_FP:
+        e->spec.fingerprint = arg;
+        return 1;
+    case KB_OPT_EST_SAVE:
+        e->spec.save_cacerts = arg;
+        return 1;
+    case KB_OPT_EST_POLICY:
+        e->policy_path = arg;
+        return 1;
+    case KB_OPT_EST_MAX_WAIT:
+        if (!kb_cli_count(arg, 0, 86400, &max_wait)) {
+            kb_cli_usage(cmd, "--max-wait takes seconds from 0 to 86400");
+            return -1;
+        }
+        e->spec.max_wait_s = (unsigned)max_wait;
+        return 1;
+    case KB_OPT_EST_PROXY:
+        e->spec.proxy = arg;
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est *e)
 {
     kb_err err;
+    kb_policy *pol = NULL;
     P11KitUri *uri = NULL;
     kb_p11 *p = NULL;
     struct kb_enroll_outcome o = {0};
     int rc;
-    if (kb_cli_uri(c, uri_text, &uri, &err) != 0 || kb_cli_load(c, uri, &p, &err) != 0) {
-        kb_secret_free(spec->secret); /* kb_enroll_run, which owns it, does not run */
+    e->spec.secret = NULL;
+    if ((!e->spec.renew && e->spec.auth_key == NULL &&
+         kb_enroll_secret(e->secret_file, &e->spec.secret, &err) != 0) ||
+        kb_cli_policy(e->policy_path, &pol, &err) != 0 ||
+        kb_cli_uri(c, uri_text, &uri, &err) != 0 || kb_cli_load(c, uri, &p, &err) != 0) {
+        kb_secret_free(e->spec.secret); /* kb_enroll_run, which owns it, does not run */
         o.state = KB_EST_UNDERCONFIGURED;
         kb_cli_est_report(c, &o, &err);
         rc = KB_EXIT_ERROR;
-    } else if (kb_enroll_run(p, &c->pin, spec, &o, &err) != 0) {
-        rc = kb_cli_fail(&err);
     } else {
-        kb_cli_est_report(c, &o, &err);
-        rc = o.exit_code;
+        e->spec.policy = pol;
+        if (kb_enroll_run(p, &c->pin, &e->spec, &o, &err) != 0) {
+            rc = kb_cli_fail(&err);
+        } else {
+            kb_cli_est_report(c, &o, &err);
+            rc = o.exit_code;
+        }
     }
+    e->spec.secret = NULL;
     kb_enroll_outcome_free(&o);
     kb_p11_close(p);
     if (uri)
         p11_kit_uri_free(uri);
+    kb_policy_free(pol);
     return rc;
 }
 
 int kb_cmd_enroll(int argc, char **argv)
 {
-    static const struct option longopts[] = {{"est", required_argument, NULL, OPT_EST},
-                                             {"token", required_argument, NULL, OPT_TOKEN},
+    static const struct option longopts[] = {{"token", required_argument, NULL, OPT_TOKEN},
                                              {"label", required_argument, NULL, OPT_LABEL},
                                              {"type", required_argument, NULL, OPT_TYPE},
                                              {"subject", required_argument, NULL, OPT_SUBJECT},
                                              {"san", required_argument, NULL, OPT_SAN},
-                                             {"ca", required_argument, NULL, OPT_CA},
-                                             {"ca-fingerprint", required_argument, NULL, OPT_FP},
                                              {"secret-file", required_argument, NULL, OPT_SECRET},
                                              {"auth-key", required_argument, NULL, OPT_AUTH_KEY},
-                                             {"save-cacerts", required_argument, NULL, OPT_SAVE},
                                              {"store-chain", no_argument, NULL, OPT_STORE_CHAIN},
-                                             {"policy", required_argument, NULL, OPT_POLICY},
-                                             {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
-                                             {"proxy", required_argument, NULL, OPT_PROXY},
+                                             KB_EST_LONGOPTS,
                                              KB_COMMON_LONGOPTS,
                                              {0}};
     struct kb_cli c = {0};
-    struct kb_csr_spec spec = {0};
-    const char *url = NULL, *token_uri = NULL, *label = "keybound", *type = "ec-p256";
-    const char *ca = NULL, *fp = NULL, *secret_file = NULL, *auth_key = NULL, *save = NULL;
-    const char *policy_path = NULL, *proxy = NULL;
-    bool store_chain = false;
-    unsigned long max_wait = 600;
+    struct kb_cli_est e = KB_CLI_EST_INIT;
+    struct kb_csr_spec *spec = &e.spec.csr;
+    e.spec.label = "keybound";
+    e.spec.type = "ec-p256";
     kb_err err;
-    int opt;
+    int opt, rc;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
         case 'h':
             fputs(help, stdout);
             return KB_EXIT_OK;
-        case OPT_EST:
-            url = optarg;
-            break;
         case OPT_TOKEN:
-            token_uri = optarg;
+            e.spec.token_uri = optarg;
             break;
         case OPT_LABEL:
-            label = optarg;
+            e.spec.label = optarg;
             break;
         case OPT_TYPE:
-            type = optarg;
+            e.spec.type = optarg;
             break;
         case OPT_SUBJECT:
-            spec.subject = optarg;
+            spec->subject = optarg;
             break;
         case OPT_SAN:
-            if (spec.n_sans == KB_SAN_MAX)
+            if (spec->n_sans == KB_SAN_MAX)
                 return kb_cli_usage("enroll", "at most %d --san", KB_SAN_MAX);
             if (kb_san_check(optarg, &err) != 0)
                 return kb_cli_fail(&err);
-            spec.sans[spec.n_sans++] = optarg;
-            break;
-        case OPT_CA:
-            ca = optarg;
-            break;
-        case OPT_FP:
-            fp = optarg;
+            spec->sans[spec->n_sans++] = optarg;
             break;
         case OPT_SECRET:
-            secret_file = optarg;
+            e.secret_file = optarg;
             break;
         case OPT_AUTH_KEY:
-            auth_key = optarg;
-            break;
-        case OPT_SAVE:
-            save = optarg;
+            e.spec.auth_key = optarg;
             break;
         case OPT_STORE_CHAIN:
-            store_chain = true;
-            break;
-        case OPT_POLICY:
-            policy_path = optarg;
-            break;
-        case OPT_MAX_WAIT:
-            if (!kb_cli_count(optarg, 0, 86400, &max_wait))
-                return kb_cli_usage("enroll", "--max-wait takes seconds from 0 to 86400");
-            break;
-        case OPT_PROXY:
-            proxy = optarg;
+            e.spec.store_chain = true;
             break;
         default:
-            if (!kb_cli_common(&c, opt, optarg))
+            if ((rc = kb_cli_est_option(&e, "enroll", opt, optarg)) < 0)
+                return KB_EXIT_ERROR;
+            if (rc == 0 && !kb_cli_common(&c, opt, optarg))
                 return kb_cli_usage("enroll", "%s", kb_cli_bad_option(argv));
         }
     }
     if (optind < argc)
         return kb_cli_usage("enroll", "unexpected argument '%s'", argv[optind]);
-    if (url == NULL || token_uri == NULL)
+    if (e.spec.url == NULL || e.spec.token_uri == NULL)
         return kb_cli_usage("enroll", "--est URL and --token URI are required");
-    if (!kb_keygen_type_known(type))
-        return kb_cli_usage("enroll", "--type %s is unknown", type);
-    if (secret_file && auth_key)
+    if (!kb_keygen_type_known(e.spec.type))
+        return kb_cli_usage("enroll", "--type %s is unknown", e.spec.type);
+    if (e.secret_file && e.spec.auth_key)
         return kb_cli_usage("enroll", "--secret-file and --auth-key do not go together");
     char host[256], subject[300];
-    if (spec.subject == NULL) {
+    if (spec->subject == NULL) {
         if (gethostname(host, sizeof host) != 0)
             snprintf(host, sizeof host, "localhost");
         host[sizeof host - 1] = '\0';
         snprintf(subject, sizeof subject, "CN=%s", host);
-        spec.subject = subject;
+        spec->subject = subject;
     }
-
-    kb_policy *pol = NULL;
-    kb_secret *secret = NULL;
-    if ((auth_key == NULL && kb_enroll_secret(secret_file, &secret, &err) != 0) ||
-        kb_cli_policy(policy_path, &pol, &err) != 0) {
-        kb_secret_free(secret);
-        struct kb_enroll_outcome o = {.state = KB_EST_UNDERCONFIGURED};
-        kb_cli_est_report(&c, &o, &err);
-        return KB_EXIT_ERROR;
-    }
-    struct kb_enroll_spec e = {
-        .url = url,
-        .ca = ca,
-        .fingerprint = fp,
-        .secret = secret,
-        .max_wait_s = (unsigned)max_wait,
-        .proxy = proxy,
-        .save_cacerts = save,
-        .policy = pol,
-        .token_uri = token_uri,
-        .label = label,
-        .type = type,
-        .csr = spec,
-        .auth_key = auth_key,
-        .store_chain = store_chain,
-        .if_expires_within = -1,
-    };
-    int rc = kb_cli_enroll_run(&c, token_uri, &e);
-    kb_policy_free(pol);
-    return rc;
+    return kb_cli_enroll_run(&c, e.spec.token_uri, &e);
 }

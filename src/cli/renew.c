@@ -26,42 +26,26 @@ static const char help[] =
     "  --policy FILE                 the admission policy\n" KB_COMMON_HELP;
 
 enum {
-    OPT_KEY = KB_OPT_FIRST_LOCAL,
-    OPT_EST,
-    OPT_CA,
-    OPT_FP,
+    OPT_KEY = KB_OPT_EST_FIRST_LOCAL,
     OPT_WITHIN,
     OPT_REKEY,
     OPT_PRUNE,
-    OPT_SAVE,
-    OPT_POLICY,
-    OPT_MAX_WAIT,
-    OPT_PROXY,
 };
 
 int kb_cmd_renew(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"key", required_argument, NULL, OPT_KEY},
-        {"est", required_argument, NULL, OPT_EST},
-        {"ca", required_argument, NULL, OPT_CA},
-        {"ca-fingerprint", required_argument, NULL, OPT_FP},
         {"if-expires-within", required_argument, NULL, OPT_WITHIN},
         {"rekey", no_argument, NULL, OPT_REKEY},
         {"prune", no_argument, NULL, OPT_PRUNE},
-        {"save-cacerts", required_argument, NULL, OPT_SAVE},
-        {"policy", required_argument, NULL, OPT_POLICY},
-        {"max-wait", required_argument, NULL, OPT_MAX_WAIT},
-        {"proxy", required_argument, NULL, OPT_PROXY},
+        KB_EST_LONGOPTS,
         KB_COMMON_LONGOPTS,
         {0}};
     struct kb_cli c = {0};
-    const char *key_uri = NULL, *url = NULL, *ca = NULL, *fp = NULL, *save = NULL;
-    const char *policy_path = NULL, *proxy = NULL;
-    long long within = -1;
-    bool rekey = false, do_prune = false;
-    unsigned long max_wait = 600;
-    int opt;
+    struct kb_cli_est e = KB_CLI_EST_INIT;
+    e.spec.renew = true;
+    int opt, rc;
     opterr = 0;
     while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
@@ -69,72 +53,31 @@ int kb_cmd_renew(int argc, char **argv)
             fputs(help, stdout);
             return KB_EXIT_OK;
         case OPT_KEY:
-            key_uri = optarg;
-            break;
-        case OPT_EST:
-            url = optarg;
-            break;
-        case OPT_CA:
-            ca = optarg;
-            break;
-        case OPT_FP:
-            fp = optarg;
+            e.spec.key_uri = optarg;
             break;
         case OPT_WITHIN:
-            if ((within = kb_duration_parse(optarg)) < 0)
+            if ((e.spec.if_expires_within = kb_duration_parse(optarg)) < 0)
                 return kb_cli_usage("renew",
                                     "--if-expires-within '%s' is not a duration such "
                                     "as 30d or 12h",
                                     optarg);
             break;
         case OPT_REKEY:
-            rekey = true;
+            e.spec.rekey = true;
             break;
         case OPT_PRUNE:
-            do_prune = true;
-            break;
-        case OPT_SAVE:
-            save = optarg;
-            break;
-        case OPT_POLICY:
-            policy_path = optarg;
-            break;
-        case OPT_MAX_WAIT:
-            if (!kb_cli_count(optarg, 0, 86400, &max_wait))
-                return kb_cli_usage("renew", "--max-wait takes seconds from 0 to 86400");
-            break;
-        case OPT_PROXY:
-            proxy = optarg;
+            e.spec.prune = true;
             break;
         default:
-            if (!kb_cli_common(&c, opt, optarg))
+            if ((rc = kb_cli_est_option(&e, "renew", opt, optarg)) < 0)
+                return KB_EXIT_ERROR;
+            if (rc == 0 && !kb_cli_common(&c, opt, optarg))
                 return kb_cli_usage("renew", "%s", kb_cli_bad_option(argv));
         }
     }
     if (optind < argc)
         return kb_cli_usage("renew", "unexpected argument '%s'", argv[optind]);
-    if (key_uri == NULL || url == NULL)
+    if (e.spec.key_uri == NULL || e.spec.url == NULL)
         return kb_cli_usage("renew", "--key URI and --est URL are required");
-
-    kb_err err;
-    kb_policy *pol = NULL;
-    if (kb_cli_policy(policy_path, &pol, &err) != 0)
-        return kb_cli_fail(&err);
-    struct kb_enroll_spec e = {
-        .renew = true,
-        .url = url,
-        .ca = ca,
-        .fingerprint = fp,
-        .max_wait_s = (unsigned)max_wait,
-        .proxy = proxy,
-        .save_cacerts = save,
-        .policy = pol,
-        .key_uri = key_uri,
-        .if_expires_within = within,
-        .rekey = rekey,
-        .prune = do_prune,
-    };
-    int rc = kb_cli_enroll_run(&c, key_uri, &e);
-    kb_policy_free(pol);
-    return rc;
+    return kb_cli_enroll_run(&c, e.spec.key_uri, &e);
 }
