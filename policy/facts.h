@@ -60,7 +60,7 @@ enum kb_chain {
 
 #define KB_CERT_LIST_MAX 8
 
-/* No fact is cut to fit (DESIGN.md, invariant 5): the DNs are the certificate's own
+/* No fact is cut to fit (doc/design.md, invariant 5): the DNs are the certificate's own
  * strings, and a list or value too large for its buffer is flagged *_unfit, which makes
  * every rule that looks at it an error. */
 struct kb_cert_facts {

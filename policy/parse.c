@@ -621,7 +621,7 @@ static kb_policy *policy_new(void)
     if (pol == NULL)
         return NULL;
     pol->mode = KB_MODE_ENFORCE;
-    /* DESIGN.md invariant 1: only an explicit "no" admits such a key. */
+    /* doc/design.md invariant 1: only an explicit "no" admits such a key. */
     pol->require_sensitive = true;
     pol->require_not_extractable = true;
     pol->min_remaining = pol->renew_before = pol->max_lifetime = -1;

@@ -2,7 +2,7 @@
  *
  * Pure: no GnuTLS, no PKCS#11, no I/O but the policy file itself. Unknown sections or
  * keys, bad values and repeated singular keys are errors naming file:line. A policy
- * that omits the key rules still requires a sensitive, not extractable key (DESIGN.md,
+ * that omits the key rules still requires a sensitive, not extractable key (doc/design.md,
  * invariant 1): only an explicit "= no" lifts that. File names inside the policy
  * (trust, crl, ca) are taken relative to the policy file's directory. */
 #ifndef KB_POLICY_H

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Rogue EST servers never learn the device identity or the enrolment secret (DESIGN.md,
+# Rogue EST servers never learn the device identity or the enrolment secret (doc/design.md,
 # invariant 4; issue 9, item 1). Each rogue server fails verification in one way: a
 # certificate from another CA, the right CA but another name, the right CA and name but
 # clientAuth only (no serverAuth), expired; each in TLS 1.3 and in TLS 1.2. It asks for a

@@ -134,7 +134,7 @@ static enum kb_status status_of(const kb_verdict *v, const char *id)
     return KB_ERROR;
 }
 
-/* DESIGN.md invariant 1: a policy that says nothing about the key still refuses one that
+/* doc/design.md invariant 1: a policy that says nothing about the key still refuses one that
  * is not sensitive or is extractable; only an explicit "no" lifts each rule. */
 static void omitted_key_rules_still_protect_the_key(void **state)
 {
