@@ -164,7 +164,16 @@ void kb_est_free(kb_est *e)
     e->secret = NULL;
 }
 
-void kb_est_response_free(struct kb_est_response *r)
+struct kb_est_response {
+    long status;
+    char content_type[256];
+    char retry_after[128];
+    bool has_retry_after;
+    char *body;
+    size_t len;
+};
+
+static void response_free(struct kb_est_response *r)
 {
     free(r->body);
     memset(r, 0, sizeof *r);
@@ -346,7 +355,10 @@ out:
     return ret;
 }
 
-int kb_est_request(kb_est *e, const char *op, const gnutls_datum_t *csr, struct kb_est_response *r,
+/* One request to op on a verified connection, with the credentials (secret or client
+ * certificate). Returns 0 when the server answered (any status), -1 when it could not be
+ * reached or verified or its reply was not HTTP (err; e->malformed for the latter). */
+static int request(kb_est *e, const char *op, const gnutls_datum_t *csr, struct kb_est_response *r,
                    kb_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -419,13 +431,13 @@ static enum kb_est_state bootstrap(kb_est *e, kb_err *err)
         return KB_EST_UNREACHABLE;
     if (r.status != 200) {
         enum kb_est_state s = status_state("cacerts", &r, err);
-        kb_est_response_free(&r);
+        response_free(&r);
         return s;
     }
     gnutls_x509_crt_t *certs;
     unsigned n;
     rc = kb_est_certs("/cacerts", r.content_type, r.body, r.len, &certs, &n, err);
-    kb_est_response_free(&r);
+    response_free(&r);
     if (rc != 0) {
         e->malformed = true;
         return KB_EST_UNREACHABLE;
@@ -464,14 +476,14 @@ enum kb_est_state kb_est_cacerts(kb_est *e, gnutls_x509_crt_t **certs, unsigned 
             return s;
     }
     struct kb_est_response r;
-    if (kb_est_request(e, "cacerts", NULL, &r, err) != 0)
+    if (request(e, "cacerts", NULL, &r, err) != 0)
         return KB_EST_UNREACHABLE;
     enum kb_est_state s = KB_EST_ISSUED;
     if (r.status != 200)
         s = status_state("cacerts", &r, err);
     else if (kb_est_certs("/cacerts", r.content_type, r.body, r.len, certs, n, err) != 0)
         s = KB_EST_UNREACHABLE, e->malformed = true;
-    kb_est_response_free(&r);
+    response_free(&r);
     return s;
 }
 
@@ -479,7 +491,7 @@ enum kb_est_state kb_est_get_csrattrs(kb_est *e, struct kb_csrattrs *a, kb_err *
 {
     memset(a, 0, sizeof *a);
     struct kb_est_response r;
-    if (kb_est_request(e, "csrattrs", NULL, &r, err) != 0)
+    if (request(e, "csrattrs", NULL, &r, err) != 0)
         return KB_EST_UNREACHABLE;
     enum kb_est_state s = KB_EST_ISSUED;
     if (r.status == 200) {
@@ -488,7 +500,7 @@ enum kb_est_state kb_est_get_csrattrs(kb_est *e, struct kb_csrattrs *a, kb_err *
     } else if (r.status != 204 && r.status != 404) {
         s = status_state("csrattrs", &r, err);
     }
-    kb_est_response_free(&r);
+    response_free(&r);
     return s;
 }
 
@@ -502,24 +514,24 @@ enum kb_est_state kb_est_submit(kb_est *e, const char *op, const gnutls_datum_t 
     snprintf(what, sizeof what, "/%s", op);
     for (unsigned attempt = 1;; attempt++) {
         struct kb_est_response r;
-        if (kb_est_request(e, op, csr, &r, err) != 0)
+        if (request(e, op, csr, &r, err) != 0)
             return KB_EST_UNREACHABLE;
         if (r.status == 200) {
             int rc = kb_est_certs(what, r.content_type, r.body, r.len, certs, n, err);
-            kb_est_response_free(&r);
+            response_free(&r);
             e->malformed = rc != 0;
             return rc == 0 ? KB_EST_ISSUED : KB_EST_UNREACHABLE;
         }
         if (r.status != 202) {
             enum kb_est_state s = status_state(op, &r, err);
-            kb_est_response_free(&r);
+            response_free(&r);
             return s;
         }
         bool has = r.has_retry_after;
         long long wait = has ? kb_est_retry_after(r.retry_after, (long long)time(NULL)) : -1;
         char value[64];
         snprintf(value, sizeof value, "%.60s", r.retry_after);
-        kb_est_response_free(&r);
+        response_free(&r);
         if (!has) {
             kb_err_set(err,
                        "the EST server accepted /%s for later (202) without saying when "

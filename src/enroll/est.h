@@ -37,22 +37,12 @@ typedef struct kb_est {
     kb_identity *id;          /* the client certificate on a token, or NULL; not owned */
     kb_tls_client *tls;       /* made at the first verified request */
     gnutls_x509_crt_t anchor; /* the bootstrapped CA */
-    char anchor_name[96];
-    char proxy[300];     /* http://HOST:PORT for CONNECT, or "" */
-    unsigned timeout_s;  /* connect, handshake and each read */
-    unsigned max_wait_s; /* 202: total wait cap */
-    unsigned max_tries;  /* 202: how many submissions */
-    bool malformed;      /* the last failure was a reply keybound could not use */
+    char proxy[300];          /* http://HOST:PORT for CONNECT, or "" */
+    unsigned timeout_s;       /* connect, handshake and each read */
+    unsigned max_wait_s;      /* 202: total wait cap */
+    unsigned max_tries;       /* 202: how many submissions */
+    bool malformed;           /* the last failure was a reply keybound could not use */
 } kb_est;
-
-struct kb_est_response {
-    long status;
-    char content_type[256];
-    char retry_after[128];
-    bool has_retry_after;
-    char *body;
-    size_t len;
-};
 
 const char *kb_est_state_name(enum kb_est_state s);
 
@@ -70,14 +60,6 @@ int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fin
  * and the server's verification, run end to end through it. */
 int kb_est_set_proxy(kb_est *e, const char *proxy, kb_err *err);
 void kb_est_free(kb_est *e);
-
-/* One request to op on a verified connection, with the credentials (secret or client
- * certificate). Returns 0 when the server answered (any status), -1 when it could not be
- * reached or verified or its reply was not HTTP (err says which; e->malformed for the
- * latter). */
-int kb_est_request(kb_est *e, const char *op, const gnutls_datum_t *csr, struct kb_est_response *r,
-                   kb_err *err);
-void kb_est_response_free(struct kb_est_response *r);
 
 /* /cacerts, verified (bootstrapping first when a fingerprint is pinned). */
 enum kb_est_state kb_est_cacerts(kb_est *e, gnutls_x509_crt_t **certs, unsigned *n, kb_err *err);
