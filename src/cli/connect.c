@@ -93,7 +93,10 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
             ssize_t w = gnutls_record_send(s, in + in_off, in_len - in_off);
             if (w > 0)
                 in_off += (size_t)w;
-            else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
+            else if (kb_tls_wants_reauth((int)w)) {
+                if (kb_tls_reauth(s, (int)w, err) != 0)
+                    return -1;
+            } else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
                 kb_tls_describe_error(s, (int)w, err);
                 return -1;
             }
@@ -101,6 +104,13 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
         ssize_t n = gnutls_record_recv(s, out, sizeof out);
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
             continue;
+        /* A server protecting one path asks for the certificate only now (TLS 1.3
+         * post-handshake auth, TLS 1.2 renegotiation). */
+        if (n < 0 && kb_tls_wants_reauth((int)n)) {
+            if (kb_tls_reauth(s, (int)n, err) != 0)
+                return -1;
+            continue;
+        }
         if (n == 0)
             break; /* the server's close_notify */
         if (n < 0) {
@@ -120,14 +130,46 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
     return 0;
 }
 
+/* "A, B, C" as a JSON array. */
+static json_object *json_list(const char *text)
+{
+    json_object *a = json_object_new_array();
+    for (const char *p = text; *p;) {
+        const char *end = strstr(p, ", ");
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        json_object_array_add(a, json_object_new_string_len(p, (int)n));
+        p += n + (end ? 2 : 0);
+    }
+    return a;
+}
+
+static json_object *json_request(const struct kb_tls_request *q)
+{
+    if (!q->asked)
+        return NULL;
+    json_object *o = json_object_new_object(), *cas = json_object_new_array();
+    for (unsigned i = 0; i < q->n_ca; i++)
+        json_object_array_add(cas, json_object_new_string(q->ca[i]));
+    json_object_object_add(o, "ca_names", cas);
+    json_object_object_add(o, "ca_names_total", json_object_new_int((int)q->n_ca_total));
+    json_object_object_add(o, "signature_algorithms", json_list(q->sigalgs));
+    json_object_object_add(o, "key_types", json_list(q->pk));
+    json_object_object_add(o, "why_not_sent", q->sent ? NULL : json_object_new_string(q->why_not));
+    json_object_object_add(o, "ca_mismatch",
+                           q->ca_hint[0] ? json_object_new_string(q->ca_hint) : NULL);
+    return o;
+}
+
 static void print_summary(const kb_tls_peer *peer, const kb_identity *id,
-                          const struct kb_tls_result *r, bool json)
+                          const struct kb_tls_result *r, const struct kb_tls_request *q, bool json,
+                          bool verbose)
 {
     char when[32];
     kb_cli_time((time_t)id->not_after, when, sizeof when);
-    const char *sent = r->cert_sent        ? "sent"
-                       : r->cert_requested ? "requested, not sent"
-                                           : "not requested by the server";
+    bool sent = r->cert_sent || (q->asked && q->sent);
+    char why[600];
+    snprintf(why, sizeof why, "requested, not sent: %s", q->why_not);
+    const char *how = sent ? "sent" : q->asked ? why : "not requested by the server";
     if (json) {
         json_object *o = json_object_new_object(), *cl = json_object_new_object();
         json_object_object_add(o, "endpoint", json_object_new_string(peer->host));
@@ -142,8 +184,9 @@ static void print_summary(const kb_tls_peer *peer, const kb_identity *id,
         json_object_object_add(cl, "not_after", json_object_new_string(when));
         json_object_object_add(cl, "token", json_object_new_string(id->token));
         json_object_object_add(cl, "key_uri", json_object_new_string(id->key_uri));
-        json_object_object_add(cl, "sent", json_object_new_boolean(r->cert_sent));
+        json_object_object_add(cl, "sent", json_object_new_boolean(sent));
         json_object_object_add(o, "client_certificate", cl);
+        json_object_object_add(o, "certificate_request", json_request(q));
         json_object_object_add(o, "resumed", json_object_new_boolean(r->resumed));
         json_object_object_add(o, "handshake_ms", json_object_new_int64(r->handshake_ms));
         kb_cli_print_json(o);
@@ -154,11 +197,51 @@ static void print_summary(const kb_tls_peer *peer, const kb_identity *id,
     printf("  server:       %s\n", r->server_subject);
     printf("  issuer:       %s (verified for %s)\n", r->server_issuer, peer->server_name);
     printf("  client cert:  %s, valid to %s, key on token '%s' (%s)\n", id->subject, when,
-           id->token, sent);
+           id->token, how);
+    if (q->asked && (verbose || q->ca_hint[0])) {
+        printf("  requested:    CAs ");
+        for (unsigned i = 0; i < q->n_ca; i++)
+            printf("%s%s", i ? "; " : "", q->ca[i]);
+        if (q->n_ca_total > q->n_ca)
+            printf("; and %u more", q->n_ca_total - q->n_ca);
+        printf("%s\n", q->n_ca_total == 0 ? "(any)" : "");
+        printf("  signatures:   %s\n", q->sigalgs[0] ? q->sigalgs : "(none named)");
+        if (q->ca_hint[0])
+            printf("  note:         %s\n", q->ca_hint);
+    }
     if (r->alpn[0])
         printf("  alpn:         %s\n", r->alpn);
     printf("  resumed:      %s\n", r->resumed ? "yes" : "no");
     printf("  handshake:    %lld ms\n", r->handshake_ms);
+}
+
+/* What connect was admitted with, to ask again when the server wants the certificate
+ * later: a long --stdio session may outlive the certificate or a time-bound rule. */
+struct readmit {
+    const kb_objects *objs;
+    const kb_key *only, *key;
+    const kb_policy *pol;
+    const kb_trust *trust;
+    const char *endpoint;
+};
+
+static int readmit(void *arg, kb_err *err)
+{
+    const struct readmit *a = arg;
+    kb_device dev;
+    kb_verdict v;
+    int rc = kb_device_choose(a->objs, a->only, a->pol, a->trust, (long long)time(NULL),
+                              a->endpoint, &dev, &v, err);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        char summary[512];
+        kb_verdict_summary(&v, summary, sizeof summary);
+        return kb_err_set(err, "the device is no longer admitted: %s", summary);
+    }
+    if (dev.key != a->key)
+        return kb_err_set(err, "the policy now admits another key ('%s')", dev.key->facts.label);
+    return 0;
 }
 
 static int resume_test(kb_tls_client *client, kb_identity *id, const kb_tls_peer *peer, unsigned n,
@@ -175,7 +258,7 @@ static int resume_test(kb_tls_client *client, kb_identity *id, const kb_tls_peer
             return -1;
         /* Wait for the ticket that the next handshake resumes from. */
         int rc = kb_tls_settle(s, 2000, err);
-        kb_tls_close(s, fd);
+        kb_tls_close(s, fd, rc == 0 ? KB_TLS_ORDERLY : KB_TLS_ABORT);
         if (rc != 0)
             return -1;
         resumed += r.resumed;
@@ -346,6 +429,8 @@ int kb_cmd_connect(int argc, char **argv)
     if (kb_identity_new(&dev, &objs, &id, &err) != 0 ||
         kb_tls_client_new(&peer, id, &client, &err) != 0)
         goto fail;
+    struct readmit again = {&objs, only, dev.key, pol, trust, endpoint};
+    kb_tls_client_set_admission(client, readmit, &again);
     if (resume) {
         if (resume_test(client, id, &peer, resume, c.json, &err) != 0)
             goto fail;
@@ -365,14 +450,14 @@ int kb_cmd_connect(int argc, char **argv)
          * rejection arrives as an alert just after it. */
         if (kb_tls_settle(session, 1000, &err) != 0)
             goto fail;
-        print_summary(&peer, id, &r, c.json);
+        print_summary(&peer, id, &r, kb_tls_request_of(session), c.json, c.verbose > 0);
     }
     rc = KB_EXIT_OK;
     goto out;
 fail:
     rc = kb_cli_fail(&err);
 out:
-    kb_tls_close(session, fd);
+    kb_tls_close(session, fd, rc == KB_EXIT_OK ? KB_TLS_ORDERLY : KB_TLS_ABORT);
     kb_tls_client_free(client);
     kb_identity_free(id);
     kb_trust_free(trust);

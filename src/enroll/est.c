@@ -260,11 +260,13 @@ static int read_reply(gnutls_session_t s, int fd, const char *what, long long de
                 return kb_err_set(err, "the EST server did not answer %s within the timeout", what);
             continue;
         }
-        if (n == GNUTLS_E_REHANDSHAKE)
-            return kb_err_set(err,
-                              "the EST server asked to renegotiate during %s, which keybound's "
-                              "EST client does not do",
-                              what);
+        /* A server that asks for the certificate only at a re-enrolment path: answered as
+         * any TLS client would, and refused where this connection has no identity. */
+        if (kb_tls_wants_reauth((int)n)) {
+            if (kb_tls_reauth(s, (int)n, err) != 0)
+                return -1;
+            continue;
+        }
         /* Only a reply framed by the close reads on to it (one framed by its length or its
          * chunks ends before): without close_notify it may have been cut by anyone on the
          * path. */
@@ -350,7 +352,7 @@ out:
     if (have_reply)
         kb_http_reply_free(&reply);
     if (s != NULL || fd >= 0)
-        kb_tls_close(s, fd);
+        kb_tls_close(s, fd, ret == 0 ? KB_TLS_ORDERLY : KB_TLS_ABORT);
     gnutls_free(body.data);
     return ret;
 }

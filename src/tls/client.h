@@ -4,8 +4,14 @@
  * (SNI and the certificate's names), and its key against the SPKI pins when there are
  * some. Verification runs when the server's certificate arrives, so a server that fails
  * aborts the handshake before the client's certificate is sent. TLS 1.2 is the minimum,
- * 1.3 preferred; an RSA key without PSS on its token stays at TLS 1.2. TLS 1.3 tickets
- * are kept in memory per client for resumption, which needs no token signature. */
+ * 1.3 preferred; an RSA key without PSS on its token stays at TLS 1.2. Resumption needs no
+ * token signature: TLS 1.3 tickets, and TLS 1.2 session IDs (no TLS 1.2 tickets: GnuTLS
+ * 3.7.9 cannot renegotiate a session that had one), kept in memory per client.
+ *
+ * A server may ask for the certificate after the handshake: TLS 1.3 post-handshake
+ * authentication (offered when there is an identity) or a TLS 1.2 renegotiation (RFC 5746
+ * secure renegotiation only, the server verified again). kb_tls_reauth answers; it never
+ * happens inside gnutls_record_recv, so the caller chooses the thread that signs. */
 #ifndef KB_CLIENT_H
 #define KB_CLIENT_H
 
@@ -50,6 +56,19 @@ struct kb_endpoint_rule;
 int kb_tls_peer_apply(kb_tls_peer *peer, const struct kb_endpoint_rule *rule, const char *ca,
                       const char *server_name, kb_err *err);
 
+/* What the server's last CertificateRequest asked for, and what we did about it. */
+struct kb_tls_request {
+    bool asked;
+    unsigned n_ca; /* CA names the server listed (n_ca_total may be more) */
+    unsigned n_ca_total;
+    char ca[4][256];   /* as RFC 4514 strings */
+    char sigalgs[512]; /* the signature algorithms it accepts, comma-separated */
+    char pk[128];      /* the key types that follows from them */
+    bool sent;         /* our certificate was handed to GnuTLS */
+    char why_not[512]; /* when not: why, in one clause */
+    char ca_hint[768]; /* when the listed CAs do not name ours (sent anyway) */
+};
+
 struct kb_tls_result {
     char protocol[16];
     char cipher[160];
@@ -62,11 +81,17 @@ struct kb_tls_result {
     long long handshake_ms;
 };
 
+/* Asked before answering a post-handshake request or a renegotiation: whether the device
+ * is still admitted (0), or -1 with err saying why not. Without one, only the certificate's
+ * expiry is checked. */
+typedef int (*kb_tls_admit_fn)(void *arg, kb_err *err);
+
 /* Checks the CA file and the priority string now, so that a bad one is reported before
  * any connection. The peer and identity must outlive the client. id may be NULL: no
  * client certificate is offered (EST with a secret, the bootstrap). */
 int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **out, kb_err *err);
 void kb_tls_client_free(kb_tls_client *c);
+void kb_tls_client_set_admission(kb_tls_client *c, kb_tls_admit_fn fn, void *arg);
 
 /* TCP connect (through the proxy when there is one) and handshake. While the first full
  * handshake to the endpoint is under way, others wait (bounded) for its ticket and resume
@@ -77,13 +102,37 @@ int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct 
 
 /* Reads until a TLS 1.3 ticket arrived or wait_ms passed, discarding data: for handshake
  * tests, which then close. Returns -1 with err set when the server closed with an alert
- * (in TLS 1.3 a rejection of our certificate arrives after the handshake). */
+ * (in TLS 1.3 a rejection of our certificate arrives after the handshake). A server that
+ * gave no ticket within wait_ms once is not waited for again by this client. Requests for
+ * the certificate that come meanwhile are answered. */
 int kb_tls_settle(gnutls_session_t session, unsigned wait_ms, kb_err *err);
+
+/* Whether rc, from gnutls_record_recv or _send, is the server asking for our certificate
+ * again (GNUTLS_E_REAUTH_REQUEST, GNUTLS_E_REHANDSHAKE). */
+bool kb_tls_wants_reauth(int rc);
+
+/* Answers that request: asserts the server was verified, asks the admission check, then
+ * runs the TLS 1.3 post-handshake exchange or the TLS 1.2 renegotiation (refused without
+ * secure renegotiation; the server must pass verification again). One token signature.
+ * The socket may be non-blocking: this waits on it as GnuTLS needs, up to the handshake
+ * timeout. Returns 0, or -1 with err set; the session is then unusable. */
+int kb_tls_reauth(gnutls_session_t session, int rc, kb_err *err);
+
+/* The session's last CertificateRequest (from the handshake or after it). */
+const struct kb_tls_request *kb_tls_request_of(gnutls_session_t session);
+
+/* Whether rc (a failure after the handshake) is the server refusing our certificate: in
+ * TLS 1.3 the refusal comes after the client's side of the handshake ended. */
+bool kb_tls_rejected(gnutls_session_t session, int rc);
 
 /* Describes a failure of gnutls_record_* after the handshake (alerts by name). */
 void kb_tls_describe_error(gnutls_session_t session, int rc, kb_err *err);
 
-void kb_tls_close(gnutls_session_t session, int fd);
+/* Ends a session and closes fd (-1: none). Orderly: our close_notify first. Abort: no
+ * close_notify, and fd is closed with a TCP reset, so the server cannot take the stream
+ * for a complete one. */
+enum kb_tls_close_mode { KB_TLS_ORDERLY, KB_TLS_ABORT };
+void kb_tls_close(gnutls_session_t session, int fd, enum kb_tls_close_mode mode);
 
 /* The TCP connect and handshake done by the caller on an already connected socket (the
  * tunnel connects itself). */
@@ -95,7 +144,13 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
  * unverified peer. What goes to the server beyond the ClientHello is checked against this. */
 bool kb_tls_session_verified(gnutls_session_t session);
 
-/* Full handshakes and resumed ones since the client was made. */
-void kb_tls_counts(kb_tls_client *c, unsigned long *full, unsigned long *resumed);
+/* Since the client was made. */
+struct kb_tls_counts {
+    unsigned long full, resumed;
+    unsigned long post_handshake; /* TLS 1.3 post-handshake authentications answered */
+    unsigned long renegotiations; /* TLS 1.2 renegotiations completed */
+    unsigned long reauth_refused; /* requests not answered (admission, verification) */
+};
+void kb_tls_counts(kb_tls_client *c, struct kb_tls_counts *out);
 
 #endif

@@ -84,6 +84,7 @@ int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **
         return kb_err_set(err, "out of memory");
     const kb_key *k = dev->key;
     snprintf(id->key_uri, sizeof id->key_uri, "%s", k->uri);
+    snprintf(id->label, sizeof id->label, "%s", k->facts.label);
     snprintf(id->subject, sizeof id->subject, "%s", dev->cert->subject);
     snprintf(id->token, sizeof id->token, "%s", k->token->facts.label);
     id->not_after = dev->cert->not_after;

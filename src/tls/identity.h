@@ -22,6 +22,7 @@ typedef struct kb_identity {
     unsigned bits;
     bool rsa_without_pss;
     char key_uri[1024];
+    char label[256]; /* the key's, for messages */
     char subject[512];
     long long not_after;
     char token[33];

@@ -54,6 +54,7 @@ struct gen {
     kb_tls_client *client;
     unsigned refs;
     bool retired; /* the policy no longer admits the device: queued handshakes are dropped */
+    struct ctx *x;
 };
 
 struct tunnel {
@@ -93,6 +94,12 @@ struct conn {
     char *c2s, *s2c;
     size_t c2s_len, c2s_off, s2c_len, s2c_off;
     bool client_eof, server_eof, bye_sent, client_shut;
+    /* The server ended without close_notify (or with an error) after sending what s2c
+     * holds: that is delivered, then the client gets a reset. */
+    bool cut; /* why: in err */
+    /* Not 0: the server asked for the certificate again (GNUTLS_E_REAUTH_REQUEST or
+     * GNUTLS_E_REHANDSHAKE); pumping pauses while a worker answers. */
+    int reauth;
     unsigned long long up, down; /* bytes client->server, server->client */
     long long start_ms;
     struct kb_tls_result r;
@@ -123,6 +130,21 @@ struct ctx {
     unsigned active;
     struct conn *all;
 };
+
+/* Asked by kb_tls_reauth on a worker: a device the policy no longer admits (a reload
+ * retired its generation) or whose certificate has expired answers nothing. */
+static int gen_admitted(void *arg, kb_err *err)
+{
+    struct gen *g = arg;
+    pthread_mutex_lock(&g->x->lock);
+    bool retired = g->retired;
+    pthread_mutex_unlock(&g->x->lock);
+    if (retired)
+        return kb_err_set(err, "the device is no longer admitted for this endpoint");
+    if (g->id->not_after != 0 && (long long)time(NULL) > g->id->not_after)
+        return kb_err_set(err, "the device certificate %s has expired", g->id->subject);
+    return 0;
+}
 
 static void gen_put(struct gen *g)
 {
@@ -210,14 +232,10 @@ static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abo
     ev_io_stop(loop, &c->cw);
     ev_io_stop(loop, &c->sw);
     ev_timer_stop(loop, &c->idle);
-    if (c->s != NULL && !abort) {
-        kb_tls_close(c->s, c->sfd);
-    } else {
-        if (c->s != NULL)
-            kb_tls_close(c->s, -1 /* no close_notify on an abort */);
-        if (c->sfd >= 0)
-            abort ? reset_close(c->sfd) : (void)close(c->sfd);
-    }
+    if (c->s != NULL)
+        kb_tls_close(c->s, c->sfd, abort ? KB_TLS_ABORT : KB_TLS_ORDERLY);
+    else if (c->sfd >= 0)
+        abort ? reset_close(c->sfd) : (void)close(c->sfd);
     if (abort)
         reset_close(c->cfd);
     else
@@ -268,6 +286,37 @@ static void drop(char **buf, size_t *len, size_t *off)
     *len = *off = 0;
 }
 
+/* The server's side failed (a cut, an alert): a rejection of our certificate, which in
+ * TLS 1.3 comes after the handshake, counts as a failed connection as in TLS 1.2. */
+static void server_failed(struct ctx *x, struct conn *c, int rc)
+{
+    kb_tls_describe_error(c->s, rc, &c->err);
+    if (kb_tls_rejected(c->s, rc)) {
+        kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->t->conf->name, c->peer, c->err.msg);
+        pthread_mutex_lock(&x->lock);
+        c->t->failed++;
+        pthread_mutex_unlock(&x->lock);
+    }
+}
+
+/* Pumping stops and a worker answers the server's request for the certificate: it signs on
+ * the token, which must never stall a pumping loop. */
+static void hand_to_worker(struct ctx *x, struct conn *c)
+{
+    ev_io_stop(c->pl->loop, &c->cw);
+    ev_io_stop(c->pl->loop, &c->sw);
+    ev_timer_stop(c->pl->loop, &c->idle);
+    pthread_mutex_lock(&x->lock);
+    c->next = NULL;
+    if (x->queue_tail)
+        x->queue_tail->next = c;
+    else
+        x->queue = c;
+    x->queue_tail = c;
+    pthread_cond_signal(&x->work);
+    pthread_mutex_unlock(&x->lock);
+}
+
 /* Moves bytes both ways as far as the sockets let, then waits for what is needed. */
 static void pump(struct ctx *x, struct conn *c)
 {
@@ -303,6 +352,10 @@ static void pump(struct ctx *x, struct conn *c)
                 progress = true;
                 if (c->c2s_off == c->c2s_len)
                     drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+            } else if (kb_tls_wants_reauth((int)w)) {
+                c->reauth = (int)w;
+                hand_to_worker(x, c);
+                return;
             } else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
                 conn_abort(x, c, gnutls_strerror((int)w));
                 return;
@@ -333,11 +386,13 @@ static void pump(struct ctx *x, struct conn *c)
                      * the client had finished, nothing is lost. */
                     c->server_eof = true;
                     progress = true;
+                } else if (kb_tls_wants_reauth((int)n)) {
+                    c->reauth = (int)n;
                 } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
-                    kb_err e;
-                    kb_tls_describe_error(c->s, (int)n, &e);
-                    conn_abort(x, c, e.msg);
-                    return;
+                    /* What came before the cut is the client's; the reset comes after it. */
+                    server_failed(x, c, (int)n);
+                    c->server_eof = c->cut = true;
+                    progress = true;
                 }
                 break;
             }
@@ -347,6 +402,10 @@ static void pump(struct ctx *x, struct conn *c)
                 progress = true;
             } else {
                 drop(&c->s2c, &c->s2c_len, &c->s2c_off);
+            }
+            if (c->reauth) {
+                hand_to_worker(x, c);
+                return;
             }
         }
         if (c->s2c_off < c->s2c_len) {
@@ -361,6 +420,10 @@ static void pump(struct ctx *x, struct conn *c)
                 conn_abort(x, c, "the local client went away");
                 return;
             }
+        }
+        if (c->cut && c->s2c_len == 0) {
+            conn_abort(x, c, c->err.msg);
+            return;
         }
         if (c->server_eof && c->s2c_len == 0 && !c->client_shut) {
             shutdown(c->cfd, SHUT_WR);
@@ -431,7 +494,10 @@ static void *worker(void *arg)
             x->queue_tail = NULL;
         bool retired = c->gen->retired;
         pthread_mutex_unlock(&x->lock);
-        if (retired) {
+        if (c->reauth) {
+            /* The admission check (gen_admitted) runs inside. */
+            c->rc = kb_tls_reauth(c->s, c->reauth, &c->err);
+        } else if (retired) {
             c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
             c->sfd = -1;
         } else {
@@ -459,11 +525,29 @@ static void on_done(struct ev_loop *loop, ev_async *w, int revents)
     while (list != NULL) {
         struct conn *c = list;
         list = c->next;
+        if (c->reauth) {
+            int kind = c->reauth;
+            c->reauth = 0;
+            if (c->rc != 0) {
+                kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->t->conf->name, c->peer, c->err.msg);
+                pthread_mutex_lock(&x->lock);
+                c->t->failed++;
+                pthread_mutex_unlock(&x->lock);
+                conn_abort(x, c, "the server's request for the certificate was not answered");
+                continue;
+            }
+            kb_log(KB_LOG_INFO, "tunnel %s: %s: %s", c->t->conf->name, c->peer,
+                   kind == GNUTLS_E_REAUTH_REQUEST
+                       ? "answered the server's certificate request after the handshake"
+                       : "renegotiated with the server, which asked for the certificate");
+            pump(x, c);
+            continue;
+        }
         pthread_mutex_lock(&x->lock);
         bool retired = c->gen->retired;
         pthread_mutex_unlock(&x->lock);
         if (c->rc == 0 && retired) {
-            kb_tls_close(c->s, c->sfd);
+            kb_tls_close(c->s, c->sfd, KB_TLS_ORDERLY);
             c->s = NULL;
             c->sfd = -1;
             c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
@@ -762,6 +846,8 @@ static int admit(struct ctx *x, kb_err *err)
                 g = NULL;
             } else {
                 g->refs = 1;
+                g->x = x;
+                kb_tls_client_set_admission(g->client, gen_admitted, g);
                 /* As many key objects as handshake threads: full handshakes sign in parallel
                  * where the token allows it. */
                 kb_signer_set_pool(g->id->signer, x->n_threads);
@@ -832,19 +918,22 @@ static void stats(struct ctx *x)
 {
     for (size_t i = 0; i < x->n; i++) {
         struct tunnel *t = &x->tunnels[i];
-        unsigned long full = 0, resumed = 0, sigs = 0;
+        struct kb_tls_counts n = {0};
+        unsigned long sigs = 0;
         pthread_mutex_lock(&x->lock);
         unsigned active = t->active;
         unsigned long total = t->total, failed = t->failed;
         if (t->gen) {
-            kb_tls_counts(t->gen->client, &full, &resumed);
+            kb_tls_counts(t->gen->client, &n);
             sigs = kb_signer_signatures(t->gen->id->signer);
         }
         pthread_mutex_unlock(&x->lock);
         kb_log(KB_LOG_INFO,
                "tunnel %s: %u open, %lu accepted, %lu failed; handshakes %lu full, %lu resumed; "
-               "%lu token signatures",
-               t->conf->name, active, total, failed, full, resumed, sigs);
+               "%lu token signatures; certificate requests after the handshake: %lu "
+               "post-handshake, %lu renegotiations, %lu refused",
+               t->conf->name, active, total, failed, n.full, n.resumed, sigs, n.post_handshake,
+               n.renegotiations, n.reauth_refused);
     }
 }
 
