@@ -167,7 +167,7 @@ static void print_summary(const kb_tls_peer *peer, const kb_identity *id,
     char when[32];
     kb_cli_time((time_t)id->not_after, when, sizeof when);
     bool sent = r->cert_sent || (q->asked && q->sent);
-    char why[600];
+    char why[700];
     snprintf(why, sizeof why, "requested, not sent: %s", q->why_not);
     const char *how = sent ? "sent" : q->asked ? why : "not requested by the server";
     if (json) {

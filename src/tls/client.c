@@ -313,10 +313,16 @@ static int our_certificate(gnutls_session_t session, const gnutls_datum_t *req_c
         pk_ok = pk_matches(id->pk, pk_algos[i]);
     if (!pk_ok) {
         /* Sending it would only end in an error GnuTLS words as an internal one. */
+        char kind[64];
+        unsigned bits = id->bits;
+        gnutls_pubkey_get_pk_algorithm(id->pcerts[0].pubkey, &bits);
+        if (id->pk == GNUTLS_PK_ECDSA)
+            snprintf(kind, sizeof kind, "EC P-%u", bits == 528 ? 521 : bits);
+        else
+            snprintf(kind, sizeof kind, "%s %u", pk_name(id->pk), bits);
         snprintf(q->why_not, sizeof q->why_not,
-                 "the server accepts only %s signatures; key '%s' is %s %u; no certificate was "
-                 "sent",
-                 q->pk[0] ? q->pk : "other", id->label, pk_name(id->pk), id->bits);
+                 "the server accepts only %s signatures; key '%s' is %s; no certificate was sent",
+                 q->pk[0] ? q->pk : "other", id->label, kind);
         return 0;
     }
     if (n_req > 0 && !ca_listed(id, req_ca_dn, n_req)) {

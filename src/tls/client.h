@@ -65,7 +65,7 @@ struct kb_tls_request {
     char sigalgs[512]; /* the signature algorithms it accepts, comma-separated */
     char pk[128];      /* the key types that follows from them */
     bool sent;         /* our certificate was handed to GnuTLS */
-    char why_not[512]; /* when not: why, in one clause */
+    char why_not[640]; /* when not: why, in one clause */
     char ca_hint[768]; /* when the listed CAs do not name ours (sent anyway) */
 };
 
