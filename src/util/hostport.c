@@ -114,6 +114,18 @@ int kb_server_name_norm(const char *what, const char *name, char *out, size_t le
     return 0;
 }
 
+const char *kb_hostport_str(const char *host, unsigned port, char *buf, size_t len)
+{
+    /* Only an IPv6 address holds a ':', and without brackets its last group would read as
+     * the port. */
+    bool v6 = strchr(host, ':') != NULL;
+    if (port == 0)
+        snprintf(buf, len, v6 ? "[%s]" : "%s", host);
+    else
+        snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", host, port);
+    return buf;
+}
+
 int kb_hostport_parse(const char *text, char *host, size_t host_len, unsigned *port, kb_err *err)
 {
     const char *h = text, *colon;

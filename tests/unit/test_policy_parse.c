@@ -892,6 +892,34 @@ static void server_names(void **state)
     assert_non_null(strstr(err.msg, "longer than 2 bytes"));
 }
 
+static void hostport_strings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *host;
+        unsigned port;
+        const char *text;
+    } cases[] = {
+        {"::1", 443, "[::1]:443"},
+        {"fe80::1%eth0", 8443, "[fe80::1%eth0]:8443"},
+        {"127.0.0.1", 443, "127.0.0.1:443"},
+        {"vpn.example.com", 65535, "vpn.example.com:65535"},
+        {"::1", 0, "[::1]"},
+        {"vpn.example.com", 0, "vpn.example.com"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[KB_HOSTPORT_STRLEN];
+        assert_ptr_equal(kb_hostport_str(cases[i].host, cases[i].port, buf, sizeof buf), buf);
+        assert_string_equal(buf, cases[i].text);
+    }
+    /* KB_HOSTPORT_STRLEN holds a host of KB_HOST_MAX bytes, brackets and the longest port */
+    char host[KB_HOST_MAX + 1], buf[KB_HOSTPORT_STRLEN];
+    memset(host, ':', KB_HOST_MAX);
+    host[KB_HOST_MAX] = '\0';
+    assert_int_equal(strlen(kb_hostport_str(host, 65535, buf, sizeof buf)), KB_HOST_MAX + 8);
+    assert_string_equal(kb_hostport_str("::1", 443, buf, 6), "[::1]");
+}
+
 static void durations(void **state)
 {
     (void)state;
@@ -1102,6 +1130,7 @@ int main(void)
         cmocka_unit_test(endpoint_host_names),
         cmocka_unit_test(hostport_parsing),
         cmocka_unit_test(server_names),
+        cmocka_unit_test(hostport_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
