@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "eval.h"
+#include "src/util/hostport.h"
 
 const char *kb_status_name(enum kb_status s)
 {
@@ -504,8 +505,8 @@ static void endpoint_checks(const kb_policy *pol, const struct kb_endpoint_facts
         skip(v, "endpoint.listed", "No endpoint was given.");
         return;
     }
-    char obs[300];
-    snprintf(obs, sizeof obs, strchr(e->host, ':') ? "[%s]:%u" : "%s:%u", e->host, e->port);
+    char obs[KB_HOSTPORT_STRLEN];
+    kb_hostport_str(e->host, e->port, obs, sizeof obs);
     if (kb_policy_endpoint(pol, e->host, e->port) != NULL)
         add(v, "endpoint.listed", KB_PASS, obs, "an endpoint the policy lists",
             "The policy lists this endpoint.");

@@ -577,9 +577,10 @@ static int handler(void *user, const char *section, const char *name, const char
             return set_string(p, &e->priority, v, false);
         if (strcmp(name, "server-name") == 0) {
             kb_err why;
-            if (kb_server_name_check("server-name", v, &why) != 0)
+            char norm[KB_HOST_MAX + 1];
+            if (kb_server_name_norm("server-name", v, norm, sizeof norm, &why) != 0)
                 return fail(p, "%s", why.msg);
-            return set_string(p, &e->server_name, v, false);
+            return set_string(p, &e->server_name, norm, false);
         }
         if (strcmp(name, "min-tls") == 0) {
             if (strcmp(v, "1.2") == 0)

@@ -366,10 +366,14 @@ int kb_cmd_connect(int argc, char **argv)
     gnutls_session_t session = NULL;
     int fd = -1;
     int rc = KB_EXIT_ERROR;
+    char name[sizeof peer.server_name];
     if (kb_hostport_parse(endpoint, peer.host, sizeof peer.host, &peer.port, &err) != 0 ||
-        (server_name && kb_server_name_check("--server-name", server_name, &err) != 0) ||
+        (server_name &&
+         kb_server_name_norm("--server-name", server_name, name, sizeof name, &err) != 0) ||
         kb_cli_policy(policy_path, &pol, &err) != 0)
         goto fail;
+    if (server_name)
+        server_name = name;
     const struct kb_endpoint_rule *rule = kb_policy_endpoint(pol, peer.host, peer.port);
     if (rule == NULL && !pol->allow_unlisted_endpoints && pol->mode == KB_MODE_ENFORCE) {
         /* Refused before any token is touched. */

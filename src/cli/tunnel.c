@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "src/tunnel/tunnel.h"
+#include "src/util/hostport.h"
 #include "src/util/trustfile.h"
 
 static const char help[] =
@@ -100,9 +101,13 @@ int kb_cmd_tunnel(int argc, char **argv)
         case OPT_CA:
             rc = set(one->ca, sizeof one->ca, optarg, "--ca");
             break;
-        case OPT_SERVER_NAME:
-            rc = set(one->server_name, sizeof one->server_name, optarg, "--server-name");
+        case OPT_SERVER_NAME: {
+            kb_err why;
+            if (kb_server_name_norm("--server-name", optarg, one->server_name,
+                                    sizeof one->server_name, &why) != 0)
+                return kb_cli_fail(&why);
             break;
+        }
         case OPT_ALPN:
             if (one->n_alpn == KB_TUNNEL_ALPN_MAX)
                 return kb_cli_usage("tunnel", "at most %d --alpn", KB_TUNNEL_ALPN_MAX);

@@ -2,13 +2,14 @@
 
 #include "http.h"
 
-#include <arpa/inet.h>
 #include <http_parser.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "src/util/hostport.h"
 
 enum { HDR_NONE, HDR_TYPE, HDR_RETRY, HDR_OTHER };
 
@@ -221,22 +222,19 @@ int kb_http_request_head(char *out, size_t len, const char *method, const char *
                          const char *host, unsigned port, const char *content_type, size_t body_len,
                          kb_err *err)
 {
-    unsigned char a6[16];
-    bool v6 = inet_pton(AF_INET6, host, a6) == 1;
-    char hostport[300];
-    int w = port == 443 ? snprintf(hostport, sizeof hostport, v6 ? "[%s]" : "%s", host)
-                        : snprintf(hostport, sizeof hostport, v6 ? "[%s]:%u" : "%s:%u", host, port);
-    if (w < 0 || (size_t)w >= sizeof hostport)
+    if (strlen(host) > KB_HOST_MAX)
         return kb_err_set(err, "host name %s is too long", host);
+    char hostport[KB_HOSTPORT_STRLEN];
+    kb_hostport_str(host, port == 443 ? 0 : port, hostport, sizeof hostport);
     char body_headers[256] = "";
     if (content_type != NULL)
         snprintf(body_headers, sizeof body_headers,
                  "Content-Type: %s\r\nContent-Transfer-Encoding: base64\r\nContent-Length: %zu\r\n",
                  content_type, body_len);
-    w = snprintf(out, len,
-                 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keybound/%s\r\nAccept: */*\r\n"
-                 "Connection: close\r\n%s",
-                 method, path, hostport, PACKAGE_VERSION, body_headers);
+    int w = snprintf(out, len,
+                     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keybound/%s\r\nAccept: */*\r\n"
+                     "Connection: close\r\n%s",
+                     method, path, hostport, PACKAGE_VERSION, body_headers);
     if (w < 0 || (size_t)w >= len)
         return kb_err_set(err, "the request for %s is too long", path);
     return 0;

@@ -89,7 +89,7 @@ int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err)
 
 int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
 {
-    char host[256];
+    char host[256], name[sizeof t->server_name];
     unsigned port;
     struct kb_listen l;
     if (t->listen[0] == '\0' || t->connect[0] == '\0')
@@ -97,7 +97,8 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
                           t->name);
     if (kb_listen_parse(t->listen, &l, err) != 0 ||
         kb_hostport_parse(t->connect, host, sizeof host, &port, err) != 0 ||
-        (t->server_name[0] && kb_server_name_check("server-name", t->server_name, err) != 0))
+        (t->server_name[0] &&
+         kb_server_name_norm("server-name", t->server_name, name, sizeof name, err) != 0))
         return -1;
     if (!l.loopback && !t->allow_remote)
         return kb_err_set(err,
@@ -240,9 +241,9 @@ static int handler(void *user, const char *section, const char *key, const char 
         return copy(p, t->connect, sizeof t->connect, key, v);
     }
     case 2:
-        if (kb_server_name_check("server-name", v, &why) != 0)
+        if (kb_server_name_norm("server-name", v, t->server_name, sizeof t->server_name, &why) != 0)
             return fail(p, "%s", why.msg);
-        return copy(p, t->server_name, sizeof t->server_name, key, v);
+        return 1;
     case 3:
         return copy(p, t->ca, sizeof t->ca, key, v);
     case 4:

@@ -85,16 +85,45 @@ bool kb_host_valid(const char *h, size_t n)
     return n <= 253 || (n == 254 && h[253] == '.');
 }
 
-int kb_server_name_check(const char *what, const char *name, kb_err *err)
+int kb_server_name_norm(const char *what, const char *name, char *out, size_t len, kb_err *err)
 {
-    if (kb_host_valid(name, strlen(name)))
-        return 0;
+    const char *h = name;
+    size_t n = strlen(name);
+    /* "[::1]" is the address as a URL writes it; the brackets are no part of the name.
+     * Kept, the name would be taken for neither an address (which gets no SNI) nor a DNS
+     * name, and would match no certificate. */
+    bool bracketed = n >= 2 && name[0] == '[' && name[n - 1] == ']';
+    if (bracketed)
+        h++, n -= 2;
     char shown[200];
     kb_printable(name, shown, sizeof shown);
-    return kb_err_set(err,
-                      "%s '%s' is not a valid server name (a DNS name such as "
-                      "vpn.example.com, or an IP address)",
-                      what, shown);
+    if (!kb_host_valid(h, n) || (bracketed && memchr(h, ':', n) == NULL))
+        return kb_err_set(err,
+                          "%s '%s' is not a valid server name (a DNS name such as "
+                          "vpn.example.com, or an IP address)",
+                          what, shown);
+    /* A zone says which link to reach the address on; a certificate has none, and with
+     * one the name would not even be taken for an address. */
+    if (memchr(h, '%', n) != NULL)
+        return kb_err_set(err, "%s '%s': a server name has no zone; give the address alone", what,
+                          shown);
+    if (n >= len)
+        return kb_err_set(err, "%s '%s' is longer than %zu bytes", what, shown, len - 1);
+    memcpy(out, h, n);
+    out[n] = '\0';
+    return 0;
+}
+
+const char *kb_hostport_str(const char *host, unsigned port, char *buf, size_t len)
+{
+    /* Only an IPv6 address holds a ':', and without brackets its last group would read as
+     * the port. */
+    bool v6 = strchr(host, ':') != NULL;
+    if (port == 0)
+        snprintf(buf, len, v6 ? "[%s]" : "%s", host);
+    else
+        snprintf(buf, len, v6 ? "[%s]:%u" : "%s:%u", host, port);
+    return buf;
 }
 
 int kb_hostport_parse(const char *text, char *host, size_t host_len, unsigned *port, kb_err *err)

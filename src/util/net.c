@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hostport.h"
+
 long long kb_now_ms(void)
 {
     struct timespec ts;
@@ -80,9 +82,11 @@ int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int *fd
     freeaddrinfo(res);
     if (e == 0)
         return 0;
+    char hp[KB_HOSTPORT_STRLEN];
+    kb_hostport_str(host, port, hp, sizeof hp);
     if (e == ECONNREFUSED)
-        return kb_err_set(err, "connection to %s:%u refused: nothing listens there", host, port);
+        return kb_err_set(err, "connection to %s refused: nothing listens there", hp);
     if (e == ETIMEDOUT)
-        return kb_err_set(err, "connection to %s:%u timed out after %u ms", host, port, timeout_ms);
-    return kb_err_set(err, "cannot connect to %s:%u: %s", host, port, strerror(e));
+        return kb_err_set(err, "connection to %s timed out after %u ms", hp, timeout_ms);
+    return kb_err_set(err, "cannot connect to %s: %s", hp, strerror(e));
 }

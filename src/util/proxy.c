@@ -122,11 +122,9 @@ const char *kb_proxy_for(const char *host, const char *given, const char **from)
 int kb_proxy_connect(int fd, const char *proxy, const char *host, unsigned port,
                      unsigned timeout_ms, kb_err *err)
 {
-    char req[700];
-    bool v6 = strchr(host, ':') != NULL;
-    int n = snprintf(req, sizeof req, "CONNECT %s%s%s:%u HTTP/1.1\r\nHost: %s%s%s:%u\r\n\r\n",
-                     v6 ? "[" : "", host, v6 ? "]" : "", port, v6 ? "[" : "", host, v6 ? "]" : "",
-                     port);
+    char req[700], hp[KB_HOSTPORT_STRLEN];
+    kb_hostport_str(host, port, hp, sizeof hp);
+    int n = snprintf(req, sizeof req, "CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n", hp, hp);
     if (write(fd, req, (size_t)n) != n)
         return kb_err_set(err, "proxy %s: cannot send CONNECT: %s", proxy, strerror(errno));
     char buf[8192];
@@ -141,8 +139,8 @@ int kb_proxy_connect(int fd, const char *proxy, const char *host, unsigned port,
             return kb_err_set(err, "proxy %s: %s", proxy, why.msg);
         if (rc == 1) {
             if (status / 100 != 2)
-                return kb_err_set(err, "proxy %s refused CONNECT to %s:%u (HTTP %d)", proxy, host,
-                                  port, status);
+                return kb_err_set(err, "proxy %s refused CONNECT to %s (HTTP %d)", proxy, hp,
+                                  status);
             return 0;
         }
         if (len == sizeof buf)

@@ -48,6 +48,29 @@ cp "$T/out" "$T/resume.json"
 t_check "resumption: 20 handshakes, 19 resumed" json_is "d['handshakes']==20 and d['resumed']==19 and d['full']==1"
 t_check "  and only 1 token signature in all" json_is "d['token_signatures']==1"
 
+# --- An IPv6 address: HOST [::1]:PORT, --server-name '[::1]' -------------------------------
+# [::1] is how an address is written in a URL; as --server-name it is the address, which is
+# never sent as SNI (RFC 6066) and is matched only against IP address entries.
+if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    kb_issue_tls_cert v6 ca localhost tls_www_server ::1
+    v6port=$(free_port)
+    kb_bg "$T/v6.log" gnutls-serv --port "$v6port" --require-client-cert --verify-client-cert \
+        --x509cafile "$P/ca.pem" --x509certfile "$P/v6.pem" --x509keyfile "$P/v6.key" --echo
+    wait_port "$v6port" ::1 || t_fail "gnutls-serv on [::1] started"
+    kb connect $MOD --pin-file "$T/pin" $KEY --ca "$P/ca.pem" --server-name '[::1]' "[::1]:$v6port"
+    t_check "--server-name '[::1]': connects, verified for the address ::1" bash -c "[ $rc -eq 0 ] && grep -q '(verified for ::1)' '$T/out'"
+    t_check "  and sends no SNI for it" bash -c "grep -q 'Accepted connection from IPv6 ::1' '$T/v6.log' && ! grep -q 'Given server name' '$T/v6.log'"
+    t_todo "  summary: Connected to [::1]:PORT" "src/cli/connect.c's summary is switched to kb_hostport_str separately" \
+        out_has "^Connected to \[::1\]:$v6port with"
+    kb connect $MOD --pin-file "$T/pin" $KEY --ca "$P/ca.pem" --server-name '[::1]x' "[::1]:$v6port"
+    t_check "--server-name '[::1]x': refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q \"'\\[::1\\]x' is not a valid server name\" '$T/err'"
+    closed=$(free_port)
+    kb connect $MOD --pin-file "$T/pin" $KEY --ca "$P/ca.pem" "[::1]:$closed"
+    t_check "nothing listens on [::1]:PORT: the error writes the address in brackets" err_has "connection to \[::1\]:$closed refused"
+else
+    t_pass "# SKIP no IPv6 loopback (::1) here"
+fi
+
 # --- OpenSSL s_server -Verify 1 -verify_return_error -------------------------------------
 oport=$(free_port)
 kb_bg "$T/s_server.log" openssl s_server -accept "127.0.0.1:$oport" -cert "$P/server.pem" \

@@ -205,6 +205,10 @@ static void request_head(void **state)
     assert_non_null(strstr(head, "Content-Type: application/pkcs10\r\n"));
     assert_non_null(strstr(head, "Content-Transfer-Encoding: base64\r\n"));
     assert_non_null(strstr(head, "Content-Length: 1234\r\n"));
+    assert_int_equal(kb_http_request_head(head, sizeof head, "GET", "/.well-known/est/cacerts",
+                                          "::1", 443, NULL, 0, &err),
+                     0);
+    assert_non_null(strstr(head, "Host: [::1]\r\n"));
     assert_int_equal(kb_http_request_head(head, 40, "GET", "/.well-known/est/cacerts",
                                           "ca.example.com", 443, NULL, 0, &err),
                      -1);

@@ -755,6 +755,12 @@ static void endpoint_host_names(void **state)
     assert_int_equal(p->endpoints[2].port, 5432);
     assert_string_equal(p->endpoints[2].server_name, "db.example");
     kb_policy_free(p);
+    /* the name is kept as it is sent and checked */
+    p = parse_ok("[endpoint \"a\"]\nserver-name = [::1]\n");
+    assert_string_equal(p->endpoints[0].server_name, "::1");
+    kb_policy_free(p);
+    refused_at("[endpoint \"a\"]\nserver-name = [a.example]\n", 2,
+               "server-name '[a.example]' is not a valid server name");
 }
 
 static void hostport_parsing(void **state)
@@ -830,10 +836,88 @@ static void hostport_parsing(void **state)
     assert_int_equal(kb_hostport_parse(longer, host, sizeof host, &port, &err), -1);
     memmove(longer, longer + 1, strlen(longer)); /* a label of 63 */
     assert_int_equal(kb_hostport_parse(longer, host, sizeof host, &port, &err), 0);
-    assert_int_equal(kb_server_name_check("--server-name", "localhost\nx", &err), -1);
+}
+
+static void server_names(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *name, *norm;
+    } good[] = {
+        {"[::1]", "::1"},
+        {"::1", "::1"},
+        {"[2001:DB8::1]", "2001:DB8::1"},
+        {"127.0.0.1", "127.0.0.1"},
+        {"db.example.com", "db.example.com"},
+        {"localhost", "localhost"},
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        char out[256] = "untouched";
+        kb_err err = {{0}};
+        if (kb_server_name_norm("--server-name", good[i].name, out, sizeof out, &err) != 0)
+            fail_msg("'%s' refused: %s", good[i].name, err.msg);
+        assert_string_equal(out, good[i].norm);
+    }
+    static const char *const bad[] = {
+        "[example.com]",  "[127.0.0.1]",  "[::1", "::1]", "[::1]x",       "[::1]:443",
+        "[[::1]]",        "[]",           "[",    "",     "localhost\nx", "a b",
+        "[fe80::1%eth0]", "fe80::1%eth0",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char out[256] = "untouched";
+        kb_err err = {{0}};
+        if (kb_server_name_norm("--server-name", bad[i], out, sizeof out, &err) == 0)
+            fail_msg("'%s' admitted as '%s'", bad[i], out);
+        assert_string_equal(out, "untouched");
+        assert_non_null(strstr(err.msg, "--server-name '"));
+        for (const char *c = err.msg; *c; c++)
+            if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+                fail_msg("message for case %zu holds byte 0x%02x: %s", i, *c, err.msg);
+    }
+    char out[256];
+    kb_err err;
+    assert_int_equal(kb_server_name_norm("--server-name", "[::1]x", out, sizeof out, &err), -1);
+    assert_string_equal(err.msg, "--server-name '[::1]x' is not a valid server name (a DNS name "
+                                 "such as vpn.example.com, or an IP address)");
+    assert_int_equal(kb_server_name_norm("--server-name", "localhost\nx", out, sizeof out, &err),
+                     -1);
     assert_non_null(strstr(err.msg, "--server-name 'localhost\\nx' is not a valid server name"));
-    assert_int_equal(kb_server_name_check("--server-name", "db.example.com", &err), 0);
-    assert_int_equal(kb_server_name_check("--server-name", "", &err), -1);
+    assert_int_equal(kb_server_name_norm("server-name", "[fe80::1%eth0]", out, sizeof out, &err),
+                     -1);
+    assert_non_null(strstr(err.msg, "server-name '[fe80::1%eth0]': a server name has no zone"));
+    /* what does not fit is an error, not a shorter name */
+    assert_int_equal(kb_server_name_norm("server-name", "[::1]", out, 4, &err), 0);
+    assert_string_equal(out, "::1");
+    assert_int_equal(kb_server_name_norm("server-name", "[::1]", out, 3, &err), -1);
+    assert_non_null(strstr(err.msg, "longer than 2 bytes"));
+}
+
+static void hostport_strings(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *host;
+        unsigned port;
+        const char *text;
+    } cases[] = {
+        {"::1", 443, "[::1]:443"},
+        {"fe80::1%eth0", 8443, "[fe80::1%eth0]:8443"},
+        {"127.0.0.1", 443, "127.0.0.1:443"},
+        {"vpn.example.com", 65535, "vpn.example.com:65535"},
+        {"::1", 0, "[::1]"},
+        {"vpn.example.com", 0, "vpn.example.com"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char buf[KB_HOSTPORT_STRLEN];
+        assert_ptr_equal(kb_hostport_str(cases[i].host, cases[i].port, buf, sizeof buf), buf);
+        assert_string_equal(buf, cases[i].text);
+    }
+    /* KB_HOSTPORT_STRLEN holds a host of KB_HOST_MAX bytes, brackets and the longest port */
+    char host[KB_HOST_MAX + 1], buf[KB_HOSTPORT_STRLEN];
+    memset(host, ':', KB_HOST_MAX);
+    host[KB_HOST_MAX] = '\0';
+    assert_int_equal(strlen(kb_hostport_str(host, 65535, buf, sizeof buf)), KB_HOST_MAX + 8);
+    assert_string_equal(kb_hostport_str("::1", 443, buf, 6), "[::1]");
 }
 
 static void durations(void **state)
@@ -1045,6 +1129,8 @@ int main(void)
         cmocka_unit_test(allow_ca_device_cert),
         cmocka_unit_test(endpoint_host_names),
         cmocka_unit_test(hostport_parsing),
+        cmocka_unit_test(server_names),
+        cmocka_unit_test(hostport_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
