@@ -192,7 +192,9 @@ static void print_summary(const kb_tls_peer *peer, const kb_identity *id,
         kb_cli_print_json(o);
         return;
     }
-    printf("Connected to %s:%u with %s\n", peer->host, peer->port, r->protocol);
+    char where[KB_HOSTPORT_STRLEN];
+    printf("Connected to %s with %s\n",
+           kb_hostport_str(peer->host, peer->port, where, sizeof where), r->protocol);
     printf("  cipher suite: %s\n", r->cipher);
     printf("  server:       %s\n", r->server_subject);
     printf("  issuer:       %s (verified for %s)\n", r->server_issuer, peer->server_name);
@@ -276,9 +278,11 @@ static int resume_test(kb_tls_client *client, kb_identity *id, const kb_tls_peer
         json_object_object_add(o, "mean_handshake_ms", json_object_new_int64(total_ms / n));
         kb_cli_print_json(o);
     } else {
-        printf("%u handshakes with %s:%u: %u resumed, %u full; %lu token signatures; mean "
+        char where[KB_HOSTPORT_STRLEN];
+        printf("%u handshakes with %s: %u resumed, %u full; %lu token signatures; mean "
                "handshake %lld ms\n",
-               n, peer->host, peer->port, resumed, n - resumed, sigs, total_ms / n);
+               n, kb_hostport_str(peer->host, peer->port, where, sizeof where), resumed,
+               n - resumed, sigs, total_ms / n);
     }
     return 0;
 }

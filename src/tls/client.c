@@ -19,6 +19,11 @@
 #include "src/util/net.h"
 #include "src/util/proxy.h"
 
+/* HOST:PORT for a message, IPv6 in brackets; the buffer lives to the end of the statement's
+ * block. */
+#define HP(p)                                                                                      \
+    kb_hostport_str((p)->host, (p)->port, (char[KB_HOSTPORT_STRLEN]){0}, KB_HOSTPORT_STRLEN)
+
 struct kb_tls_client {
     const kb_tls_peer *peer;
     kb_identity *id;
@@ -351,13 +356,14 @@ static int our_certificate(gnutls_session_t session, const gnutls_datum_t *req_c
 int kb_tls_peer_apply(kb_tls_peer *peer, const struct kb_endpoint_rule *rule, const char *ca,
                       const char *server_name, kb_err *err)
 {
+    char name[KB_HOSTPORT_STRLEN];
     if (rule != NULL && rule->ca != NULL)
         ca = rule->ca;
     if (ca == NULL)
         return kb_err_set(err,
-                          "no CA to verify %s:%u: give one (--ca FILE, or ca = FILE in a "
+                          "no CA to verify %s: give one (--ca FILE, or ca = FILE in a "
                           "tunnel), or ca = FILE in the policy's [endpoint \"%s\"] section",
-                          peer->host, peer->port, peer->host);
+                          HP(peer), kb_hostport_str(peer->host, 0, name, sizeof name));
     snprintf(peer->ca_file, sizeof peer->ca_file, "%s", ca);
     snprintf(peer->server_name, sizeof peer->server_name, "%s",
              rule && rule->server_name ? rule->server_name
@@ -377,15 +383,15 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
     *out = NULL;
     if (peer->unverified && id != NULL)
         return kb_err_set(err,
-                          "an unverified connection to %s:%u cannot carry the device's "
+                          "an unverified connection to %s cannot carry the device's "
                           "identity",
-                          peer->host, peer->port);
+                          HP(peer));
     bool no_pss = id != NULL && id->rsa_without_pss;
     if (peer->min_tls == 13 && no_pss)
         return kb_err_set(err,
                           "key '%s' is RSA on a token without RSA-PSS, which TLS 1.3 needs, and "
-                          "%s:%u requires TLS 1.3 (min-tls); use an EC key",
-                          id->key_uri, peer->host, peer->port);
+                          "%s requires TLS 1.3 (min-tls); use an EC key",
+                          id->key_uri, HP(peer));
     kb_tls_client *c = calloc(1, sizeof *c);
     if (c == NULL)
         return kb_err_set(err, "out of memory");
@@ -434,10 +440,9 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
     rc = gnutls_priority_init2(&c->priority, prio, &where, 0);
     if (rc < 0) {
         kb_err_set(err,
-                   "priority string '%s' for %s:%u is not valid near '%s'; see "
+                   "priority string '%s' for %s is not valid near '%s'; see "
                    "gnutls_priority_init(3)",
-                   peer->priority ? peer->priority : "NORMAL", peer->host, peer->port,
-                   where ? where : "?");
+                   peer->priority ? peer->priority : "NORMAL", HP(peer), where ? where : "?");
         goto fail;
     }
     *out = c;
@@ -504,52 +509,51 @@ void kb_tls_describe_error(gnutls_session_t s, int rc, kb_err *err)
     const kb_tls_peer *peer = ctx->client->peer;
     const struct kb_tls_request *q = &ctx->req;
     if (ctx->why[0] != '\0') {
-        kb_err_set(err, "server %s:%u failed verification: %s; our certificate was not sent",
-                   peer->host, peer->port, ctx->why);
+        kb_err_set(err, "server %s failed verification: %s; our certificate was not sent", HP(peer),
+                   ctx->why);
     } else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED && q->asked && !q->sent) {
-        kb_err_set(err, "server %s:%u ended the connection (alert: %s): %s", peer->host, peer->port,
-                   alert_name(s), q->why_not);
+        kb_err_set(err, "server %s ended the connection (alert: %s): %s", HP(peer), alert_name(s),
+                   q->why_not);
     } else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED && q->asked &&
                rejection_alert(gnutls_alert_get(s))) {
         if (q->ca_hint[0])
-            kb_err_set(err, "server %s:%u rejected our certificate (alert: %s); %s", peer->host,
-                       peer->port, alert_name(s), q->ca_hint);
+            kb_err_set(err, "server %s rejected our certificate (alert: %s); %s", HP(peer),
+                       alert_name(s), q->ca_hint);
         else
             kb_err_set(err,
-                       "server %s:%u rejected our certificate (alert: %s); is it issued by a "
+                       "server %s rejected our certificate (alert: %s); is it issued by a "
                        "CA the server trusts?",
-                       peer->host, peer->port, alert_name(s));
+                       HP(peer), alert_name(s));
     } else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED &&
                (gnutls_alert_get(s) == GNUTLS_A_PROTOCOL_VERSION ||
                 gnutls_alert_get(s) == GNUTLS_A_HANDSHAKE_FAILURE ||
                 gnutls_alert_get(s) == GNUTLS_A_INSUFFICIENT_SECURITY)) {
-        kb_err_set(err, "server %s:%u shares no TLS version or cipher suite with us (alert: %s)",
-                   peer->host, peer->port, alert_name(s));
+        kb_err_set(err, "server %s shares no TLS version or cipher suite with us (alert: %s)",
+                   HP(peer), alert_name(s));
     } else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED) {
-        kb_err_set(err, "server %s:%u ended the connection with alert %s", peer->host, peer->port,
-                   alert_name(s));
+        kb_err_set(err, "server %s ended the connection with alert %s", HP(peer), alert_name(s));
     } else if (rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET || rc == GNUTLS_E_NO_CIPHER_SUITES ||
                rc == GNUTLS_E_UNKNOWN_CIPHER_SUITE || rc == GNUTLS_E_NO_PRIORITIES_WERE_SET ||
                rc == GNUTLS_E_INSUFFICIENT_CREDENTIALS) {
-        kb_err_set(err, "server %s:%u shares no TLS version or cipher suite with us (%s)",
-                   peer->host, peer->port, gnutls_strerror(rc));
+        kb_err_set(err, "server %s shares no TLS version or cipher suite with us (%s)", HP(peer),
+                   gnutls_strerror(rc));
     } else if (rc == GNUTLS_E_TIMEDOUT) {
-        kb_err_set(err, "handshake with %s:%u timed out after %u ms", peer->host, peer->port,
+        kb_err_set(err, "handshake with %s timed out after %u ms", HP(peer),
                    peer->handshake_timeout_ms);
     } else if (ctx->established && (rc == GNUTLS_E_PREMATURE_TERMINATION ||
                                     rc == GNUTLS_E_PULL_ERROR || rc == GNUTLS_E_PUSH_ERROR)) {
         kb_err_set(err,
-                   "the connection to %s:%u was cut without a TLS close (%s); what came "
+                   "the connection to %s was cut without a TLS close (%s); what came "
                    "through may be incomplete",
-                   peer->host, peer->port, gnutls_strerror(rc));
+                   HP(peer), gnutls_strerror(rc));
     } else if (rc == GNUTLS_E_PREMATURE_TERMINATION || rc == GNUTLS_E_PULL_ERROR ||
                rc == GNUTLS_E_PUSH_ERROR) {
         kb_err_set(err,
-                   "server %s:%u closed the connection during the TLS handshake; is it a TLS "
+                   "server %s closed the connection during the TLS handshake; is it a TLS "
                    "server?",
-                   peer->host, peer->port);
+                   HP(peer));
     } else {
-        kb_err_set(err, "TLS with %s:%u failed: %s", peer->host, peer->port, gnutls_strerror(rc));
+        kb_err_set(err, "TLS with %s failed: %s", HP(peer), gnutls_strerror(rc));
     }
 }
 
@@ -771,24 +775,22 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
     int rc = GNUTLS_E_INTERNAL_ERROR;
     /* Only a server that proved itself may have anything signed for it. */
     if (!kb_tls_session_verified(s)) {
-        kb_err_set(err, "server %s:%u %s before it was verified; not answering", peer->host,
-                   peer->port, what);
+        kb_err_set(err, "server %s %s before it was verified; not answering", HP(peer), what);
         goto refused;
     }
     if (c->id == NULL) {
-        kb_err_set(err, "server %s:%u %s; this connection carries no device identity", peer->host,
-                   peer->port, what);
+        kb_err_set(err, "server %s %s; this connection carries no device identity", HP(peer), what);
         goto refused;
     }
     if (!tls13 && gnutls_safe_renegotiation_status(s) == 0) {
         kb_err_set(err,
-                   "server %s:%u asked to renegotiate without secure renegotiation (RFC 5746); "
+                   "server %s asked to renegotiate without secure renegotiation (RFC 5746); "
                    "refused",
-                   peer->host, peer->port);
+                   HP(peer));
         goto refused;
     }
     if ((c->admit ? c->admit(c->admit_arg, &no) : cert_current(c->id, &no)) != 0) {
-        kb_err_set(err, "server %s:%u %s; not answering: %s", peer->host, peer->port, what, no.msg);
+        kb_err_set(err, "server %s %s; not answering: %s", HP(peer), what, no.msg);
         goto refused;
     }
     if (!tls13) {
@@ -818,8 +820,8 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
         break;
     }
     if (rc == GNUTLS_E_GOT_APPLICATION_DATA) {
-        kb_err_set(err, "server %s:%u sent data in the middle of the renegotiation it asked for",
-                   peer->host, peer->port);
+        kb_err_set(err, "server %s sent data in the middle of the renegotiation it asked for",
+                   HP(peer));
         return -1;
     }
     if (rc < 0) {
@@ -827,8 +829,7 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
         return -1;
     }
     if (!kb_tls_session_verified(s)) {
-        kb_err_set(err, "server %s:%u was not verified again in the renegotiation", peer->host,
-                   peer->port);
+        kb_err_set(err, "server %s was not verified again in the renegotiation", HP(peer));
         return -1;
     }
     pthread_mutex_lock(&c->lock);
@@ -837,7 +838,7 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
     else
         c->counts.renegotiations++;
     pthread_mutex_unlock(&c->lock);
-    kb_log(KB_LOG_DEBUG, "server %s:%u %s: %s", peer->host, peer->port, what,
+    kb_log(KB_LOG_DEBUG, "server %s %s: %s", HP(peer), what,
            ctx->req.sent ? "our certificate was sent" : ctx->req.why_not);
     return 0;
 refused:
@@ -893,8 +894,8 @@ int kb_tls_settle(gnutls_session_t s, unsigned wait_ms, kb_err *err)
         c->ticketless = true;
         pthread_mutex_unlock(&c->lock);
         kb_log(KB_LOG_DEBUG,
-               "server %s:%u sent no session ticket within %u ms: not waiting for one again",
-               c->peer->host, c->peer->port, wait_ms);
+               "server %s sent no session ticket within %u ms: not waiting for one again",
+               HP(c->peer), wait_ms);
     }
     return 0;
 }

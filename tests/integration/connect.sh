@@ -60,8 +60,7 @@ if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2
     kb connect $MOD --pin-file "$T/pin" $KEY --ca "$P/ca.pem" --server-name '[::1]' "[::1]:$v6port"
     t_check "--server-name '[::1]': connects, verified for the address ::1" bash -c "[ $rc -eq 0 ] && grep -q '(verified for ::1)' '$T/out'"
     t_check "  and sends no SNI for it" bash -c "grep -q 'Accepted connection from IPv6 ::1' '$T/v6.log' && ! grep -q 'Given server name' '$T/v6.log'"
-    t_todo "  summary: Connected to [::1]:PORT" "src/cli/connect.c's summary is switched to kb_hostport_str separately" \
-        out_has "^Connected to \[::1\]:$v6port with"
+    t_check "  summary: Connected to [::1]:PORT" out_has "^Connected to \[::1\]:$v6port with"
     kb connect $MOD --pin-file "$T/pin" $KEY --ca "$P/ca.pem" --server-name '[::1]x' "[::1]:$v6port"
     t_check "--server-name '[::1]x': refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q \"'\\[::1\\]x' is not a valid server name\" '$T/err'"
     closed=$(free_port)

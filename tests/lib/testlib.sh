@@ -46,20 +46,6 @@ t_check() {
     fi
 }
 
-# t_todo DESC WHY CONDITION-COMMAND...: like t_check, for what is known not to hold yet
-# (TAP TODO): its failure does not fail the script, and once it holds the harness reports an
-# unexpected pass, so that the TODO goes.
-t_todo() {
-    local desc=$1 why=$2
-    shift 2
-    t_n=$((t_n + 1))
-    if "$@"; then
-        echo "ok $t_n - $desc # TODO $why"
-    else
-        echo "not ok $t_n - $desc # TODO $why"
-    fi
-}
-
 t_done() {
     echo "1..$t_n"
     [ "$t_failed" -eq 0 ]
