@@ -169,6 +169,36 @@ kb connect $MOD --pin-file "$T/pin" $POL $KEY "localhost:$kport"
 t_check "a server trusting another CA rejects us: the error names both CAs" \
     err_has "rejected our certificate (alert: .*); the server asks for a certificate from CN=unrelated CA; ours is issued by CN=keybound test CA"
 
+# Through the tunnel: a TLS 1.3 server judges the certificate after our side of the
+# handshake ended, so its rejection arrives while pumping; it counts as a failure and is
+# logged at warning, as the TLS 1.2 one (a failed handshake) is.
+k3port=$(free_port)
+kb_bg "$T/ca-strict13.log" openssl s_server -accept "127.0.0.1:$k3port" -cert "$P/server.pem" \
+    -key "$P/server.key" -CAfile "$P/other-ca.pem" -Verify 1 -verify_return_error -tls1_3 -rev
+wait_port "$k3port" || t_fail "s_server (other CA, strict, TLS 1.3) started"
+for v in 13 12; do
+    [ $v = 13 ] && bport=$k3port || bport=$kport
+    rport=$(free_port)
+    setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" $POL --listen "127.0.0.1:$rport" \
+        --connect "localhost:$bport" --key "$laptop" >"$T/rej$v.log" 2>&1 </dev/null &
+    rej_pid=$!
+    kb_pids+=($rej_pid)
+    wait_port "$rport" || t_fail "tunnel to the rejecting server started"
+    python3 -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"hello\n")
+try:
+    s.recv(100)
+except OSError:
+    pass' "$rport"
+    wait_log "$T/rej$v.log" "rejected our certificate" || true
+    kill -USR1 $rej_pid
+    t_check "tunnel, TLS 1.${v#1}: the server's rejection is a warning naming both CAs" \
+        grep -q "^keybound: warning: tunnel cli: 127.0.0.1:[0-9]*: server localhost:$bport rejected our certificate (alert: .*); the server asks for a certificate from CN=unrelated CA; ours is issued by CN=keybound test CA" "$T/rej$v.log"
+    t_check "  and counts as a failed connection" wait_log "$T/rej$v.log" "tunnel cli: 0 open, [0-9]* accepted, [1-9][0-9]* failed"
+    kill $rej_pid
+done
+
 # connect -v shows what the server asked for even when all is well.
 gport=$(free_port)
 kb_bg "$T/gnutls-serv.log" gnutls-serv --port "$gport" --require-client-cert --verify-client-cert \
