@@ -1,0 +1,151 @@
+#!/bin/bash
+# How connections end, through keybound tunnel and keybound connect --stdio.
+#
+# A server that cuts the stream without a TLS close while the local client still has its
+# side open: every byte already received reaches the local client, and then the cut is
+# passed on as a cut (a TCP reset, never a clean FIN that would pass for a complete
+# stream).
+. "$TESTS_SRCDIR/lib/testlib.sh"
+kb_setup
+kb_token dev
+kb_pki
+P=$T/pki
+LIB=$TESTS_SRCDIR/lib
+kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
+laptop=$(cat "$T/out")
+kb_device_cert dev "$laptop" "laptop-1" laptop
+# connect takes the endpoint's CA from the policy (and so has no warning to print).
+cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
+chmod 644 "$T/policy.conf"
+cp "$P/ca.pem" "$T/ca.pem"
+CONNECT=(setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" --policy "$T/policy.conf"
+    --key "$laptop" --stdio)
+# Local connections per kind of cut.
+RUNS=${CLOSING_RUNS:-30}
+
+# tun NAME ARGS...: a tunnel in the background, its log in $T/NAME.log; returns when it
+# listens (no probe connection: every connection in the log is the test's).
+tun() {
+    local name=$1
+    shift
+    setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --ca "$P/ca.pem" --key "$laptop" "$@" \
+        >"$T/$name.log" 2>&1 </dev/null &
+    kb_pids+=($!)
+    wait_log "$T/$name.log" "tunnel cli: listening"
+}
+
+# closes_say N LOG DOWN: the tunnel logged N close lines, each with 4 bytes up (the
+# request) and DOWN bytes down (2 s at most for the last ones to be written). What they
+# said instead, counted, goes to $T/out for the failure report.
+closes_say() {
+    local i re="tunnel cli: close 127.0.0.1:[0-9]*: 4 bytes up, $3 down, "
+    for i in $(seq 20); do
+        [ "$(grep -c "tunnel cli: close " "$2")" -ge "$1" ] && break
+        sleep 0.1
+    done
+    last_cmd="the close lines of $2, counted by bytes down"
+    grep -o "tunnel cli: close .*" "$2" | sed 's/.* bytes up, \([0-9]*\) down, .*/\1 down/' |
+        sort | uniq -c >"$T/out"
+    : >"$T/err"
+    [ "$(grep -c "tunnel cli: close " "$2")" -eq "$1" ] && [ "$(grep -c -e "$re" "$2")" -eq "$1" ]
+}
+
+# --- a server cuts the stream while the local client keeps its side open -------------------
+# A local client of the tunnel, RUNS times in a row: sends a request, keeps its own side
+# open, and reads until the end. Prints how many runs got how many bytes and how the stream
+# ended (reset; eof: a clean FIN; timeout), most frequent first.
+cat >"$T/cut_client.py" <<'PY'
+import collections, socket, sys
+port, runs = int(sys.argv[1]), int(sys.argv[2])
+tally = collections.Counter()
+for i in range(runs):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET\n")
+    got, end = 0, None
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                end = "eof"
+                break
+            got += len(d)
+    except ConnectionResetError:
+        end = "reset"
+    except socket.timeout:
+        end = "timeout"
+    s.close()
+    tally[(got, end)] += 1
+for (got, end), n in tally.most_common():
+    print("%d of %d runs: %d bytes, then %s" % (n, runs, got, end))
+PY
+
+# cut NAME VERSION HOW SERVER-OPTION...: an unclean_server.py capped at TLS VERSION (its
+# port left in $cut_port), a tunnel to it, RUNS local clients through it; HOW says how the
+# server ends, for the checks' names.
+cut() {
+    local name=$1 v=$2 how=$3 tp
+    shift 3
+    cut_port=$(free_port)
+    kb_bg "$T/$name-server.log" /usr/bin/python3 "$LIB/unclean_server.py" "$cut_port" \
+        "$P/ca.pem" "$P/server.pem" "$P/server.key" --max-tls "$v" --bytes 94 "$@"
+    wait_port "$cut_port" || t_fail "the cutting server ($name) started"
+    tp=$(free_port)
+    tun "$name" --listen "127.0.0.1:$tp" --connect "localhost:$cut_port"
+    run timeout 120 /usr/bin/python3 "$T/cut_client.py" "$tp" "$RUNS"
+    t_check "TLS $v, the server sends 94 bytes and $how: every local client gets all 94, then a reset ($RUNS runs)" \
+        out_has "^$RUNS of $RUNS runs: 94 bytes, then reset$"
+    t_check "  the tunnel's close line says 94 down for each of them" closes_say "$RUNS" "$T/$name.log" 94
+    t_check "  over TLS $v" grep -q "tunnel cli: open 127.0.0.1:[0-9]* -> localhost:$cut_port: TLS$v," "$T/$name.log"
+}
+# The FIN in the same segment as the record (TCP_CORK): the end is always there when the
+# record is read, so code that drops what it read when the end comes loses it every time.
+cut cork13 1.3 "closes at once (TCP FIN in the same segment, no close_notify)" --cork
+cork13=$cut_port
+cut cork12 1.2 "closes at once (TCP FIN in the same segment, no close_notify)" --cork
+cork12=$cut_port
+# The peer itself, seen by openssl s_client -msg (with a certificate from a software key):
+# the reply comes, then the TCP end, and no alert of any kind before it.
+certtool --generate-privkey --key-type ecdsa --outfile "$P/soft.key" 2>/dev/null
+certtool --load-privkey "$P/soft.key" --pubkey-info --outfile "$P/soft.pub" 2>/dev/null
+kb_issue_client "$P/soft.pub" "software client" "$P/soft.pem"
+for v in 1.3 1.2; do
+    port=$cork13
+    [ "$v" = 1.2 ] && port=$cork12
+    printf 'GET\n' >"$T/in"
+    RUN_STDIN=$T/in run timeout 10 openssl s_client -connect "127.0.0.1:$port" -CAfile "$P/ca.pem" \
+        -cert "$P/soft.pem" -key "$P/soft.key" -msg -ign_eof
+    t_check "the cutting server (TLS $v), to openssl s_client: 94 bytes, then the TCP end with no close_notify" \
+        bash -c "grep -q -x 'r\{93\}' '$T/out' && ! grep -q '^<<< .*Alert' '$T/out' &&
+            grep -q 'unexpected eof while reading' '$T/out' '$T/err' &&
+            grep -q 'Protocol  *: TLSv$v' '$T/out'"
+done
+
+# A plain close, the FIN trailing the record or leaving with it, as from most servers; and a
+# reset instead of a FIN (GnuTLS's pull error, not its premature termination). Code that
+# drops what it read when the end comes loses it in some of the runs, not all.
+cut fin13 1.3 "closes (TCP FIN, no close_notify)"
+cut fin12 1.2 "closes (TCP FIN, no close_notify)"
+cut rst13 1.3 "resets the TCP connection (no close_notify)" --reset
+
+# --- the same cut through connect --stdio, its stdin kept open -----------------------------
+# stdin is a FIFO that this shell holds open for writing: the request is in it, and no EOF
+# comes (stdin's end would send our close_notify first, and the cut would come after it).
+mkfifo "$T/hold"
+exec {hold}<>"$T/hold"
+r93=$(printf 'r%.0s' $(seq 93))
+for v in 1.3 1.2; do
+    port=$cork13
+    [ "$v" = 1.2 ] && port=$cork12
+    ok=0
+    for i in 1 2 3; do
+        printf 'GET\n' >&"$hold"
+        RUN_STDIN=$T/hold run "${CONNECT[@]}" "localhost:$port"
+        [ "$(cat "$T/out")" = "$r93" ] && [ "$(wc -c <"$T/out")" -eq 94 ] && [ "$rc" -ne 0 ] &&
+            err_one_line && err_has "cut without a TLS close" && ok=$((ok + 1))
+    done
+    t_check "connect --stdio, TLS $v, the server cuts after 94 bytes: all 94 on stdout, then a non-zero exit with one line saying it was cut (3 of 3 runs)" \
+        [ "$ok" -eq 3 ]
+done
+exec {hold}>&-
+
+t_done
