@@ -4,7 +4,8 @@
 # A server that cuts the stream without a TLS close while the local client still has its
 # side open: every byte already received reaches the local client, and then the cut is
 # passed on as a cut (a TCP reset, never a clean FIN that would pass for a complete
-# stream).
+# stream). And what the server sees when the local side ends: a close_notify when it ends
+# in order, none when it aborts (an abort must look like one to the server too).
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup
 kb_token dev
@@ -48,6 +49,16 @@ closes_say() {
         sort | uniq -c >"$T/out"
     : >"$T/err"
     [ "$(grep -c "tunnel cli: close " "$2")" -eq "$1" ] && [ "$(grep -c -e "$re" "$2")" -eq "$1" ]
+}
+
+# server_saw TAG ERE: close_watch.py logged how the connection tagged TAG ended (10 s at
+# most), and that matches ERE. Its line goes to $T/out for the failure report.
+server_saw() {
+    wait_log "$T/ends.log" "^$1: "
+    last_cmd="what close_watch.py logged for $1"
+    grep "^$1: " "$T/ends.log" >"$T/out"
+    : >"$T/err"
+    grep -q -E "^$1: ($2)$" "$T/ends.log"
 }
 
 # --- a server cuts the stream while the local client keeps its side open -------------------
@@ -148,4 +159,71 @@ for v in 1.3 1.2; do
 done
 exec {hold}>&-
 
+# --- what the server sees when the local side ends ----------------------------------------
+wp=$(free_port)
+kb_bg "$T/close_watch.log" /usr/bin/python3 "$LIB/close_watch.py" "$wp" "$P/ca.pem" \
+    "$P/server.pem" "$P/server.key" "$T/ends.log"
+wait_port "$wp" || t_fail "the close watcher started"
+tp=$(free_port)
+tun watch --listen "127.0.0.1:$tp" --connect "localhost:$wp"
+# A local client: sends its tag, waits for the server's answer (so the connection goes all
+# the way), then ends as told: "close" (shutdown, read to the end, close) or "abort" (a
+# reset: SO_LINGER 0). Prints the answer, and for "close" how the stream then ended.
+cat >"$T/end_client.py" <<'PY'
+import socket, struct, sys
+port, tag, how = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(tag.encode() + b"\n")
+f = s.makefile("rb")
+print(f.readline().decode().strip(), flush=True)
+if how == "close":
+    s.shutdown(socket.SHUT_WR)
+    try:
+        print("then %d more bytes and eof" % len(f.read()))
+    except ConnectionResetError:
+        print("then reset")
+else:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+f.close()
+s.close()
+PY
+run timeout 20 /usr/bin/python3 "$T/end_client.py" "$tp" tunnel-close close
+t_check "tunnel, the local client ends in order: the answer comes through, then a clean end" \
+    bash -c "[ \"\$(cat '$T/out')\" = \"\$(printf 'ok tunnel-close\nthen 0 more bytes and eof')\" ]"
+t_check "  and the server sees a close_notify" server_saw tunnel-close "close_notify, then (eof|reset)"
+for i in 1 2 3; do
+    run timeout 20 /usr/bin/python3 "$T/end_client.py" "$tp" "tunnel-abort-$i" abort
+    t_check "tunnel, the local client aborts with a TCP reset (run $i of 3): its request went through" \
+        out_has "^ok tunnel-abort-$i$"
+    t_check "  and the server sees no close_notify, but a reset or an unclean EOF" \
+        server_saw "tunnel-abort-$i" "reset|eof"
+done
+
+printf 'stdio-close\n' >"$T/in"
+RUN_STDIN=$T/in run "${CONNECT[@]}" "localhost:$wp"
+t_check "connect --stdio, stdin ends: the answer on stdout, exit 0" \
+    bash -c "[ $rc -eq 0 ] && [ \"\$(cat '$T/out')\" = 'ok stdio-close' ]"
+t_check "  and the server sees a close_notify" server_saw stdio-close "close_notify, then (eof|reset)"
+
+# connect fails mid-stream: its stdout is a pipe nobody reads, so the server's answer cannot
+# be written out. stdin stays open (its end would be an orderly close of our side).
+cat >"$T/no_reader.py" <<'PY'
+import os, subprocess, sys
+r, w = os.pipe()
+os.close(r)
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=w, stderr=subprocess.PIPE)
+os.close(w)
+p.stdin.write(sys.argv[1].encode() + b"\n")
+p.stdin.flush()
+err = p.stderr.read()
+rc = p.wait(timeout=20)
+p.stdin.close()
+sys.stderr.buffer.write(err)
+print("exit %d" % rc)
+PY
+run timeout 30 /usr/bin/python3 "$T/no_reader.py" stdio-abort "${CONNECT[@]}" "localhost:$wp"
+t_check "connect --stdio, stdout cannot be written: a non-zero exit with one line saying so" \
+    bash -c "grep -q '^exit [1-9]' '$T/out' && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'writing to stdout' '$T/err'"
+t_check "  and the server sees no close_notify, but a reset or an unclean EOF" \
+    server_saw stdio-abort "reset|eof"
 t_done
