@@ -2,11 +2,11 @@
 """A TLS server that answers and then ends the TCP connection without a TLS close.
 
 usage: unclean_server.py PORT CA.pem SERVER.pem SERVER.key [--max-tls 1.2|1.3]
-                         [--bytes N] [--cork] [--reset]
+                         [--bytes N] [--cork] [--reset] [--flush]
 
 Listens on 127.0.0.1:PORT. Each connection (one thread each) must present a certificate
 chaining to CA.pem. The server reads one line (the request), sends exactly N bytes (94 by
-default) in one TLS record, and closes the TCP socket: no close_notify is ever sent, since
+default; one TLS record up to 16 KiB), and closes the TCP socket: no close_notify is ever sent, since
 every byte on the wire goes through a memory BIO that is never shut down. The close is a
 FIN (what came before it was read, so the kernel does not turn it into a reset), or with
 --reset a TCP reset (SO_LINGER 0).
@@ -15,13 +15,15 @@ FIN (what came before it was read, so the kernel does not turn it into a reset),
 leave in one segment: a client that reads the record finds the end right behind it, every
 time. That is the worst case for a client that drops what it read when it meets the end.
 Without --cork the FIN trails the record a little, or leaves with it when Nagle holds the
-record behind an unacknowledged session ticket, as from most servers. With --reset the
-record is sent out (TCP_NODELAY, and waited for) before the reset, which would otherwise
-discard it.
+record behind an unacknowledged session ticket, as from most servers.
 
---max-tls caps the protocol version. One line per connection goes to stdout: the request
-size, or why the connection failed (wait_port's probes end in the handshake). Runs until
-killed.
+--flush waits until the kernel has sent the whole reply before the close, so that the FIN
+or reset leaves right after it; --reset implies it (a reset discards what was not sent).
+
+--max-tls caps the protocol version. One line per connection goes to stdout, once the
+socket is closed: the request size and how the connection ended ("... without
+close_notify"), or why it failed (wait_port's probes end in the handshake). A client that
+waits for that line knows the end has left the server. Runs until killed.
 """
 import argparse
 import fcntl
@@ -39,8 +41,8 @@ SIOCOUTQNSD = 0x894B  # bytes in the send queue not sent yet (linux/sockios.h)
 
 
 def sent_all(raw):
-    """Until the kernel has sent everything written (1 s at most)."""
-    for _ in range(100):
+    """Until the kernel has sent everything written (10 s at most)."""
+    for _ in range(1000):
         if struct.unpack("i", fcntl.ioctl(raw.fileno(), SIOCOUTQNSD, b"\0" * 4))[0] == 0:
             return
         time.sleep(0.01)
@@ -48,9 +50,10 @@ def sent_all(raw):
 
 def serve(raw, ctx, args):
     raw.settimeout(20)
-    if args.reset:
-        # Small writes go out at once: Nagle would hold the reply back behind an unacked
-        # session ticket, and a reset discards what was not sent.
+    flush = args.flush or args.reset
+    if flush:
+        # Small writes go out at once: Nagle would hold the reply back behind an
+        # unacknowledged session ticket.
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     conn = biotls.Conn(raw, ctx)
     try:
@@ -60,17 +63,18 @@ def serve(raw, ctx, args):
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         conn.write(b"r" * (args.bytes - 1) + b"\n" if args.bytes else b"")
         conn.drain()
-        if args.reset:
-            # A reset discards what is still held back: let the reply out first.
+        if flush:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
             sent_all(raw)
+        if args.reset:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        print("request of %d bytes; sent %d, then %s without close_notify"
-              % (len(req), args.bytes, "reset" if args.reset else "FIN"), flush=True)
     except (OSError, ssl.SSLError, biotls.TcpEnd) as e:
         print("unclean_server: %s" % (e,), flush=True)
-    finally:
         raw.close()
+        return
+    raw.close()
+    print("request of %d bytes; sent %d, then %s without close_notify"
+          % (len(req), args.bytes, "reset" if args.reset else "FIN"), flush=True)
 
 
 def main():
@@ -83,6 +87,7 @@ def main():
     ap.add_argument("--bytes", type=int, default=94)
     ap.add_argument("--cork", action="store_true")
     ap.add_argument("--reset", action="store_true")
+    ap.add_argument("--flush", action="store_true")
     args = ap.parse_args()
     ctx = biotls.server_context(args.ca, args.cert, args.key, args.max_tls)
     lsock = biotls.listen(args.port)
