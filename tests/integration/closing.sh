@@ -21,8 +21,9 @@ chmod 644 "$T/policy.conf"
 cp "$P/ca.pem" "$T/ca.pem"
 CONNECT=(setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" --policy "$T/policy.conf"
     --key "$laptop" --stdio)
-# Local connections per kind of cut.
+# Local connections per kind of cut (CLOSING_RUNS to try more), and per slow kind.
 RUNS=${CLOSING_RUNS:-30}
+SLOW_RUNS=5
 
 # tun NAME ARGS...: a tunnel in the background, its log in $T/NAME.log; returns when it
 # listens (no probe connection: every connection in the log is the test's).
@@ -64,14 +65,25 @@ server_saw() {
 # --- a server cuts the stream while the local client keeps its side open -------------------
 # A local client of the tunnel, RUNS times in a row: sends a request, keeps its own side
 # open, and reads until the end. Prints how many runs got how many bytes and how the stream
-# ended (reset; eof: a clean FIN; timeout), most frequent first.
+# ended (reset; eof: a clean FIN; timeout), most frequent first. With SERVER-LOG, a slow
+# client: it reads nothing until unclean_server.py has logged that it ended the
+# connection, so that the end reaches the tunnel while the answer still waits there.
 cat >"$T/cut_client.py" <<'PY'
-import collections, socket, sys
+import collections, socket, sys, time
 port, runs = int(sys.argv[1]), int(sys.argv[2])
+server_log = sys.argv[3] if len(sys.argv) > 3 else None
+def cuts():
+    with open(server_log) as f:
+        return sum("without close_notify" in line for line in f)
 tally = collections.Counter()
 for i in range(runs):
+    before = cuts() if server_log else 0
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(b"GET\n")
+    for _ in range(200):
+        if not server_log or cuts() > before:
+            break
+        time.sleep(0.05)
     got, end = 0, None
     try:
         while True:
@@ -90,29 +102,34 @@ for (got, end), n in tally.most_common():
     print("%d of %d runs: %d bytes, then %s" % (n, runs, got, end))
 PY
 
-# cut NAME VERSION HOW SERVER-OPTION...: an unclean_server.py capped at TLS VERSION (its
-# port left in $cut_port), a tunnel to it, RUNS local clients through it; HOW says how the
-# server ends, for the checks' names.
+# cut NAME VERSION BYTES HOW SERVER-OPTION...: an unclean_server.py capped at TLS VERSION
+# that answers BYTES bytes (its port left in $cut_port), a tunnel to it, RUNS local clients
+# through it (slow ones, $SLOW_RUNS of them, when CUT_SLOW is set); HOW says how the server
+# ends, for the checks' names.
 cut() {
-    local name=$1 v=$2 how=$3 tp
-    shift 3
+    local name=$1 v=$2 n=$3 how=$4 tp runs=$RUNS slow=
+    shift 4
+    if [ -n "${CUT_SLOW:-}" ]; then
+        runs=$SLOW_RUNS
+        slow=$T/$name-server.log
+    fi
     cut_port=$(free_port)
     kb_bg "$T/$name-server.log" /usr/bin/python3 "$LIB/unclean_server.py" "$cut_port" \
-        "$P/ca.pem" "$P/server.pem" "$P/server.key" --max-tls "$v" --bytes 94 "$@"
+        "$P/ca.pem" "$P/server.pem" "$P/server.key" --max-tls "$v" --bytes "$n" "$@"
     wait_port "$cut_port" || t_fail "the cutting server ($name) started"
     tp=$(free_port)
     tun "$name" --listen "127.0.0.1:$tp" --connect "localhost:$cut_port"
-    run timeout 120 /usr/bin/python3 "$T/cut_client.py" "$tp" "$RUNS"
-    t_check "TLS $v, the server sends 94 bytes and $how: every local client gets all 94, then a reset ($RUNS runs)" \
-        out_has "^$RUNS of $RUNS runs: 94 bytes, then reset$"
-    t_check "  the tunnel's close line says 94 down for each of them" closes_say "$RUNS" "$T/$name.log" 94
+    run timeout 120 /usr/bin/python3 "$T/cut_client.py" "$tp" "$runs" $slow
+    t_check "TLS $v, the server sends $n bytes and $how: every local client gets all $n, then a reset ($runs runs)" \
+        out_has "^$runs of $runs runs: $n bytes, then reset$"
+    t_check "  the tunnel's close line says $n down for each of them" closes_say "$runs" "$T/$name.log" "$n"
     t_check "  over TLS $v" grep -q "tunnel cli: open 127.0.0.1:[0-9]* -> localhost:$cut_port: TLS$v," "$T/$name.log"
 }
 # The FIN in the same segment as the record (TCP_CORK): the end is always there when the
 # record is read, so code that drops what it read when the end comes loses it every time.
-cut cork13 1.3 "closes at once (TCP FIN in the same segment, no close_notify)" --cork
+cut cork13 1.3 94 "closes at once (TCP FIN in the same segment, no close_notify)" --cork
 cork13=$cut_port
-cut cork12 1.2 "closes at once (TCP FIN in the same segment, no close_notify)" --cork
+cut cork12 1.2 94 "closes at once (TCP FIN in the same segment, no close_notify)" --cork
 cork12=$cut_port
 # The peer itself, seen by openssl s_client -msg (with a certificate from a software key):
 # the reply comes, then the TCP end, and no alert of any kind before it.
@@ -134,9 +151,16 @@ done
 # A plain close, the FIN trailing the record or leaving with it, as from most servers; and a
 # reset instead of a FIN (GnuTLS's pull error, not its premature termination). Code that
 # drops what it read when the end comes loses it in some of the runs, not all.
-cut fin13 1.3 "closes (TCP FIN, no close_notify)"
-cut fin12 1.2 "closes (TCP FIN, no close_notify)"
-cut rst13 1.3 "resets the TCP connection (no close_notify)" --reset
+cut fin13 1.3 94 "closes (TCP FIN, no close_notify)"
+cut fin12 1.2 94 "closes (TCP FIN, no close_notify)"
+cut rst13 1.3 94 "resets the TCP connection (no close_notify)" --reset
+# A large answer (1 MiB), cut while the local client has not read it yet: the end reaches
+# the tunnel behind data it still holds, or has written to the client's socket but the
+# client has not taken. A reset discards what the tunnel's socket has not delivered yet, so
+# "then a reset" must wait until the client's side has it all.
+CUT_SLOW=1 cut slowfin13 1.3 1048576 "closes (TCP FIN, no close_notify) before the client reads" --flush
+CUT_SLOW=1 cut slowrst13 1.3 1048576 "resets (no close_notify) before the client reads" --reset
+CUT_SLOW=1 cut slowrst12 1.2 1048576 "resets (no close_notify) before the client reads" --reset
 
 # --- the same cut through connect --stdio, its stdin kept open -----------------------------
 # stdin is a FIFO that this shell holds open for writing: the request is in it, and no EOF
