@@ -12,8 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
@@ -96,7 +98,8 @@ struct conn {
     bool client_eof, server_eof, bye_sent, client_shut;
     /* The server ended without close_notify (or with an error) after sending what s2c
      * holds: that is delivered, then the client gets a reset. */
-    bool cut; /* why: in err */
+    bool cut;               /* why: in err */
+    long long cut_deadline; /* how long a cut stream's tail may take to reach the client */
     /* Not 0: the server asked for the certificate again (GNUTLS_E_REAUTH_REQUEST or
      * GNUTLS_E_REHANDSHAKE); pumping pauses while a worker answers. */
     int reauth;
@@ -317,14 +320,31 @@ static void hand_to_worker(struct ctx *x, struct conn *c)
     pthread_mutex_unlock(&x->lock);
 }
 
+/* The client's reset must come after the tail of the stream, and a reset discards what
+ * the kernel has not delivered yet: wait (on the idle timer, polling) until the client's
+ * socket has sent everything, or until the cut's deadline for a client that never reads. */
+static void finish_cut(struct ctx *x, struct conn *c)
+{
+    int queued = 0;
+    if (ioctl(c->cfd, SIOCOUTQ, &queued) == 0 && queued > 0 && kb_now_ms() < c->cut_deadline) {
+        ev_io_stop(c->pl->loop, &c->cw);
+        ev_io_stop(c->pl->loop, &c->sw);
+        c->idle.repeat = 0.01;
+        ev_timer_again(c->pl->loop, &c->idle);
+        return;
+    }
+    conn_abort(x, c, c->err.msg);
+}
+
 /* Moves bytes both ways as far as the sockets let, then waits for what is needed. */
 static void pump(struct ctx *x, struct conn *c)
 {
     for (int round = 0; round < 8; round++) {
         bool progress = false;
-        if (c->c2s_len == 0 && !c->client_eof) {
+        /* Once the server cut the stream only its tail still moves, towards the client. */
+        if (c->c2s_len == 0 && !c->client_eof && !c->cut) {
             if (c->c2s == NULL && (c->c2s = malloc(BUF)) == NULL) {
-                conn_close(x, c, "out of memory");
+                conn_abort(x, c, "out of memory");
                 return;
             }
             ssize_t n = read(c->cfd, c->c2s, BUF);
@@ -344,7 +364,7 @@ static void pump(struct ctx *x, struct conn *c)
                 }
             }
         }
-        if (c->c2s_off < c->c2s_len) {
+        if (c->c2s_off < c->c2s_len && !c->cut) {
             ssize_t w = gnutls_record_send(c->s, c->c2s + c->c2s_off, c->c2s_len - c->c2s_off);
             if (w > 0) {
                 c->c2s_off += (size_t)w;
@@ -361,7 +381,7 @@ static void pump(struct ctx *x, struct conn *c)
                 return;
             }
         }
-        if (c->client_eof && c->c2s_len == 0 && !c->bye_sent) {
+        if (c->client_eof && c->c2s_len == 0 && !c->bye_sent && !c->cut) {
             int rc = gnutls_bye(c->s, GNUTLS_SHUT_WR);
             if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED) {
                 c->bye_sent = true;
@@ -370,7 +390,7 @@ static void pump(struct ctx *x, struct conn *c)
         }
         if (c->s2c_len == 0 && !c->server_eof) {
             if (c->s2c == NULL && (c->s2c = malloc(BUF)) == NULL) {
-                conn_close(x, c, "out of memory");
+                conn_abort(x, c, "out of memory");
                 return;
             }
             /* Several records per write to the client: fewer system calls in bulk. */
@@ -392,6 +412,9 @@ static void pump(struct ctx *x, struct conn *c)
                     /* What came before the cut is the client's; the reset comes after it. */
                     server_failed(x, c, (int)n);
                     c->server_eof = c->cut = true;
+                    c->cut_deadline =
+                        kb_now_ms() +
+                        1000LL * (c->t->conf->idle_timeout_s ? c->t->conf->idle_timeout_s : 10);
                     progress = true;
                 }
                 break;
@@ -422,7 +445,7 @@ static void pump(struct ctx *x, struct conn *c)
             }
         }
         if (c->cut && c->s2c_len == 0) {
-            conn_abort(x, c, c->err.msg);
+            finish_cut(x, c);
             return;
         }
         if (c->server_eof && c->s2c_len == 0 && !c->client_shut) {
@@ -437,7 +460,7 @@ static void pump(struct ctx *x, struct conn *c)
         if (!progress && gnutls_record_check_pending(c->s) == 0)
             break;
     }
-    int cev = (!c->client_eof && c->c2s_len == 0 ? EV_READ : 0) |
+    int cev = (!c->client_eof && !c->cut && c->c2s_len == 0 ? EV_READ : 0) |
               (c->s2c_off < c->s2c_len ? EV_WRITE : 0);
     int sev = (!c->server_eof && c->s2c_len == 0 ? EV_READ : 0) |
               (c->c2s_off < c->c2s_len || (c->client_eof && !c->bye_sent) ? EV_WRITE : 0);
@@ -470,6 +493,15 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)revents;
     struct pump_loop *pl = ev_userdata(loop);
+    struct conn *c = w->data;
+    if (c->cut) {
+        /* A cut stream never ends as a complete one, idle or not. */
+        if (c->s2c_len == 0)
+            finish_cut(pl->x, c);
+        else
+            conn_abort(pl->x, c, c->err.msg);
+        return;
+    }
     conn_close(pl->x, w->data, "idle timeout");
 }
 
