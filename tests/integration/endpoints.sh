@@ -1,0 +1,295 @@
+#!/bin/bash
+# keybound connect and tunnel against real servers, each asking for the client certificate
+# its own way: Apache httpd for one <Location> only, after the request (TLS 1.3
+# post-handshake authentication, TLS 1.2 renegotiation), or else in the handshake.
+# Each server runs from a configuration written here, on a free 127.0.0.1 port, in the
+# foreground, and stops at exit. A server that is not installed has its section skipped
+# (TAP "# SKIP").
+#
+# The reference client for each set-up is curl with a certificate and key in
+# files from the same CA: those checks say the server is configured right, so that a
+# failure of the keybound checks next to them is keybound's.
+. "$TESTS_SRCDIR/lib/testlib.sh"
+kb_setup
+for tool in openssl curl python3 certtool p11tool; do
+    command -v $tool >/dev/null || t_skip_all "$tool not installed"
+done
+kb_token dev
+kb_pki
+P=$T/pki
+cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
+chmod 644 "$T/policy.conf"
+cp "$P/ca.pem" "$T/ca.pem"
+POL="--policy $T/policy.conf"
+kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
+laptop=$(cat "$T/out")
+kb_device_cert dev "$laptop" "laptop-1" laptop
+KEY="--key pkcs11:token=dev;object=laptop"
+# The reference client's certificate and key, in files.
+certtool --generate-privkey --key-type ecdsa --outfile "$P/ref.key" 2>/dev/null
+certtool --load-privkey "$P/ref.key" --pubkey-info --outfile "$P/ref.pub" 2>/dev/null
+kb_issue_client "$P/ref.pub" "ref-client" "$P/ref.pem"
+REF="--cacert $P/ca.pem --cert $P/ref.pem --key $P/ref.key"
+
+# t_skip DESC REASON: a check that cannot run here, as a TAP skip.
+t_skip() {
+    t_n=$((t_n + 1))
+    echo "ok $t_n - $1 # SKIP $2"
+}
+
+# wait_in FILE OFFSET REGEX [PID]: until a line of FILE past byte OFFSET matches (10 s at
+# most; sooner given up when process PID, the client, is gone and the line is not there).
+wait_in() {
+    local i
+    for i in $(seq 100); do
+        tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -q -a -E -e "$3" && return 0
+        if [ -n "${4:-}" ] && ! kill -0 "$4" 2>/dev/null; then
+            tail -c +"$(($2 + 1))" "$1" 2>/dev/null | grep -q -a -E -e "$3"
+            return
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+size_of() { stat -c %s "$1"; }
+
+# stdio_get PORT PATH: keybound connect --stdio to localhost:PORT with one HTTP/1.1 GET
+# (Connection: close) on its standard input. The input stays open until keybound ends, as
+# an interactive client's would: a server that asks for the certificate only after reading
+# the request needs the client's side still open to answer it. (Once GnuTLS has sent its
+# close_notify, it answers no TLS 1.3 certificate request: gnutls-cli, its stdin at an
+# end, says "Re-auth failed: The specified session has been invalidated".) keybound ends
+# when the server closes after its answer.
+cat >"$T/hold.py" <<'PY'
+import subprocess, sys
+req = open(sys.argv[1], "rb").read()
+p = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE)
+try:
+    p.stdin.write(req)
+    p.stdin.flush()
+except BrokenPipeError:
+    pass
+rc = p.wait()
+try:
+    p.stdin.close()
+except BrokenPipeError:
+    pass
+sys.exit(rc)
+PY
+stdio_get() {
+    printf 'GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' "$2" >"$T/req"
+    run python3 "$T/hold.py" "$T/req" setsid -w timeout 20 "$KEYBOUND" connect $MOD \
+        --pin-file "$T/pin" $POL $KEY --stdio "localhost:$1"
+}
+
+# tun NAME ARGS...: keybound tunnel in the background, its log in $T/tun-NAME.log, its pid in
+# $tun_pid, its port in $tun_port. Its listener is awaited in its log, not with wait_port:
+# the probe connection would be a handshake of its own and spoil the counts.
+tun() {
+    local name=$1
+    shift
+    tun_port=$(free_port)
+    setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --listen "127.0.0.1:$tun_port" \
+        --ca "$P/ca.pem" --key "$laptop" "$@" >"$T/tun-$name.log" 2>&1 </dev/null &
+    tun_pid=$!
+    kb_pids+=($tun_pid)
+    wait_log "$T/tun-$name.log" "listening on 127.0.0.1:$tun_port"
+}
+
+# tun_gets NAME PORT PATH...: a tunnel NAME to localhost:PORT, then one curl through it per
+# PATH, one after another (each a connection of its own); the N-th answer, headers and
+# body, in $T/NAME.N. Then SIGUSR1: the stats line is awaited in the log, and the tunnel is
+# stopped (SIGTERM) and waited for. For a failure report, $T/out gets the heads of the
+# answers and $T/err the tunnel's log.
+tun_gets() {
+    local name=$1 port=$2 i=0 path
+    shift 2
+    tun "$name" --connect "localhost:$port"
+    for path in "$@"; do
+        i=$((i + 1))
+        curl -sS -i --max-time 10 "http://127.0.0.1:$tun_port$path" >"$T/$name.$i" 2>&1
+    done
+    kill -USR1 $tun_pid
+    wait_log "$T/tun-$name.log" "token signatures"
+    kill -TERM $tun_pid
+    wait $tun_pid 2>/dev/null
+    last_cmd="curl through keybound tunnel to localhost:$port: $*"
+    rc=0
+    for i in $(seq $#); do
+        echo "== answer $i"
+        head -n 12 "$T/$name.$i"
+    done >"$T/out"
+    cp "$T/tun-$name.log" "$T/err"
+}
+# opened NAME N: the kind of handshake ("full" or "resumed") of the tunnel's N-th connection.
+opened() {
+    grep "tunnel cli: open " "$T/tun-$1.log" | sed -n "$2p" | grep -o -E '(full|resumed) handshake' |
+        head -1 | cut -d' ' -f1
+}
+# opened_all NAME KIND FROM TO: connections FROM..TO all had a KIND handshake.
+opened_all() {
+    local i
+    for i in $(seq "$3" "$4"); do [ "$(opened "$1" "$i")" = "$2" ] || return 1; done
+}
+# full_count NAME: how many of the tunnel's connections made a full handshake.
+full_count() { grep "tunnel cli: open " "$T/tun-$1.log" | grep -c -E "full handshake"; }
+# signatures_are NAME K: the stats line counts K token signatures. The line may carry more
+# counters than it does today; only "K token signatures" is asserted. The line is put in
+# $T/out for the failure report.
+signatures_are() {
+    grep "token signatures" "$T/tun-$1.log" | tail -1 >"$T/out"
+    grep -q -E "[^0-9]$2 token signatures" "$T/out"
+}
+# answers_all NAME FROM TO REGEX...: the answers FROM..TO each match every REGEX.
+answers_all() {
+    local name=$1 from=$2 to=$3 i re
+    shift 3
+    for i in $(seq "$from" "$to"); do
+        for re in "$@"; do grep -q -a -E -e "$re" "$T/$name.$i" || return 1; done
+    done
+}
+
+# ============================================================================================
+# Apache httpd 2.4 with mod_ssl
+# ============================================================================================
+APACHE=$(command -v apache2 || echo /usr/sbin/apache2)
+AMOD=/usr/lib/apache2/modules
+if [ -x "$APACHE" ] && [ -f "$AMOD/mod_ssl.so" ]; then
+    A=$T/apache
+    mkdir -p "$A/run" "$A/htdocs/secure"
+    echo "public page" >"$A/htdocs/index.html"
+    echo "secure page" >"$A/htdocs/secure/index.html"
+    # Started as root, Apache serves as the User below (it refuses to serve as root). That
+    # user must reach the document root through the test's temp directory, which mktemp
+    # made 0700: it gets o+x (search, no listing); what is secret in it keeps its own mode
+    # (the PIN file and keys 0600, the token directory 0700).
+    chmod 711 "$T"
+    chmod -R a+rX "$A/htdocs"
+    a13=$(free_port)
+    a12=$(free_port)
+    areq=$(free_port)
+    # One Apache, three name-less vhosts, one per port: TLS 1.3 only and TLS 1.2 only, each
+    # with no certificate asked for at server level and one required for /secure (Apache
+    # then asks after the request: post-handshake authentication in TLS 1.3, a
+    # renegotiation in TLS 1.2); and one that requires a certificate in the handshake.
+    # X-Client-DN says which certificate Apache verified for the request.
+    vhost() {
+        cat <<VH
+<VirtualHost 127.0.0.1:$1>
+    SSLEngine on
+    ${2:+SSLProtocol $2}
+    SSLCertificateFile $P/server.pem
+    SSLCertificateKeyFile $P/server.key
+    SSLCACertificateFile $P/ca.pem
+    SSLVerifyClient $3
+    SSLVerifyDepth 2
+    $4
+</VirtualHost>
+VH
+    }
+    secure='<Location /secure>
+        SSLVerifyClient require
+        SSLVerifyDepth 2
+        Header always set X-Client-DN "%{SSL_CLIENT_S_DN}s"
+    </Location>'
+    cat >"$A/httpd.conf" <<CONF
+ServerRoot $A
+ServerName localhost
+PidFile $A/run/httpd.pid
+DefaultRuntimeDir $A/run
+ErrorLog $A/error.log
+LogLevel info
+LoadModule mpm_event_module $AMOD/mod_mpm_event.so
+LoadModule authz_core_module $AMOD/mod_authz_core.so
+LoadModule dir_module $AMOD/mod_dir.so
+LoadModule headers_module $AMOD/mod_headers.so
+LoadModule socache_shmcb_module $AMOD/mod_socache_shmcb.so
+LoadModule ssl_module $AMOD/mod_ssl.so
+User www-data
+Group www-data
+DocumentRoot $A/htdocs
+DirectoryIndex index.html
+<Directory />
+    AllowOverride None
+    Require all granted
+</Directory>
+LogFormat "%{local}p \"%r\" %>s %{SSL_PROTOCOL}x %{SSL_SESSION_RESUMED}x verify=%{SSL_CLIENT_VERIFY}x dn=%{SSL_CLIENT_S_DN}x" kb
+CustomLog $A/access.log kb
+# TLS 1.2 session IDs and TLS 1.3 tickets both resume from this cache.
+SSLSessionCache shmcb:$A/run/ssl_scache(512000)
+Listen 127.0.0.1:$a13
+Listen 127.0.0.1:$a12
+Listen 127.0.0.1:$areq
+$(vhost "$a13" "-all +TLSv1.3" none "$secure")
+$(vhost "$a12" "-all +TLSv1.2" none "$secure")
+$(vhost "$areq" "" require 'Header always set X-Client-DN "%{SSL_CLIENT_S_DN}s"')
+CONF
+    # -X: one process in the foreground, the one kb_bg started (and stops).
+    kb_bg "$T/apache.out" "$APACHE" -X -f "$A/httpd.conf"
+    wait_port "$a13" && wait_port "$a12" && wait_port "$areq" || t_fail "Apache started" "$(cat "$T/apache.out" "$A/error.log")"
+
+    for v in 13 12; do
+        eval "ap=\$a$v"
+        V=1.${v#1}
+        # --- the reference: curl with a file key (curl enables post-handshake auth) -------
+        run curl -sS -i $REF "https://localhost:$ap/secure/"
+        t_check "Apache TLS $V: reference curl, /secure/: 200 with its DN (the set-up is right)" \
+            bash -c "grep -q '^HTTP/1.1 200' '$T/out' && grep -q '^X-Client-DN: CN=ref-client' '$T/out'"
+
+        # --- keybound connect --stdio ------------------------------------------------------
+        stdio_get "$ap" /
+        t_check "Apache TLS $V: connect --stdio, GET /: 200 (public)" out_has "^HTTP/1.1 200"
+        t_check "  and Apache asked for no certificate in the handshake (its log: no DN)" \
+            wait_log "$A/access.log" "^$ap \"GET / HTTP/1.1\" 200 TLSv$V .* dn=-$"
+        stdio_get "$ap" /secure/
+        cp "$T/out" "$T/apache$v-secure.out"
+        cp "$T/err" "$T/apache$v-secure.err"
+        t_check "Apache TLS $V: connect --stdio, GET /secure/: 200" out_has "^HTTP/1.1 200"
+        t_check "  with the device's certificate (X-Client-DN: CN=laptop-1)" out_has "^X-Client-DN: CN=laptop-1"
+        t_check "  and keybound exits 0" rc_is 0
+
+        # --- keybound tunnel: one full handshake, then resumed ones ----------------------
+        tun_gets "apache$v" "$ap" /secure/ /secure/ /secure/ /secure/ /
+        t_check "Apache TLS $V tunnel: 1st connection, full handshake: /secure/ 200 with CN=laptop-1" \
+            eval "[ \"\$(opened apache$v 1)\" = full ] && answers_all apache$v 1 1 '^HTTP/1.1 200' '^X-Client-DN: CN=laptop-1'"
+        # Resumed in TLS 1.2 is the session of the first handshake: a session saved after a
+        # renegotiation (s_client -sess_out saves that one) gets a full handshake from Apache.
+        t_check "  connections 2-4 resumed, each /secure/ 200 with CN=laptop-1" \
+            eval "opened_all apache$v resumed 2 4 && answers_all apache$v 2 4 '^HTTP/1.1 200' '^X-Client-DN: CN=laptop-1'"
+        t_check "  connection 5 resumed, / 200 (public)" \
+            eval "opened_all apache$v resumed 5 5 && answers_all apache$v 5 5 '^HTTP/1.1 200' 'public page'"
+        # The full handshake asked for no certificate: no signature. Each /secure/ answer
+        # (a connection of its own) is one certificate request after the handshake, answered
+        # with one CertificateVerify: one signature each, resumed connection or not (Apache
+        # asks again on a connection resumed from a ticket issued after an earlier answer;
+        # and in TLS 1.2 the renegotiation is a full handshake). / costs nothing: 4.
+        t_check "  SIGUSR1 stats: 4 token signatures (one per /secure/ answer, none for the rest)" \
+            signatures_are "apache$v" 4
+    done
+    t_check "Apache TLS 1.2: /secure/ was reached through renegotiation (AH02221 in its log)" \
+        grep -q "AH02221: Requesting connection re-negotiation" "$A/error.log"
+
+    # --- SSLVerifyClient require at server level: the certificate in the handshake ---------
+    run curl -sS -i $REF "https://localhost:$areq/"
+    t_check "Apache, require at server level: reference curl: 200 with its DN" \
+        bash -c "grep -q '^HTTP/1.1 200' '$T/out' && grep -q '^X-Client-DN: CN=ref-client' '$T/out'"
+    stdio_get "$areq" /
+    t_check "Apache, require at server level: connect --stdio: 200 with CN=laptop-1" \
+        bash -c "grep -q '^HTTP/1.1 200' '$T/out' && grep -q '^X-Client-DN: CN=laptop-1' '$T/out'"
+    tun_gets apachereq "$areq" / / /
+    t_check "  tunnel: full, then 2 resumed, each 200 with CN=laptop-1" \
+        eval "opened_all apachereq full 1 1 && opened_all apachereq resumed 2 3 && answers_all apachereq 1 3 '^HTTP/1.1 200' '^X-Client-DN: CN=laptop-1'"
+    t_check "  SIGUSR1 stats: 1 token signature (the full handshake only)" signatures_are apachereq 1
+
+    run grep -E 'AH10158|AH02263' "$A/error.log"
+    t_check "Apache's error log: no AH10158 (post-handshake auth impossible) nor AH02263 (renegotiation failed)" \
+        rc_is 1
+else
+    t_skip "Apache httpd (post-handshake auth, renegotiation)" "apache2 with mod_ssl not installed"
+fi
+
+# The keybound processes that ran in the background (tunnels) had no run()
+# to look at their output for sanitizer findings; they have all ended by now.
+t_check "no sanitizer finding from the keybound processes in the background" \
+    eval "! cat '$T'/tun-*.log 2>/dev/null | grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:'"
+t_done
