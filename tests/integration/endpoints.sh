@@ -2,12 +2,13 @@
 # keybound connect and tunnel against real servers, each asking for the client certificate
 # its own way: Apache httpd for one <Location> only, after the request (TLS 1.3
 # post-handshake authentication, TLS 1.2 renegotiation), or else in the handshake; HAProxy
-# and lighttpd in the handshake, full and resumed.
+# and lighttpd in the handshake, full and resumed; OpenSSL s_server on command (c: a
+# post-handshake request, R: a renegotiation that asks; and k/K: KeyUpdate).
 # Each server runs from a configuration written here, on a free 127.0.0.1 port, in the
 # foreground, and stops at exit. A server that is not installed has its section skipped
 # (TAP "# SKIP").
 #
-# The reference client for each set-up is curl with a certificate and key in
+# The reference client for each set-up is curl (or s_client) with a certificate and key in
 # files from the same CA: those checks say the server is configured right, so that a
 # failure of the keybound checks next to them is keybound's.
 . "$TESTS_SRCDIR/lib/testlib.sh"
@@ -415,8 +416,179 @@ else
     t_skip "lighttpd (certificate in the handshake)" "lighttpd with mod_openssl not installed"
 fi
 
-# The keybound processes that ran in the background (tunnels) had no run()
+# ============================================================================================
+# OpenSSL s_server, driven by commands on its stdin
+# ============================================================================================
+# s_server reads its stdin only while a connection is up. A line that is one letter is a
+# command (apps/s_server.c; off under -quiet and -brief): c, a TLS 1.3 post-handshake
+# certificate request; R, a TLS 1.2 renegotiation that asks for a certificate; k and K, a
+# TLS 1.3 KeyUpdate without and with update_requested. Other lines go to the client, and
+# what the client sends is printed. Here it asks for no certificate in the handshake (no
+# -verify); -CAfile is the store that c and R verify against; its verify callback prints
+# "depth=0 CN = ..." then "verify return:1" for a certificate it verified; -msg prints
+# each handshake message ("<<< TLS 1.3, Handshake [length ...], CertificateVerify"). Its
+# stdin is a FIFO held open by this shell (s_server quits at EOF of its stdin); after each
+# connection it prints "CONNECTION CLOSED" and waits for the next.
+#
+# sserver NAME PORT ARGS...: log in $T/NAME.log, the command FIFO's fd in $ss_fd.
+sserver() {
+    local name=$1 port=$2
+    shift 2
+    rm -f "$T/$name.in"
+    mkfifo "$T/$name.in"
+    (
+        trap '' PIPE
+        exec stdbuf -oL openssl s_server -accept "127.0.0.1:$port" -cert "$P/server.pem" \
+            -key "$P/server.key" -CAfile "$P/ca.pem" -msg "$@"
+    ) >"$T/$name.log" 2>&1 <"$T/$name.in" &
+    kb_pids+=($!)
+    exec {ss_fd}>"$T/$name.in"
+    wait_port "$port"
+}
+# to_fd FD LINE: a line into a FIFO, never killing this shell when the reader is gone.
+to_fd() {
+    (
+        trap '' PIPE
+        printf '%s\n' "$2" >&"$1"
+    ) 2>/dev/null || true
+}
+
+# live LOG LABEL CMD CLIENT...: one connection of CLIENT (keybound connect --stdio, or a
+# relay through a tunnel, or the reference s_client) to the s_server whose log is LOG, and
+# on it: a line each way; the command CMD; its outcome awaited in s_server's log (a
+# certificate verified or not, a failure, the end of the connection); a line each way
+# again; then the client's stdin closes. The slice of s_server's log for this connection
+# is left in $T/live-LABEL.slice, what the client received in $T/live-LABEL.out, its
+# stderr in $T/live-LABEL.err; for a failure report, $T/out gets the slice from the first
+# line on, without -msg's hex dumps and record headers, $T/err the client's stderr and
+# $rc its exit code.
+live() {
+    local log=$1 label=$2 cmd=$3 mark pid fd outcome i f=$T/live-$2
+    shift 3
+    last_cmd="$* (s_server command $cmd)"
+    mark=$(size_of "$log")
+    rm -f "$f.cin"
+    mkfifo "$f.cin"
+    "$@" >"$f.out" 2>"$f.err" <"$f.cin" &
+    pid=$!
+    kb_pids+=($pid)
+    exec {fd}>"$f.cin"
+    to_fd $fd "up-$label"
+    wait_in "$log" "$mark" "^up-$label\$" $pid
+    to_fd $ss_fd "down-$label"
+    wait_in "$f.out" 0 "down-$label\$" $pid
+    to_fd $ss_fd "$cmd"
+    case $cmd in
+    c | R) outcome='^verify (return|error)|^Failed to initiate|^ERROR|^CONNECTION CLOSED' ;;
+    *) outcome='^SSL_do_handshake -> |^ERROR|^CONNECTION CLOSED' ;;
+    esac
+    wait_in "$log" "$mark" "$outcome" $pid
+    to_fd $fd "after-$label"
+    wait_in "$log" "$mark" "^after-$label\$" $pid
+    to_fd $ss_fd "back-$label"
+    wait_in "$f.out" 0 "back-$label\$" $pid
+    exec {fd}>&-
+    wait_in "$log" "$mark" "^CONNECTION CLOSED"
+    for i in $(seq 50); do
+        kill -0 $pid 2>/dev/null || break
+        sleep 0.1
+    done
+    kill $pid 2>/dev/null
+    wait $pid 2>/dev/null
+    rc=$?
+    tail -c +"$((mark + 1))" "$log" >"$f.slice"
+    sed -n "/^up-$label\$/,\$p" "$f.slice" | grep -a -v -E '^ |RecordHeader|InnerContent' >"$T/out"
+    cp "$f.err" "$T/err"
+}
+# verified LABEL CN: after the command's "SSL_do_handshake -> N", s_server verified a
+# certificate for CN (its "depth=0" line followed by "verify return:1", and no "verify
+# error") and received the client's CertificateVerify.
+verified() {
+    awk -v cn="$2" '
+        /^SSL_do_handshake -> / { started = 1 }
+        started && $0 == "depth=0 CN = " cn { d0 = NR }
+        started && d0 && NR == d0 + 1 && /^verify return:1$/ { ok = 1 }
+        started && /^<<< .*Handshake .*CertificateVerify$/ { cv = 1 }
+        /^verify error/ { bad = 1 }
+        END { exit !(ok && cv && !bad) }' "$T/live-$1.slice"
+}
+# streamed LABEL: both lines after the command got through (s_client, the reference, may
+# print the line from the server right after a hex dump of its own, with no newline).
+streamed() { grep -q -a -x "after-$1" "$T/live-$1.slice" && grep -q -a "back-$1\$" "$T/live-$1.out"; }
+
+# A plaintext client for a tunnel that keeps its connection open: standard input to the
+# socket, the socket to standard output (half-closes at EOF of its input).
+cat >"$T/relay.py" <<'PY'
+import os, socket, sys, threading
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+def up():
+    while True:
+        d = os.read(0, 65536)
+        if not d:
+            break
+        s.sendall(d)
+    s.shutdown(socket.SHUT_WR)
+threading.Thread(target=up, daemon=True).start()
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    os.write(1, d)
+PY
+
+KBSTDIO="setsid -w timeout 30 $KEYBOUND connect $MOD --pin-file $T/pin $POL $KEY --stdio"
+# The reference client: s_client with a file key. Its own command letters start no line
+# sent here.
+SCLIENT="timeout 30 openssl s_client -CAfile $P/ca.pem -cert $P/ref.pem -key $P/ref.key -servername localhost"
+
+s13=$(free_port)
+sserver ss13 "$s13" -tls1_3 || t_fail "s_server -tls1_3 started"
+live "$T/ss13.log" ref13c c $SCLIENT -enable_pha -connect "127.0.0.1:$s13"
+t_check "s_server -tls1_3, c: reference s_client -enable_pha: certificate verified, stream goes on" \
+    eval "verified ref13c ref-client && streamed ref13c"
+live "$T/ss13.log" c13 c $KBSTDIO "localhost:$s13"
+t_check "s_server -tls1_3, c (post-handshake certificate request) to connect --stdio: CN=laptop-1 received and verified" \
+    verified c13 laptop-1
+t_check "  and the data stream goes on both ways afterwards" streamed c13
+live "$T/ss13.log" k13 k $KBSTDIO "localhost:$s13"
+t_check "s_server -tls1_3, k (KeyUpdate) to connect --stdio: sent, and the data stream goes on both ways" \
+    eval "grep -q -a '^>>> .*KeyUpdate\$' '$T/live-k13.slice' && streamed k13"
+live "$T/ss13.log" K13 K $KBSTDIO "localhost:$s13"
+# The answer to update_requested may wait for the client's next record (RFC 8446 4.6.3:
+# before its next application data); GnuTLS sends it then.
+t_check "s_server -tls1_3, K (KeyUpdate, update requested): keybound answers with its own KeyUpdate, before its next data" \
+    awk '/^<<< .*KeyUpdate$/ { k = 1 } $0 == "after-K13" { exit !k } END { exit !k }' "$T/live-K13.slice"
+t_check "  and the data stream goes on both ways" streamed K13
+tun ss13 --connect "localhost:$s13"
+live "$T/ss13.log" tun13c c python3 "$T/relay.py" "$tun_port"
+t_check "s_server -tls1_3, c through the tunnel: CN=laptop-1 received and verified" \
+    verified tun13c laptop-1
+t_check "  and the data stream goes on both ways afterwards" streamed tun13c
+kill -TERM $tun_pid
+wait $tun_pid 2>/dev/null
+
+# -no_resumption_on_reneg: the renegotiation after R is a full handshake, with its
+# certificate request, even when the client offers to resume the session in it (s_client
+# does, and s_server then resumes and asks for nothing).
+s12=$(free_port)
+sserver ss12 "$s12" -tls1_2 -no_resumption_on_reneg || t_fail "s_server -tls1_2 started"
+live "$T/ss12.log" ref12R R $SCLIENT -connect "127.0.0.1:$s12"
+t_check "s_server -tls1_2, R: reference s_client: certificate verified, stream goes on" \
+    eval "verified ref12R ref-client && streamed ref12R"
+live "$T/ss12.log" R12 R $KBSTDIO "localhost:$s12"
+t_check "s_server -tls1_2, R (renegotiation asking for a certificate) to connect --stdio: CN=laptop-1 received and verified" \
+    verified R12 laptop-1
+t_check "  and the data stream goes on both ways afterwards" streamed R12
+tun ss12 --connect "localhost:$s12"
+live "$T/ss12.log" tun12R R python3 "$T/relay.py" "$tun_port"
+t_check "s_server -tls1_2, R through the tunnel: CN=laptop-1 received and verified" \
+    verified tun12R laptop-1
+t_check "  and the data stream goes on both ways afterwards" streamed tun12R
+kill -TERM $tun_pid
+wait $tun_pid 2>/dev/null
+
+# The keybound processes that ran in the background (tunnels, live clients) had no run()
 # to look at their output for sanitizer findings; they have all ended by now.
 t_check "no sanitizer finding from the keybound processes in the background" \
-    eval "! cat '$T'/tun-*.log 2>/dev/null | grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:'"
+    eval "! cat '$T'/tun-*.log '$T'/live-*.err 2>/dev/null | grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:'"
 t_done
