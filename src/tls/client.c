@@ -29,7 +29,8 @@ struct kb_tls_client {
     kb_identity *id;
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t priority;
-    pthread_mutex_t lock; /* guards ticket, counters and the first-handshake gate */
+    gnutls_priority_t reneg_priority; /* the same without TLS 1.2 tickets, for renegotiations */
+    pthread_mutex_t lock;             /* guards ticket, counters and the first-handshake gate */
     pthread_cond_t ticket_cv;
     gnutls_datum_t ticket;
     bool first_in_flight;    /* a full handshake without a ticket is under way */
@@ -445,6 +446,17 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
                    peer->priority ? peer->priority : "NORMAL", HP(peer), where ? where : "?");
         goto fail;
     }
+    /* GnuTLS 3.7.9 renegotiating a session that has a TLS 1.2 ticket sends the ticket
+     * extension again and then waits for a NewSessionTicket that OpenSSL servers do not
+     * send ("An unexpected TLS packet was received"). Tickets stay on for resumption (some
+     * servers, lighttpd, resume TLS 1.2 from tickets only) and go off for renegotiations:
+     * this priority, set just before one, adds the session flag GNUTLS_NO_TICKETS_TLS12. */
+    size_t used = strlen(prio);
+    snprintf(prio + used, sizeof prio - used, ":%%NO_TICKETS_TLS12");
+    if ((rc = gnutls_priority_init2(&c->reneg_priority, prio, NULL, 0)) < 0) {
+        kb_err_set(err, "%s", gnutls_strerror(rc));
+        goto fail;
+    }
     *out = c;
     return 0;
 fail:
@@ -458,6 +470,8 @@ void kb_tls_client_free(kb_tls_client *c)
         return;
     if (c->priority)
         gnutls_priority_deinit(c->priority);
+    if (c->reneg_priority)
+        gnutls_priority_deinit(c->reneg_priority);
     if (c->cred)
         gnutls_certificate_free_credentials(c->cred);
     gnutls_free(c->ticket.data);
@@ -657,10 +671,8 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
     *session = NULL;
     gnutls_session_t s;
     struct session_ctx *ctx = calloc(1, sizeof *ctx);
-    /* Post-handshake auth only where there is a certificate to give. No TLS 1.2 tickets: a
-     * renegotiation after a full handshake that brought one fails inside GnuTLS 3.7.9
-     * (doc/stack-notes.md); TLS 1.2 resumes from session IDs instead. */
-    unsigned flags = GNUTLS_CLIENT | GNUTLS_NO_TICKETS_TLS12;
+    /* Post-handshake auth only where there is a certificate to give. */
+    unsigned flags = GNUTLS_CLIENT;
     if (c->id != NULL)
         flags |= GNUTLS_POST_HANDSHAKE_AUTH;
     int rc = ctx ? gnutls_init(&s, flags) : GNUTLS_E_MEMORY_ERROR;
@@ -797,6 +809,10 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
         /* The new handshake must verify the server again, name and all. */
         ctx->verified = false;
         ctx->why[0] = '\0';
+        if ((rc = gnutls_priority_set(s, c->reneg_priority)) < 0) {
+            kb_tls_describe_error(s, rc, err);
+            return -1;
+        }
     }
     int fd = gnutls_transport_get_int(s);
     unsigned timeout = peer->handshake_timeout_ms ? peer->handshake_timeout_ms : 10000;

@@ -5,8 +5,8 @@
  * some. Verification runs when the server's certificate arrives, so a server that fails
  * aborts the handshake before the client's certificate is sent. TLS 1.2 is the minimum,
  * 1.3 preferred; an RSA key without PSS on its token stays at TLS 1.2. Resumption needs no
- * token signature: TLS 1.3 tickets, and TLS 1.2 session IDs (no TLS 1.2 tickets: GnuTLS
- * 3.7.9 cannot renegotiate a session that had one), kept in memory per client.
+ * token signature: TLS 1.3 tickets, TLS 1.2 tickets or session IDs, kept in memory per
+ * client.
  *
  * A server may ask for the certificate after the handshake: TLS 1.3 post-handshake
  * authentication (offered when there is an identity) or a TLS 1.2 renegotiation (RFC 5746
