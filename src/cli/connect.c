@@ -107,6 +107,12 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
         /* A server protecting one path asks for the certificate only now (TLS 1.3
          * post-handshake auth, TLS 1.2 renegotiation). */
         if (n < 0 && kb_tls_wants_reauth((int)n)) {
+            /* TLS 1.3 allows no handshake message after our close_notify. */
+            if (bye_sent && n == GNUTLS_E_REAUTH_REQUEST)
+                return kb_err_set(err, "the server asked for the certificate after standard input "
+                                       "had ended, and TLS 1.3 allows no answer after our "
+                                       "close_notify; keep standard input open until the reply "
+                                       "(e.g. (printf ...; sleep 5) | keybound connect --stdio)");
             if (kb_tls_reauth(s, (int)n, err) != 0)
                 return -1;
             continue;

@@ -284,6 +284,13 @@ CONF
     run grep -E 'AH10158|AH02263' "$A/error.log"
     t_check "Apache's error log: no AH10158 (post-handshake auth impossible) nor AH02263 (renegotiation failed)" \
         rc_is 1
+    # After that check: this one makes Apache log AH02263 on purpose. The request is piped
+    # in and stdin ends at once, so the close_notify is out before Apache asks, and TLS 1.3
+    # allows no answer after it. One line says so.
+    printf 'GET /secure/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >"$T/req"
+    RUN_STDIN=$T/req kb connect $MOD --pin-file "$T/pin" $POL $KEY --stdio "localhost:$a13"
+    t_check "Apache TLS 1.3: stdin ended before it asked: exit 2, one line saying to keep it open" \
+        bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'asked for the certificate after standard input had ended.*keep standard input open' '$T/err'"
 else
     t_skip "Apache httpd (post-handshake auth, renegotiation)" "apache2 with mod_ssl not installed"
 fi
