@@ -302,6 +302,18 @@ static void server_failed(struct ctx *x, struct conn *c, int rc)
     }
 }
 
+/* Gives c to the handshake workers; x->lock held. */
+static void enqueue(struct ctx *x, struct conn *c)
+{
+    c->next = NULL;
+    if (x->queue_tail)
+        x->queue_tail->next = c;
+    else
+        x->queue = c;
+    x->queue_tail = c;
+    pthread_cond_signal(&x->work);
+}
+
 /* Pumping stops and a worker answers the server's request for the certificate: it signs on
  * the token, which must never stall a pumping loop. */
 static void hand_to_worker(struct ctx *x, struct conn *c)
@@ -310,13 +322,7 @@ static void hand_to_worker(struct ctx *x, struct conn *c)
     ev_io_stop(c->pl->loop, &c->sw);
     ev_timer_stop(c->pl->loop, &c->idle);
     pthread_mutex_lock(&x->lock);
-    c->next = NULL;
-    if (x->queue_tail)
-        x->queue_tail->next = c;
-    else
-        x->queue = c;
-    x->queue_tail = c;
-    pthread_cond_signal(&x->work);
+    enqueue(x, c);
     pthread_mutex_unlock(&x->lock);
 }
 
@@ -698,12 +704,7 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
             x->all->all_prev = c;
         x->all = c;
         unsigned active = t->active;
-        if (x->queue_tail)
-            x->queue_tail->next = c;
-        else
-            x->queue = c;
-        x->queue_tail = c;
-        pthread_cond_signal(&x->work);
+        enqueue(x, c);
         pthread_mutex_unlock(&x->lock);
         if (active >= t->conf->max_connections) {
             /* Backpressure: the kernel's backlog holds the rest. */

@@ -8,17 +8,7 @@ kb_setup
 for tool in openssl gnutls-serv python3; do
     command -v $tool >/dev/null || t_skip_all "$tool not installed"
 done
-kb_token dev
-kb_pki
-P=$T/pki
-cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
-chmod 644 "$T/policy.conf"
-cp "$P/ca.pem" "$T/ca.pem"
-POL="--policy $T/policy.conf"
-kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
-laptop=$(cat "$T/out")
-kb_device_cert dev "$laptop" "laptop-1" laptop
-KEY="--key pkcs11:token=dev;object=laptop"
+kb_device
 json_is() { python3 -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if ($1) else 1)"; }
 
 # --- post-handshake auth through connect --stdio -----------------------------------------

@@ -16,17 +16,7 @@ kb_setup
 for tool in openssl curl python3 certtool p11tool; do
     command -v $tool >/dev/null || t_skip_all "$tool not installed"
 done
-kb_token dev
-kb_pki
-P=$T/pki
-cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
-chmod 644 "$T/policy.conf"
-cp "$P/ca.pem" "$T/ca.pem"
-POL="--policy $T/policy.conf"
-kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
-laptop=$(cat "$T/out")
-kb_device_cert dev "$laptop" "laptop-1" laptop
-KEY="--key pkcs11:token=dev;object=laptop"
+kb_device
 # The reference client's certificate and key, in files.
 certtool --generate-privkey --key-type ecdsa --outfile "$P/ref.key" 2>/dev/null
 certtool --load-privkey "$P/ref.key" --pubkey-info --outfile "$P/ref.pub" 2>/dev/null
