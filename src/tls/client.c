@@ -1,10 +1,10 @@
 #include "config.h"
 
 #include "client.h"
+#include "session.h"
 
 #include <arpa/inet.h>
 #include <gnutls/x509.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,39 +18,6 @@
 #include "src/util/log.h"
 #include "src/util/net.h"
 #include "src/util/proxy.h"
-
-/* HOST:PORT for a message, IPv6 in brackets; the buffer lives to the end of the statement's
- * block. */
-#define HP(p)                                                                                      \
-    kb_hostport_str((p)->host, (p)->port, (char[KB_HOSTPORT_STRLEN]){0}, KB_HOSTPORT_STRLEN)
-
-struct kb_tls_client {
-    const kb_tls_peer *peer;
-    kb_identity *id;
-    gnutls_certificate_credentials_t cred;
-    gnutls_priority_t priority;
-    gnutls_priority_t reneg_priority; /* the same without TLS 1.2 tickets, for renegotiations */
-    pthread_mutex_t lock;             /* guards ticket, counters and the first-handshake gate */
-    pthread_cond_t ticket_cv;
-    gnutls_datum_t ticket;
-    bool first_in_flight;    /* a full handshake without a ticket is under way */
-    long long first_done_ms; /* when it ended; its ticket may still be on the way */
-    bool gate_off;           /* the server gave no ticket in time: do not wait again */
-    bool ticketless;         /* kb_tls_settle waited for one in vain: do not wait again */
-    struct kb_tls_counts counts;
-    kb_tls_admit_fn admit;
-    void *admit_arg;
-};
-
-/* What one handshake learnt, for its error message. */
-struct session_ctx {
-    kb_tls_client *client;
-    bool verified;
-    bool established; /* the handshake finished: later errors are about the connection */
-    bool got_ticket;
-    char why[4608];
-    struct kb_tls_request req;
-};
 
 static bool is_address(const char *host)
 {
@@ -198,162 +165,6 @@ static int ticket_hook(gnutls_session_t session, unsigned htype, unsigned when, 
     return 0;
 }
 
-/* A DER distinguished name as one printable RFC 4514 line: it comes from the server. */
-static void dn_text(const gnutls_datum_t *der, char *out, size_t len)
-{
-    gnutls_x509_dn_t dn;
-    gnutls_datum_t str;
-    snprintf(out, len, "?");
-    if (gnutls_x509_dn_init(&dn) < 0)
-        return;
-    if (gnutls_x509_dn_import(dn, der) == 0 && gnutls_x509_dn_get_str2(dn, &str, 0) == 0) {
-        kb_printable((const char *)str.data, out, len);
-        gnutls_free(str.data);
-    }
-    gnutls_x509_dn_deinit(dn);
-}
-
-static const char *pk_name(int pk)
-{
-    switch (pk) {
-    case GNUTLS_PK_RSA:
-    case GNUTLS_PK_RSA_PSS:
-        return "RSA";
-    case GNUTLS_PK_ECDSA:
-        return "EC";
-    case GNUTLS_PK_EDDSA_ED25519:
-    case GNUTLS_PK_EDDSA_ED448:
-        return "EdDSA";
-    default:
-        return gnutls_pk_get_name((gnutls_pk_algorithm_t)pk);
-    }
-}
-
-static bool pk_matches(int ours, gnutls_pk_algorithm_t theirs)
-{
-    if (ours == GNUTLS_PK_RSA || ours == GNUTLS_PK_RSA_PSS)
-        return theirs == GNUTLS_PK_RSA || theirs == GNUTLS_PK_RSA_PSS;
-    return (int)theirs == ours;
-}
-
-/* Whether one of the server's CA names is an issuer on our path (or a CA on it): servers
- * often list only roots, so any certificate on the path counts. */
-static bool ca_listed(const kb_identity *id, const gnutls_datum_t *names, int n)
-{
-    for (unsigned i = 0; i < id->n_pcerts; i++) {
-        gnutls_x509_crt_t crt;
-        if (gnutls_x509_crt_init(&crt) < 0)
-            continue;
-        gnutls_datum_t issuer = {NULL, 0}, subject = {NULL, 0};
-        bool found = false;
-        if (gnutls_x509_crt_import(crt, &id->pcerts[i].cert, GNUTLS_X509_FMT_DER) == 0 &&
-            gnutls_x509_crt_get_raw_issuer_dn(crt, &issuer) == 0 &&
-            gnutls_x509_crt_get_raw_dn(crt, &subject) == 0) {
-            for (int j = 0; j < n && !found; j++)
-                found = (names[j].size == issuer.size &&
-                         memcmp(names[j].data, issuer.data, issuer.size) == 0) ||
-                        (i > 0 && names[j].size == subject.size &&
-                         memcmp(names[j].data, subject.data, subject.size) == 0);
-        }
-        gnutls_free(issuer.data);
-        gnutls_free(subject.data);
-        gnutls_x509_crt_deinit(crt);
-        if (found)
-            return true;
-    }
-    return false;
-}
-
-/* Keeps what the CertificateRequest asked for, for messages and connect's summary. */
-static void note_request(gnutls_session_t session, struct kb_tls_request *q,
-                         const gnutls_datum_t *ca, int n_ca, const gnutls_pk_algorithm_t *pk,
-                         int n_pk)
-{
-    memset(q, 0, sizeof *q);
-    q->asked = true;
-    q->n_ca_total = n_ca > 0 ? (unsigned)n_ca : 0;
-    for (int i = 0; i < n_ca && q->n_ca < sizeof q->ca / sizeof q->ca[0]; i++)
-        dn_text(&ca[i], q->ca[q->n_ca++], sizeof q->ca[0]);
-    size_t used = 0;
-    for (unsigned i = 0; used < sizeof q->sigalgs; i++) {
-        gnutls_sign_algorithm_t algo;
-        if (gnutls_sign_algorithm_get_requested(session, i, &algo) != 0)
-            break;
-        const char *name = gnutls_sign_get_name(algo);
-        if (name != NULL)
-            used += (size_t)snprintf(q->sigalgs + used, sizeof q->sigalgs - used, "%s%s",
-                                     used ? ", " : "", name);
-    }
-    used = 0;
-    for (int i = 0; i < n_pk && used < sizeof q->pk; i++) {
-        const char *name = pk_name(pk[i]);
-        bool dup = false;
-        for (int j = 0; j < i; j++)
-            dup = dup || strcmp(pk_name(pk[j]), name) == 0;
-        if (!dup)
-            used +=
-                (size_t)snprintf(q->pk + used, sizeof q->pk - used, "%s%s", used ? ", " : "", name);
-    }
-}
-
-static int our_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int n_req,
-                           const gnutls_pk_algorithm_t *pk_algos, int n_pk_algos,
-                           gnutls_pcert_st **pcert, unsigned *n_pcert, gnutls_privkey_t *privkey)
-{
-    struct session_ctx *ctx = gnutls_session_get_ptr(session);
-    const kb_identity *id = ctx->client->id;
-    struct kb_tls_request *q = &ctx->req;
-    note_request(session, q, req_ca_dn, n_req, pk_algos, n_pk_algos);
-    *pcert = NULL;
-    *n_pcert = 0;
-    *privkey = NULL;
-    /* GnuTLS may ask while reading the CertificateRequest, which in TLS 1.3 comes before the
-     * server's Certificate: what is handed out here is only sent after verify_server
-     * passed. An unverified peer never has an identity. */
-    if (id == NULL) {
-        snprintf(q->why_not, sizeof q->why_not, "this connection carries no device identity");
-        return 0;
-    }
-    bool pk_ok = n_pk_algos <= 0;
-    for (int i = 0; i < n_pk_algos && !pk_ok; i++)
-        pk_ok = pk_matches(id->pk, pk_algos[i]);
-    if (!pk_ok) {
-        /* Sending it would only end in an error GnuTLS words as an internal one. */
-        char kind[64];
-        unsigned bits = id->bits;
-        gnutls_pubkey_get_pk_algorithm(id->pcerts[0].pubkey, &bits);
-        if (id->pk == GNUTLS_PK_ECDSA)
-            snprintf(kind, sizeof kind, "EC P-%u", bits == 528 ? 521 : bits);
-        else
-            snprintf(kind, sizeof kind, "%s %u", pk_name(id->pk), bits);
-        snprintf(q->why_not, sizeof q->why_not,
-                 "the server accepts only %s signatures; key '%s' is %s; no certificate was sent",
-                 q->pk[0] ? q->pk : "other", id->label, kind);
-        return 0;
-    }
-    if (n_req > 0 && !ca_listed(id, req_ca_dn, n_req)) {
-        char ours[256] = "?";
-        gnutls_x509_crt_t crt;
-        gnutls_datum_t issuer;
-        if (gnutls_x509_crt_init(&crt) == 0) {
-            if (gnutls_x509_crt_import(crt, &id->pcerts[0].cert, GNUTLS_X509_FMT_DER) == 0 &&
-                gnutls_x509_crt_get_raw_issuer_dn(crt, &issuer) == 0) {
-                dn_text(&issuer, ours, sizeof ours);
-                gnutls_free(issuer.data);
-            }
-            gnutls_x509_crt_deinit(crt);
-        }
-        snprintf(q->ca_hint, sizeof q->ca_hint,
-                 "the server asks for a certificate from %s%s; ours is issued by %s", q->ca[0],
-                 q->n_ca_total > 1 ? " (and others)" : "", ours);
-    }
-    q->sent = true;
-    *pcert = id->pcerts;
-    *n_pcert = id->n_pcerts;
-    *privkey = id->privkey;
-    return 0;
-}
-
 int kb_tls_peer_apply(kb_tls_peer *peer, const struct kb_endpoint_rule *rule, const char *ca,
                       const char *server_name, kb_err *err)
 {
@@ -427,7 +238,7 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
     gnutls_certificate_set_verify_function(c->cred, verify_server);
     /* Handed out per handshake rather than given to the credentials, which would then own
      * (and free) the identity. */
-    gnutls_certificate_set_retrieve_function2(c->cred, our_certificate);
+    gnutls_certificate_set_retrieve_function2(c->cred, kb_tls_our_certificate);
     /* TLS 1.2 at least; a token without PSS caps an RSA key at TLS 1.2. */
     char prio[1024];
     snprintf(prio, sizeof prio, "%s:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-DTLS-ALL%s%s",
@@ -752,167 +563,6 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
         c->counts.full++;
     pthread_mutex_unlock(&c->lock);
     *session = s;
-    return 0;
-}
-
-bool kb_tls_wants_reauth(int rc)
-{
-    return rc == GNUTLS_E_REAUTH_REQUEST || rc == GNUTLS_E_REHANDSHAKE;
-}
-
-/* Without an admission check of the caller's: the certificate must still be valid. */
-static int cert_current(const kb_identity *id, kb_err *err)
-{
-    time_t now = time(NULL);
-    if (id->not_after != 0 && (long long)now > id->not_after) {
-        char when[64] = "?";
-        time_t t = (time_t)id->not_after;
-        struct tm tm;
-        if (gmtime_r(&t, &tm) != NULL)
-            strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
-        return kb_err_set(err, "the device certificate %s expired on %s", id->subject, when);
-    }
-    return 0;
-}
-
-int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
-{
-    struct session_ctx *ctx = gnutls_session_get_ptr(s);
-    kb_tls_client *c = ctx->client;
-    const kb_tls_peer *peer = c->peer;
-    bool tls13 = why == GNUTLS_E_REAUTH_REQUEST;
-    const char *what =
-        tls13 ? "asked for our certificate after the handshake" : "asked to renegotiate";
-    kb_err no;
-    int rc = GNUTLS_E_INTERNAL_ERROR;
-    /* Only a server that proved itself may have anything signed for it. */
-    if (!kb_tls_session_verified(s)) {
-        kb_err_set(err, "server %s %s before it was verified; not answering", HP(peer), what);
-        goto refused;
-    }
-    if (c->id == NULL) {
-        kb_err_set(err, "server %s %s; this connection carries no device identity", HP(peer), what);
-        goto refused;
-    }
-    if (!tls13 && gnutls_safe_renegotiation_status(s) == 0) {
-        kb_err_set(err,
-                   "server %s asked to renegotiate without secure renegotiation (RFC 5746); "
-                   "refused",
-                   HP(peer));
-        goto refused;
-    }
-    if ((c->admit ? c->admit(c->admit_arg, &no) : cert_current(c->id, &no)) != 0) {
-        kb_err_set(err, "server %s %s; not answering: %s", HP(peer), what, no.msg);
-        goto refused;
-    }
-    if (!tls13) {
-        /* The new handshake must verify the server again, name and all. */
-        ctx->verified = false;
-        ctx->why[0] = '\0';
-        if ((rc = gnutls_priority_set(s, c->reneg_priority)) < 0) {
-            kb_tls_describe_error(s, rc, err);
-            return -1;
-        }
-    }
-    int fd = gnutls_transport_get_int(s);
-    unsigned timeout = peer->handshake_timeout_ms ? peer->handshake_timeout_ms : 10000;
-    long long deadline = kb_now_ms() + timeout;
-    for (;;) {
-        rc = tls13 ? gnutls_reauth(s, 0) : gnutls_handshake(s);
-        if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
-            long long left = deadline - kb_now_ms();
-            if (left <= 0) {
-                rc = GNUTLS_E_TIMEDOUT;
-                break;
-            }
-            /* A handshake may need to write while nothing is to be read. */
-            struct pollfd p = {.fd = fd,
-                               .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN};
-            poll(&p, 1, (int)left);
-            continue;
-        }
-        if (rc == GNUTLS_E_WARNING_ALERT_RECEIVED)
-            continue;
-        break;
-    }
-    if (rc == GNUTLS_E_GOT_APPLICATION_DATA) {
-        kb_err_set(err, "server %s sent data in the middle of the renegotiation it asked for",
-                   HP(peer));
-        return -1;
-    }
-    if (rc < 0) {
-        kb_tls_describe_error(s, rc, err);
-        return -1;
-    }
-    if (!kb_tls_session_verified(s)) {
-        kb_err_set(err, "server %s was not verified again in the renegotiation", HP(peer));
-        return -1;
-    }
-    pthread_mutex_lock(&c->lock);
-    if (tls13)
-        c->counts.post_handshake++;
-    else
-        c->counts.renegotiations++;
-    pthread_mutex_unlock(&c->lock);
-    kb_log(KB_LOG_DEBUG, "server %s %s: %s", HP(peer), what,
-           ctx->req.sent ? "our certificate was sent" : ctx->req.why_not);
-    return 0;
-refused:
-    pthread_mutex_lock(&c->lock);
-    c->counts.reauth_refused++;
-    pthread_mutex_unlock(&c->lock);
-    return -1;
-}
-
-const struct kb_tls_request *kb_tls_request_of(gnutls_session_t s)
-{
-    const struct session_ctx *ctx = gnutls_session_get_ptr(s);
-    return &ctx->req;
-}
-
-int kb_tls_settle(gnutls_session_t s, unsigned wait_ms, kb_err *err)
-{
-    struct session_ctx *ctx = gnutls_session_get_ptr(s);
-    kb_tls_client *c = ctx->client;
-    if (gnutls_protocol_get_version(s) != GNUTLS_TLS1_3)
-        return 0;
-    pthread_mutex_lock(&c->lock);
-    bool ticketless = c->ticketless;
-    pthread_mutex_unlock(&c->lock);
-    /* A server that sent none in time before is not waited for again: one wait, not one per
-     * handshake. What it may still send is read below all the same. */
-    long long deadline = kb_now_ms() + (ticketless ? 0 : wait_ms);
-    char buf[4096];
-    unsigned late = 0;
-    while (!ctx->got_ticket) {
-        long long left = deadline - kb_now_ms();
-        /* Past the deadline only what has already arrived is read, and not forever. */
-        if (left <= 0 && ++late > 16)
-            break;
-        if (gnutls_record_check_pending(s) == 0) {
-            struct pollfd p = {.fd = gnutls_transport_get_int(s), .events = POLLIN};
-            if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0)
-                break;
-        }
-        ssize_t n = gnutls_record_recv(s, buf, sizeof buf);
-        if (n == 0)
-            break;
-        if (n < 0 && kb_tls_wants_reauth((int)n)) {
-            if (kb_tls_reauth(s, (int)n, err) != 0)
-                return -1;
-        } else if (n < 0 && gnutls_error_is_fatal((int)n)) {
-            kb_tls_describe_error(s, (int)n, err);
-            return -1;
-        }
-    }
-    if (!ctx->got_ticket && !ticketless && wait_ms > 0) {
-        pthread_mutex_lock(&c->lock);
-        c->ticketless = true;
-        pthread_mutex_unlock(&c->lock);
-        kb_log(KB_LOG_DEBUG,
-               "server %s sent no session ticket within %u ms: not waiting for one again",
-               HP(c->peer), wait_ms);
-    }
     return 0;
 }
 
