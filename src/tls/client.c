@@ -181,6 +181,12 @@ int kb_tls_peer_apply(kb_tls_peer *peer, const struct kb_endpoint_rule *rule, co
              rule && rule->server_name ? rule->server_name
              : server_name             ? server_name
                                        : peer->host);
+    /* A link-local address's zone (fe80::1%eth0) says which interface to use; no
+     * certificate names it, and left on it would make the address pass for a DNS name,
+     * sent as SNI. */
+    char *zone = strchr(peer->server_name, '%');
+    if (zone != NULL && strchr(peer->server_name, ':') != NULL)
+        *zone = '\0';
     peer->min_tls = rule && rule->min_tls ? rule->min_tls : 12;
     if (rule != NULL) {
         peer->pins = rule->pins;
