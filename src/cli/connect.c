@@ -54,7 +54,7 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
 {
     char in[16384], out[16384];
     size_t in_len = 0, in_off = 0;
-    bool in_open = true, bye_sent = false;
+    bool in_open = true, bye_sent = false, send_pending = false;
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     for (;;) {
         bool sending = in_off < in_len;
@@ -91,12 +91,10 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
         }
         if (in_off < in_len) {
             ssize_t w = gnutls_record_send(s, in + in_off, in_len - in_off);
+            send_pending = w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED;
             if (w > 0)
                 in_off += (size_t)w;
-            else if (kb_tls_wants_reauth((int)w)) {
-                if (kb_tls_reauth(s, (int)w, err) != 0)
-                    return -1;
-            } else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
+            else if (!send_pending) {
                 kb_tls_describe_error(s, (int)w, err);
                 return -1;
             }
@@ -107,12 +105,20 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
         /* A server protecting one path asks for the certificate only now (TLS 1.3
          * post-handshake auth, TLS 1.2 renegotiation). */
         if (n < 0 && kb_tls_wants_reauth((int)n)) {
-            /* TLS 1.3 allows no handshake message after our close_notify. */
-            if (bye_sent && n == GNUTLS_E_REAUTH_REQUEST)
-                return kb_err_set(err, "the server asked for the certificate after standard input "
-                                       "had ended, and TLS 1.3 allows no answer after our "
-                                       "close_notify; keep standard input open until the reply "
-                                       "(e.g. (printf ...; sleep 5) | keybound connect --stdio)");
+            /* TLS allows us no handshake message after our close_notify. */
+            if (bye_sent)
+                return kb_err_set(err,
+                                  "the server asked for the certificate after standard input "
+                                  "had ended, and TLS allows no answer after our close_notify; "
+                                  "keep standard input open until the reply (e.g. (printf "
+                                  "...; sleep 5) | keybound connect --stdio)");
+            if (send_pending) {
+                size_t sent;
+                if (kb_tls_finish_send(s, &sent, err) != 0)
+                    return -1;
+                in_off += sent;
+                send_pending = false;
+            }
             if (kb_tls_reauth(s, (int)n, err) != 0)
                 return -1;
             continue;

@@ -39,10 +39,15 @@ static const char *pk_name(int pk)
     }
 }
 
-static bool pk_matches(int ours, gnutls_pk_algorithm_t theirs)
+/* In TLS 1.2 GnuTLS derives the key types from the request's certificate types, and
+ * ecdsa_sign stands for EdDSA too (RFC 8422); TLS 1.3 names EdDSA itself. */
+static bool pk_matches(int ours, gnutls_pk_algorithm_t theirs, bool tls13)
 {
     if (ours == GNUTLS_PK_RSA || ours == GNUTLS_PK_RSA_PSS)
         return theirs == GNUTLS_PK_RSA || theirs == GNUTLS_PK_RSA_PSS;
+    if ((ours == GNUTLS_PK_EDDSA_ED25519 || ours == GNUTLS_PK_EDDSA_ED448) && !tls13 &&
+        theirs == GNUTLS_PK_ECDSA)
+        return true;
     return (int)theirs == ours;
 }
 
@@ -126,7 +131,8 @@ int kb_tls_our_certificate(gnutls_session_t session, const gnutls_datum_t *req_c
     }
     bool pk_ok = n_pk_algos <= 0;
     for (int i = 0; i < n_pk_algos && !pk_ok; i++)
-        pk_ok = pk_matches(id->pk, pk_algos[i]);
+        pk_ok =
+            pk_matches(id->pk, pk_algos[i], gnutls_protocol_get_version(session) == GNUTLS_TLS1_3);
     if (!pk_ok) {
         /* Sending it would only end in an error GnuTLS words as an internal one. */
         char kind[64];

@@ -118,6 +118,12 @@ bool kb_tls_wants_reauth(int rc);
  * timeout. Returns 0, or -1 with err set; the session is then unusable. */
 int kb_tls_reauth(gnutls_session_t session, int rc, kb_err *err);
 
+/* A gnutls_record_send that returned GNUTLS_E_AGAIN left its record in GnuTLS's buffer, and
+ * kb_tls_reauth's messages would flush it: the caller's retry would then encrypt the same
+ * bytes again. So before kb_tls_reauth, a caller with such a send pending finishes it here
+ * (waiting on the socket, up to the handshake timeout); *sent is what it wrote. */
+int kb_tls_finish_send(gnutls_session_t session, size_t *sent, kb_err *err);
+
 /* The session's last CertificateRequest (from the handshake or after it). */
 const struct kb_tls_request *kb_tls_request_of(gnutls_session_t session);
 

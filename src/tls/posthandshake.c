@@ -31,6 +31,31 @@ static int cert_current(const kb_identity *id, kb_err *err)
     return 0;
 }
 
+int kb_tls_finish_send(gnutls_session_t s, size_t *sent, kb_err *err)
+{
+    struct session_ctx *ctx = gnutls_session_get_ptr(s);
+    const kb_tls_peer *peer = ctx->client->peer;
+    unsigned timeout = peer->handshake_timeout_ms ? peer->handshake_timeout_ms : 10000;
+    long long deadline = kb_now_ms() + timeout;
+    *sent = 0;
+    for (;;) {
+        ssize_t n = gnutls_record_send(s, NULL, 0);
+        if (n >= 0) {
+            *sent = (size_t)n;
+            return 0;
+        }
+        long long left = deadline - kb_now_ms();
+        if ((n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) || left <= 0) {
+            if (left <= 0)
+                return kb_err_set(err, "sending to %s timed out", HP(peer));
+            kb_tls_describe_error(s, (int)n, err);
+            return -1;
+        }
+        struct pollfd p = {.fd = gnutls_transport_get_int(s), .events = POLLOUT};
+        poll(&p, 1, (int)left);
+    }
+}
+
 int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
 {
     struct session_ctx *ctx = gnutls_session_get_ptr(s);

@@ -96,6 +96,10 @@ struct conn {
     char *c2s, *s2c;
     size_t c2s_len, c2s_off, s2c_len, s2c_off;
     bool client_eof, server_eof, bye_sent, client_shut;
+    bool send_pending; /* a record_send returned AGAIN: GnuTLS holds that record */
+    /* Sending to the server failed (why: in err): what it sent before is still read and
+     * delivered, then the client gets the cut. */
+    bool send_failed;
     /* The server ended without close_notify (or with an error) after sending what s2c
      * holds: that is delivered, then the client gets a reset. */
     bool cut;               /* why: in err */
@@ -326,6 +330,20 @@ static void hand_to_worker(struct ctx *x, struct conn *c)
     pthread_mutex_unlock(&x->lock);
 }
 
+/* The server cut the stream: what it sent still goes to the client, nothing goes to the
+ * server any more, and the idle timer now fires once, at the deadline for that tail. */
+static void start_cut(struct conn *c)
+{
+    c->server_eof = c->cut = true;
+    drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+    c->send_pending = false;
+    double wait = c->t->conf->idle_timeout_s ? c->t->conf->idle_timeout_s : 10;
+    c->cut_deadline = kb_now_ms() + (long long)(wait * 1000);
+    ev_timer_stop(c->pl->loop, &c->idle);
+    ev_timer_set(&c->idle, wait, 0);
+    ev_timer_start(c->pl->loop, &c->idle);
+}
+
 /* The client's reset must come after the tail of the stream, and a reset discards what
  * the kernel has not delivered yet: wait (on the idle timer, polling) until the client's
  * socket has sent everything, or until the cut's deadline for a client that never reads. */
@@ -348,7 +366,7 @@ static void pump(struct ctx *x, struct conn *c)
     for (int round = 0; round < 8; round++) {
         bool progress = false;
         /* Once the server cut the stream only its tail still moves, towards the client. */
-        if (c->c2s_len == 0 && !c->client_eof && !c->cut) {
+        if (c->c2s_len == 0 && !c->client_eof && !c->cut && !c->send_failed) {
             if (c->c2s == NULL && (c->c2s = malloc(BUF)) == NULL) {
                 conn_abort(x, c, "out of memory");
                 return;
@@ -370,24 +388,23 @@ static void pump(struct ctx *x, struct conn *c)
                 }
             }
         }
-        if (c->c2s_off < c->c2s_len && !c->cut) {
+        if (c->c2s_off < c->c2s_len && !c->cut && !c->send_failed) {
             ssize_t w = gnutls_record_send(c->s, c->c2s + c->c2s_off, c->c2s_len - c->c2s_off);
+            c->send_pending = w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED;
             if (w > 0) {
                 c->c2s_off += (size_t)w;
                 c->up += (unsigned long long)w;
                 progress = true;
                 if (c->c2s_off == c->c2s_len)
                     drop(&c->c2s, &c->c2s_len, &c->c2s_off);
-            } else if (kb_tls_wants_reauth((int)w)) {
-                c->reauth = (int)w;
-                hand_to_worker(x, c);
-                return;
-            } else if (w != GNUTLS_E_AGAIN && w != GNUTLS_E_INTERRUPTED) {
-                conn_abort(x, c, gnutls_strerror((int)w));
-                return;
+            } else if (!c->send_pending) {
+                kb_tls_describe_error(c->s, (int)w, &c->err);
+                c->send_failed = true;
+                drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+                progress = true;
             }
         }
-        if (c->client_eof && c->c2s_len == 0 && !c->bye_sent && !c->cut) {
+        if (c->client_eof && c->c2s_len == 0 && !c->bye_sent && !c->cut && !c->send_failed) {
             int rc = gnutls_bye(c->s, GNUTLS_SHUT_WR);
             if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED) {
                 c->bye_sent = true;
@@ -407,7 +424,10 @@ static void pump(struct ctx *x, struct conn *c)
                     got += (size_t)n;
                     continue;
                 }
-                if (n == 0 || (n == GNUTLS_E_PREMATURE_TERMINATION && c->bye_sent)) {
+                if (c->send_failed && (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION)) {
+                    start_cut(c); /* the reason stays the failed send's */
+                    progress = true;
+                } else if (n == 0 || (n == GNUTLS_E_PREMATURE_TERMINATION && c->bye_sent)) {
                     /* After our close_notify many servers (nginx) just close the socket:
                      * the client had finished, nothing is lost. */
                     c->server_eof = true;
@@ -417,10 +437,7 @@ static void pump(struct ctx *x, struct conn *c)
                 } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
                     /* What came before the cut is the client's; the reset comes after it. */
                     server_failed(x, c, (int)n);
-                    c->server_eof = c->cut = true;
-                    c->cut_deadline =
-                        kb_now_ms() +
-                        1000LL * (c->t->conf->idle_timeout_s ? c->t->conf->idle_timeout_s : 10);
+                    start_cut(c);
                     progress = true;
                 }
                 break;
@@ -431,6 +448,19 @@ static void pump(struct ctx *x, struct conn *c)
                 progress = true;
             } else {
                 drop(&c->s2c, &c->s2c_len, &c->s2c_off);
+            }
+            if (c->reauth && c->bye_sent) {
+                /* Our close_notify is out: TLS allows us no handshake message now. */
+                kb_log(KB_LOG_WARN,
+                       "tunnel %s: %s: the server asked for the certificate after the local "
+                       "client had finished sending (our close_notify was out), when TLS "
+                       "allows no answer",
+                       c->t->conf->name, c->peer);
+                pthread_mutex_lock(&x->lock);
+                c->t->failed++;
+                pthread_mutex_unlock(&x->lock);
+                conn_abort(x, c, "the server's request for the certificate came too late");
+                return;
             }
             if (c->reauth) {
                 hand_to_worker(x, c);
@@ -466,10 +496,14 @@ static void pump(struct ctx *x, struct conn *c)
         if (!progress && gnutls_record_check_pending(c->s) == 0)
             break;
     }
-    int cev = (!c->client_eof && !c->cut && c->c2s_len == 0 ? EV_READ : 0) |
+    int cev = (!c->client_eof && !c->cut && !c->send_failed && c->c2s_len == 0 ? EV_READ : 0) |
               (c->s2c_off < c->s2c_len ? EV_WRITE : 0);
-    int sev = (!c->server_eof && c->s2c_len == 0 ? EV_READ : 0) |
-              (c->c2s_off < c->c2s_len || (c->client_eof && !c->bye_sent) ? EV_WRITE : 0);
+    int sev = c->cut ? 0
+                     : (!c->server_eof && c->s2c_len == 0 ? EV_READ : 0) |
+                           (!c->send_failed &&
+                                    (c->c2s_off < c->c2s_len || (c->client_eof && !c->bye_sent))
+                                ? EV_WRITE
+                                : 0);
     ev_io_stop(c->pl->loop, &c->cw);
     ev_io_stop(c->pl->loop, &c->sw);
     if (cev) {
@@ -483,7 +517,8 @@ static void pump(struct ctx *x, struct conn *c)
         if ((sev & EV_READ) && gnutls_record_check_pending(c->s) > 0)
             ev_feed_event(c->pl->loop, &c->sw, EV_READ);
     }
-    if (c->t->conf->idle_timeout_s)
+    /* A cut stream's timer is its deadline (start_cut), not an idle timeout. */
+    if (c->t->conf->idle_timeout_s && !c->cut)
         ev_timer_again(c->pl->loop, &c->idle);
 }
 
@@ -533,8 +568,19 @@ static void *worker(void *arg)
         bool retired = c->gen->retired;
         pthread_mutex_unlock(&x->lock);
         if (c->reauth) {
-            /* The admission check (gen_admitted) runs inside. */
-            c->rc = kb_tls_reauth(c->s, c->reauth, &c->err);
+            /* A record GnuTLS holds from an interrupted send goes out first, counted once;
+             * the admission check (gen_admitted) runs inside kb_tls_reauth. */
+            size_t sent = 0;
+            c->rc = c->send_pending ? kb_tls_finish_send(c->s, &sent, &c->err) : 0;
+            if (c->rc == 0 && sent > 0) {
+                c->c2s_off += sent;
+                c->up += sent;
+                if (c->c2s_off == c->c2s_len)
+                    drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+            }
+            c->send_pending = false;
+            if (c->rc == 0)
+                c->rc = kb_tls_reauth(c->s, c->reauth, &c->err);
         } else if (retired) {
             c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
             c->sfd = -1;
@@ -890,7 +936,9 @@ static int admit(struct ctx *x, kb_err *err)
             }
         }
         pthread_mutex_lock(&x->lock);
-        if (g == NULL && t->gen != NULL)
+        /* Open connections keep their generation; one whose key the policy no longer
+         * admits (another key is, or none) answers no more certificate requests. */
+        if (t->gen != NULL && (g == NULL || strcmp(t->gen->id->key_uri, g->id->key_uri) != 0))
             t->gen->retired = true;
         gen_put(t->gen);
         t->gen = g;
@@ -1183,10 +1231,17 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     while (x.queue != NULL) {
         struct conn *c = x.queue;
         x.queue = c->next;
-        conn_close(&x, c, "stopping");
+        conn_abort(&x, c, "stopping"); /* a handshake or a request not done */
     }
-    while (x.all != NULL)
-        conn_close(&x, x.all, "stopping");
+    /* What is still open ends as it stands: orderly when nothing was in flight, else an
+     * abort, so that no stream cut here passes for a complete one. */
+    while (x.all != NULL) {
+        struct conn *c = x.all;
+        if (c->reauth || c->cut || c->c2s_len > 0 || c->s2c_len > 0)
+            conn_abort(&x, c, "stopping");
+        else
+            conn_close(&x, c, "stopping");
+    }
     rc = x.n_threads == 0 ? -1 : 0;
 out:
     for (size_t i = 0; i < n; i++) {

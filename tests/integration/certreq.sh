@@ -88,6 +88,39 @@ kill -USR1 $tun_pid
 t_check "  counted: 1 post-handshake answer, 1 token signature" \
     wait_log "$T/tun.log" "; 1 token signatures; certificate requests after the handshake: 1 post-handshake, 0 renegotiations, 0 refused"
 
+# --- a request while a send is backed up ---------------------------------------------------
+# The server stops reading, so the client's records back up and one stays inside GnuTLS
+# (record_send said AGAIN); then it asks for the certificate. That record must go out
+# once: the server hashes all 16 MiB it got and the client compares.
+cat >"$T/sink.py" <<'PY'
+import hashlib, socket, subprocess, sys, threading
+data = hashlib.sha256(b"keybound").digest() * (16 * 1024 * 1024 // 32)
+if sys.argv[1] == "tunnel":
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=60)
+    out, inp = s.makefile("rb"), s.makefile("wb")
+    end = lambda: s.shutdown(socket.SHUT_WR)
+else:
+    p = subprocess.Popen(sys.argv[2:], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    out, inp = p.stdout, p.stdin
+    end = p.stdin.close
+inp.write(b"sink\n"); inp.flush()
+def send():
+    inp.write(data); inp.flush(); end()
+t = threading.Thread(target=send); t.start()
+print(out.readline().strip().decode())
+t.join()
+got = out.readline().decode().split()
+want = ["sink", str(len(data)), hashlib.sha256(data).hexdigest()]
+print("intact" if got[:3] == want else "damaged: " + " ".join(got[:3]), got[3] if got[3:] else "?")
+PY
+run python3 "$T/sink.py" tunnel "$tport"
+t_check "tunnel: a request while a send is backed up: the server got the 16 MiB intact" \
+    bash -c "[ \"\$(cat '$T/out')\" = \"\$(printf 'asked\nintact CN=laptop-1')\" ]"
+run python3 "$T/sink.py" connect setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" $POL $KEY \
+    --stdio "localhost:$pport"
+t_check "connect --stdio: the same, intact" \
+    bash -c "[ \"\$(cat '$T/out')\" = \"\$(printf 'asked\nintact CN=laptop-1')\" ] && [ $rc -eq 0 ]"
+
 # --- admission holds: a device the reloaded policy denies answers nothing -----------------
 dport=$(free_port)
 cp "$T/policy.conf" "$T/policy2.conf"
@@ -124,6 +157,61 @@ t_check "  one warning line says why" \
     bash -c "[ \"\$(grep -c 'not answering: the device is no longer admitted' '$T/deny.log')\" = 1 ]"
 t_check "  and no certificate reached the server" bash -c "[ \"\$(grep -c 'pha: CN=' '$T/pha.log')\" = 2 ]"
 
+# The local client ends its side (our close_notify goes out), then the server asks: TLS
+# allows no answer; one warning says so, instead of GnuTLS's "session invalidated".
+run python3 -c 'import socket,sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+s.sendall(b"late\n"); s.shutdown(socket.SHUT_WR)
+try:
+    print(s.recv(100) or "EOF")
+except OSError as e:
+    print(type(e).__name__)' "$tport"
+t_check "tunnel: a request after the local client ended its side: one clear warning" \
+    wait_log "$T/tun.log" "warning: tunnel cli: .*: the server asked for the certificate after the local client had finished sending (our close_notify was out), when TLS allows no answer"
+t_check "  and the client sees an abort, not an orderly end" out_has "ConnectionResetError"
+
+# --- a reload that admits another key: the old key answers no more -----------------------
+# Two keys; the policy admits the P-256 one, then (reloaded) only the P-384 one. A
+# connection opened with the first must not answer with it after the reload.
+kb keygen $MOD --token pkcs11:token=dev --label laptop384 --type ec-p384 --pin-file "$T/pin"
+k384=$(cat "$T/out")
+kb_device_cert dev "$k384" "laptop-384" laptop384
+sed 's/^algorithms = .*/algorithms = ec-p256/' "$T/policy.conf" >"$T/policy3.conf"
+chmod 644 "$T/policy3.conf"
+xport=$(free_port)
+setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --policy "$T/policy3.conf" \
+    --listen "127.0.0.1:$xport" --connect "localhost:$pport" >"$T/swap.log" 2>&1 </dev/null &
+swap_pid=$!
+kb_pids+=($swap_pid)
+wait_log "$T/swap.log" "as CN=laptop-1 (key 'laptop'" || t_fail "tunnel with the P-256 key started"
+rm -f "$T/go"
+mkfifo "$T/go"
+python3 - "$xport" "$T/go" >"$T/swap.txt" 2>&1 <<'PY' &
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+f = s.makefile("rwb", buffering=0)
+f.write(b"ping\n"); print("1", f.readline().strip().decode(), flush=True)
+open(sys.argv[2]).read()
+f.write(b"who\n")
+try:
+    print("2", f.readline().strip().decode() or "EOF", flush=True)
+except OSError as e:
+    print("2", type(e).__name__, flush=True)
+PY
+drive=$!
+wait_log "$T/swap.txt" "^1 pong" || t_fail "the connection was open before the reload"
+sed -i 's/^algorithms = .*/algorithms = ec-p384/' "$T/policy3.conf"
+kill -HUP $swap_pid
+wait_log "$T/swap.log" "as CN=laptop-384 (key 'laptop384'" || t_fail "the reload admitted the P-384 key"
+echo go >"$T/go"
+wait $drive
+t_check "a reload that admits another key: the open connection's request is not answered" \
+    bash -c "grep -q '^2 \\(EOF\\|ConnectionResetError\\)' '$T/swap.txt'"
+t_check "  one warning says why" \
+    bash -c "[ \"\$(grep -c 'not answering: the device is no longer admitted' '$T/swap.log')\" = 1 ]"
+t_check "  and no certificate of either key reached the server" \
+    bash -c "! grep -q 'pha: CN=laptop-384' '$T/pha.log' && [ \"\$(grep -c 'pha: CN=' '$T/pha.log')\" = 2 ]"
+
 # --- what the CertificateRequest asked for ------------------------------------------------
 # s_server asking only for RSA client signatures: an EC key has nothing to offer.
 for v in 1_3 1_2; do
@@ -138,6 +226,20 @@ for v in 1_3 1_2; do
     t_check "  and it is not called a rejection of our certificate" err_lacks "rejected our certificate"
     t_check "  exit code 2" rc_is 2
 done
+
+# An Ed25519 key over TLS 1.2: the request's certificate type ecdsa_sign covers EdDSA
+# (RFC 8422), so the key is offered and the server verifies it.
+kb keygen $MOD --token pkcs11:token=dev --label edk --type ed25519 --pin-file "$T/pin"
+edk=$(cat "$T/out")
+kb_device_cert dev "$edk" "laptop-ed" edk
+eport=$(free_port)
+kb_bg "$T/ed.log" openssl s_server -accept "127.0.0.1:$eport" -cert "$P/server.pem" \
+    -key "$P/server.key" -CAfile "$P/ca.pem" -Verify 1 -verify_return_error -tls1_2 -rev
+wait_port "$eport" || t_fail "s_server (TLS 1.2) started"
+printf 'edwards\n' >"$T/in"
+RUN_STDIN=$T/in kb connect $MOD --pin-file "$T/pin" $POL --key "$edk" --stdio "localhost:$eport"
+t_check "TLS 1.2: an Ed25519 key is offered and accepted" \
+    bash -c "[ $rc -eq 0 ] && grep -q sdrawde '$T/out' && grep -q 'CN *= *laptop-ed' '$T/ed.log'"
 
 # s_server naming another CA in its request but not insisting (-verify): ours is still sent.
 cport=$(free_port)

@@ -8,17 +8,9 @@
 # in order, none when it aborts (an abort must look like one to the server too).
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup
-kb_token dev
-kb_pki
-P=$T/pki
-LIB=$TESTS_SRCDIR/lib
-kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
-laptop=$(cat "$T/out")
-kb_device_cert dev "$laptop" "laptop-1" laptop
 # connect takes the endpoint's CA from the policy (and so has no warning to print).
-cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
-chmod 644 "$T/policy.conf"
-cp "$P/ca.pem" "$T/ca.pem"
+kb_device
+LIB=$TESTS_SRCDIR/lib
 CONNECT=(setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" --policy "$T/policy.conf"
     --key "$laptop" --stdio)
 # Local connections per kind of cut (CLOSING_RUNS to try more), and per slow kind.
@@ -250,4 +242,39 @@ t_check "connect --stdio, stdout cannot be written: a non-zero exit with one lin
     bash -c "grep -q '^exit [1-9]' '$T/out' && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'writing to stdout' '$T/err'"
 t_check "  and the server sees no close_notify, but a reset or an unclean EOF" \
     server_saw stdio-abort "reset|eof"
+# The server cuts while the local client still uploads and reads nothing: nothing more goes
+# to the server, and the tail waits for the client no longer than the idle timeout (2 s
+# here); then the client is reset, though it still holds the connection (20 s). The
+# server ends only its sending side and goes on taking the upload, so the tunnel's socket
+# to it stays writable.
+up_srv=$(free_port)
+kb_bg "$T/upcut-server.log" /usr/bin/python3 "$LIB/unclean_server.py" "$up_srv" "$P/ca.pem" \
+    "$P/server.pem" "$P/server.key" --max-tls 1.3 --bytes 262144 --half
+wait_port "$up_srv" || t_fail "the cutting server (upload) started"
+up=$(free_port)
+tun upcut --listen "127.0.0.1:$up" --connect "localhost:$up_srv" --idle-timeout 2
+python3 - "$up" >"$T/upcut.txt" 2>&1 <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # the tail cannot all fit in
+s.connect(("127.0.0.1", int(sys.argv[1])))
+s.setblocking(False)
+s.send(b"GET\n")
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    try:
+        s.send(b"x" * 65536)
+    except BlockingIOError:
+        time.sleep(0.01)
+    except OSError as e:
+        print("send:", type(e).__name__, flush=True)
+        time.sleep(max(0, end - time.monotonic()))  # still there: it never let go itself
+        break
+PY
+upc=$!
+kb_pids+=($upc)
+t_check "the server cuts while the client uploads and reads nothing: the tunnel ends it (idle timeout)" \
+    wait_log "$T/upcut.log" "tunnel cli: close 127.0.0.1:[0-9]*: .*cut without a TLS close"
+t_check "  while the client still held the connection" kill -0 $upc
+kill $upc 2>/dev/null
 t_done

@@ -8,14 +8,21 @@ for no certificate (post-handshake auth on, as Apache does for a protected locat
 the client speaks lines:
   ping  -> "pong"
   who   -> the server sends a CertificateRequest (post-handshake auth), then "asked"
+  late  -> as "who", half a second later (the client may have ended its side by then)
   cert  -> "cert CN=..." for the verified certificate the client gave since, or "cert none"
+  sink  -> the server stops reading for a second (so that the client's sends back up),
+           asks for the certificate as for "who", waits another second, then reads to the
+           end of the stream and
+           answers "sink BYTES SHA256 CN=..." (or "CN=none") for all it read after the line
 Each connection's outcome goes to stderr as one line ("pha: CN=...", "closed: ..."), so a
 test can see which certificate reached the server. Runs until killed.
 """
+import hashlib
 import socket
 import ssl
 import sys
 import threading
+import time
 
 
 def subject_cn(cert):
@@ -24,6 +31,24 @@ def subject_cn(cert):
             if key == "commonName":
                 return value
     return "?"
+
+
+def sink(conn, f, n):
+    time.sleep(1)
+    conn.verify_client_post_handshake()
+    conn.sendall(b"asked\n")
+    time.sleep(1)  # the request arrives while the client's sends are still backed up
+    digest, total = hashlib.sha256(), 0
+    while True:
+        data = f.read(65536)
+        if not data:
+            break
+        digest.update(data)
+        total += len(data)
+    cert = conn.getpeercert()
+    who = f"CN={subject_cn(cert)}" if cert else "CN=none"
+    print(f"conn {n}: sink: {total} {digest.hexdigest()} {who}", file=sys.stderr, flush=True)
+    conn.sendall(f"sink {total} {digest.hexdigest()} {who}\n".encode())
 
 
 def serve(conn, n):
@@ -36,6 +61,13 @@ def serve(conn, n):
             elif cmd == b"who":
                 conn.verify_client_post_handshake()
                 conn.sendall(b"asked\n")
+            elif cmd == b"late":
+                time.sleep(0.5)
+                conn.verify_client_post_handshake()
+                conn.sendall(b"asked\n")
+            elif cmd == b"sink":
+                sink(conn, f, n)
+                break
             elif cmd == b"cert":
                 cert = conn.getpeercert()
                 answer = f"CN={subject_cn(cert)}" if cert else "none"
@@ -57,7 +89,13 @@ def main():
     ctx.post_handshake_auth = True
     ctx.load_verify_locations(ca)
     ctx.load_cert_chain(cert, key)
-    lsock = socket.create_server(("127.0.0.1", int(port)))
+    # A small receive window (set before listen, so connections inherit it): a client that
+    # sends more than the server reads backs up at once, whatever the host's TCP tuning.
+    lsock = socket.socket()
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lsock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    lsock.bind(("127.0.0.1", int(port)))
+    lsock.listen(64)
     n = 0
     while True:
         raw, _ = lsock.accept()

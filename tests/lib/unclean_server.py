@@ -2,7 +2,7 @@
 """A TLS server that answers and then ends the TCP connection without a TLS close.
 
 usage: unclean_server.py PORT CA.pem SERVER.pem SERVER.key [--max-tls 1.2|1.3]
-                         [--bytes N] [--cork] [--reset] [--flush]
+                         [--bytes N] [--cork] [--reset] [--flush] [--half]
 
 Listens on 127.0.0.1:PORT. Each connection (one thread each) must present a certificate
 chaining to CA.pem. The server reads one line (the request), sends exactly N bytes (94 by
@@ -19,6 +19,10 @@ record behind an unacknowledged session ticket, as from most servers.
 
 --flush waits until the kernel has sent the whole reply before the close, so that the FIN
 or reset leaves right after it; --reset implies it (a reset discards what was not sent).
+
+--half ends only the sending side (a FIN), waits half a second, then reads and discards
+whatever the client still sends, until it closes: a server that cut its answer but still
+takes an upload.
 
 --max-tls caps the protocol version. One line per connection goes to stdout, once the
 socket is closed: the request size and how the connection ended ("... without
@@ -68,6 +72,12 @@ def serve(raw, ctx, args):
             sent_all(raw)
         if args.reset:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        if args.half:
+            raw.shutdown(socket.SHUT_WR)
+            # Not reading for a while first: the client's upload backs up behind the end.
+            time.sleep(0.5)
+            while raw.recv(65536):
+                pass
     except (OSError, ssl.SSLError, biotls.TcpEnd) as e:
         print("unclean_server: %s" % (e,), flush=True)
         raw.close()
@@ -88,6 +98,7 @@ def main():
     ap.add_argument("--cork", action="store_true")
     ap.add_argument("--reset", action="store_true")
     ap.add_argument("--flush", action="store_true")
+    ap.add_argument("--half", action="store_true")
     args = ap.parse_args()
     ctx = biotls.server_context(args.ca, args.cert, args.key, args.max_tls)
     lsock = biotls.listen(args.port)
