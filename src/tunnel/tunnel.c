@@ -330,6 +330,17 @@ static void hand_to_worker(struct ctx *x, struct conn *c)
     pthread_mutex_unlock(&x->lock);
 }
 
+/* From a cut or a failed send on, the idle timer fires once, at the deadline for the rest
+ * (the idle timeout, 10 s without one): no wake of the connection re-arms it. */
+static void arm_deadline(struct conn *c)
+{
+    double wait = c->t->conf->idle_timeout_s ? c->t->conf->idle_timeout_s : 10;
+    c->cut_deadline = kb_now_ms() + (long long)(wait * 1000);
+    ev_timer_stop(c->pl->loop, &c->idle);
+    ev_timer_set(&c->idle, wait, 0);
+    ev_timer_start(c->pl->loop, &c->idle);
+}
+
 /* The server cut the stream: what it sent still goes to the client, nothing goes to the
  * server any more, and the idle timer now fires once, at the deadline for that tail. */
 static void start_cut(struct conn *c)
@@ -337,11 +348,8 @@ static void start_cut(struct conn *c)
     c->server_eof = c->cut = true;
     drop(&c->c2s, &c->c2s_len, &c->c2s_off);
     c->send_pending = false;
-    double wait = c->t->conf->idle_timeout_s ? c->t->conf->idle_timeout_s : 10;
-    c->cut_deadline = kb_now_ms() + (long long)(wait * 1000);
-    ev_timer_stop(c->pl->loop, &c->idle);
-    ev_timer_set(&c->idle, wait, 0);
-    ev_timer_start(c->pl->loop, &c->idle);
+    if (!c->send_failed)
+        arm_deadline(c);
 }
 
 /* The client's reset must come after the tail of the stream, and a reset discards what
@@ -401,6 +409,7 @@ static void pump(struct ctx *x, struct conn *c)
                 kb_tls_describe_error(c->s, (int)w, &c->err);
                 c->send_failed = true;
                 drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+                arm_deadline(c);
                 progress = true;
             }
         }
@@ -517,8 +526,8 @@ static void pump(struct ctx *x, struct conn *c)
         if ((sev & EV_READ) && gnutls_record_check_pending(c->s) > 0)
             ev_feed_event(c->pl->loop, &c->sw, EV_READ);
     }
-    /* A cut stream's timer is its deadline (start_cut), not an idle timeout. */
-    if (c->t->conf->idle_timeout_s && !c->cut)
+    /* A cut stream's timer is its deadline (arm_deadline), not an idle timeout. */
+    if (c->t->conf->idle_timeout_s && !c->cut && !c->send_failed)
         ev_timer_again(c->pl->loop, &c->idle);
 }
 
@@ -535,7 +544,7 @@ static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
     (void)revents;
     struct pump_loop *pl = ev_userdata(loop);
     struct conn *c = w->data;
-    if (c->cut) {
+    if (c->cut || c->send_failed) {
         /* A cut stream never ends as a complete one, idle or not. */
         if (c->s2c_len == 0)
             finish_cut(pl->x, c);
