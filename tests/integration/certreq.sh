@@ -130,20 +130,28 @@ setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --policy "$T/policy2.conf" \
 deny_pid=$!
 kb_pids+=($deny_pid)
 wait_port "$dport" || t_fail "second tunnel started"
-mkfifo "$T/go"
-python3 - "$dport" "$T/go" >"$T/deny.txt" 2>&1 <<'PY' &
+# across_reload PORT OUT: a connection open before the reload (it prints "1 pong"), whose
+# request comes after it: once "go" is written to $T/go, "who" makes the server ask for
+# the certificate; the outcome ("2 asked", "2 EOF" or "2 ConnectionResetError") goes to OUT.
+cat >"$T/across_reload.py" <<'PY'
 import socket, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
 f = s.makefile("rwb", buffering=0)
 f.write(b"ping\n"); print("1", f.readline().strip().decode(), flush=True)
-open(sys.argv[2]).read()      # the test reloads a denying policy meanwhile
+open(sys.argv[2]).read()
 f.write(b"who\n")
 try:
     print("2", f.readline().strip().decode() or "EOF", flush=True)
 except OSError as e:
     print("2", type(e).__name__, flush=True)
 PY
-drive=$!
+across_reload() {
+    rm -f "$T/go"
+    mkfifo "$T/go"
+    python3 "$T/across_reload.py" "$1" "$T/go" >"$2" 2>&1 &
+    drive=$!
+}
+across_reload "$dport" "$T/deny.txt"
 wait_log "$T/deny.txt" "^1 pong" || t_fail "the connection was open before the reload"
 # 30 days left, but the reloaded policy wants a year: not admitted any more.
 sed -i -e 's/^min-remaining = .*/min-remaining = 365d/' -e 's/^renew-before = .*/renew-before = 366d/' "$T/policy2.conf"
@@ -184,21 +192,7 @@ setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --policy "$T/policy3.conf" \
 swap_pid=$!
 kb_pids+=($swap_pid)
 wait_log "$T/swap.log" "as CN=laptop-1 (key 'laptop'" || t_fail "tunnel with the P-256 key started"
-rm -f "$T/go"
-mkfifo "$T/go"
-python3 - "$xport" "$T/go" >"$T/swap.txt" 2>&1 <<'PY' &
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
-f = s.makefile("rwb", buffering=0)
-f.write(b"ping\n"); print("1", f.readline().strip().decode(), flush=True)
-open(sys.argv[2]).read()
-f.write(b"who\n")
-try:
-    print("2", f.readline().strip().decode() or "EOF", flush=True)
-except OSError as e:
-    print("2", type(e).__name__, flush=True)
-PY
-drive=$!
+across_reload "$xport" "$T/swap.txt"
 wait_log "$T/swap.txt" "^1 pong" || t_fail "the connection was open before the reload"
 sed -i 's/^algorithms = .*/algorithms = ec-p384/' "$T/policy3.conf"
 kill -HUP $swap_pid
