@@ -2,14 +2,16 @@
  *
  * About one libev loop per core pumps the established connections, spread over them, with
  * bounded buffers (taken only while bytes wait), half-close in both directions and
- * backpressure; the main loop also holds the listeners and the signals. TCP connects and handshakes
- * run on a small pool of worker threads, so a slow token never stalls the loop; while the first
- * full handshake to an endpoint is under way, the others wait for its ticket and resume
- * (no signature). The policy is evaluated at start and on SIGHUP, which also re-reads the
- * config file (a changed listen address or a new tunnel waits for a restart) and picks up a
- * renewed certificate; established connections keep flowing. SIGTERM and SIGINT stop
- * accepting and drain; SIGUSR1 logs the counters. One log line per connection opened and
- * closed, never a PIN. */
+ * backpressure; a control loop of its own holds the listeners, the signals and reloads and
+ * pumps nothing. TCP connects, handshakes and answers to the server's later requests for
+ * the certificate run on a small pool of worker threads, so a slow token never stalls a
+ * loop; while the first full handshake to an endpoint is under way, the others wait for
+ * its ticket and resume (no signature). The policy is evaluated at start and on SIGHUP,
+ * which also re-reads the config file (a changed listen address or a new tunnel waits for a
+ * restart) and picks up a renewed certificate; established connections keep flowing with
+ * the settings they started with. SIGTERM and SIGINT stop accepting and drain; SIGUSR1
+ * logs the counters. One log line per connection opened and closed, never a PIN. The rooms
+ * inside are described in shared.h. */
 #ifndef KB_TUNNEL_H
 #define KB_TUNNEL_H
 

@@ -1,0 +1,207 @@
+#include "config.h"
+
+#include "src/tunnel/shared.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "pkcs11/objects.h"
+#include "pkcs11/uri.h"
+#include "policy/render.h"
+#include "src/tls/device.h"
+#include "src/util/hostport.h"
+#include "src/util/log.h"
+#include "src/util/trustfile.h"
+
+/* Asked by kb_tls_reauth on a worker: a device the policy no longer admits (a reload
+ * retired its generation) or whose certificate has expired answers nothing. */
+static int gen_admitted(void *arg, kb_err *err)
+{
+    struct gen *g = arg;
+    pthread_mutex_lock(&g->x->state_lock);
+    bool retired = g->retired;
+    pthread_mutex_unlock(&g->x->state_lock);
+    if (retired)
+        return kb_err_set(err, "the device is no longer admitted for this endpoint");
+    if (g->id->not_after != 0 && (long long)time(NULL) > g->id->not_after)
+        return kb_err_set(err, "the device certificate %s has expired", g->id->subject);
+    return 0;
+}
+
+void kb_tun_gen_put(struct gen *g)
+{
+    if (g != NULL && --g->refs == 0) {
+        kb_tls_client_free(g->client);
+        kb_identity_free(g->id);
+        for (size_t i = 0; i < g->peer.n_pins; i++)
+            free(g->peer.pins[i]);
+        free(g->peer.pins);
+        free(g->priority);
+        free(g);
+    }
+}
+
+/* The generation's settings (a copy of the tunnel's now) and its peer as they and the
+ * policy's endpoint rule say. */
+static int gen_peer(struct gen *g, const kb_tunnel_conf *now, const kb_policy *pol, kb_err *err)
+{
+    g->conf = *now;
+    const kb_tunnel_conf *conf = &g->conf;
+    kb_tls_peer *peer = &g->peer;
+    if (kb_hostport_parse(conf->connect, peer->host, sizeof peer->host, &peer->port, err) != 0)
+        return -1;
+    const struct kb_endpoint_rule *rule = kb_policy_endpoint(pol, peer->host, peer->port);
+    if (kb_tls_peer_apply(peer, rule, conf->ca[0] ? conf->ca : NULL,
+                          conf->server_name[0] ? conf->server_name : NULL, err) != 0)
+        return -1;
+    peer->connect_timeout_ms = peer->handshake_timeout_ms = conf->connect_timeout_s * 1000;
+    if (conf->proxy[0])
+        peer->proxy = conf->proxy;
+    for (size_t a = 0; a < conf->n_alpn && a < KB_ALPN_MAX; a++)
+        peer->alpn[peer->n_alpn++] = conf->alpn[a];
+    /* The generation outlives the policy it was made under: own what points into it. */
+    char **pins = peer->pins;
+    size_t n_pins = peer->n_pins;
+    peer->pins = NULL;
+    peer->n_pins = 0;
+    if (n_pins > 0) {
+        if ((peer->pins = calloc(n_pins, sizeof *peer->pins)) == NULL)
+            return kb_err_set(err, "out of memory");
+        for (size_t i = 0; i < n_pins; i++)
+            if ((peer->pins[peer->n_pins++] = strdup(pins[i])) == NULL)
+                return kb_err_set(err, "out of memory");
+    }
+    if (peer->priority != NULL && (peer->priority = g->priority = strdup(peer->priority)) == NULL)
+        return kb_err_set(err, "out of memory");
+    return 0;
+}
+
+/* The admitted identity for each tunnel, from a fresh look at the tokens and the policy.
+ * Returns how many tunnels are admitted, or -1 with err set. */
+int kb_tun_admit(struct ctx *x, kb_err *err)
+{
+    kb_policy *pol = NULL;
+    bool baseline;
+    if (kb_policy_load_or_baseline(x->env->policy_path, &pol, &baseline, err) != 0)
+        return -1;
+    if (baseline)
+        kb_log(KB_LOG_INFO, "no policy file: using the built-in baseline");
+    kb_trust *trust = kb_trust_load(pol);
+    int admitted = 0;
+    for (size_t i = 0; i < x->n && trust; i++) {
+        struct tunnel *t = &x->tunnels[i];
+        kb_token_list tokens = {0};
+        kb_objects objs = {0};
+        kb_key *only = NULL;
+        P11KitUri *uri = NULL;
+        kb_err e;
+        kb_device d;
+        kb_verdict v;
+        int rc = -1;
+        if (t->conf->key[0]) {
+            if (kb_uri_parse(t->conf->key, 0, &uri, &e) == 0)
+                rc = kb_objects_one_key(x->env->p11, uri, t->conf->key, x->env->pin, &tokens, &objs,
+                                        &only, &e);
+        } else {
+            rc = kb_objects_collect(x->env->p11, NULL, x->env->pin, true, &tokens, &objs, &e);
+        }
+        if (rc == 0)
+            rc = kb_device_choose(&objs, only, pol, trust, (long long)time(NULL), t->conf->connect,
+                                  &d, &v, &e);
+        struct gen *g = NULL;
+        if (rc == 1) {
+            char summary[512];
+            kb_verdict_summary(&v, summary, sizeof summary);
+            kb_log(KB_LOG_ERROR, "tunnel %s: the device is not admitted for %s: %s", t->conf->name,
+                   t->conf->connect, summary);
+        } else if (rc < 0) {
+            kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, e.msg);
+        } else {
+            if (v.would_deny) {
+                char summary[512];
+                kb_verdict_summary(&v, summary, sizeof summary);
+                kb_log(KB_LOG_WARN, "tunnel %s: %s", t->conf->name, summary);
+            }
+            g = calloc(1, sizeof *g);
+            if (g == NULL || gen_peer(g, t->conf, pol, &e) != 0 ||
+                kb_identity_new(&d, &objs, &g->id, &e) != 0 ||
+                kb_tls_client_new(&g->peer, g->id, &g->client, &e) != 0) {
+                kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, g ? e.msg : "out of memory");
+                if (g != NULL) {
+                    g->refs = 1;
+                    kb_tun_gen_put(g);
+                }
+                g = NULL;
+            } else {
+                g->refs = 1;
+                g->x = x;
+                kb_tls_client_set_admission(g->client, gen_admitted, g);
+                /* As many key objects as handshake threads: full handshakes sign in parallel
+                 * where the token allows it. */
+                kb_signer_set_pool(g->id->signer, x->n_threads);
+                kb_log(KB_LOG_INFO, "tunnel %s: %s -> %s as %s (key '%s' on token '%s')",
+                       t->conf->name, t->conf->listen, t->conf->connect, g->id->subject,
+                       d.key->facts.label, d.key->token->facts.label);
+            }
+        }
+        pthread_mutex_lock(&x->state_lock);
+        /* Open connections keep their generation; one whose key the policy no longer
+         * admits (another key is, or none) answers no more certificate requests. */
+        if (t->gen != NULL && (g == NULL || strcmp(t->gen->id->key_uri, g->id->key_uri) != 0))
+            t->gen->retired = true;
+        kb_tun_gen_put(t->gen);
+        t->gen = g;
+        pthread_mutex_unlock(&x->state_lock);
+        admitted += g != NULL;
+        kb_objects_free(&objs);
+        kb_token_list_free(&tokens);
+        if (uri)
+            p11_kit_uri_free(uri);
+    }
+    kb_trust_free(trust);
+    kb_policy_free(pol);
+    return admitted;
+}
+
+/* New settings for the tunnels that exist; listeners stay as they are until a restart. */
+void kb_tun_reload_config(struct ctx *x)
+{
+    static kb_tunnel_conf fresh[KB_TUNNEL_MAX];
+    const char *path = x->env->config_path;
+    size_t n = 0;
+    kb_err err;
+    FILE *f = kb_trustfile_fopen(path, "config", 0, &err);
+    if (f == NULL || kb_tunnel_conf_parse(f, path, fresh, &n, &err) != 0) {
+        kb_log(KB_LOG_ERROR, "reload: %s; the old settings stay", err.msg);
+        if (f != NULL)
+            fclose(f);
+        return;
+    }
+    fclose(f);
+    for (size_t i = 0; i < x->n; i++) {
+        kb_tunnel_conf *old = x->tunnels[i].conf;
+        size_t j;
+        for (j = 0; j < n && strcmp(fresh[j].name, old->name) != 0; j++)
+            ;
+        if (j == n) {
+            kb_log(KB_LOG_WARN, "tunnel %s is no longer in %s: it runs on until a restart",
+                   old->name, path);
+            continue;
+        }
+        if (strcmp(fresh[j].listen, old->listen) != 0)
+            kb_log(KB_LOG_WARN, "tunnel %s: listen = %s takes effect at a restart", old->name,
+                   fresh[j].listen);
+        snprintf(fresh[j].listen, sizeof fresh[j].listen, "%s", old->listen);
+        fresh[j].line = old->line;
+        *old = fresh[j];
+    }
+    for (size_t j = 0; j < n; j++) {
+        size_t i;
+        for (i = 0; i < x->n && strcmp(fresh[j].name, x->tunnels[i].conf->name) != 0; i++)
+            ;
+        if (i == x->n)
+            kb_log(KB_LOG_WARN, "new tunnel %s in %s starts at a restart", fresh[j].name, path);
+    }
+}

@@ -1,0 +1,403 @@
+#include "config.h"
+
+#include "src/tunnel/shared.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "src/util/log.h"
+#include "src/util/net.h"
+
+/* Closes a socket with a reset: the other side must not take an aborted stream for a
+ * complete one. */
+static void reset_close(int fd)
+{
+    struct linger l = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    close(fd);
+}
+
+static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abort);
+
+void kb_tun_conn_close(struct ctx *x, struct conn *c, const char *why)
+{
+    conn_finish(x, c, why, false);
+}
+
+/* An error: both sides see an abort (a TCP reset), never an orderly end. */
+void kb_tun_conn_abort(struct ctx *x, struct conn *c, const char *why)
+{
+    conn_finish(x, c, why, true);
+}
+
+/* Runs on c's loop (or after the loops stopped). What the main loop must do about it
+ * (accept again, finish a drain) it learns through main_wake. */
+static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abort)
+{
+    struct tunnel *t = c->t;
+    struct ev_loop *loop = c->pl->loop;
+    long long ms = kb_now_ms() - c->start_ms;
+    if (c->s != NULL)
+        kb_log(KB_LOG_INFO,
+               "tunnel %s: close %s: %llu bytes up, %llu down, %lld ms, %s handshake%s%s",
+               c->gen->conf.name, c->peer, c->up, c->down, ms, c->r.resumed ? "resumed" : "full",
+               why ? ": " : "", why ? why : "");
+    ev_io_stop(loop, &c->cw);
+    ev_io_stop(loop, &c->sw);
+    ev_timer_stop(loop, &c->idle);
+    if (c->s != NULL)
+        kb_tls_close(c->s, c->sfd, abort ? KB_TLS_ABORT : KB_TLS_ORDERLY);
+    else if (c->sfd >= 0)
+        abort ? reset_close(c->sfd) : (void)close(c->sfd);
+    if (abort)
+        reset_close(c->cfd);
+    else
+        close(c->cfd);
+    free(c->c2s);
+    free(c->s2c);
+    pthread_mutex_lock(&x->state_lock);
+    kb_tun_gen_put(c->gen);
+    if (c->all_prev)
+        c->all_prev->all_next = c->all_next;
+    else
+        x->all = c->all_next;
+    if (c->all_next)
+        c->all_next->all_prev = c->all_prev;
+    t->active--;
+    x->active--;
+    pthread_mutex_unlock(&x->state_lock);
+    free(c);
+    ev_async_send(x->loop, &x->main_wake);
+}
+
+static void drop(char **buf, size_t *len, size_t *off)
+{
+    free(*buf);
+    *buf = NULL;
+    *len = *off = 0;
+}
+
+/* The server's side failed (a cut, an alert): a rejection of our certificate, which in
+ * TLS 1.3 comes after the handshake, counts as a failed connection as in TLS 1.2. */
+static void server_failed(struct ctx *x, struct conn *c, int rc)
+{
+    kb_tls_describe_error(c->s, rc, &c->err);
+    if (kb_tls_rejected(c->s, rc)) {
+        kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name, c->peer, c->err.msg);
+        pthread_mutex_lock(&x->state_lock);
+        c->t->failed++;
+        pthread_mutex_unlock(&x->state_lock);
+    }
+}
+
+/* Pumping stops and a worker answers the server's request for the certificate: it signs on
+ * the token, which must never stall a pumping loop. */
+static void hand_to_worker(struct ctx *x, struct conn *c)
+{
+    ev_io_stop(c->pl->loop, &c->cw);
+    ev_io_stop(c->pl->loop, &c->sw);
+    ev_timer_stop(c->pl->loop, &c->idle);
+    kb_tun_enqueue(x, c);
+}
+
+/* From a cut or a failed send on, the idle timer fires once, at the deadline for the rest
+ * (the idle timeout, 10 s without one): no wake of the connection re-arms it. */
+static void arm_deadline(struct conn *c)
+{
+    double wait = c->gen->conf.idle_timeout_s ? c->gen->conf.idle_timeout_s : 10;
+    c->cut_deadline = kb_now_ms() + (long long)(wait * 1000);
+    ev_timer_stop(c->pl->loop, &c->idle);
+    ev_timer_set(&c->idle, wait, 0);
+    ev_timer_start(c->pl->loop, &c->idle);
+}
+
+/* The server cut the stream: what it sent still goes to the client, nothing goes to the
+ * server any more, and the idle timer now fires once, at the deadline for that tail. */
+static void start_cut(struct conn *c)
+{
+    c->server_eof = c->cut = true;
+    drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+    c->send_pending = false;
+    if (!c->send_failed)
+        arm_deadline(c);
+}
+
+/* The client's reset must come after the tail of the stream, and a reset discards what
+ * the kernel has not delivered yet: wait (on the idle timer, polling) until the client's
+ * socket has sent everything, or until the cut's deadline for a client that never reads. */
+static void finish_cut(struct ctx *x, struct conn *c)
+{
+    int queued = 0;
+    if (ioctl(c->cfd, SIOCOUTQ, &queued) == 0 && queued > 0 && kb_now_ms() < c->cut_deadline) {
+        ev_io_stop(c->pl->loop, &c->cw);
+        ev_io_stop(c->pl->loop, &c->sw);
+        c->idle.repeat = 0.01;
+        ev_timer_again(c->pl->loop, &c->idle);
+        return;
+    }
+    kb_tun_conn_abort(x, c, c->err.msg);
+}
+
+/* Moves bytes both ways as far as the sockets let, then waits for what is needed. */
+void kb_tun_pump(struct ctx *x, struct conn *c)
+{
+    for (int round = 0; round < 8; round++) {
+        bool progress = false;
+        /* Once the server cut the stream only its tail still moves, towards the client. */
+        if (c->c2s_len == 0 && !c->client_eof && !c->cut && !c->send_failed) {
+            if (c->c2s == NULL && (c->c2s = malloc(KB_TUN_BUF)) == NULL) {
+                kb_tun_conn_abort(x, c, "out of memory");
+                return;
+            }
+            ssize_t n = read(c->cfd, c->c2s, KB_TUN_BUF);
+            if (n > 0) {
+                c->c2s_len = (size_t)n;
+                c->c2s_off = 0;
+                progress = true;
+            } else {
+                int e = errno;
+                drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+                if (n == 0) {
+                    c->client_eof = true;
+                    progress = true;
+                } else if (e != EAGAIN && e != EINTR) {
+                    kb_tun_conn_abort(x, c, "the local client's connection broke");
+                    return;
+                }
+            }
+        }
+        if (c->c2s_off < c->c2s_len && !c->cut && !c->send_failed) {
+            ssize_t w = gnutls_record_send(c->s, c->c2s + c->c2s_off, c->c2s_len - c->c2s_off);
+            c->send_pending = w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED;
+            if (w > 0) {
+                c->c2s_off += (size_t)w;
+                c->up += (unsigned long long)w;
+                progress = true;
+                if (c->c2s_off == c->c2s_len)
+                    drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+            } else if (!c->send_pending) {
+                kb_tls_describe_error(c->s, (int)w, &c->err);
+                c->send_failed = true;
+                drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+                arm_deadline(c);
+                progress = true;
+            }
+        }
+        if (c->client_eof && c->c2s_len == 0 && !c->bye_sent && !c->cut && !c->send_failed) {
+            int rc = gnutls_bye(c->s, GNUTLS_SHUT_WR);
+            if (rc != GNUTLS_E_AGAIN && rc != GNUTLS_E_INTERRUPTED) {
+                c->bye_sent = true;
+                progress = true;
+            }
+        }
+        if (c->s2c_len == 0 && !c->server_eof) {
+            if (c->s2c == NULL && (c->s2c = malloc(KB_TUN_BUF)) == NULL) {
+                kb_tun_conn_abort(x, c, "out of memory");
+                return;
+            }
+            /* Several records per write to the client: fewer system calls in bulk. */
+            size_t got = 0;
+            while (got + 16384 <= KB_TUN_BUF) {
+                ssize_t n = gnutls_record_recv(c->s, c->s2c + got, KB_TUN_BUF - got);
+                if (n > 0) {
+                    got += (size_t)n;
+                    continue;
+                }
+                if (c->send_failed && (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION)) {
+                    start_cut(c); /* the reason stays the failed send's */
+                    progress = true;
+                } else if (n == 0 || (n == GNUTLS_E_PREMATURE_TERMINATION && c->bye_sent)) {
+                    /* After our close_notify many servers (nginx) just close the socket:
+                     * the client had finished, nothing is lost. */
+                    c->server_eof = true;
+                    progress = true;
+                } else if (kb_tls_wants_reauth((int)n)) {
+                    c->reauth = (int)n;
+                } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
+                    /* What came before the cut is the client's; the reset comes after it. */
+                    server_failed(x, c, (int)n);
+                    start_cut(c);
+                    progress = true;
+                }
+                break;
+            }
+            if (got > 0) {
+                c->s2c_len = got;
+                c->s2c_off = 0;
+                progress = true;
+            } else {
+                drop(&c->s2c, &c->s2c_len, &c->s2c_off);
+            }
+            if (c->reauth && c->bye_sent) {
+                /* Our close_notify is out: TLS allows us no handshake message now. */
+                kb_log(KB_LOG_WARN,
+                       "tunnel %s: %s: the server asked for the certificate after the local "
+                       "client had finished sending (our close_notify was out), when TLS "
+                       "allows no answer",
+                       c->gen->conf.name, c->peer);
+                pthread_mutex_lock(&x->state_lock);
+                c->t->failed++;
+                pthread_mutex_unlock(&x->state_lock);
+                kb_tun_conn_abort(x, c, "the server's request for the certificate came too late");
+                return;
+            }
+            if (c->reauth) {
+                hand_to_worker(x, c);
+                return;
+            }
+        }
+        if (c->s2c_off < c->s2c_len) {
+            ssize_t w = write(c->cfd, c->s2c + c->s2c_off, c->s2c_len - c->s2c_off);
+            if (w > 0) {
+                c->s2c_off += (size_t)w;
+                c->down += (unsigned long long)w;
+                progress = true;
+                if (c->s2c_off == c->s2c_len)
+                    drop(&c->s2c, &c->s2c_len, &c->s2c_off);
+            } else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+                kb_tun_conn_abort(x, c, "the local client went away");
+                return;
+            }
+        }
+        if (c->cut && c->s2c_len == 0) {
+            finish_cut(x, c);
+            return;
+        }
+        if (c->server_eof && c->s2c_len == 0 && !c->client_shut) {
+            shutdown(c->cfd, SHUT_WR);
+            c->client_shut = true;
+            progress = true;
+        }
+        if (c->bye_sent && c->client_shut) {
+            kb_tun_conn_close(x, c, NULL);
+            return;
+        }
+        if (!progress && gnutls_record_check_pending(c->s) == 0)
+            break;
+    }
+    int cev = (!c->client_eof && !c->cut && !c->send_failed && c->c2s_len == 0 ? EV_READ : 0) |
+              (c->s2c_off < c->s2c_len ? EV_WRITE : 0);
+    int sev = c->cut ? 0
+                     : (!c->server_eof && c->s2c_len == 0 ? EV_READ : 0) |
+                           (!c->send_failed &&
+                                    (c->c2s_off < c->c2s_len || (c->client_eof && !c->bye_sent))
+                                ? EV_WRITE
+                                : 0);
+    ev_io_stop(c->pl->loop, &c->cw);
+    ev_io_stop(c->pl->loop, &c->sw);
+    if (cev) {
+        ev_io_set(&c->cw, c->cfd, cev);
+        ev_io_start(c->pl->loop, &c->cw);
+    }
+    if (sev) {
+        ev_io_set(&c->sw, c->sfd, sev);
+        ev_io_start(c->pl->loop, &c->sw);
+        /* Records GnuTLS already holds will not make the socket readable again. */
+        if ((sev & EV_READ) && gnutls_record_check_pending(c->s) > 0)
+            ev_feed_event(c->pl->loop, &c->sw, EV_READ);
+    }
+    /* A cut stream's timer is its deadline (arm_deadline), not an idle timeout. */
+    if (c->gen->conf.idle_timeout_s && !c->cut && !c->send_failed)
+        ev_timer_again(c->pl->loop, &c->idle);
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    (void)revents;
+    struct conn *c = w->data;
+    struct pump_loop *pl = ev_userdata(loop);
+    kb_tun_pump(pl->x, c);
+}
+
+static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)revents;
+    struct pump_loop *pl = ev_userdata(loop);
+    struct conn *c = w->data;
+    if (c->cut || c->send_failed) {
+        /* A cut stream never ends as a complete one, idle or not. */
+        if (c->s2c_len == 0)
+            finish_cut(pl->x, c);
+        else
+            kb_tun_conn_abort(pl->x, c, c->err.msg);
+        return;
+    }
+    kb_tun_conn_close(pl->x, w->data, "idle timeout");
+}
+
+/* On a pumping loop: the handshakes finished for it. */
+void kb_tun_conn_watchers(struct conn *c)
+{
+    ev_io_init(&c->cw, on_io, c->cfd, EV_READ);
+    c->cw.data = c;
+    ev_init(&c->idle, on_idle);
+    c->idle.repeat = c->gen->conf.idle_timeout_s;
+    c->idle.data = c;
+}
+
+void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    struct pump_loop *pl = ev_userdata(loop);
+    struct ctx *x = pl->x;
+    pthread_mutex_lock(&pl->done_lock);
+    struct conn *list = pl->done;
+    pl->done = NULL;
+    pthread_mutex_unlock(&pl->done_lock);
+    while (list != NULL) {
+        struct conn *c = list;
+        list = c->next;
+        if (c->reauth) {
+            int kind = c->reauth;
+            c->reauth = 0;
+            if (c->rc != 0) {
+                kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name, c->peer, c->err.msg);
+                pthread_mutex_lock(&x->state_lock);
+                c->t->failed++;
+                pthread_mutex_unlock(&x->state_lock);
+                kb_tun_conn_abort(x, c,
+                                  "the server's request for the certificate was not answered");
+                continue;
+            }
+            kb_log(KB_LOG_INFO, "tunnel %s: %s: %s", c->gen->conf.name, c->peer,
+                   kind == GNUTLS_E_REAUTH_REQUEST
+                       ? "answered the server's certificate request after the handshake"
+                       : "renegotiated with the server, which asked for the certificate");
+            kb_tun_pump(x, c);
+            continue;
+        }
+        pthread_mutex_lock(&x->state_lock);
+        bool retired = c->gen->retired;
+        pthread_mutex_unlock(&x->state_lock);
+        if (c->rc == 0 && retired) {
+            kb_tls_close(c->s, c->sfd, KB_TLS_ORDERLY);
+            c->s = NULL;
+            c->sfd = -1;
+            c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
+        }
+        if (c->rc != 0) {
+            kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name, c->peer, c->err.msg);
+            pthread_mutex_lock(&x->state_lock);
+            c->t->failed++;
+            pthread_mutex_unlock(&x->state_lock);
+            c->s = NULL;
+            kb_tun_conn_close(x, c, NULL);
+            continue;
+        }
+        fcntl(c->sfd, F_SETFL, fcntl(c->sfd, F_GETFL) | O_NONBLOCK);
+        kb_log(KB_LOG_INFO, "tunnel %s: open %s -> %s: %s, %s handshake in %lld ms",
+               c->gen->conf.name, c->peer, c->gen->conf.connect, c->r.protocol,
+               c->r.resumed ? "resumed" : "full", c->r.handshake_ms);
+        ev_io_init(&c->sw, on_io, c->sfd, EV_READ);
+        c->sw.data = c;
+        kb_tun_pump(x, c);
+    }
+}

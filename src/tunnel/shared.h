@@ -1,0 +1,153 @@
+/* Inside the tunnel: what its rooms share, and nobody else.
+ *
+ *   tunnel.c      the run: the control loop (signals, reloads, drain, capacity), which
+ *                 pumps no connection, and the pumping loops' threads;
+ *   listeners.c   listening sockets and accepting (on the control loop);
+ *   handshakes.c  the worker threads: TCP connects, handshakes, answers to the server's
+ *                 later requests for the certificate (anything that may sign);
+ *   pump.c        established connections on their pumping loop, and their end;
+ *   admission.c   the policy's verdict per tunnel, made into generations; reloads.
+ *
+ * A connection is touched by one thread at a time: its pumping loop, or the worker that
+ * holds it (handed over through the queue and back through the loop's done list). What a
+ * reload may change lives in the generation a connection holds (gen->conf), never read
+ * from the shared configuration off the control loop. Locks, each named for what it
+ * guards: x->state_lock (generations and their refs, counters, the list of every
+ * connection, draining), x->queue_lock (the handshake queue and stop, with x->work), and
+ * each loop's done_lock (its done list). state_lock is never held while taking another. */
+#ifndef KB_TUNNEL_SHARED_H
+#define KB_TUNNEL_SHARED_H
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "src/tls/client.h"
+#include "src/tls/identity.h"
+#include "src/tunnel/tunnel.h"
+
+/* Per direction, and only while bytes wait: four TLS records. */
+#define KB_TUN_BUF 65536
+
+/* The settings, identity and TLS client of a tunnel at one time; a reload makes a new one,
+ * and the old one lives until its last connection ends. Immutable once made, but for refs
+ * and retired (state_lock). */
+struct gen {
+    kb_tunnel_conf conf; /* the settings it was made with: what its connections read */
+    kb_tls_peer peer;    /* its proxy and ALPN point into conf */
+    char *priority;      /* the policy's, copied: the policy is freed after a reload */
+    kb_identity *id;
+    kb_tls_client *client;
+    unsigned refs;
+    /* The policy no longer admits this key: queued handshakes are dropped and the
+     * server's later requests are not answered. */
+    bool retired;
+    struct ctx *x;
+};
+
+struct tunnel {
+    kb_tunnel_conf *conf; /* the control loop's only */
+    struct gen *gen;      /* NULL: not admitted, not accepting (state_lock) */
+    struct kb_listen where;
+    int lfd;
+    ev_io lw;
+    bool accepting;
+    ino_t sock_ino; /* our unix socket file: only that one is removed at the end */
+    unsigned active;
+    unsigned long total, failed;
+    struct ctx *ctx;
+};
+
+/* A pumping loop and its thread. */
+struct pump_loop {
+    struct ev_loop *loop;
+    struct ctx *x;
+    ev_async wake; /* handshakes finished for this loop (done list) */
+    ev_async stop_w;
+    pthread_mutex_t done_lock;
+    struct conn *done;
+    pthread_t thread;
+    bool has_thread;
+};
+
+struct conn {
+    struct tunnel *t;
+    struct pump_loop *pl; /* the loop that pumps it */
+    struct gen *gen;
+    int cfd, sfd;
+    gnutls_session_t s;
+    ev_io cw, sw;
+    ev_timer idle;
+    char peer[128];
+    /* Taken only while bytes wait in them: an idle connection holds no buffer. */
+    char *c2s, *s2c;
+    size_t c2s_len, c2s_off, s2c_len, s2c_off;
+    bool client_eof, server_eof, bye_sent, client_shut;
+    bool send_pending; /* a record_send returned AGAIN: GnuTLS holds that record */
+    /* Sending to the server failed (why: in err): what it sent before is still read and
+     * delivered, then the client gets the cut. */
+    bool send_failed;
+    /* The server ended without close_notify (or with an error) after sending what s2c
+     * holds: that is delivered, then the client gets a reset. */
+    bool cut;               /* why: in err */
+    long long cut_deadline; /* how long a cut stream's tail may take to reach the client */
+    /* Not 0: the server asked for the certificate again (GNUTLS_E_REAUTH_REQUEST or
+     * GNUTLS_E_REHANDSHAKE); pumping pauses while a worker answers. */
+    int reauth;
+    unsigned long long up, down; /* bytes client->server, server->client */
+    long long start_ms;
+    struct kb_tls_result r;
+    kb_err err;
+    int rc;
+    struct conn *next;                /* in the worker queue or the done list */
+    struct conn *all_prev, *all_next; /* every connection, to close them at the end */
+};
+
+struct ctx {
+    struct ev_loop *loop; /* the control loop: listeners, signals, reloads */
+    struct pump_loop *loops;
+    unsigned n_loops, rr;
+    ev_async main_wake; /* a connection closed: capacity, drain */
+    const struct kb_tunnel_env *env;
+    struct tunnel *tunnels;
+    size_t n;
+    ev_signal sig_term, sig_int, sig_hup, sig_usr1;
+    ev_timer drain;
+    ev_timer resume; /* accepting again after running out of descriptors */
+    pthread_mutex_t state_lock;
+    bool draining;
+    unsigned active;
+    struct conn *all;
+    pthread_mutex_t queue_lock;
+    pthread_cond_t work;
+    struct conn *queue, *queue_tail;
+    bool stop;
+    pthread_t *threads;
+    unsigned n_threads;
+};
+
+/* pump.c, on the connection's pumping loop */
+void kb_tun_pump(struct ctx *x, struct conn *c);
+void kb_tun_conn_close(struct ctx *x, struct conn *c, const char *why);
+void kb_tun_conn_abort(struct ctx *x, struct conn *c, const char *why); /* resets both sides */
+void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents);
+/* Its watchers and idle timer, for a connection just accepted (c->gen set). */
+void kb_tun_conn_watchers(struct conn *c);
+
+/* handshakes.c */
+void kb_tun_enqueue(struct ctx *x, struct conn *c);
+int kb_tun_workers_start(struct ctx *x, kb_err *err);
+void kb_tun_workers_stop(struct ctx *x);
+
+/* listeners.c, on the control loop */
+int kb_tun_listener_open(struct tunnel *t, kb_err *err);
+void kb_tun_listener_close(struct tunnel *t);
+void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents);
+
+/* admission.c, on the control loop */
+int kb_tun_admit(struct ctx *x, kb_err *err);
+void kb_tun_reload_config(struct ctx *x);
+void kb_tun_gen_put(struct gen *g); /* state_lock held */
+
+#endif
