@@ -384,9 +384,10 @@ void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents)
             c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
         }
         if (c->rc != 0) {
-            kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name, c->peer, c->err.msg);
+            kb_log(c->gone ? KB_LOG_INFO : KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name,
+                   c->peer, c->err.msg);
             pthread_mutex_lock(&x->state_lock);
-            c->t->failed++;
+            c->t->failed += !c->gone;
             pthread_mutex_unlock(&x->state_lock);
             c->s = NULL;
             kb_tun_conn_close(x, c, NULL);

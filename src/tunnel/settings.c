@@ -22,6 +22,7 @@ void kb_tunnel_conf_defaults(kb_tunnel_conf *t)
     t->connect_timeout_s = 10;
     t->idle_timeout_s = 0;
     t->max_connections = 1000;
+    t->max_pending = 256;
 }
 
 int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err)

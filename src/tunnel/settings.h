@@ -33,6 +33,7 @@ typedef struct kb_tunnel_conf {
     unsigned connect_timeout_s;
     unsigned idle_timeout_s; /* 0: none */
     unsigned max_connections;
+    unsigned max_pending; /* handshakes waiting for a worker; beyond, clients are reset */
     bool allow_remote;
     uid_t allow_uid[KB_TUNNEL_UID_MAX];
     size_t n_allow_uid;

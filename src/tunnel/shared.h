@@ -56,6 +56,10 @@ struct tunnel {
     ino_t sock_ino; /* our unix socket file: only that one is removed at the end */
     unsigned active;
     unsigned long total, failed;
+    /* Its own handshake queue and bounds (queue_lock), so that no tunnel holds every
+     * worker: a backend that never answers starves only its own clients. */
+    struct conn *q_head, *q_tail;
+    unsigned pending, in_flight;
     struct ctx *ctx;
 };
 
@@ -95,6 +99,7 @@ struct conn {
     /* Not 0: the server asked for the certificate again (GNUTLS_E_REAUTH_REQUEST or
      * GNUTLS_E_REHANDSHAKE); pumping pauses while a worker answers. */
     int reauth;
+    bool gone; /* the local client left before its handshake: dropped, not a failure */
     unsigned long long up, down; /* bytes client->server, server->client */
     long long start_ms;
     struct kb_tls_result r;
@@ -115,13 +120,15 @@ struct ctx {
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
     ev_timer drain;
     ev_timer resume; /* accepting again after running out of descriptors */
+    ev_timer purge;  /* kb_tun_purge_gone */
     pthread_mutex_t state_lock;
     bool draining;
     unsigned active;
     struct conn *all;
     pthread_mutex_t queue_lock;
     pthread_cond_t work;
-    struct conn *queue, *queue_tail;
+    size_t next_queue;      /* the tunnel whose queue a free worker looks at first */
+    unsigned max_in_flight; /* per tunnel */
     bool stop;
     pthread_t *threads;
     unsigned n_threads;
@@ -135,8 +142,16 @@ void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents);
 /* Its watchers and idle timer, for a connection just accepted (c->gen set). */
 void kb_tun_conn_watchers(struct conn *c);
 
-/* handshakes.c */
-void kb_tun_enqueue(struct ctx *x, struct conn *c);
+/* handshakes.c. kb_tun_enqueue gives c to the workers (a worker owns it until it is back
+ * on its loop's done list); a new connection beyond its tunnel's max-pending-handshakes is
+ * refused (-1: the caller resets it); a request for the certificate always goes in, first. */
+int kb_tun_enqueue(struct ctx *x, struct conn *c);
+/* On the control loop, now and then: queued connections whose client has left are
+ * dropped without waiting for their turn (behind a backend that never answers, that turn
+ * may be minutes away), so they hold no place in max-pending-handshakes. */
+void kb_tun_purge_gone(struct ctx *x);
+/* The connections still queued at the end, one by one (NULL: none). */
+struct conn *kb_tun_dequeue_any(struct ctx *x);
 int kb_tun_workers_start(struct ctx *x, kb_err *err);
 void kb_tun_workers_stop(struct ctx *x);
 

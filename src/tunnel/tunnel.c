@@ -151,6 +151,13 @@ static void on_drain_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+static void on_purge(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    kb_tun_purge_gone(ev_userdata(loop));
+}
+
 static void on_stop(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)w;
@@ -248,6 +255,8 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     ev_signal_start(x.loop, &x.sig_usr1);
     ev_timer_init(&x.drain, on_drain_timeout, env->drain_timeout_s, 0);
     ev_timer_init(&x.resume, on_resume, 0.25, 0);
+    ev_timer_init(&x.purge, on_purge, 1, 1);
+    ev_timer_start(x.loop, &x.purge);
     for (size_t i = 0; i < n; i++) {
         struct tunnel *t = &x.tunnels[i];
         ev_io_init(&t->lw, kb_tun_on_accept, t->lfd, EV_READ);
@@ -285,11 +294,8 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     for (unsigned i = 0; i < pumping; i++)
         kb_tun_on_done(x.loops[i].loop, &x.loops[i].wake, 0);
     x.draining = false;
-    while (x.queue != NULL) {
-        struct conn *c = x.queue;
-        x.queue = c->next;
+    for (struct conn *c; (c = kb_tun_dequeue_any(&x)) != NULL;)
         kb_tun_conn_abort(&x, c, "stopping"); /* a handshake or a request not done */
-    }
     /* What is still open ends as it stands: orderly when nothing was in flight, else an
      * abort, so that no stream cut here passes for a complete one. */
     while (x.all != NULL) {

@@ -113,7 +113,7 @@ PY
 run timeout 300 /usr/bin/python3 "$T/bulk.py" "$bport"
 t_check "200 concurrent connections x 1 MiB each way: every SHA-256 matches" out_has "^200 of 200 intact"
 kill -USR1 $bulk_pid
-t_check "  with 1 full handshake and 1 token signature for all of them" wait_log "$T/bulk.log" "handshakes 1 full, 20[0-9] resumed; 1 token signatures"
+t_check "  with 1 full handshake and 1 token signature for all of them" wait_log "$T/bulk.log" "handshakes 1 full, \(199\|20[0-9]\) resumed; 1 token signatures"
 
 # --- unix socket ----------------------------------------------------------------------------
 sock=$T/tunnel.sock
@@ -266,12 +266,15 @@ kb_bg "$T/noticket.log" gnutls-serv --port "$nt" --noticket --require-client-cer
     --x509cafile "$P/ca.pem" --x509certfile "$P/server.pem" --x509keyfile "$P/server.key" --echo
 wait_port "$nt" || t_fail "server without tickets started"
 fport=$(free_port)
-env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_FAIL_FUNC=C_Sign P11SHIM_FAIL_AFTER=4 P11SHIM_FAIL_COUNT=2 \
+# Awaited in its log, not with wait_port: a probe connection might or might not get its
+# handshake (one that has left is dropped first), which would shift the count of
+# signatures that pass.
+env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_FAIL_FUNC=C_Sign P11SHIM_FAIL_AFTER=3 P11SHIM_FAIL_COUNT=2 \
     setsid "$KEYBOUND" tunnel --module "$P11SHIM" --pin-file "$T/pin" --listen "127.0.0.1:$fport" \
     --connect "localhost:$nt" --ca "$P/ca.pem" --key "pkcs11:token=dev;object=laptop" >"$T/fail.log" 2>&1 </dev/null &
 fail_pid=$!
 kb_pids+=($fail_pid)
-wait_port "$fport" || t_fail "tunnel over the failing token started"
+wait_log "$T/fail.log" "listening on 127.0.0.1:$fport" || t_fail "tunnel over the failing token started"
 cat >"$T/lines.py" <<'PY'
 import socket, sys, time
 # One long connection: a line before the token fails, one while it fails, one after.
@@ -427,8 +430,9 @@ while True:
 print(got.decode().strip())
 PY
 drainer=$!
-# The probe of wait_port opened one connection already; the drainer's is the second.
-for i in $(seq 50); do [ "$(grep -c "tunnel echo: open" "$T/drain.log")" -ge 2 ] && break; sleep 0.1; done
+# wait_port's probe made one connection already (opened, or dropped for having left before
+# its handshake); the drainer's is the second.
+for i in $(seq 50); do [ "$(grep -c -E "tunnel echo: (open|.*left before its handshake)" "$T/drain.log")" -ge 2 ] && break; sleep 0.1; done
 kill -TERM $dpid
 sleep 0.3
 run curl -sS --max-time 5 "http://127.0.0.1:$c1/"

@@ -1,0 +1,82 @@
+#!/bin/bash
+# Tunnels in one process do not starve each other: a backend that accepts TCP and never
+# answers holds only its own tunnel's share of the handshake workers, and clients that
+# left before their turn are dropped without a handshake.
+. "$TESTS_SRCDIR/lib/testlib.sh"
+kb_setup
+for tool in gnutls-serv python3; do
+    command -v $tool >/dev/null || t_skip_all "$tool not installed"
+done
+kb_device
+
+# A black hole: takes TCP connections and never says a word.
+hole=$(free_port)
+kb_bg "$T/hole.log" python3 -c 'import socket, sys, time
+s = socket.create_server(("127.0.0.1", int(sys.argv[1])), backlog=512)
+held = []
+while True:
+    c, _ = s.accept()
+    held.append(c)' "$hole"
+wait_port "$hole" || t_fail "black hole started"
+good=$(free_port)
+kb_bg "$T/good.log" gnutls-serv --port "$good" --require-client-cert --verify-client-cert \
+    --x509cafile "$P/ca.pem" --x509certfile "$P/server.pem" --x509keyfile "$P/server.key" --echo
+wait_port "$good" || t_fail "gnutls-serv started"
+
+hport=$(free_port)
+gport=$(free_port)
+cat >"$T/tunnels.conf" <<CONF
+[tunnel hole]
+listen = 127.0.0.1:$hport
+connect = localhost:$hole
+ca = $P/ca.pem
+key = $laptop
+connect-timeout = 60
+
+[tunnel good]
+listen = 127.0.0.1:$gport
+connect = localhost:$good
+ca = $P/ca.pem
+key = $laptop
+CONF
+setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/tunnels.conf" \
+    >"$T/tun.log" 2>&1 </dev/null &
+kb_pids+=($!)
+wait_log "$T/tun.log" "tunnel good: listening" || t_fail "the tunnels started"
+
+# 40 clients of the hole that stay (each sent a byte: not gone), then one of the good
+# tunnel: it is served while all 40 are still stuck in their handshakes (60 s each).
+cat >"$T/flood.py" <<'PY'
+import select, socket, sys, time
+hole, good = int(sys.argv[1]), int(sys.argv[2])
+stuck = []
+for _ in range(40):
+    s = socket.create_connection(("127.0.0.1", hole))
+    s.sendall(b"x")
+    stuck.append(s)
+time.sleep(0.5)  # the workers the hole may have are busy with it by now
+g = socket.create_connection(("127.0.0.1", good), timeout=30)
+g.sendall(b"healthy\n")
+print("good:", g.makefile().readline().strip())
+ready, _, _ = select.select(stuck, [], [], 0)
+print("hole clients answered meanwhile:", len(ready))
+PY
+run python3 "$T/flood.py" "$hport" "$gport"
+t_check "a tunnel whose backend never answers, flooded: the other tunnel's client is served" \
+    out_has "^good: healthy$"
+t_check "  while the flood's 40 handshakes are all still stuck" out_has "^hole clients answered meanwhile: 0$"
+
+# Clients that connect and leave at once: their handshakes never start.
+run python3 -c 'import socket, sys
+for _ in range(40):
+    socket.create_connection(("127.0.0.1", int(sys.argv[1]))).close()' "$hport"
+for i in $(seq 50); do
+    [ "$(grep -c 'left before its handshake' "$T/tun.log")" -ge 30 ] && break
+    sleep 0.2
+done
+t_check "40 clients that left before their turn: dropped without a handshake (at least 30)" \
+    bash -c "[ \$(grep -c 'tunnel hole: 127.0.0.1:[0-9]*: the local client left before its handshake' '$T/tun.log') -ge 30 ]"
+t_check "  logged as information, not as failures" \
+    bash -c "! grep -q 'warning: .*left before its handshake' '$T/tun.log'"
+
+t_done
