@@ -116,6 +116,17 @@ kb_trust *kb_trust_load(const kb_policy *pol)
     return t;
 }
 
+long long kb_trust_next_update(const kb_trust *t)
+{
+    long long soonest = 0;
+    for (size_t i = 0; t != NULL && i < t->n_crls; i++) {
+        long long next = gnutls_x509_crl_get_next_update(t->crls[i]);
+        if (next > 0 && (soonest == 0 || next < soonest))
+            soonest = next;
+    }
+    return soonest;
+}
+
 void kb_trust_free(kb_trust *t)
 {
     if (t == NULL)

@@ -47,6 +47,10 @@ typedef struct kb_trust kb_trust;
 kb_trust *kb_trust_load(const kb_policy *pol);
 void kb_trust_free(kb_trust *t);
 
+/* The earliest nextUpdate of the policy's CRLs (seconds since the epoch), or 0 when there
+ * is none: when a verdict resting on them may change. */
+long long kb_trust_next_update(const kb_trust *t);
+
 /* Gathers the facts for objs->keys[key]. endpoint may be NULL. */
 int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, long long now,
                      const char *endpoint, kb_device *out, kb_err *err);

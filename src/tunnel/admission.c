@@ -90,6 +90,12 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
         kb_log(KB_LOG_INFO, "no policy file: using the built-in baseline");
     kb_trust *trust = kb_trust_load(pol);
     int admitted = 0;
+    long long now = (long long)time(NULL);
+    unsigned every = x->env->admission_recheck_s ? x->env->admission_recheck_s : 600;
+    long long next = now + every;
+    long long crl = kb_trust_next_update(trust);
+    if (crl > now && crl < next)
+        next = crl;
     for (size_t i = 0; i < x->n && trust; i++) {
         struct tunnel *t = &x->tunnels[i];
         kb_token_list tokens = {0};
@@ -116,8 +122,11 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
             kb_verdict_summary(&v, summary, sizeof summary);
             kb_log(KB_LOG_ERROR, "tunnel %s: the device is not admitted for %s: %s", t->conf->name,
                    t->conf->connect, summary);
+            snprintf(t->why_not, sizeof t->why_not, "the device is not admitted for %s: %s",
+                     t->conf->connect, summary);
         } else if (rc < 0) {
             kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, e.msg);
+            snprintf(t->why_not, sizeof t->why_not, "%s", e.msg);
         } else {
             if (v.would_deny) {
                 char summary[512];
@@ -129,6 +138,7 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
                 kb_identity_new(&d, &objs, &g->id, &e) != 0 ||
                 kb_tls_client_new(&g->peer, g->id, &g->client, &e) != 0) {
                 kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, g ? e.msg : "out of memory");
+                snprintf(t->why_not, sizeof t->why_not, "%s", g ? e.msg : "out of memory");
                 if (g != NULL) {
                     g->refs = 1;
                     kb_tun_gen_put(g);
@@ -144,6 +154,12 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
                 kb_log(KB_LOG_INFO, "tunnel %s: %s -> %s as %s (key '%s' on token '%s')",
                        t->conf->name, t->conf->listen, t->conf->connect, g->id->subject,
                        d.key->facts.label, d.key->token->facts.label);
+                /* The verdict changes when min-remaining is reached, and at notAfter. */
+                long long until = g->id->not_after;
+                if (pol->min_remaining > 0 && until - pol->min_remaining > now)
+                    until -= pol->min_remaining;
+                if (until > now && until < next)
+                    next = until;
             }
         }
         pthread_mutex_lock(&x->state_lock);
@@ -162,6 +178,7 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
     }
     kb_trust_free(trust);
     kb_policy_free(pol);
+    x->next_check = next;
     return admitted;
 }
 

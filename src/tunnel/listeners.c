@@ -66,7 +66,7 @@ void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents)
     (void)revents;
     struct ctx *x = ev_userdata(loop);
     struct tunnel *t = w->data;
-    for (int i = 0; i < 64 && t->gen != NULL; i++) {
+    for (int i = 0; i < 64; i++) {
         struct sockaddr_storage ss;
         socklen_t sl = sizeof ss;
         int fd = accept4(t->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -86,6 +86,20 @@ void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents)
             peer_name(fd, &ss, who, sizeof who);
             kb_log(KB_LOG_WARN, "tunnel %s: refused %s: not in allow-uid", t->conf->name, who);
             close(fd);
+            continue;
+        }
+        if (t->gen == NULL) {
+            /* Not admitted: at once, and the same for a session that would resume. */
+            char who[128];
+            peer_name(fd, &ss, who, sizeof who);
+            kb_log(KB_LOG_WARN, "tunnel %s: reset %s: %s", t->conf->name, who, t->why_not);
+            struct linger l = {1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+            close(fd);
+            pthread_mutex_lock(&x->state_lock);
+            t->total++;
+            t->failed++;
+            pthread_mutex_unlock(&x->state_lock);
             continue;
         }
         struct conn *c = calloc(1, sizeof *c);

@@ -60,6 +60,7 @@ struct tunnel {
      * worker: a backend that never answers starves only its own clients. */
     struct conn *q_head, *q_tail;
     unsigned pending, in_flight;
+    char why_not[1100]; /* while gen is NULL: why, for each client reset (control loop) */
     struct ctx *ctx;
 };
 
@@ -119,8 +120,10 @@ struct ctx {
     size_t n;
     ev_signal sig_term, sig_int, sig_hup, sig_usr1;
     ev_timer drain;
-    ev_timer resume; /* accepting again after running out of descriptors */
-    ev_timer purge;  /* kb_tun_purge_gone */
+    ev_timer resume;      /* accepting again after running out of descriptors */
+    ev_timer purge;       /* kb_tun_purge_gone */
+    ev_timer recheck;     /* the policy again, at next_check */
+    long long next_check; /* wall-clock seconds, set by kb_tun_admit */
     pthread_mutex_t state_lock;
     bool draining;
     unsigned active;
@@ -160,7 +163,10 @@ int kb_tun_listener_open(struct tunnel *t, kb_err *err);
 void kb_tun_listener_close(struct tunnel *t);
 void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents);
 
-/* admission.c, on the control loop */
+/* admission.c, on the control loop. kb_tun_admit evaluates the policy for every tunnel
+ * and swaps generations; it sets next_check to the earliest moment a verdict may change:
+ * a certificate's notAfter less min-remaining, its notAfter, a CRL's nextUpdate, or the
+ * recheck interval. */
 int kb_tun_admit(struct ctx *x, kb_err *err);
 void kb_tun_reload_config(struct ctx *x);
 void kb_tun_gen_put(struct gen *g); /* state_lock held */

@@ -52,8 +52,7 @@ static void on_main_wake(struct ev_loop *loop, ev_async *w, int revents)
     unsigned active = x->active;
     for (size_t i = 0; i < x->n; i++) {
         struct tunnel *t = &x->tunnels[i];
-        if (!t->accepting && t->gen != NULL && !x->draining &&
-            t->active < t->conf->max_connections) {
+        if (!t->accepting && !x->draining && t->active < t->conf->max_connections) {
             ev_io_start(loop, &t->lw);
             t->accepting = true;
         }
@@ -86,6 +85,43 @@ static void stats(struct ctx *x)
     }
 }
 
+/* The policy again, then the next time it must be asked. A tunnel whose device is not
+ * admitted keeps accepting: each client is reset at once with a log line, rather than
+ * left to its own timeout in the listen queue. */
+static void readmit(struct ctx *x, const char *why)
+{
+    kb_err err;
+    if (kb_tun_admit(x, &err) < 0) {
+        kb_log(KB_LOG_ERROR, "%s: %s", why, err.msg);
+        unsigned every = x->env->admission_recheck_s ? x->env->admission_recheck_s : 600;
+        x->next_check = (long long)time(NULL) + every;
+    }
+    for (size_t i = 0; i < x->n; i++) {
+        struct tunnel *t = &x->tunnels[i];
+        pthread_mutex_lock(&x->state_lock);
+        bool want = t->active < t->conf->max_connections && !x->draining;
+        pthread_mutex_unlock(&x->state_lock);
+        if (want && !t->accepting)
+            ev_io_start(x->loop, &t->lw);
+        else if (!want && t->accepting)
+            ev_io_stop(x->loop, &t->lw);
+        t->accepting = want;
+    }
+    long long in = x->next_check - (long long)time(NULL);
+    ev_timer_stop(x->loop, &x->recheck);
+    ev_timer_set(&x->recheck, in < 1 ? 1 : (double)in, 0);
+    ev_timer_start(x->loop, &x->recheck);
+}
+
+static void on_recheck(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)w;
+    (void)revents;
+    struct ctx *x = ev_userdata(loop);
+    kb_log(KB_LOG_INFO, "the policy again: a certificate, a CRL or the recheck interval is due");
+    readmit(x, "admission");
+}
+
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 {
     (void)revents;
@@ -98,20 +134,7 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         kb_pin_forget_rejections();
         if (x->env->config_path != NULL)
             kb_tun_reload_config(x);
-        kb_err err;
-        if (kb_tun_admit(x, &err) < 0)
-            kb_log(KB_LOG_ERROR, "reload: %s", err.msg);
-        for (size_t i = 0; i < x->n; i++) {
-            struct tunnel *t = &x->tunnels[i];
-            pthread_mutex_lock(&x->state_lock);
-            bool want = t->gen != NULL && t->active < t->conf->max_connections && !x->draining;
-            pthread_mutex_unlock(&x->state_lock);
-            if (want && !t->accepting)
-                ev_io_start(loop, &t->lw);
-            else if (!want && t->accepting)
-                ev_io_stop(loop, &t->lw);
-            t->accepting = want;
-        }
+        readmit(x, "reload");
         sd_notify(0, "READY=1");
     } else {
         sd_notify(0, "STOPPING=1");
@@ -257,16 +280,18 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     ev_timer_init(&x.resume, on_resume, 0.25, 0);
     ev_timer_init(&x.purge, on_purge, 1, 1);
     ev_timer_start(x.loop, &x.purge);
+    ev_timer_init(&x.recheck, on_recheck, 1, 0);
+    long long in = x.next_check - (long long)time(NULL);
+    ev_timer_set(&x.recheck, in < 1 ? 1 : (double)in, 0);
+    ev_timer_start(x.loop, &x.recheck);
     for (size_t i = 0; i < n; i++) {
         struct tunnel *t = &x.tunnels[i];
         ev_io_init(&t->lw, kb_tun_on_accept, t->lfd, EV_READ);
         t->lw.data = t;
-        if (t->gen != NULL) {
-            ev_io_start(x.loop, &t->lw);
-            t->accepting = true;
-        }
+        ev_io_start(x.loop, &t->lw);
+        t->accepting = true;
         kb_log(KB_LOG_INFO, "tunnel %s: listening on %s%s", t->conf->name, t->conf->listen,
-               t->gen ? "" : " (not admitted: not accepting)");
+               t->gen ? "" : " (not admitted: its clients are reset)");
     }
     /* Fewer pumping loops than wanted still work; none cannot. */
     unsigned pumping = 0;

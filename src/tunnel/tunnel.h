@@ -28,6 +28,7 @@ struct kb_tunnel_env {
     const char *config_path; /* re-read on SIGHUP; NULL: tunnels from the command line */
     unsigned workers;
     unsigned drain_timeout_s;
+    unsigned admission_recheck_s; /* 0: every 600 s */
 };
 
 /* Runs until SIGTERM/SIGINT. Returns 0, 1 when the policy denies every tunnel at start, or
