@@ -4,10 +4,8 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <ini.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -113,39 +111,19 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
 
 struct parser {
     struct kb_ini ini; /* ini.line: the line being read */
-    const char *name;
     kb_tunnel_conf *out;
     size_t n;
     kb_tunnel_conf *cur;
     unsigned long long seen;
-    bool failed;
-    unsigned err_line;
-    char err[600];
 };
 
-static int fail(struct parser *p, const char *fmt, ...) KB_PRINTF(2, 3);
-static int fail(struct parser *p, const char *fmt, ...)
-{
-    if (!p->failed) {
-        p->failed = true;
-        p->err_line = p->ini.line;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(p->err, sizeof p->err, fmt, ap);
-        va_end(ap);
-    }
-    return 0;
-}
-
-static void start_section(struct parser *p, const char *sec)
+static int start_section(struct parser *p, const char *sec)
 {
     p->cur = NULL;
     p->seen = 0;
     const char *q = sec + 6;
-    if (strncmp(sec, "tunnel", 6) != 0 || (q[0] != ' ' && q[0] != '"')) {
-        fail(p, "unknown section [%s]; write [tunnel NAME]", sec);
-        return;
-    }
+    if (strncmp(sec, "tunnel", 6) != 0 || (q[0] != ' ' && q[0] != '"'))
+        return kb_ini_fail(&p->ini, "unknown section [%s]; write [tunnel NAME]", sec);
     while (*q == ' ')
         q++;
     char name[64];
@@ -155,35 +133,24 @@ static void start_section(struct parser *p, const char *sec)
     else
         snprintf(name, sizeof name, "%s", q);
     if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789-_.") != strlen(name)) {
-        fail(p, "tunnel name '%s': use letters, digits, '-', '_' and '.'", name);
-        return;
-    }
+                                        "0123456789-_.") != strlen(name))
+        return kb_ini_fail(&p->ini, "tunnel name '%s': use letters, digits, '-', '_' and '.'",
+                           name);
     for (size_t i = 0; i < p->n; i++)
-        if (strcmp(p->out[i].name, name) == 0) {
-            fail(p, "tunnel '%s' is defined twice", name);
-            return;
-        }
-    if (p->n == KB_TUNNEL_MAX) {
-        fail(p, "more than %d tunnels", KB_TUNNEL_MAX);
-        return;
-    }
+        if (strcmp(p->out[i].name, name) == 0)
+            return kb_ini_fail(&p->ini, "tunnel '%s' is defined twice", name);
+    if (p->n == KB_TUNNEL_MAX)
+        return kb_ini_fail(&p->ini, "more than %d tunnels", KB_TUNNEL_MAX);
     p->cur = &p->out[p->n++];
     kb_tunnel_conf_defaults(p->cur);
     snprintf(p->cur->name, sizeof p->cur->name, "%s", name);
     p->cur->line = p->ini.line;
+    return 1;
 }
 
 static void on_section(void *user, const char *name)
 {
-    struct parser *p = user;
-    if (!p->failed)
-        start_section(p, name);
-}
-
-static void on_error(void *user, const char *message)
-{
-    fail(user, "%s", message);
+    start_section(user, name);
 }
 
 static bool parse_uint(const char *v, unsigned max, unsigned *out)
@@ -199,7 +166,8 @@ static bool parse_uint(const char *v, unsigned max, unsigned *out)
 static int copy(struct parser *p, char *dst, size_t len, const char *key, const char *v)
 {
     if (*v == '\0' || strlen(v) >= len)
-        return fail(p, "%s: the value is empty or longer than %zu bytes", key, len - 1);
+        return kb_ini_fail(&p->ini, "%s: the value is empty or longer than %zu bytes", key,
+                           len - 1);
     snprintf(dst, len, "%s", v);
     return 1;
 }
@@ -209,110 +177,108 @@ static const char *const keys[] = {
     "alpn",         "proxy",    "connect-timeout", "idle-timeout", "max-connections",
     "allow-remote", "allow-uid"};
 
-static int handler(void *user, const char *section, const char *key, const char *v)
+static int handler(void *user, const char *key, const char *v)
 {
-    (void)section;
     struct parser *p = user;
-    if (p->failed)
-        return 0;
     if (p->cur == NULL)
-        return fail(p, "'%s' stands before any [tunnel NAME] section", key);
+        return kb_ini_fail(&p->ini, "'%s' stands before any [tunnel NAME] section", key);
     size_t k;
     for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (strcmp(keys[k], key) == 0)
             break;
     if (k == sizeof keys / sizeof keys[0])
-        return fail(p, "unknown key '%s' in [tunnel %s]; see keybound.conf(5)", key, p->cur->name);
+        return kb_ini_fail(&p->ini, "unknown key '%s' in [tunnel %s]; see keybound.conf(5)", key,
+                           p->cur->name);
     if (p->seen & (1ULL << k))
-        return fail(p, "'%s' is set twice in [tunnel %s]", key, p->cur->name);
+        return kb_ini_fail(&p->ini, "'%s' is set twice in [tunnel %s]", key, p->cur->name);
     p->seen |= 1ULL << k;
     kb_tunnel_conf *t = p->cur;
     kb_err why;
     switch (k) {
     case 0:
         if (kb_listen_parse(v, &(struct kb_listen){0}, &why) != 0)
-            return fail(p, "%s", why.msg);
+            return kb_ini_fail(&p->ini, "%s", why.msg);
         return copy(p, t->listen, sizeof t->listen, key, v);
     case 1: {
         char host[256];
         unsigned port;
         if (kb_hostport_parse(v, host, sizeof host, &port, &why) != 0)
-            return fail(p, "connect: %s", why.msg);
+            return kb_ini_fail(&p->ini, "connect: %s", why.msg);
         return copy(p, t->connect, sizeof t->connect, key, v);
     }
     case 2:
         if (kb_server_name_norm("server-name", v, t->server_name, sizeof t->server_name, &why) != 0)
-            return fail(p, "%s", why.msg);
+            return kb_ini_fail(&p->ini, "%s", why.msg);
         return 1;
     case 3:
         return copy(p, t->ca, sizeof t->ca, key, v);
     case 4:
         if (strncmp(v, "pkcs11:", 7) != 0)
-            return fail(p, "key must be a pkcs11: URI");
+            return kb_ini_fail(&p->ini, "key must be a pkcs11: URI");
         return copy(p, t->key, sizeof t->key, key, v);
     case 5: {
         char buf[600];
         snprintf(buf, sizeof buf, "%s", v);
         for (char *w = strtok(buf, " ,"); w; w = strtok(NULL, " ,")) {
             if (t->n_alpn == KB_TUNNEL_ALPN_MAX || strlen(w) >= 64)
-                return fail(p, "alpn: at most %d protocols of up to 63 bytes", KB_TUNNEL_ALPN_MAX);
+                return kb_ini_fail(&p->ini, "alpn: at most %d protocols of up to 63 bytes",
+                                   KB_TUNNEL_ALPN_MAX);
             snprintf(t->alpn[t->n_alpn++], 64, "%s", w);
         }
-        return t->n_alpn ? 1 : fail(p, "alpn: the value is empty");
+        return t->n_alpn ? 1 : kb_ini_fail(&p->ini, "alpn: the value is empty");
     }
     case 6: {
         char host[256];
         unsigned port;
         if (kb_proxy_parse_url(v, host, sizeof host, &port, &why) != 0)
-            return fail(p, "%s", why.msg);
+            return kb_ini_fail(&p->ini, "%s", why.msg);
         return copy(p, t->proxy, sizeof t->proxy, key, v);
     }
     case 7:
         return parse_uint(v, 3600, &t->connect_timeout_s) && t->connect_timeout_s > 0
                    ? 1
-                   : fail(p, "connect-timeout must be seconds from 1 to 3600, not '%s'", v);
+                   : kb_ini_fail(&p->ini,
+                                 "connect-timeout must be seconds from 1 to 3600, not '%s'", v);
     case 8:
         return parse_uint(v, 7 * 86400, &t->idle_timeout_s)
                    ? 1
-                   : fail(p, "idle-timeout must be seconds (0: none), not '%s'", v);
+                   : kb_ini_fail(&p->ini, "idle-timeout must be seconds (0: none), not '%s'", v);
     case 9:
         return parse_uint(v, 100000, &t->max_connections) && t->max_connections > 0
                    ? 1
-                   : fail(p, "max-connections must be from 1 to 100000, not '%s'", v);
+                   : kb_ini_fail(&p->ini, "max-connections must be from 1 to 100000, not '%s'", v);
     case 10:
         if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
             t->allow_remote = v[0] == 'y';
             return 1;
         }
-        return fail(p, "allow-remote must be yes or no, not '%s'", v);
+        return kb_ini_fail(&p->ini, "allow-remote must be yes or no, not '%s'", v);
     default: {
         char buf[600];
         snprintf(buf, sizeof buf, "%s", v);
         for (char *w = strtok(buf, " ,"); w; w = strtok(NULL, " ,")) {
             unsigned uid;
             if (t->n_allow_uid == KB_TUNNEL_UID_MAX || !parse_uint(w, 0x7fffffff, &uid))
-                return fail(p, "allow-uid takes up to %d numeric user ids", KB_TUNNEL_UID_MAX);
+                return kb_ini_fail(&p->ini, "allow-uid takes up to %d numeric user ids",
+                                   KB_TUNNEL_UID_MAX);
             t->allow_uid[t->n_allow_uid++] = (uid_t)uid;
         }
-        return t->n_allow_uid ? 1 : fail(p, "allow-uid: the value is empty");
+        return t->n_allow_uid ? 1 : kb_ini_fail(&p->ini, "allow-uid: the value is empty");
     }
     }
 }
 
 int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n, kb_err *err)
 {
-    struct parser p = {.name = name, .out = out};
-    p.ini = (struct kb_ini){.file = f, .user = &p, .section = on_section, .error = on_error};
+    struct parser p = {.out = out};
+    p.ini = (struct kb_ini){.user = &p,
+                            .section = on_section,
+                            .key = handler,
+                            .kind = "config",
+                            .expected = "[tunnel NAME]"};
     *n = 0;
-    ini_max_line = 4096;
-    int line = ini_parse_stream(kb_ini_read_line, &p.ini, handler, &p);
-    if (line < 0)
-        return kb_err_set(err, "config %s cannot be read", name);
-    if (p.failed && (line == 0 || p.err_line <= (unsigned)line))
-        return kb_err_set(err, "%s:%u: %s", name, p.err_line, p.err);
-    if (line > 0)
-        return kb_err_set(err, "%s:%d: syntax error: expected [tunnel NAME] or key = value", name,
-                          line);
+    if (kb_ini_parse(&p.ini, f, name, err) != 0)
+        return -1;
     if (p.n == 0)
         return kb_err_set(err, "%s: no [tunnel NAME] section", name);
     for (size_t i = 0; i < p.n; i++) {
