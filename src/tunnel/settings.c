@@ -10,17 +10,11 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "pkcs11/uri.h"
+#include "src/tls/client.h"
 #include "src/util/hostport.h"
 #include "src/util/inilines.h"
 #include "src/util/proxy.h"
-
-void kb_tunnel_conf_defaults(kb_tunnel_conf *t)
-{
-    memset(t, 0, sizeof *t);
-    t->connect_timeout_s = 10;
-    t->idle_timeout_s = 0;
-    t->max_connections = 1000;
-}
 
 int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err)
 {
@@ -109,6 +103,172 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
     return 0;
 }
 
+/* What tunnel.c hands the TLS client must fit it whole. */
+_Static_assert(KB_TUNNEL_ALPN_MAX <= KB_ALPN_MAX && KB_TUNNEL_ALPN_LEN == KB_ALPN_LEN,
+               "a tunnel's ALPN list must fit the TLS client's");
+
+static int set_text(char *dst, size_t len, const char *what, const char *v, kb_err *err)
+{
+    if (*v == '\0' || strlen(v) >= len)
+        return kb_err_set(err, "%s: the value is empty or longer than %zu bytes", what, len - 1);
+    snprintf(dst, len, "%s", v);
+    return 0;
+}
+
+static bool parse_uint(const char *v, unsigned max, unsigned *out)
+{
+    char *end;
+    unsigned long n = strtoul(v, &end, 10);
+    if (!isdigit((unsigned char)*v) || *end != '\0' || n > max)
+        return false;
+    *out = (unsigned)n;
+    return true;
+}
+
+/* The next word of a list ("h2, http/1.1"), or NULL after the last. */
+static const char *next_word(const char **rest, size_t *len)
+{
+    const char *w = *rest + strspn(*rest, " ,");
+    *len = strcspn(w, " ,");
+    *rest = w + *len;
+    return *len > 0 ? w : NULL;
+}
+
+static int opt_listen(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    struct kb_listen l;
+    if (kb_listen_parse(v, &l, err) != 0)
+        return -1;
+    return set_text(t->listen, sizeof t->listen, what, v, err);
+}
+
+static int opt_connect(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    char host[256];
+    unsigned port;
+    kb_err why;
+    if (kb_hostport_parse(v, host, sizeof host, &port, &why) != 0)
+        return kb_err_set(err, "%s: %s", what, why.msg);
+    return set_text(t->connect, sizeof t->connect, what, v, err);
+}
+
+static int opt_server_name(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    return kb_server_name_norm(what, v, t->server_name, sizeof t->server_name, err);
+}
+
+static int opt_ca(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    return set_text(t->ca, sizeof t->ca, what, v, err);
+}
+
+/* Parsed as the tunnel will parse it to find the key, so that a typo is refused here, with
+ * the line it is on, rather than as a denial at start. */
+static int opt_key(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    P11KitUri *uri;
+    kb_err why;
+    if (kb_uri_parse(v, 0, &uri, &why) != 0)
+        return kb_err_set(err, "%s: %s", what, why.msg);
+    p11_kit_uri_free(uri);
+    return set_text(t->key, sizeof t->key, what, v, err);
+}
+
+static int opt_alpn(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    size_t len, added = 0;
+    for (const char *w, *rest = v; (w = next_word(&rest, &len)) != NULL; added++) {
+        if (t->n_alpn == KB_TUNNEL_ALPN_MAX || len > KB_TUNNEL_ALPN_LEN)
+            return kb_err_set(err, "%s: at most %d protocols of 1 to %d bytes", what,
+                              KB_TUNNEL_ALPN_MAX, KB_TUNNEL_ALPN_LEN);
+        snprintf(t->alpn[t->n_alpn++], sizeof t->alpn[0], "%.*s", (int)len, w);
+    }
+    return added > 0 ? 0 : kb_err_set(err, "%s: the value is empty", what);
+}
+
+static int opt_proxy(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    char host[256];
+    unsigned port;
+    kb_err why;
+    if (kb_proxy_parse_url(v, host, sizeof host, &port, &why) != 0)
+        return kb_err_set(err, "%s: %s", what, why.msg);
+    return set_text(t->proxy, sizeof t->proxy, what, v, err);
+}
+
+static int opt_connect_timeout(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (!parse_uint(v, 3600, &t->connect_timeout_s) || t->connect_timeout_s == 0)
+        return kb_err_set(err, "%s must be seconds from 1 to 3600, not '%s'", what, v);
+    return 0;
+}
+
+static int opt_idle_timeout(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (!parse_uint(v, 7 * 86400, &t->idle_timeout_s))
+        return kb_err_set(err, "%s must be seconds up to a week (0: none), not '%s'", what, v);
+    return 0;
+}
+
+static int opt_max_connections(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (!parse_uint(v, 100000, &t->max_connections) || t->max_connections == 0)
+        return kb_err_set(err, "%s must be from 1 to 100000, not '%s'", what, v);
+    return 0;
+}
+
+static int opt_allow_remote(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+        return kb_err_set(err, "%s must be yes or no, not '%s'", what, v);
+    t->allow_remote = v[0] == 'y';
+    return 0;
+}
+
+static int opt_allow_uid(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    size_t len, added = 0;
+    for (const char *w, *rest = v; (w = next_word(&rest, &len)) != NULL; added++) {
+        char num[16];
+        unsigned uid;
+        snprintf(num, sizeof num, "%.*s", (int)len, w);
+        if (t->n_allow_uid == KB_TUNNEL_UID_MAX || len >= sizeof num ||
+            !parse_uint(num, 0x7fffffff, &uid))
+            return kb_err_set(err, "%s takes up to %d numeric user ids", what, KB_TUNNEL_UID_MAX);
+        t->allow_uid[t->n_allow_uid++] = (uid_t)uid;
+    }
+    return added > 0 ? 0 : kb_err_set(err, "%s: the value is empty", what);
+}
+
+const struct kb_tunnel_option kb_tunnel_options[KB_TUNNEL_N_OPTIONS] = {
+    {"listen", "ADDR", "where legacy clients connect", NULL, false, opt_listen},
+    {"connect", "HOST:PORT", "the mTLS endpoint", NULL, false, opt_connect},
+    {"key", "URI", "the key (default: the one the policy admits)", NULL, false, opt_key},
+    {"ca", "FILE", "CA for the server when the policy names none", NULL, false, opt_ca},
+    {"server-name", "NAME", "name to send and check (default: the policy's or HOST)", NULL, false,
+     opt_server_name},
+    {"alpn", "PROTO", "offer ALPN protocols, comma-separated (repeatable)", NULL, true, opt_alpn},
+    {"proxy", "http://HOST:PORT", "leave through an HTTP CONNECT proxy", NULL, false, opt_proxy},
+    {"connect-timeout", "S", "give up connecting and the handshake after S seconds", "10", false,
+     opt_connect_timeout},
+    {"idle-timeout", "S", "close connections idle this long, 0: never", "0", false,
+     opt_idle_timeout},
+    {"max-connections", "N", "at most N at once", "1000", false, opt_max_connections},
+    {"allow-remote", NULL, "listen on a non-loopback address too (lends the identity!)", NULL,
+     false, opt_allow_remote},
+    {"allow-uid", "UID", "only these users may connect to a unix: listener (repeatable)", NULL,
+     true, opt_allow_uid},
+};
+
+void kb_tunnel_conf_defaults(kb_tunnel_conf *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < KB_TUNNEL_N_OPTIONS; i++)
+        if (kb_tunnel_options[i].def != NULL)
+            kb_tunnel_options[i].parse(t, kb_tunnel_options[i].name, kb_tunnel_options[i].def,
+                                       NULL);
+}
+
 struct parser {
     struct kb_ini ini; /* ini.line: the line being read */
     kb_tunnel_conf *out;
@@ -153,119 +313,25 @@ static void on_section(void *user, const char *name)
     start_section(user, name);
 }
 
-static bool parse_uint(const char *v, unsigned max, unsigned *out)
-{
-    char *end;
-    unsigned long n = strtoul(v, &end, 10);
-    if (!isdigit((unsigned char)*v) || *end != '\0' || n > max)
-        return false;
-    *out = (unsigned)n;
-    return true;
-}
-
-static int copy(struct parser *p, char *dst, size_t len, const char *key, const char *v)
-{
-    if (*v == '\0' || strlen(v) >= len)
-        return kb_ini_fail(&p->ini, "%s: the value is empty or longer than %zu bytes", key,
-                           len - 1);
-    snprintf(dst, len, "%s", v);
-    return 1;
-}
-
-static const char *const keys[] = {
-    "listen",       "connect",  "server-name",     "ca",           "key",
-    "alpn",         "proxy",    "connect-timeout", "idle-timeout", "max-connections",
-    "allow-remote", "allow-uid"};
-
 static int handler(void *user, const char *key, const char *v)
 {
     struct parser *p = user;
     if (p->cur == NULL)
         return kb_ini_fail(&p->ini, "'%s' stands before any [tunnel NAME] section", key);
     size_t k;
-    for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
-        if (strcmp(keys[k], key) == 0)
+    for (k = 0; k < KB_TUNNEL_N_OPTIONS; k++)
+        if (strcmp(kb_tunnel_options[k].name, key) == 0)
             break;
-    if (k == sizeof keys / sizeof keys[0])
+    if (k == KB_TUNNEL_N_OPTIONS)
         return kb_ini_fail(&p->ini, "unknown key '%s' in [tunnel %s]; see keybound.conf(5)", key,
                            p->cur->name);
     if (p->seen & (1ULL << k))
         return kb_ini_fail(&p->ini, "'%s' is set twice in [tunnel %s]", key, p->cur->name);
     p->seen |= 1ULL << k;
-    kb_tunnel_conf *t = p->cur;
     kb_err why;
-    switch (k) {
-    case 0:
-        if (kb_listen_parse(v, &(struct kb_listen){0}, &why) != 0)
-            return kb_ini_fail(&p->ini, "%s", why.msg);
-        return copy(p, t->listen, sizeof t->listen, key, v);
-    case 1: {
-        char host[256];
-        unsigned port;
-        if (kb_hostport_parse(v, host, sizeof host, &port, &why) != 0)
-            return kb_ini_fail(&p->ini, "connect: %s", why.msg);
-        return copy(p, t->connect, sizeof t->connect, key, v);
-    }
-    case 2:
-        if (kb_server_name_norm("server-name", v, t->server_name, sizeof t->server_name, &why) != 0)
-            return kb_ini_fail(&p->ini, "%s", why.msg);
-        return 1;
-    case 3:
-        return copy(p, t->ca, sizeof t->ca, key, v);
-    case 4:
-        if (strncmp(v, "pkcs11:", 7) != 0)
-            return kb_ini_fail(&p->ini, "key must be a pkcs11: URI");
-        return copy(p, t->key, sizeof t->key, key, v);
-    case 5: {
-        char buf[600];
-        snprintf(buf, sizeof buf, "%s", v);
-        for (char *w = strtok(buf, " ,"); w; w = strtok(NULL, " ,")) {
-            if (t->n_alpn == KB_TUNNEL_ALPN_MAX || strlen(w) >= 64)
-                return kb_ini_fail(&p->ini, "alpn: at most %d protocols of up to 63 bytes",
-                                   KB_TUNNEL_ALPN_MAX);
-            snprintf(t->alpn[t->n_alpn++], 64, "%s", w);
-        }
-        return t->n_alpn ? 1 : kb_ini_fail(&p->ini, "alpn: the value is empty");
-    }
-    case 6: {
-        char host[256];
-        unsigned port;
-        if (kb_proxy_parse_url(v, host, sizeof host, &port, &why) != 0)
-            return kb_ini_fail(&p->ini, "%s", why.msg);
-        return copy(p, t->proxy, sizeof t->proxy, key, v);
-    }
-    case 7:
-        return parse_uint(v, 3600, &t->connect_timeout_s) && t->connect_timeout_s > 0
-                   ? 1
-                   : kb_ini_fail(&p->ini,
-                                 "connect-timeout must be seconds from 1 to 3600, not '%s'", v);
-    case 8:
-        return parse_uint(v, 7 * 86400, &t->idle_timeout_s)
-                   ? 1
-                   : kb_ini_fail(&p->ini, "idle-timeout must be seconds (0: none), not '%s'", v);
-    case 9:
-        return parse_uint(v, 100000, &t->max_connections) && t->max_connections > 0
-                   ? 1
-                   : kb_ini_fail(&p->ini, "max-connections must be from 1 to 100000, not '%s'", v);
-    case 10:
-        if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
-            t->allow_remote = v[0] == 'y';
-            return 1;
-        }
-        return kb_ini_fail(&p->ini, "allow-remote must be yes or no, not '%s'", v);
-    default: {
-        char buf[600];
-        snprintf(buf, sizeof buf, "%s", v);
-        for (char *w = strtok(buf, " ,"); w; w = strtok(NULL, " ,")) {
-            unsigned uid;
-            if (t->n_allow_uid == KB_TUNNEL_UID_MAX || !parse_uint(w, 0x7fffffff, &uid))
-                return kb_ini_fail(&p->ini, "allow-uid takes up to %d numeric user ids",
-                                   KB_TUNNEL_UID_MAX);
-            t->allow_uid[t->n_allow_uid++] = (uid_t)uid;
-        }
-        return t->n_allow_uid ? 1 : kb_ini_fail(&p->ini, "allow-uid: the value is empty");
-    }
-    }
+    if (kb_tunnel_options[k].parse(p->cur, key, v, &why) != 0)
+        return kb_ini_fail(&p->ini, "%s", why.msg);
+    return 1;
 }
 
 int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n, kb_err *err)
