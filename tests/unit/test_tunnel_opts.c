@@ -310,12 +310,68 @@ static void help_lists_every_option(void **state)
     }
 }
 
+/* path's text, read whole; NULL when the source tree is not at hand. */
+static char *slurp(const char *rel)
+{
+    const char *src = getenv("TESTS_SRCDIR");
+    if (src == NULL)
+        return NULL;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/../%s", src, rel);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char text[1 << 17];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+/* roff writes '-' as "\-"; the manuals are written by hand, the table is not. */
+static void roff(const char *text, char *out, size_t len)
+{
+    size_t n = 0;
+    for (; *text != '\0' && n + 2 < len; text++) {
+        if (*text == '-')
+            out[n++] = '\\';
+        out[n++] = *text;
+    }
+    out[n] = '\0';
+}
+
+static void the_manuals_name_every_option(void **state)
+{
+    (void)state;
+    char *conf5 = slurp("doc/keybound.conf.5");
+    if (conf5 == NULL)
+        skip();
+    for (size_t i = 0; i < KB_TUNNEL_N_OPTIONS; i++) {
+        char name[64], want[80];
+        roff(kb_tunnel_options[i].name, name, sizeof name);
+        snprintf(want, sizeof want, "\"%s = ", name);
+        if (strstr(conf5, want) == NULL)
+            fail_msg("keybound.conf(5) has no entry for %s", kb_tunnel_options[i].name);
+    }
+    char *man1 = slurp("doc/keybound.1");
+    for (size_t i = 0; i < KB_TUNNEL_N_OPTIONS; i++) {
+        char name[64], want[80];
+        roff(kb_tunnel_options[i].name, name, sizeof name);
+        snprintf(want, sizeof want, " \\-\\-%s", name);
+        if (strstr(man1, want) == NULL)
+            fail_msg("keybound(1) does not name --%s", kb_tunnel_options[i].name);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(every_option_is_whole), cmocka_unit_test(same_value_same_tunnel),
-        cmocka_unit_test(same_value_same_error), cmocka_unit_test(lists_add_up_on_the_command_line),
-        cmocka_unit_test(command_line_only),     cmocka_unit_test(help_lists_every_option),
+        cmocka_unit_test(every_option_is_whole),
+        cmocka_unit_test(same_value_same_tunnel),
+        cmocka_unit_test(same_value_same_error),
+        cmocka_unit_test(lists_add_up_on_the_command_line),
+        cmocka_unit_test(command_line_only),
+        cmocka_unit_test(help_lists_every_option),
+        cmocka_unit_test(the_manuals_name_every_option),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
