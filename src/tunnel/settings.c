@@ -142,14 +142,22 @@ static int opt_listen(kb_tunnel_conf *t, const char *what, const char *v, kb_err
     return set_text(t->listen, sizeof t->listen, what, v, err);
 }
 
-static int opt_connect(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+/* connect (HOST:PORT) and proxy (http://HOST:PORT): checked by parse, kept as written. */
+static int set_endpoint(char *dst, size_t len,
+                        int (*parse)(const char *, char *, size_t, unsigned *, kb_err *),
+                        const char *what, const char *v, kb_err *err)
 {
     char host[256];
     unsigned port;
     kb_err why;
-    if (kb_hostport_parse(v, host, sizeof host, &port, &why) != 0)
+    if (parse(v, host, sizeof host, &port, &why) != 0)
         return kb_err_set(err, "%s: %s", what, why.msg);
-    return set_text(t->connect, sizeof t->connect, what, v, err);
+    return set_text(dst, len, what, v, err);
+}
+
+static int opt_connect(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    return set_endpoint(t->connect, sizeof t->connect, kb_hostport_parse, what, v, err);
 }
 
 static int opt_server_name(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
@@ -188,12 +196,7 @@ static int opt_alpn(kb_tunnel_conf *t, const char *what, const char *v, kb_err *
 
 static int opt_proxy(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
 {
-    char host[256];
-    unsigned port;
-    kb_err why;
-    if (kb_proxy_parse_url(v, host, sizeof host, &port, &why) != 0)
-        return kb_err_set(err, "%s: %s", what, why.msg);
-    return set_text(t->proxy, sizeof t->proxy, what, v, err);
+    return set_endpoint(t->proxy, sizeof t->proxy, kb_proxy_parse_url, what, v, err);
 }
 
 static int opt_connect_timeout(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
