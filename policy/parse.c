@@ -3,8 +3,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ini.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,31 +18,12 @@ enum section { SEC_NONE, SEC_ADMISSION, SEC_TOKEN, SEC_KEY, SEC_CERT, SEC_ENDPOI
 
 struct parser {
     kb_policy *pol;
-    const char *name;
     char dir[4096];
     struct kb_ini ini; /* ini.line: the line being read */
     enum section section;
     struct kb_endpoint_rule *endpoint;
     unsigned long long seen[SEC_ENDPOINT + 1]; /* singular keys seen, per section */
-    bool failed;
-    unsigned err_line; /* 0: the error is about the whole file */
-    char err[512];
 };
-
-/* Records the first error with the line it was on; returns 0 for inih ("stop"). */
-static int fail(struct parser *p, const char *fmt, ...) KB_PRINTF(2, 3);
-static int fail(struct parser *p, const char *fmt, ...)
-{
-    if (!p->failed) {
-        p->failed = true;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(p->err, sizeof p->err, fmt, ap);
-        va_end(ap);
-        p->err_line = p->ini.line;
-    }
-    return 0;
-}
 
 static bool parse_bool(const char *v, bool *out)
 {
@@ -167,9 +146,9 @@ static int split_words(const char *v, char *buf, size_t len, char **words, int m
 static int list_error(struct parser *p, int n, const char *name, const char *usage)
 {
     if (n < 0)
-        return fail(p, "%s: a quote is not closed, or the list is longer than keybound takes",
-                    name);
-    return fail(p, "%s", usage);
+        return kb_ini_fail(
+            &p->ini, "%s: a quote is not closed, or the list is longer than keybound takes", name);
+    return kb_ini_fail(&p->ini, "%s", usage);
 }
 
 static int token_allow(struct parser *p, const char *v)
@@ -197,16 +176,16 @@ static int token_allow(struct parser *p, const char *v)
             free(t.model);
             free(t.serial);
             free(t.label);
-            return fail(p,
-                        "allow: '%s' is not manufacturer=, model=, serial= or label= (each "
-                        "at most once)",
-                        words[i]);
+            return kb_ini_fail(&p->ini,
+                               "allow: '%s' is not manufacturer=, model=, serial= or label= (each "
+                               "at most once)",
+                               words[i]);
         }
         *slot = strdup(eq + 1);
     }
     struct kb_token_pattern *nv = realloc(p->pol->allow, (p->pol->n_allow + 1) * sizeof *nv);
     if (nv == NULL)
-        return fail(p, "out of memory");
+        return kb_ini_fail(&p->ini, "out of memory");
     p->pol->allow = nv;
     nv[p->pol->n_allow++] = t;
     return 1;
@@ -230,7 +209,7 @@ static int key_algorithms(struct parser *p, const char *v)
     };
     struct kb_alg_rule *rules = calloc((size_t)n, sizeof *rules);
     if (rules == NULL)
-        return fail(p, "out of memory");
+        return kb_ini_fail(&p->ini, "out of memory");
     for (int i = 0; i < n; i++) {
         bool ok = false;
         for (size_t j = 0; j < sizeof named / sizeof named[0] && !ok; j++) {
@@ -253,10 +232,10 @@ static int key_algorithms(struct parser *p, const char *v)
         }
         if (!ok) {
             free(rules);
-            return fail(p,
-                        "algorithms: '%s' is unknown; use ec-p256, ec-p384, ec-p521, "
-                        "ed25519, ed448, rsa-N or rsa-N+ (N from 1024 to 16384)",
-                        words[i]);
+            return kb_ini_fail(&p->ini,
+                               "algorithms: '%s' is unknown; use ec-p256, ec-p384, ec-p521, "
+                               "ed25519, ed448, rsa-N or rsa-N+ (N from 1024 to 16384)",
+                               words[i]);
         }
     }
     p->pol->algs = rules;
@@ -288,13 +267,14 @@ static int cert_eku(struct parser *p, const char *v)
             strchr(words[i], '.') != NULL && words[i][strlen(words[i]) - 1] != '.')
             oid = words[i];
         if (oid == NULL)
-            return fail(p,
-                        "require-eku: '%s' is neither a known purpose (clientAuth, "
-                        "serverAuth, codeSigning, emailProtection, timeStamping, OCSPSigning) "
-                        "nor a dotted OID",
-                        words[i]);
+            return kb_ini_fail(
+                &p->ini,
+                "require-eku: '%s' is neither a known purpose (clientAuth, "
+                "serverAuth, codeSigning, emailProtection, timeStamping, OCSPSigning) "
+                "nor a dotted OID",
+                words[i]);
         if (add_string(&p->pol->eku, &p->pol->n_eku, oid) != 0)
-            return fail(p, "out of memory");
+            return kb_ini_fail(&p->ini, "out of memory");
     }
     return 1;
 }
@@ -370,22 +350,23 @@ static int start_section(struct parser *p, const char *section)
         if (!parse_endpoint_name(section, &e.host, &e.port)) {
             char shown[300];
             kb_printable(section, shown, sizeof shown);
-            return fail(p,
-                        "section [%s]: write [endpoint \"HOST\"] or [endpoint \"HOST:PORT\"] "
-                        "with a DNS name or IP address (IPv6 as [endpoint \"[::1]:443\"])",
-                        shown);
+            return kb_ini_fail(
+                &p->ini,
+                "section [%s]: write [endpoint \"HOST\"] or [endpoint \"HOST:PORT\"] "
+                "with a DNS name or IP address (IPv6 as [endpoint \"[::1]:443\"])",
+                shown);
         }
         for (size_t i = 0; i < p->pol->n_endpoints; i++)
             if (strcmp(p->pol->endpoints[i].host, e.host) == 0 &&
                 p->pol->endpoints[i].port == e.port) {
                 free(e.host);
-                return fail(p, "section [%s] appears twice", section);
+                return kb_ini_fail(&p->ini, "section [%s] appears twice", section);
             }
         struct kb_endpoint_rule *nv =
             realloc(p->pol->endpoints, (p->pol->n_endpoints + 1) * sizeof *nv);
         if (nv == NULL) {
             free(e.host);
-            return fail(p, "out of memory");
+            return kb_ini_fail(&p->ini, "out of memory");
         }
         p->pol->endpoints = nv;
         nv[p->pol->n_endpoints] = e;
@@ -395,24 +376,17 @@ static int start_section(struct parser *p, const char *section)
     } else {
         char shown[300];
         kb_printable(section, shown, sizeof shown);
-        return fail(p,
-                    "unknown section [%s]; sections are [admission], [token], [key], "
-                    "[certificate] and [endpoint \"HOST[:PORT]\"]",
-                    shown);
+        return kb_ini_fail(&p->ini,
+                           "unknown section [%s]; sections are [admission], [token], [key], "
+                           "[certificate] and [endpoint \"HOST[:PORT]\"]",
+                           shown);
     }
     return 1;
 }
 
 static void on_section(void *user, const char *name)
 {
-    struct parser *p = user;
-    if (!p->failed)
-        start_section(p, name);
-}
-
-static void on_error(void *user, const char *message)
-{
-    fail(user, "%s", message);
+    start_section(user, name);
 }
 
 enum { REPEATABLE = 1 };
@@ -463,48 +437,47 @@ static const char *section_name(enum section s)
 static int set_string(struct parser *p, char **slot, const char *v, bool path)
 {
     if (*v == '\0')
-        return fail(p, "the value is empty");
+        return kb_ini_fail(&p->ini, "the value is empty");
     free(*slot);
     *slot = path ? resolve_path(p, v) : strdup(v);
-    return *slot != NULL ? 1 : fail(p, "out of memory");
+    return *slot != NULL ? 1 : kb_ini_fail(&p->ini, "out of memory");
 }
 
 static int set_bool(struct parser *p, bool *slot, const char *name, const char *v)
 {
-    return parse_bool(v, slot) ? 1 : fail(p, "%s must be yes or no, not '%s'", name, v);
+    return parse_bool(v, slot) ? 1
+                               : kb_ini_fail(&p->ini, "%s must be yes or no, not '%s'", name, v);
 }
 
 static int set_duration(struct parser *p, long long *slot, const char *name, const char *v)
 {
     *slot = kb_duration_parse(v);
-    return *slot >= 0 ? 1
-                      : fail(p,
+    return *slot >= 0
+               ? 1
+               : kb_ini_fail(&p->ini,
                              "%s: '%s' is not a duration; write e.g. 30d, 12h, 1d12h, 90m (units "
                              "s, m, h, d, w)",
                              name, v);
 }
 
-static int handler(void *user, const char *section, const char *name, const char *v)
+static int handler(void *user, const char *name, const char *v)
 {
     struct parser *p = user;
-    (void)section; /* kb_ini_read_line has seen it first */
-    if (p->failed)
-        return 0;
     if (p->section == SEC_NONE)
-        return fail(p,
-                    "'%s' stands before any section; put it under [admission], [token], "
-                    "[key], [certificate] or [endpoint \"HOST\"]",
-                    name);
+        return kb_ini_fail(&p->ini,
+                           "'%s' stands before any section; put it under [admission], [token], "
+                           "[key], [certificate] or [endpoint \"HOST\"]",
+                           name);
     size_t k;
     for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (keys[k].section == p->section && strcmp(keys[k].name, name) == 0)
             break;
     if (k == sizeof keys / sizeof keys[0])
-        return fail(p, "unknown key '%s' in %s; see keybound-policy(5)", name,
-                    section_name(p->section));
+        return kb_ini_fail(&p->ini, "unknown key '%s' in %s; see keybound-policy(5)", name,
+                           section_name(p->section));
     if (!(keys[k].flags & REPEATABLE)) {
         if (p->seen[p->section] & (1ULL << k))
-            return fail(p, "'%s' is set twice in %s", name, section_name(p->section));
+            return kb_ini_fail(&p->ini, "'%s' is set twice in %s", name, section_name(p->section));
         p->seen[p->section] |= 1ULL << k;
     }
     kb_policy *pol = p->pol;
@@ -519,7 +492,7 @@ static int handler(void *user, const char *section, const char *name, const char
             else if (strcmp(v, "off") == 0)
                 pol->mode = KB_MODE_OFF;
             else
-                return fail(p, "mode must be enforce, audit or off, not '%s'", v);
+                return kb_ini_fail(&p->ini, "mode must be enforce, audit or off, not '%s'", v);
             return 1;
         }
         return set_bool(p, &pol->allow_unlisted_endpoints, name, v);
@@ -534,7 +507,7 @@ static int handler(void *user, const char *section, const char *name, const char
                                   "deny-serial needs one or more serial numbers (globs)");
             for (int i = 0; i < n; i++)
                 if (add_string(&pol->deny_serial, &pol->n_deny_serial, words[i]) != 0)
-                    return fail(p, "out of memory");
+                    return kb_ini_fail(&p->ini, "out of memory");
             return 1;
         }
         if (strcmp(name, "require-hardware-slot") == 0)
@@ -579,7 +552,7 @@ static int handler(void *user, const char *section, const char *name, const char
             kb_err why;
             char norm[KB_HOST_MAX + 1];
             if (kb_server_name_norm("server-name", v, norm, sizeof norm, &why) != 0)
-                return fail(p, "%s", why.msg);
+                return kb_ini_fail(&p->ini, "%s", why.msg);
             return set_string(p, &e->server_name, norm, false);
         }
         if (strcmp(name, "min-tls") == 0) {
@@ -588,32 +561,35 @@ static int handler(void *user, const char *section, const char *name, const char
             else if (strcmp(v, "1.3") == 0)
                 e->min_tls = 13;
             else
-                return fail(p, "min-tls must be 1.2 or 1.3, not '%s'", v);
+                return kb_ini_fail(&p->ini, "min-tls must be 1.2 or 1.3, not '%s'", v);
             return 1;
         }
         if (!is_sha256_b64(v))
-            return fail(p,
-                        "pin-sha256 '%s' is not the base64 of a SHA-256 digest (44 "
-                        "characters ending in '='); see keybound-policy(5) for how to make one",
-                        v);
-        return add_string(&e->pins, &e->n_pins, v) == 0 ? 1 : fail(p, "out of memory");
+            return kb_ini_fail(
+                &p->ini,
+                "pin-sha256 '%s' is not the base64 of a SHA-256 digest (44 "
+                "characters ending in '='); see keybound-policy(5) for how to make one",
+                v);
+        return add_string(&e->pins, &e->n_pins, v) == 0 ? 1 : kb_ini_fail(&p->ini, "out of memory");
     default:
-        return fail(p, "internal error");
+        return kb_ini_fail(&p->ini, "internal error");
     }
 }
 
-/* Rules that only make sense together. */
-static int cross_check(struct parser *p)
+/* Rules that only make sense together; their errors are about the file as a whole. */
+static int cross_check(const kb_policy *pol, const char *name, kb_err *err)
 {
-    kb_policy *pol = p->pol;
-    p->ini.line = 0; /* these errors are about the file as a whole */
     if (pol->crl != NULL && pol->trust == NULL)
-        return fail(p, "crl needs trust in [certificate]: a CRL is only believed when it is "
-                       "signed by a trust anchor");
+        return kb_err_set(err,
+                          "%s: crl needs trust in [certificate]: a CRL is only believed when it "
+                          "is signed by a trust anchor",
+                          name);
     if (pol->renew_before >= 0 && pol->min_remaining >= 0 && pol->renew_before < pol->min_remaining)
-        return fail(p, "renew-before is shorter than min-remaining: the warning would come "
-                       "after the denial");
-    return 1;
+        return kb_err_set(err,
+                          "%s: renew-before is shorter than min-remaining: the warning would "
+                          "come after the denial",
+                          name);
+    return 0;
 }
 
 static kb_policy *policy_new(void)
@@ -632,8 +608,12 @@ static kb_policy *policy_new(void)
 int kb_policy_parse(FILE *f, const char *name, kb_policy **out, kb_err *err)
 {
     *out = NULL;
-    struct parser p = {.name = name};
-    p.ini = (struct kb_ini){.file = f, .user = &p, .section = on_section, .error = on_error};
+    struct parser p = {0};
+    p.ini = (struct kb_ini){.user = &p,
+                            .section = on_section,
+                            .key = handler,
+                            .kind = "policy",
+                            .expected = "[section]"};
     const char *slash = strrchr(name, '/');
     if (slash != NULL)
         snprintf(p.dir, sizeof p.dir, "%.*s", (int)(slash - name), name);
@@ -643,23 +623,12 @@ int kb_policy_parse(FILE *f, const char *name, kb_policy **out, kb_err *err)
         kb_policy_free(p.pol);
         return kb_err_set(err, "out of memory");
     }
-    /* inih reads lines of up to this many bytes (Debian's build sizes its line buffer by
-     * it); GnuTLS priority strings and long globs need more than the default 200. */
-    ini_max_line = 4096;
-    int line = ini_parse_stream(kb_ini_read_line, &p.ini, handler, &p);
-    if (line == 0 && !p.failed)
-        cross_check(&p);
-    if (line == 0 && !p.failed) {
-        *out = p.pol;
-        return 0;
+    if (kb_ini_parse(&p.ini, f, name, err) != 0 || cross_check(p.pol, name, err) != 0) {
+        kb_policy_free(p.pol);
+        return -1;
     }
-    kb_policy_free(p.pol);
-    if (line < 0)
-        return kb_err_set(err, "policy %s cannot be read", name);
-    if (p.failed && (line == 0 || p.err_line <= (unsigned)line))
-        return p.err_line ? kb_err_set(err, "%s:%u: %s", name, p.err_line, p.err)
-                          : kb_err_set(err, "%s: %s", name, p.err);
-    return kb_err_set(err, "%s:%d: syntax error: expected [section] or key = value", name, line);
+    *out = p.pol;
+    return 0;
 }
 
 /* The files a policy names are trusted as much as the policy itself. GnuTLS opens them

@@ -156,6 +156,20 @@ void kb_cli_print_json(json_object *o);
 /* "2027-01-31T12:00:00Z" */
 void kb_cli_time(time_t t, char *buf, size_t len);
 
+/* What `keybound tunnel`'s command line says: one tunnel, from the options keybound.conf
+ * takes as keys (kb_tunnel_options, the same parsers and messages), or --config. */
+struct kb_tunnel_conf;
+struct kb_cli_tunnel {
+    struct kb_cli c;
+    struct kb_tunnel_conf *one; /* the caller's; reset to the defaults first */
+    const char *config;
+    const char *policy;
+    unsigned workers;
+};
+
+/* 0: run it; 1: the help was printed; -1: err says what is wrong with the command line. */
+int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *err);
+
 int kb_cmd_tokens(int argc, char **argv);
 int kb_cmd_keys(int argc, char **argv);
 int kb_cmd_keygen(int argc, char **argv);

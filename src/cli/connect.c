@@ -338,11 +338,9 @@ int kb_cmd_connect(int argc, char **argv)
             server_name = optarg;
             break;
         case OPT_ALPN:
-            if (peer.n_alpn == KB_ALPN_MAX || !*optarg || strlen(optarg) > 255)
-                return kb_cli_usage("connect",
-                                    "--alpn takes up to %d protocols of 1 to 255 "
-                                    "bytes",
-                                    KB_ALPN_MAX);
+            if (peer.n_alpn == KB_ALPN_MAX || !*optarg || strlen(optarg) > KB_ALPN_LEN)
+                return kb_cli_usage("connect", "--alpn takes up to %d protocols of 1 to %d bytes",
+                                    KB_ALPN_MAX, KB_ALPN_LEN);
             peer.alpn[peer.n_alpn++] = optarg;
             break;
         case OPT_TIMEOUT:

@@ -21,6 +21,7 @@
 #include "src/tls/identity.h"
 
 #define KB_ALPN_MAX 8
+#define KB_ALPN_LEN 255 /* bytes in a protocol name (RFC 7301) */
 
 typedef struct kb_tls_peer {
     char host[256];
@@ -72,7 +73,7 @@ struct kb_tls_request {
 struct kb_tls_result {
     char protocol[16];
     char cipher[160];
-    char alpn[64];
+    char alpn[KB_ALPN_LEN + 1];
     char server_subject[512];
     char server_issuer[512];
     bool resumed;

@@ -4,26 +4,17 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <ini.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
 
+#include "pkcs11/uri.h"
+#include "src/tls/client.h"
 #include "src/util/hostport.h"
 #include "src/util/inilines.h"
 #include "src/util/proxy.h"
-
-void kb_tunnel_conf_defaults(kb_tunnel_conf *t)
-{
-    memset(t, 0, sizeof *t);
-    t->connect_timeout_s = 10;
-    t->idle_timeout_s = 0;
-    t->max_connections = 1000;
-    t->max_pending = 256;
-}
 
 int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err)
 {
@@ -112,79 +103,16 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
     return 0;
 }
 
-struct parser {
-    struct kb_ini ini; /* ini.line: the line being read */
-    const char *name;
-    kb_tunnel_conf *out;
-    size_t n;
-    kb_tunnel_conf *cur;
-    unsigned long long seen;
-    bool failed;
-    unsigned err_line;
-    char err[600];
-};
+/* What tunnel.c hands the TLS client must fit it whole. */
+_Static_assert(KB_TUNNEL_ALPN_MAX <= KB_ALPN_MAX && KB_TUNNEL_ALPN_LEN == KB_ALPN_LEN,
+               "a tunnel's ALPN list must fit the TLS client's");
 
-static int fail(struct parser *p, const char *fmt, ...) KB_PRINTF(2, 3);
-static int fail(struct parser *p, const char *fmt, ...)
+static int set_text(char *dst, size_t len, const char *what, const char *v, kb_err *err)
 {
-    if (!p->failed) {
-        p->failed = true;
-        p->err_line = p->ini.line;
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(p->err, sizeof p->err, fmt, ap);
-        va_end(ap);
-    }
+    if (*v == '\0' || strlen(v) >= len)
+        return kb_err_set(err, "%s: the value is empty or longer than %zu bytes", what, len - 1);
+    snprintf(dst, len, "%s", v);
     return 0;
-}
-
-static void start_section(struct parser *p, const char *sec)
-{
-    p->cur = NULL;
-    p->seen = 0;
-    const char *q = sec + 6;
-    if (strncmp(sec, "tunnel", 6) != 0 || (q[0] != ' ' && q[0] != '"')) {
-        fail(p, "unknown section [%s]; write [tunnel NAME]", sec);
-        return;
-    }
-    while (*q == ' ')
-        q++;
-    char name[64];
-    size_t len = strlen(q);
-    if (len >= 2 && q[0] == '"' && q[len - 1] == '"')
-        snprintf(name, sizeof name, "%.*s", (int)(len - 2), q + 1);
-    else
-        snprintf(name, sizeof name, "%s", q);
-    if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                        "0123456789-_.") != strlen(name)) {
-        fail(p, "tunnel name '%s': use letters, digits, '-', '_' and '.'", name);
-        return;
-    }
-    for (size_t i = 0; i < p->n; i++)
-        if (strcmp(p->out[i].name, name) == 0) {
-            fail(p, "tunnel '%s' is defined twice", name);
-            return;
-        }
-    if (p->n == KB_TUNNEL_MAX) {
-        fail(p, "more than %d tunnels", KB_TUNNEL_MAX);
-        return;
-    }
-    p->cur = &p->out[p->n++];
-    kb_tunnel_conf_defaults(p->cur);
-    snprintf(p->cur->name, sizeof p->cur->name, "%s", name);
-    p->cur->line = p->ini.line;
-}
-
-static void on_section(void *user, const char *name)
-{
-    struct parser *p = user;
-    if (!p->failed)
-        start_section(p, name);
-}
-
-static void on_error(void *user, const char *message)
-{
-    fail(user, "%s", message);
 }
 
 static bool parse_uint(const char *v, unsigned max, unsigned *out)
@@ -197,123 +125,238 @@ static bool parse_uint(const char *v, unsigned max, unsigned *out)
     return true;
 }
 
-static int copy(struct parser *p, char *dst, size_t len, const char *key, const char *v)
+/* The next word of a list ("h2, http/1.1"), or NULL after the last. */
+static const char *next_word(const char **rest, size_t *len)
 {
-    if (*v == '\0' || strlen(v) >= len)
-        return fail(p, "%s: the value is empty or longer than %zu bytes", key, len - 1);
-    snprintf(dst, len, "%s", v);
+    const char *w = *rest + strspn(*rest, " ,");
+    *len = strcspn(w, " ,");
+    *rest = w + *len;
+    return *len > 0 ? w : NULL;
+}
+
+static int opt_listen(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    struct kb_listen l;
+    if (kb_listen_parse(v, &l, err) != 0)
+        return -1;
+    return set_text(t->listen, sizeof t->listen, what, v, err);
+}
+
+/* connect (HOST:PORT) and proxy (http://HOST:PORT): checked by parse, kept as written. */
+static int set_endpoint(char *dst, size_t len,
+                        int (*parse)(const char *, char *, size_t, unsigned *, kb_err *),
+                        const char *what, const char *v, kb_err *err)
+{
+    char host[256];
+    unsigned port;
+    kb_err why;
+    if (parse(v, host, sizeof host, &port, &why) != 0)
+        return kb_err_set(err, "%s: %s", what, why.msg);
+    return set_text(dst, len, what, v, err);
+}
+
+static int opt_connect(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    return set_endpoint(t->connect, sizeof t->connect, kb_hostport_parse, what, v, err);
+}
+
+static int opt_server_name(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    return kb_server_name_norm(what, v, t->server_name, sizeof t->server_name, err);
+}
+
+static int opt_ca(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    return set_text(t->ca, sizeof t->ca, what, v, err);
+}
+
+/* Parsed as the tunnel will parse it to find the key, so that a typo is refused here, with
+ * the line it is on, rather than as a denial at start. */
+static int opt_key(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    P11KitUri *uri;
+    kb_err why;
+    if (kb_uri_parse(v, 0, &uri, &why) != 0)
+        return kb_err_set(err, "%s: %s", what, why.msg);
+    p11_kit_uri_free(uri);
+    return set_text(t->key, sizeof t->key, what, v, err);
+}
+
+static int opt_alpn(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    size_t len, added = 0;
+    for (const char *w, *rest = v; (w = next_word(&rest, &len)) != NULL; added++) {
+        if (t->n_alpn == KB_TUNNEL_ALPN_MAX || len > KB_TUNNEL_ALPN_LEN)
+            return kb_err_set(err, "%s: at most %d protocols of 1 to %d bytes", what,
+                              KB_TUNNEL_ALPN_MAX, KB_TUNNEL_ALPN_LEN);
+        snprintf(t->alpn[t->n_alpn++], sizeof t->alpn[0], "%.*s", (int)len, w);
+    }
+    return added > 0 ? 0 : kb_err_set(err, "%s: the value is empty", what);
+}
+
+static int opt_proxy(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    return set_endpoint(t->proxy, sizeof t->proxy, kb_proxy_parse_url, what, v, err);
+}
+
+static int opt_connect_timeout(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (!parse_uint(v, 3600, &t->connect_timeout_s) || t->connect_timeout_s == 0)
+        return kb_err_set(err, "%s must be seconds from 1 to 3600, not '%s'", what, v);
+    return 0;
+}
+
+static int opt_idle_timeout(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (!parse_uint(v, 7 * 86400, &t->idle_timeout_s))
+        return kb_err_set(err, "%s must be seconds up to a week (0: none), not '%s'", what, v);
+    return 0;
+}
+
+static int opt_max_connections(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (!parse_uint(v, 100000, &t->max_connections) || t->max_connections == 0)
+        return kb_err_set(err, "%s must be from 1 to 100000, not '%s'", what, v);
+    return 0;
+}
+
+static int opt_max_pending(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (!parse_uint(v, 100000, &t->max_pending) || t->max_pending == 0)
+        return kb_err_set(err, "%s must be from 1 to 100000, not '%s'", what, v);
+    return 0;
+}
+
+static int opt_allow_remote(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+        return kb_err_set(err, "%s must be yes or no, not '%s'", what, v);
+    t->allow_remote = v[0] == 'y';
+    return 0;
+}
+
+static int opt_allow_uid(kb_tunnel_conf *t, const char *what, const char *v, kb_err *err)
+{
+    size_t len, added = 0;
+    for (const char *w, *rest = v; (w = next_word(&rest, &len)) != NULL; added++) {
+        char num[16];
+        unsigned uid;
+        snprintf(num, sizeof num, "%.*s", (int)len, w);
+        if (t->n_allow_uid == KB_TUNNEL_UID_MAX || len >= sizeof num ||
+            !parse_uint(num, 0x7fffffff, &uid))
+            return kb_err_set(err, "%s takes up to %d numeric user ids", what, KB_TUNNEL_UID_MAX);
+        t->allow_uid[t->n_allow_uid++] = (uid_t)uid;
+    }
+    return added > 0 ? 0 : kb_err_set(err, "%s: the value is empty", what);
+}
+
+const struct kb_tunnel_option kb_tunnel_options[KB_TUNNEL_N_OPTIONS] = {
+    {"listen", "ADDR", "where legacy clients connect", NULL, false, opt_listen},
+    {"connect", "HOST:PORT", "the mTLS endpoint", NULL, false, opt_connect},
+    {"key", "URI", "the key (default: the one the policy admits)", NULL, false, opt_key},
+    {"ca", "FILE", "CA for the server when the policy names none", NULL, false, opt_ca},
+    {"server-name", "NAME", "name to send and check (default: the policy's or HOST)", NULL, false,
+     opt_server_name},
+    {"alpn", "PROTO", "offer ALPN protocols, comma-separated (repeatable)", NULL, true, opt_alpn},
+    {"proxy", "http://HOST:PORT", "leave through an HTTP CONNECT proxy", NULL, false, opt_proxy},
+    {"connect-timeout", "S", "give up connecting and the handshake after S seconds", "10", false,
+     opt_connect_timeout},
+    {"idle-timeout", "S", "close connections idle this long, 0: never", "0", false,
+     opt_idle_timeout},
+    {"max-connections", "N", "at most N at once", "1000", false, opt_max_connections},
+    {"max-pending-handshakes", "N", "at most N clients waiting for a handshake; beyond, reset",
+     "256", false, opt_max_pending},
+    {"allow-remote", NULL, "listen on a non-loopback address too (lends the identity!)", NULL,
+     false, opt_allow_remote},
+    {"allow-uid", "UID", "only these users may connect to a unix: listener (repeatable)", NULL,
+     true, opt_allow_uid},
+};
+
+void kb_tunnel_conf_defaults(kb_tunnel_conf *t)
+{
+    memset(t, 0, sizeof *t);
+    for (size_t i = 0; i < KB_TUNNEL_N_OPTIONS; i++)
+        if (kb_tunnel_options[i].def != NULL)
+            kb_tunnel_options[i].parse(t, kb_tunnel_options[i].name, kb_tunnel_options[i].def,
+                                       NULL);
+}
+
+struct parser {
+    struct kb_ini ini; /* ini.line: the line being read */
+    kb_tunnel_conf *out;
+    size_t n;
+    kb_tunnel_conf *cur;
+    unsigned long long seen;
+};
+
+static int start_section(struct parser *p, const char *sec)
+{
+    p->cur = NULL;
+    p->seen = 0;
+    const char *q = sec + 6;
+    if (strncmp(sec, "tunnel", 6) != 0 || (q[0] != ' ' && q[0] != '"'))
+        return kb_ini_fail(&p->ini, "unknown section [%s]; write [tunnel NAME]", sec);
+    while (*q == ' ')
+        q++;
+    char name[64];
+    size_t len = strlen(q);
+    if (len >= 2 && q[0] == '"' && q[len - 1] == '"')
+        snprintf(name, sizeof name, "%.*s", (int)(len - 2), q + 1);
+    else
+        snprintf(name, sizeof name, "%s", q);
+    if (name[0] == '\0' || strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                        "0123456789-_.") != strlen(name))
+        return kb_ini_fail(&p->ini, "tunnel name '%s': use letters, digits, '-', '_' and '.'",
+                           name);
+    for (size_t i = 0; i < p->n; i++)
+        if (strcmp(p->out[i].name, name) == 0)
+            return kb_ini_fail(&p->ini, "tunnel '%s' is defined twice", name);
+    if (p->n == KB_TUNNEL_MAX)
+        return kb_ini_fail(&p->ini, "more than %d tunnels", KB_TUNNEL_MAX);
+    p->cur = &p->out[p->n++];
+    kb_tunnel_conf_defaults(p->cur);
+    snprintf(p->cur->name, sizeof p->cur->name, "%s", name);
+    p->cur->line = p->ini.line;
     return 1;
 }
 
-static const char *const keys[] = {
-    "listen",       "connect",  "server-name",     "ca",           "key",
-    "alpn",         "proxy",    "connect-timeout", "idle-timeout", "max-connections",
-    "allow-remote", "allow-uid"};
-
-static int handler(void *user, const char *section, const char *key, const char *v)
+static void on_section(void *user, const char *name)
 {
-    (void)section;
+    start_section(user, name);
+}
+
+static int handler(void *user, const char *key, const char *v)
+{
     struct parser *p = user;
-    if (p->failed)
-        return 0;
     if (p->cur == NULL)
-        return fail(p, "'%s' stands before any [tunnel NAME] section", key);
+        return kb_ini_fail(&p->ini, "'%s' stands before any [tunnel NAME] section", key);
     size_t k;
-    for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
-        if (strcmp(keys[k], key) == 0)
+    for (k = 0; k < KB_TUNNEL_N_OPTIONS; k++)
+        if (strcmp(kb_tunnel_options[k].name, key) == 0)
             break;
-    if (k == sizeof keys / sizeof keys[0])
-        return fail(p, "unknown key '%s' in [tunnel %s]; see keybound.conf(5)", key, p->cur->name);
+    if (k == KB_TUNNEL_N_OPTIONS)
+        return kb_ini_fail(&p->ini, "unknown key '%s' in [tunnel %s]; see keybound.conf(5)", key,
+                           p->cur->name);
     if (p->seen & (1ULL << k))
-        return fail(p, "'%s' is set twice in [tunnel %s]", key, p->cur->name);
+        return kb_ini_fail(&p->ini, "'%s' is set twice in [tunnel %s]", key, p->cur->name);
     p->seen |= 1ULL << k;
-    kb_tunnel_conf *t = p->cur;
     kb_err why;
-    switch (k) {
-    case 0:
-        if (kb_listen_parse(v, &(struct kb_listen){0}, &why) != 0)
-            return fail(p, "%s", why.msg);
-        return copy(p, t->listen, sizeof t->listen, key, v);
-    case 1: {
-        char host[256];
-        unsigned port;
-        if (kb_hostport_parse(v, host, sizeof host, &port, &why) != 0)
-            return fail(p, "connect: %s", why.msg);
-        return copy(p, t->connect, sizeof t->connect, key, v);
-    }
-    case 2:
-        if (kb_server_name_norm("server-name", v, t->server_name, sizeof t->server_name, &why) != 0)
-            return fail(p, "%s", why.msg);
-        return 1;
-    case 3:
-        return copy(p, t->ca, sizeof t->ca, key, v);
-    case 4:
-        if (strncmp(v, "pkcs11:", 7) != 0)
-            return fail(p, "key must be a pkcs11: URI");
-        return copy(p, t->key, sizeof t->key, key, v);
-    case 5: {
-        char buf[600];
-        snprintf(buf, sizeof buf, "%s", v);
-        for (char *w = strtok(buf, " ,"); w; w = strtok(NULL, " ,")) {
-            if (t->n_alpn == KB_TUNNEL_ALPN_MAX || strlen(w) >= 64)
-                return fail(p, "alpn: at most %d protocols of up to 63 bytes", KB_TUNNEL_ALPN_MAX);
-            snprintf(t->alpn[t->n_alpn++], 64, "%s", w);
-        }
-        return t->n_alpn ? 1 : fail(p, "alpn: the value is empty");
-    }
-    case 6: {
-        char host[256];
-        unsigned port;
-        if (kb_proxy_parse_url(v, host, sizeof host, &port, &why) != 0)
-            return fail(p, "%s", why.msg);
-        return copy(p, t->proxy, sizeof t->proxy, key, v);
-    }
-    case 7:
-        return parse_uint(v, 3600, &t->connect_timeout_s) && t->connect_timeout_s > 0
-                   ? 1
-                   : fail(p, "connect-timeout must be seconds from 1 to 3600, not '%s'", v);
-    case 8:
-        return parse_uint(v, 7 * 86400, &t->idle_timeout_s)
-                   ? 1
-                   : fail(p, "idle-timeout must be seconds (0: none), not '%s'", v);
-    case 9:
-        return parse_uint(v, 100000, &t->max_connections) && t->max_connections > 0
-                   ? 1
-                   : fail(p, "max-connections must be from 1 to 100000, not '%s'", v);
-    case 10:
-        if (strcmp(v, "yes") == 0 || strcmp(v, "no") == 0) {
-            t->allow_remote = v[0] == 'y';
-            return 1;
-        }
-        return fail(p, "allow-remote must be yes or no, not '%s'", v);
-    default: {
-        char buf[600];
-        snprintf(buf, sizeof buf, "%s", v);
-        for (char *w = strtok(buf, " ,"); w; w = strtok(NULL, " ,")) {
-            unsigned uid;
-            if (t->n_allow_uid == KB_TUNNEL_UID_MAX || !parse_uint(w, 0x7fffffff, &uid))
-                return fail(p, "allow-uid takes up to %d numeric user ids", KB_TUNNEL_UID_MAX);
-            t->allow_uid[t->n_allow_uid++] = (uid_t)uid;
-        }
-        return t->n_allow_uid ? 1 : fail(p, "allow-uid: the value is empty");
-    }
-    }
+    if (kb_tunnel_options[k].parse(p->cur, key, v, &why) != 0)
+        return kb_ini_fail(&p->ini, "%s", why.msg);
+    return 1;
 }
 
 int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n, kb_err *err)
 {
-    struct parser p = {.name = name, .out = out};
-    p.ini = (struct kb_ini){.file = f, .user = &p, .section = on_section, .error = on_error};
+    struct parser p = {.out = out};
+    p.ini = (struct kb_ini){.user = &p,
+                            .section = on_section,
+                            .key = handler,
+                            .kind = "config",
+                            .expected = "[tunnel NAME]"};
     *n = 0;
-    ini_max_line = 4096;
-    int line = ini_parse_stream(kb_ini_read_line, &p.ini, handler, &p);
-    if (line < 0)
-        return kb_err_set(err, "config %s cannot be read", name);
-    if (p.failed && (line == 0 || p.err_line <= (unsigned)line))
-        return kb_err_set(err, "%s:%u: %s", name, p.err_line, p.err);
-    if (line > 0)
-        return kb_err_set(err, "%s:%d: syntax error: expected [tunnel NAME] or key = value", name,
-                          line);
+    if (kb_ini_parse(&p.ini, f, name, err) != 0)
+        return -1;
     if (p.n == 0)
         return kb_err_set(err, "%s: no [tunnel NAME] section", name);
     for (size_t i = 0; i < p.n; i++) {

@@ -1,11 +1,12 @@
 /* Tunnel configuration: [tunnel NAME] sections of an INI file (libinih), or one tunnel
  * from the command line.
  *
- * Keys: listen, connect, server-name, ca, key, alpn, proxy, connect-timeout, idle-timeout,
- * max-connections, allow-remote, allow-uid. Unknown sections or keys, bad values and
- * repeated keys are errors with file:line. A listener that is not on loopback or a unix
- * socket is refused unless its section says allow-remote = yes: the device identity is
- * not lent to the network. */
+ * kb_tunnel_options is the one list of a tunnel's settings: keybound.conf's keys and the
+ * command line's --NAME options are the same entries, so a value is parsed and checked by
+ * the same code whichever way it came. Unknown sections or keys, bad values and repeated
+ * keys are errors with file:line. A listener that is not on loopback or a unix socket is
+ * refused unless the tunnel says allow-remote = yes: the device identity is not lent to
+ * the network. */
 #ifndef KB_TUNNEL_SETTINGS_H
 #define KB_TUNNEL_SETTINGS_H
 
@@ -17,7 +18,8 @@
 #include "src/util/err.h"
 
 #define KB_TUNNEL_MAX 32
-#define KB_TUNNEL_ALPN_MAX 8
+#define KB_TUNNEL_ALPN_MAX 8   /* protocols; as many as the TLS client offers */
+#define KB_TUNNEL_ALPN_LEN 255 /* bytes in one, TLS's limit (RFC 7301) */
 #define KB_TUNNEL_UID_MAX 8
 
 typedef struct kb_tunnel_conf {
@@ -28,7 +30,7 @@ typedef struct kb_tunnel_conf {
     char ca[4096];
     char key[1100];
     char proxy[300];
-    char alpn[KB_TUNNEL_ALPN_MAX][64];
+    char alpn[KB_TUNNEL_ALPN_MAX][KB_TUNNEL_ALPN_LEN + 1];
     size_t n_alpn;
     unsigned connect_timeout_s;
     unsigned idle_timeout_s; /* 0: none */
@@ -50,6 +52,21 @@ struct kb_listen {
     bool loopback;
 };
 
+/* One setting of a tunnel, as keybound.conf and the command line both take it. */
+struct kb_tunnel_option {
+    const char *name; /* the key in keybound.conf; --NAME on the command line */
+    const char *arg;  /* the value in help; NULL: yes or no, a bare --NAME on the command line */
+    const char *help;
+    const char *def; /* the default, as text parse takes; NULL: empty */
+    bool list;       /* the command line may repeat it, each time adding to the list */
+    /* what: the option as the user wrote it ("key", "--key"), for the message. */
+    int (*parse)(kb_tunnel_conf *t, const char *what, const char *value, kb_err *err);
+};
+
+#define KB_TUNNEL_N_OPTIONS 13
+extern const struct kb_tunnel_option kb_tunnel_options[KB_TUNNEL_N_OPTIONS];
+
+/* Every setting at its default. */
 void kb_tunnel_conf_defaults(kb_tunnel_conf *t);
 
 /* Parses the file into at most KB_TUNNEL_MAX tunnels; every tunnel is checked. */

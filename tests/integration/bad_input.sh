@@ -44,6 +44,30 @@ chmod 600 "$T/empty-pin"
 bad "empty PIN file" "PIN file .* is empty" keygen $MOD --token pkcs11:token=one --label x --pin-file "$T/empty-pin"
 bad "PIN file that is a device" "is not a regular file" keygen $MOD --token pkcs11:token=one --label x --pin-file /dev/null
 
+# keybound tunnel takes a tunnel's settings as keybound.conf does: the same checks and
+# messages (the option named as given), before any token is touched.
+tunnel_bad() {
+    local desc=$1 pattern=$2
+    shift 2
+    bad "tunnel $desc" "$pattern" tunnel $MOD --pin-file "$T/pin" \
+        --listen 127.0.0.1:1 --connect localhost:1 "$@"
+}
+tunnel_bad "--key that is not a pkcs11: URI" \
+    "^keybound tunnel: --key: URI 'key.pem' is not a valid pkcs11: URI" --key key.pem
+tunnel_bad "--proxy that is not http://" \
+    "^keybound tunnel: --proxy: proxy 'socks5://127.0.0.1:1080' must be http://HOST:PORT" \
+    --proxy socks5://127.0.0.1:1080
+tunnel_bad "--proxy without a port" "^keybound tunnel: --proxy: 'proxy.example' is not HOST:PORT" \
+    --proxy http://proxy.example
+tunnel_bad "--workers out of range" "^keybound tunnel: --workers must be from 1 to 64, not '65'" \
+    --workers 65
+tunnel_bad "--alpn longer than 255 bytes" \
+    "^keybound tunnel: --alpn: at most 8 protocols of 1 to 255 bytes" --alpn "$(printf '%0256d' 0)"
+printf '[tunnel a]\nlisten = 127.0.0.1:1\nconnect = localhost:1\nkey = key.pem\n' >"$T/key.conf"
+bad "keybound.conf with a key that is not a pkcs11: URI" \
+    "^keybound: error: $T/key.conf:4: key: URI 'key.pem' is not a valid pkcs11: URI" \
+    tunnel $MOD --pin-file "$T/pin" --config "$T/key.conf"
+
 kb --version
 t_check "--version prints the version" bash -c "[ $rc -eq 0 ] && grep -q '^keybound [0-9]' '$T/out'"
 for cmd in tokens keys keygen; do
