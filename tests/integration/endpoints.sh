@@ -576,7 +576,5 @@ kill -TERM $tun_pid
 wait $tun_pid 2>/dev/null
 
 # The keybound processes that ran in the background (tunnels, live clients) had no run()
-# to look at their output for sanitizer findings; they have all ended by now.
-t_check "no sanitizer finding from the keybound processes in the background" \
-    eval "! cat '$T'/tun-*.log '$T'/live-*.err 2>/dev/null | grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:'"
+# to look at their output: t_done searches $T/tun-*.log, $T/live-*.err and the rest.
 t_done

@@ -215,7 +215,7 @@ PY
     printf '[tunnel web]\nlisten = systemd:web\nconnect = localhost:%s\nca = %s\nkey = %s\n' \
         "$nport" "$P/ca.pem" "$laptop" >"$T/activated.conf"
     NOTIFY_SOCKET=$T/notify.sock setsid systemd-socket-activate -l "127.0.0.1:$sa" --fdname=web \
-        -E NOTIFY_SOCKET -E SOFTHSM2_CONF -E ASAN_OPTIONS -E LSAN_OPTIONS -E UBSAN_OPTIONS \
+        -E NOTIFY_SOCKET -E SOFTHSM2_CONF -E ASAN_OPTIONS -E LSAN_OPTIONS -E UBSAN_OPTIONS -E TSAN_OPTIONS \
         "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/activated.conf" \
         >"$T/activated.log" 2>&1 </dev/null &
     act_pid=$!
@@ -233,7 +233,7 @@ PY
         "$nport" "$P/ca.pem" "$laptop" >"$T/act-unix.conf"
     for mode in 666 600; do
         setsid systemd-socket-activate -l "$T/act-$mode.sock" --fdname=u \
-            -E SOFTHSM2_CONF -E ASAN_OPTIONS -E LSAN_OPTIONS -E UBSAN_OPTIONS \
+            -E SOFTHSM2_CONF -E ASAN_OPTIONS -E LSAN_OPTIONS -E UBSAN_OPTIONS -E TSAN_OPTIONS \
             "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/act-unix.conf" \
             >"$T/act-$mode.log" 2>&1 </dev/null &
         kb_pids+=($!)

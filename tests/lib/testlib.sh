@@ -47,8 +47,38 @@ t_check() {
 }
 
 t_done() {
+    bg_findings
     echo "1..$t_n"
     [ "$t_failed" -eq 0 ]
+}
+
+# What a sanitizer prints when it finds something: ASan, LSan, UBSan, and ThreadSanitizer's
+# reports ("WARNING: ThreadSanitizer: data race") and its own failures ("FATAL: ...").
+san_finding='ERROR: (Address|Leak)Sanitizer|runtime error:|(WARNING|ERROR|FATAL): ThreadSanitizer'
+
+# bg_findings: the processes a test started in the background (kb_bg, and those it added to
+# kb_pids itself: tunnels, clients) write to files in $T that no run() looks at. They are
+# stopped here, so that what a sanitizer says as they exit is written too, and then every
+# file in $T is searched: one failed check naming the files with a finding, or one passed
+# check when the test had processes in the background. ($T/out and $T/err are run()'s,
+# which checked them already.)
+bg_findings() {
+    [ -n "${T:-}" ] && [ -d "$T" ] || return 0
+    kb_stop_bg
+    local files f
+    files=$(grep -r -l -a -E -D skip --exclude=out --exclude=err --exclude-dir=tokens \
+        "$san_finding" "$T" 2>/dev/null)
+    if [ -n "$files" ]; then
+        t_fail "no sanitizer finding in the output of the processes in the background" \
+            "$(for f in $files; do
+                echo "== ${f#"$T"/}"
+                # Each report to its SUMMARY line (ASan, UBSan and TSan all end so).
+                awk -v re="$san_finding" '$0 ~ re { on = 1 } on { print } /^SUMMARY: / { on = 0 }' \
+                    "$f" | head -c 8000
+            done)"
+    elif [ "${kb_bg_started:-0}" -gt 0 ]; then
+        t_pass "no sanitizer finding in the output of the processes in the background"
+    fi
 }
 
 # run CMD...: runs with stdout in $T/out, stderr in $T/err, exit code in $rc; never fails.
@@ -57,8 +87,8 @@ run() {
     last_cmd="$*"
     rc=0
     "$@" >"$T/out" 2>"$T/err" <"${RUN_STDIN:-/dev/null}" || rc=$?
-    # In the sanitizer build a finding is a failure of its own, whatever the test checks.
-    if grep -q -E 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$T/err" "$T/out"; then
+    # In the sanitizer builds a finding is a failure of its own, whatever the test checks.
+    if grep -q -a -E "$san_finding" "$T/err" "$T/out"; then
         t_fail "no sanitizer finding in: $*" "$(head -c 12000 "$T/err")"
     fi
 }
@@ -78,14 +108,20 @@ err_one_line() { [ "$(wc -l <"$T/err")" -eq 1 ]; }
 
 # Servers a test started (kb_bg) are stopped on exit, with the temp directory.
 kb_pids=()
-kb_cleanup() {
+# kb_stop_bg: stops them (SIGTERM) and waits for them; kb_bg_started counts them.
+kb_stop_bg() {
     local pid
+    kb_bg_started=$((${kb_bg_started:-0} + ${#kb_pids[@]}))
     for pid in "${kb_pids[@]}"; do
         kill "$pid" 2>/dev/null
     done
     for pid in "${kb_pids[@]}"; do
         wait "$pid" 2>/dev/null
     done
+    kb_pids=()
+}
+kb_cleanup() {
+    kb_stop_bg
     rm -rf "$T"
 }
 
