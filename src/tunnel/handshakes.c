@@ -142,11 +142,14 @@ static void *worker(void *arg)
         /* A worker waiting while this tunnel was at its bound may take its next one now. */
         pthread_cond_broadcast(&x->work);
         pthread_mutex_unlock(&x->queue_lock);
-        pthread_mutex_lock(&c->pl->done_lock);
-        c->next = c->pl->done;
-        c->pl->done = c;
-        pthread_mutex_unlock(&c->pl->done_lock);
-        ev_async_send(c->pl->loop, &c->pl->wake);
+        /* Once on the done list c is its loop's, which may free it at once: not one more
+         * look at it from here. */
+        struct pump_loop *pl = c->pl;
+        pthread_mutex_lock(&pl->done_lock);
+        c->next = pl->done;
+        pl->done = c;
+        pthread_mutex_unlock(&pl->done_lock);
+        ev_async_send(pl->loop, &pl->wake);
     }
 }
 
