@@ -165,6 +165,7 @@ struct kb_cli_tunnel {
     const char *config;
     const char *policy;
     unsigned workers;
+    unsigned admission_recheck_s; /* 0: not given */
 };
 
 /* 0: run it; 1: the help was printed; -1: err says what is wrong with the command line. */

@@ -23,12 +23,16 @@ static const char usage[] =
 static const char own_help[] =
     "  --config FILE            [tunnel NAME] sections instead (keybound.conf(5))\n"
     "  --policy FILE            the admission policy\n"
-    "  --workers N              handshake threads, 1 to 64 (default 4)\n" KB_COMMON_HELP;
+    "  --workers N              handshake threads, 1 to 64 (default 4)\n"
+    "  --admission-recheck S    evaluate the policy again at least every S seconds (10 to\n"
+    "                           86400, default 600; also [global] "
+    "admission-recheck)\n" KB_COMMON_HELP;
 
 enum {
     OPT_CONFIG = KB_OPT_FIRST_LOCAL,
     OPT_POLICY,
     OPT_WORKERS,
+    OPT_RECHECK,
     OPT_TUNNEL, /* + the index in kb_tunnel_options */
 };
 
@@ -52,6 +56,7 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
     static const struct option own[] = {{"config", required_argument, NULL, OPT_CONFIG},
                                         {"policy", required_argument, NULL, OPT_POLICY},
                                         {"workers", required_argument, NULL, OPT_WORKERS},
+                                        {"admission-recheck", required_argument, NULL, OPT_RECHECK},
                                         KB_COMMON_LONGOPTS,
                                         {0}};
     struct option longopts[KB_TUNNEL_N_OPTIONS + sizeof own / sizeof own[0]];
@@ -101,6 +106,11 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
                                   optarg);
             a->workers = (unsigned)v;
             break;
+        case OPT_RECHECK:
+            if (kb_tunnel_admission_recheck("--admission-recheck", optarg, &a->admission_recheck_s,
+                                            err) != 0)
+                return -1;
+            break;
         default:
             if (!kb_cli_common(&a->c, opt, optarg))
                 return kb_err_set(err, "%s", kb_cli_bad_option(argv));
@@ -127,12 +137,13 @@ int kb_cmd_tunnel(int argc, char **argv)
     if (rc != 0)
         return rc > 0 ? KB_EXIT_OK : kb_cli_usage("tunnel", "%s", err.msg);
     size_t n = 1;
+    struct kb_tunnel_global glob = {0};
     if (a.config != NULL) {
         /* The config can say allow-remote: it is trusted like the policy. */
         FILE *f = kb_trustfile_fopen(a.config, "config", 0, &err);
         if (f == NULL)
             return kb_cli_fail(&err);
-        rc = kb_tunnel_conf_parse(f, a.config, confs, &n, &err);
+        rc = kb_tunnel_conf_parse(f, a.config, confs, &n, &glob, &err);
         fclose(f);
         if (rc != 0)
             return kb_cli_fail(&err);
@@ -151,7 +162,11 @@ int kb_cmd_tunnel(int argc, char **argv)
                                 .policy_path = a.policy,
                                 .config_path = a.config,
                                 .workers = a.workers,
-                                .drain_timeout_s = 10};
+                                .drain_timeout_s = 10,
+                                .admission_recheck_s = a.admission_recheck_s
+                                                           ? a.admission_recheck_s
+                                                           : glob.admission_recheck_s,
+                                .recheck_from_cli = a.admission_recheck_s != 0};
     rc = kb_tunnel_run(confs, n, &env, &err);
     kb_p11_close(p);
     if (rc < 0)

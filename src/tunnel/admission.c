@@ -91,8 +91,7 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
     kb_trust *trust = kb_trust_load(pol);
     int admitted = 0;
     long long now = (long long)time(NULL);
-    unsigned every = x->env->admission_recheck_s ? x->env->admission_recheck_s : 600;
-    long long next = now + every;
+    long long next = now + x->recheck_s;
     long long crl = kb_trust_next_update(trust);
     if (crl > now && crl < next)
         next = crl;
@@ -190,13 +189,17 @@ void kb_tun_reload_config(struct ctx *x)
     size_t n = 0;
     kb_err err;
     FILE *f = kb_trustfile_fopen(path, "config", 0, &err);
-    if (f == NULL || kb_tunnel_conf_parse(f, path, fresh, &n, &err) != 0) {
+    struct kb_tunnel_global glob;
+    if (f == NULL || kb_tunnel_conf_parse(f, path, fresh, &n, &glob, &err) != 0) {
         kb_log(KB_LOG_ERROR, "reload: %s; the old settings stay", err.msg);
         if (f != NULL)
             fclose(f);
         return;
     }
     fclose(f);
+    /* The command line's --admission-recheck stays what it said. */
+    if (!x->env->recheck_from_cli)
+        x->recheck_s = glob.admission_recheck_s ? glob.admission_recheck_s : 600;
     for (size_t i = 0; i < x->n; i++) {
         kb_tunnel_conf *old = x->tunnels[i].conf;
         size_t j;

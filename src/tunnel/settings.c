@@ -287,15 +287,31 @@ struct parser {
     size_t n;
     kb_tunnel_conf *cur;
     unsigned long long seen;
+    bool in_global, had_global;
+    struct kb_tunnel_global glob;
 };
+
+int kb_tunnel_admission_recheck(const char *what, const char *v, unsigned *out, kb_err *err)
+{
+    if (!parse_uint(v, 86400, out) || *out < 10)
+        return kb_err_set(err, "%s must be seconds from 10 to 86400, not '%s'", what, v);
+    return 0;
+}
 
 static int start_section(struct parser *p, const char *sec)
 {
     p->cur = NULL;
     p->seen = 0;
+    p->in_global = false;
+    if (strcmp(sec, "global") == 0) {
+        if (p->had_global)
+            return kb_ini_fail(&p->ini, "[global] is given twice");
+        p->in_global = p->had_global = true;
+        return 1;
+    }
     const char *q = sec + 6;
     if (strncmp(sec, "tunnel", 6) != 0 || (q[0] != ' ' && q[0] != '"'))
-        return kb_ini_fail(&p->ini, "unknown section [%s]; write [tunnel NAME]", sec);
+        return kb_ini_fail(&p->ini, "unknown section [%s]; write [tunnel NAME] or [global]", sec);
     while (*q == ' ')
         q++;
     char name[64];
@@ -328,6 +344,16 @@ static void on_section(void *user, const char *name)
 static int handler(void *user, const char *key, const char *v)
 {
     struct parser *p = user;
+    if (p->in_global) {
+        kb_err why;
+        if (strcmp(key, "admission-recheck") != 0)
+            return kb_ini_fail(&p->ini, "unknown key '%s' in [global]; see keybound.conf(5)", key);
+        if (p->glob.admission_recheck_s != 0)
+            return kb_ini_fail(&p->ini, "'%s' is set twice in [global]", key);
+        if (kb_tunnel_admission_recheck(key, v, &p->glob.admission_recheck_s, &why) != 0)
+            return kb_ini_fail(&p->ini, "%s", why.msg);
+        return 1;
+    }
     if (p->cur == NULL)
         return kb_ini_fail(&p->ini, "'%s' stands before any [tunnel NAME] section", key);
     size_t k;
@@ -346,7 +372,8 @@ static int handler(void *user, const char *key, const char *v)
     return 1;
 }
 
-int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n, kb_err *err)
+int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n,
+                         struct kb_tunnel_global *glob, kb_err *err)
 {
     struct parser p = {.out = out};
     p.ini = (struct kb_ini){.user = &p,
@@ -365,5 +392,7 @@ int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t 
             return kb_err_set(err, "%s:%u: %s", name, out[i].line, why.msg);
     }
     *n = p.n;
+    if (glob != NULL)
+        *glob = p.glob;
     return 0;
 }

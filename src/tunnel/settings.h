@@ -69,8 +69,18 @@ extern const struct kb_tunnel_option kb_tunnel_options[KB_TUNNEL_N_OPTIONS];
 /* Every setting at its default. */
 void kb_tunnel_conf_defaults(kb_tunnel_conf *t);
 
-/* Parses the file into at most KB_TUNNEL_MAX tunnels; every tunnel is checked. */
-int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n, kb_err *err);
+/* The [global] section: settings of the process, not of one tunnel. */
+struct kb_tunnel_global {
+    unsigned admission_recheck_s; /* 0: not set (600) */
+};
+
+/* "admission-recheck" (the [global] key) or "--admission-recheck": seconds, 10 to 86400. */
+int kb_tunnel_admission_recheck(const char *what, const char *v, unsigned *out, kb_err *err);
+
+/* Parses the file into at most KB_TUNNEL_MAX tunnels and its [global] section (glob may be
+ * NULL: checked, not kept); every tunnel is checked. */
+int kb_tunnel_conf_parse(FILE *f, const char *name, kb_tunnel_conf *out, size_t *n,
+                         struct kb_tunnel_global *glob, kb_err *err);
 
 /* listen and connect present and well-formed, loopback unless allowed. */
 int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err);

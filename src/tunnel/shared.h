@@ -124,6 +124,7 @@ struct ctx {
     ev_timer purge;       /* kb_tun_purge_gone */
     ev_timer recheck;     /* the policy again, at next_check */
     long long next_check; /* wall-clock seconds, set by kb_tun_admit */
+    unsigned recheck_s;   /* the longest wait between two evaluations */
     pthread_mutex_t state_lock;
     bool draining;
     unsigned active;

@@ -93,8 +93,7 @@ static void readmit(struct ctx *x, const char *why)
     kb_err err;
     if (kb_tun_admit(x, &err) < 0) {
         kb_log(KB_LOG_ERROR, "%s: %s", why, err.msg);
-        unsigned every = x->env->admission_recheck_s ? x->env->admission_recheck_s : 600;
-        x->next_check = (long long)time(NULL) + every;
+        x->next_check = (long long)time(NULL) + x->recheck_s;
     }
     for (size_t i = 0; i < x->n; i++) {
         struct tunnel *t = &x->tunnels[i];
@@ -209,6 +208,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
 {
     struct ctx x = {.env = env, .n = n};
     unsigned n_made = 0; /* loops made, to destroy at the end */
+    x.recheck_s = env->admission_recheck_s ? env->admission_recheck_s : 600;
     pthread_mutex_init(&x.state_lock, NULL);
     pthread_mutex_init(&x.queue_lock, NULL);
     pthread_cond_init(&x.work, NULL);

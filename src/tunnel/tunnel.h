@@ -29,6 +29,7 @@ struct kb_tunnel_env {
     unsigned workers;
     unsigned drain_timeout_s;
     unsigned admission_recheck_s; /* 0: every 600 s */
+    bool recheck_from_cli;        /* a reload's [global] does not override it */
 };
 
 /* Runs until SIGTERM/SIGINT. Returns 0, 1 when the policy denies every tunnel at start, or

@@ -31,7 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (f == NULL)
         return 0;
     size_t n;
-    if (kb_tunnel_conf_parse(f, "/fuzz/tunnels.conf", confs, &n, &err) == 0 && n > KB_TUNNEL_MAX)
+    if (kb_tunnel_conf_parse(f, "/fuzz/tunnels.conf", confs, &n, NULL, &err) == 0 &&
+        n > KB_TUNNEL_MAX)
         abort();
     fclose(f);
     return 0;

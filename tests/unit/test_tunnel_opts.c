@@ -47,7 +47,7 @@ static int file_set(const char *key, const char *value, const char *listen, kb_e
     FILE *f = fmemopen(text, strlen(text), "r");
     assert_non_null(f);
     size_t got = 0;
-    int rc = kb_tunnel_conf_parse(f, CONF, from_file, &got, err);
+    int rc = kb_tunnel_conf_parse(f, CONF, from_file, &got, NULL, err);
     fclose(f);
     assert_int_equal(got, rc == 0 ? 1 : 0);
     return rc;
