@@ -30,9 +30,30 @@ static int gen_admitted(void *arg, kb_err *err)
     return 0;
 }
 
+void kb_tun_gen_count(const struct gen *g, struct kb_tls_counts *sum, unsigned long *sigs)
+{
+    struct kb_tls_counts n;
+    kb_tls_counts(g->client, &n);
+    sum->full += n.full;
+    sum->resumed += n.resumed;
+    sum->post_handshake += n.post_handshake;
+    sum->renegotiations += n.renegotiations;
+    sum->reauth_refused += n.reauth_refused;
+    *sigs += kb_signer_signatures(g->id->signer);
+}
+
 void kb_tun_gen_put(struct gen *g)
 {
     if (g != NULL && --g->refs == 0) {
+        if (g->t != NULL) {
+            struct tunnel *t = g->t;
+            kb_tun_gen_count(g, &t->past, &t->past_sigs);
+            struct gen **pp = &t->gens;
+            while (*pp != NULL && *pp != g)
+                pp = &(*pp)->next_live;
+            if (*pp == g)
+                *pp = g->next_live;
+        }
         kb_tls_client_free(g->client);
         kb_identity_free(g->id);
         for (size_t i = 0; i < g->peer.n_pins; i++)
@@ -168,6 +189,11 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
             t->gen->retired = true;
         kb_tun_gen_put(t->gen);
         t->gen = g;
+        if (g != NULL) {
+            g->t = t;
+            g->next_live = t->gens;
+            t->gens = g;
+        }
         pthread_mutex_unlock(&x->state_lock);
         admitted += g != NULL;
         kb_objects_free(&objs);

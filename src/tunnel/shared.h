@@ -44,6 +44,8 @@ struct gen {
      * server's later requests are not answered. */
     bool retired;
     struct ctx *x;
+    struct tunnel *t;
+    struct gen *next_live; /* the tunnel's generations not yet freed (state_lock) */
 };
 
 struct tunnel {
@@ -61,6 +63,11 @@ struct tunnel {
     struct conn *q_head, *q_tail;
     unsigned pending, in_flight;
     char why_not[1100]; /* while gen is NULL: why, for each client reset (control loop) */
+    /* Counters for the process's life (state_lock): those of the generations already
+     * freed; the live ones (gens) add theirs. */
+    struct gen *gens;
+    struct kb_tls_counts past;
+    unsigned long past_sigs;
     struct ctx *ctx;
 };
 
@@ -171,5 +178,7 @@ void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents);
 int kb_tun_admit(struct ctx *x, kb_err *err);
 void kb_tun_reload_config(struct ctx *x);
 void kb_tun_gen_put(struct gen *g); /* state_lock held */
+/* Adds g's handshakes and signatures to sum and sigs; state_lock held. */
+void kb_tun_gen_count(const struct gen *g, struct kb_tls_counts *sum, unsigned long *sigs);
 
 #endif

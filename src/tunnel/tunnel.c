@@ -66,15 +66,14 @@ static void stats(struct ctx *x)
 {
     for (size_t i = 0; i < x->n; i++) {
         struct tunnel *t = &x->tunnels[i];
-        struct kb_tls_counts n = {0};
-        unsigned long sigs = 0;
         pthread_mutex_lock(&x->state_lock);
         unsigned active = t->active;
         unsigned long total = t->total, failed = t->failed;
-        if (t->gen) {
-            kb_tls_counts(t->gen->client, &n);
-            sigs = kb_signer_signatures(t->gen->id->signer);
-        }
+        /* For the process's life: reloads make new generations, they reset nothing. */
+        struct kb_tls_counts n = t->past;
+        unsigned long sigs = t->past_sigs;
+        for (struct gen *g = t->gens; g != NULL; g = g->next_live)
+            kb_tun_gen_count(g, &n, &sigs);
         pthread_mutex_unlock(&x->state_lock);
         kb_log(KB_LOG_INFO,
                "tunnel %s: %u open, %lu accepted, %lu failed; handshakes %lu full, %lu resumed; "

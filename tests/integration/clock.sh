@@ -36,8 +36,8 @@ wait_log "$T/tun.log" "listening on 127.0.0.1:$tport" || t_fail "the tunnel star
 # echo_once: one line through the tunnel; prints the echo, EOF, or the error's name.
 echo_once() {
     run python3 -c 'import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
 try:
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
     s.sendall(b"ping\n")
     print(s.makefile().readline().strip() or "EOF")
 except OSError as e:
@@ -70,5 +70,10 @@ t_check "a renewed certificate is picked up at the next evaluation (admission-re
 echo_once
 t_check "  and the tunnel serves again" out_has "^ping$"
 t_check "no SIGHUP was involved" bash -c "! grep -q 'reloading the settings' '$T/tun.log'"
+# The counters are the process's: the denied generation's handshake and signature stay
+# counted after the renewed one took over.
+kill -USR1 $tun_pid
+t_check "SIGUSR1: counters across generations (2 full handshakes, 2 signatures, 1 reset)" \
+    wait_log "$T/tun.log" "tunnel cli: 0 open, [0-9]* accepted, [1-9][0-9]* failed; handshakes 2 full, 0 resumed; 2 token signatures"
 
 t_done
