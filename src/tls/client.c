@@ -4,7 +4,9 @@
 #include "session.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <gnutls/x509.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -453,22 +455,23 @@ int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct 
     const kb_tls_peer *peer = c->peer;
     *session = NULL;
     *fd = -1;
-    int rc;
+    int rc, cancel = peer->cancel_fd ? *peer->cancel_fd : -1;
     if (peer->proxy != NULL) {
         char host[256];
         unsigned port;
         if (kb_proxy_parse_url(peer->proxy, host, sizeof host, &port, err) != 0 ||
-            kb_tcp_connect(host, port, peer->connect_timeout_ms, fd, err) != 0)
+            kb_tcp_connect(host, port, peer->connect_timeout_ms, cancel, fd, err) != 0)
             return -1;
         rc = kb_proxy_connect(*fd, peer->proxy, peer->host, peer->port, peer->connect_timeout_ms,
                               err);
     } else {
         /* One retry after a short pause: a backend restarting, a listen queue full. */
-        rc = kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, fd, err);
-        if (rc != 0) {
-            struct timespec pause = {0, 250 * 1000000};
-            nanosleep(&pause, NULL);
-            rc = kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, fd, err);
+        rc = kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, cancel, fd, err);
+        if (rc != 0 && (cancel < 0 || kb_wait_fd(cancel, POLLIN, 0, -1) == 0)) {
+            /* The pause is abandoned too when the tunnel stops. */
+            if (kb_wait_fd(-1, 0, 250, cancel) != -2)
+                rc = kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, cancel, fd,
+                                    err);
         }
     }
     if (rc == 0)
@@ -518,11 +521,32 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
     gnutls_handshake_set_hook_function(s, GNUTLS_HANDSHAKE_NEW_SESSION_TICKET, GNUTLS_HOOK_POST,
                                        ticket_hook);
     gnutls_transport_set_int(s, fd);
-    gnutls_handshake_set_timeout(s, peer->handshake_timeout_ms);
     long long start = kb_now_ms();
-    do {
+    /* Cancellable: non-blocking, waiting here on the socket and the cancel descriptor, with
+     * GnuTLS's own timeout off (with one, GnuTLS waits in poll by itself). */
+    int cancel = peer->cancel_fd ? *peer->cancel_fd : -1, fl = -1;
+    bool cancelled = false;
+    if (cancel >= 0 && (fl = fcntl(fd, F_GETFL)) >= 0)
+        fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    gnutls_handshake_set_timeout(s, fl >= 0 ? 0 : peer->handshake_timeout_ms);
+    for (;;) {
         rc = gnutls_handshake(s);
-    } while (rc < 0 && gnutls_error_is_fatal(rc) == 0);
+        if (rc >= 0 || gnutls_error_is_fatal(rc))
+            break;
+        if (fl >= 0 && rc == GNUTLS_E_AGAIN) {
+            long long left = start + peer->handshake_timeout_ms - kb_now_ms();
+            int w = left > 0 ? kb_wait_fd(fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN,
+                                          (int)left, cancel)
+                             : 0;
+            if (w == 0 || w == -2) {
+                cancelled = w == -2;
+                rc = GNUTLS_E_TIMEDOUT;
+                break;
+            }
+        }
+    }
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl);
     r->handshake_ms = kb_now_ms() - start;
     if (first) {
         pthread_mutex_lock(&c->lock);
@@ -536,7 +560,10 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
     r->cert_requested = gnutls_certificate_client_get_request_status(s) != 0;
     r->cert_sent = gnutls_certificate_get_ours(s) != NULL;
     if (rc < 0) {
-        kb_tls_describe_error(s, rc, err);
+        if (cancelled)
+            kb_err_set(err, "handshake with %s abandoned: stopping", HP(peer));
+        else
+            kb_tls_describe_error(s, rc, err);
         kb_tls_close(s, -1, KB_TLS_ABORT);
         return -1;
     }

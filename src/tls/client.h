@@ -37,6 +37,9 @@ typedef struct kb_tls_peer {
     unsigned connect_timeout_ms;
     unsigned handshake_timeout_ms;
     const char *proxy; /* http://HOST:PORT for CONNECT, or NULL */
+    /* NULL, or a descriptor that becomes readable to abandon connects and handshakes at
+     * once (the tunnel stopping): then they fail with "stopping". */
+    const int *cancel_fd;
     /* Anchors held in memory (the EST bootstrap's pinned CA) instead of ca_file, which then
      * only names them in messages. */
     const gnutls_x509_crt_t *anchors;

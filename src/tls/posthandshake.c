@@ -107,9 +107,11 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
                 break;
             }
             /* A handshake may need to write while nothing is to be read. */
-            struct pollfd p = {.fd = fd,
-                               .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN};
-            poll(&p, 1, (int)left);
+            if (kb_wait_fd(fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN, (int)left,
+                           peer->cancel_fd ? *peer->cancel_fd : -1) == -2) {
+                kb_err_set(err, "the answer to %s abandoned: stopping", HP(peer));
+                return -1;
+            }
             continue;
         }
         if (rc == GNUTLS_E_WARNING_ALERT_RECEIVED)

@@ -78,6 +78,7 @@ static int gen_peer(struct gen *g, const kb_tunnel_conf *now, const kb_policy *p
                           conf->server_name[0] ? conf->server_name : NULL, err) != 0)
         return -1;
     peer->connect_timeout_ms = peer->handshake_timeout_ms = conf->connect_timeout_s * 1000;
+    peer->cancel_fd = &g->x->cancel[0];
     if (conf->proxy[0])
         peer->proxy = conf->proxy;
     for (size_t a = 0; a < conf->n_alpn && a < KB_ALPN_MAX; a++)
@@ -153,7 +154,8 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
                 kb_verdict_summary(&v, summary, sizeof summary);
                 kb_log(KB_LOG_WARN, "tunnel %s: %s", t->conf->name, summary);
             }
-            g = calloc(1, sizeof *g);
+            if ((g = calloc(1, sizeof *g)) != NULL)
+                g->x = x;
             if (g == NULL || gen_peer(g, t->conf, pol, &e) != 0 ||
                 kb_identity_new(&d, &objs, &g->id, &e) != 0 ||
                 kb_tls_client_new(&g->peer, g->id, &g->client, &e) != 0) {

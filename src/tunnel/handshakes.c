@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,6 +206,9 @@ int kb_tun_workers_start(struct ctx *x, kb_err *err)
 
 void kb_tun_workers_stop(struct ctx *x)
 {
+    /* Handshakes in flight give up now rather than at their timeout (up to an hour). */
+    if (x->cancel[1] >= 0 && write(x->cancel[1], "x", 1) < 0)
+        kb_log(KB_LOG_WARN, "cannot cancel the handshakes in flight: %s", strerror(errno));
     pthread_mutex_lock(&x->queue_lock);
     x->stop = true;
     pthread_cond_broadcast(&x->work);

@@ -143,6 +143,9 @@ struct ctx {
     bool stop;
     pthread_t *threads;
     unsigned n_threads;
+    /* Readable once the tunnel stops: connects and handshakes in flight give up at once,
+     * so that joining the workers is bounded (peer.cancel_fd points here). */
+    int cancel[2];
 };
 
 /* pump.c, on the connection's pumping loop */

@@ -208,6 +208,9 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     struct ctx x = {.env = env, .n = n};
     unsigned n_made = 0; /* loops made, to destroy at the end */
     x.recheck_s = env->admission_recheck_s ? env->admission_recheck_s : 600;
+    x.cancel[0] = x.cancel[1] = -1;
+    if (pipe2(x.cancel, O_CLOEXEC | O_NONBLOCK) != 0)
+        return kb_err_set(err, "cannot make a pipe: %s", strerror(errno));
     pthread_mutex_init(&x.state_lock, NULL);
     pthread_mutex_init(&x.queue_lock, NULL);
     pthread_cond_init(&x.work, NULL);
@@ -344,6 +347,8 @@ out:
         ev_loop_destroy(x.loop);
     free(x.loops);
     free(x.tunnels);
+    close(x.cancel[0]);
+    close(x.cancel[1]);
     pthread_cond_destroy(&x.work);
     pthread_mutex_destroy(&x.queue_lock);
     pthread_mutex_destroy(&x.state_lock);

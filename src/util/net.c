@@ -33,8 +33,21 @@ static void keepalive(int fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on);
 }
 
-/* One address: 0 connected, else the errno (ETIMEDOUT when the deadline passed). */
-static int try_one(const struct addrinfo *ai, long long deadline, int *out)
+int kb_wait_fd(int fd, short events, int ms, int cancel_fd)
+{
+    struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = cancel_fd, .events = POLLIN}};
+    int n;
+    do {
+        n = poll(p, cancel_fd >= 0 ? 2 : 1, ms);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0 && cancel_fd >= 0 && (p[1].revents & POLLIN))
+        return -2;
+    return n;
+}
+
+/* One address: 0 connected, else the errno (ETIMEDOUT when the deadline passed, ECANCELED
+ * when cancel_fd said so). */
+static int try_one(const struct addrinfo *ai, long long deadline, int cancel_fd, int *out)
 {
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
     if (fd < 0)
@@ -43,12 +56,11 @@ static int try_one(const struct addrinfo *ai, long long deadline, int *out)
     if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
         e = errno;
         if (e == EINPROGRESS) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
             long long left = deadline - kb_now_ms();
-            int n = left > 0 ? poll(&p, 1, (int)left) : 0;
+            int n = left > 0 ? kb_wait_fd(fd, POLLOUT, (int)left, cancel_fd) : 0;
             socklen_t len = sizeof e;
             if (n <= 0)
-                e = n == 0 ? ETIMEDOUT : errno;
+                e = n == 0 ? ETIMEDOUT : n == -2 ? ECANCELED : errno;
             else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
                 e = errno;
         }
@@ -64,7 +76,8 @@ static int try_one(const struct addrinfo *ai, long long deadline, int *out)
     return 0;
 }
 
-int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int *fd, kb_err *err)
+int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int cancel_fd, int *fd,
+                   kb_err *err)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *res;
     char service[8];
@@ -75,8 +88,8 @@ int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int *fd
     long long deadline = kb_now_ms() + timeout_ms;
     int e = ETIMEDOUT;
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        e = try_one(ai, deadline, fd);
-        if (e == 0 || e == ETIMEDOUT)
+        e = try_one(ai, deadline, cancel_fd, fd);
+        if (e == 0 || e == ETIMEDOUT || e == ECANCELED)
             break;
     }
     freeaddrinfo(res);
@@ -88,5 +101,7 @@ int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int *fd
         return kb_err_set(err, "connection to %s refused: nothing listens there", hp);
     if (e == ETIMEDOUT)
         return kb_err_set(err, "connection to %s timed out after %u ms", hp, timeout_ms);
+    if (e == ECANCELED)
+        return kb_err_set(err, "connection to %s abandoned: stopping", hp);
     return kb_err_set(err, "cannot connect to %s: %s", hp, strerror(e));
 }

@@ -41,7 +41,8 @@ key = $laptop
 CONF
 setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" --config "$T/tunnels.conf" \
     >"$T/tun.log" 2>&1 </dev/null &
-kb_pids+=($!)
+tun_pid=$!
+kb_pids+=($tun_pid)
 wait_log "$T/tun.log" "tunnel good: listening" || t_fail "the tunnels started"
 
 # 40 clients of the hole that stay (each sent a byte: not gone), then one of the good
@@ -78,5 +79,19 @@ t_check "40 clients that left before their turn: dropped without a handshake (at
     bash -c "[ \$(grep -c 'tunnel hole: 127.0.0.1:[0-9]*: the local client left before its handshake' '$T/tun.log') -ge 30 ]"
 t_check "  logged as information, not as failures" \
     bash -c "! grep -q 'warning: .*left before its handshake' '$T/tun.log'"
+
+# SIGTERM with handshakes stuck on the black hole (connect-timeout 60): the drain waits its
+# 10 s, then the handshakes in flight give up at once instead of at their timeout, so the
+# process ends well within systemd's TimeoutStopSec (90 s by default).
+kill -TERM $tun_pid
+gone=no
+for i in $(seq 200); do
+    kill -0 $tun_pid 2>/dev/null || { gone=yes; break; }
+    sleep 0.1
+done
+t_check "SIGTERM with handshakes stuck for 60 s: the tunnel exits after its 10 s drain, not theirs" \
+    [ $gone = yes ]
+t_check "  the stuck handshakes say they were abandoned" \
+    grep -q "tunnel hole: .*abandoned: stopping" "$T/tun.log"
 
 t_done
