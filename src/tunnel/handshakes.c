@@ -154,7 +154,7 @@ static void *worker(void *arg)
     }
 }
 
-void kb_tun_purge_gone(struct ctx *x)
+struct conn *kb_tun_purge_gone(struct ctx *x)
 {
     struct conn *gone = NULL;
     pthread_mutex_lock(&x->queue_lock);
@@ -176,13 +176,7 @@ void kb_tun_purge_gone(struct ctx *x)
         t->q_tail = prev;
     }
     pthread_mutex_unlock(&x->queue_lock);
-    while (gone != NULL) {
-        struct conn *c = gone;
-        gone = c->next;
-        kb_log(KB_LOG_INFO, "tunnel %s: %s: the local client left before its handshake",
-               c->gen->conf.name, c->peer);
-        kb_tun_conn_abort(x, c, NULL);
-    }
+    return gone;
 }
 
 int kb_tun_workers_start(struct ctx *x, kb_err *err)

@@ -160,10 +160,11 @@ void kb_tun_conn_watchers(struct conn *c);
  * on its loop's done list); a new connection beyond its tunnel's max-pending-handshakes is
  * refused (-1: the caller resets it); a request for the certificate always goes in, first. */
 int kb_tun_enqueue(struct ctx *x, struct conn *c);
-/* On the control loop, now and then: queued connections whose client has left are
- * dropped without waiting for their turn (behind a backend that never answers, that turn
- * may be minutes away), so they hold no place in max-pending-handshakes. */
-void kb_tun_purge_gone(struct ctx *x);
+/* On the control loop, now and then: queued connections whose client has left are taken
+ * out without waiting for their turn (behind a backend that never answers, that turn may
+ * be minutes away), so they hold no place in max-pending-handshakes. Returns them, linked
+ * by next, for the caller to end. */
+struct conn *kb_tun_purge_gone(struct ctx *x);
 /* The connections still queued at the end, one by one (NULL: none). */
 struct conn *kb_tun_dequeue_any(struct ctx *x);
 int kb_tun_workers_start(struct ctx *x, kb_err *err);

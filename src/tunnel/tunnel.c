@@ -176,7 +176,13 @@ static void on_purge(struct ev_loop *loop, ev_timer *w, int revents)
 {
     (void)w;
     (void)revents;
-    kb_tun_purge_gone(ev_userdata(loop));
+    struct ctx *x = ev_userdata(loop);
+    for (struct conn *c = kb_tun_purge_gone(x), *next; c != NULL; c = next) {
+        next = c->next;
+        kb_log(KB_LOG_INFO, "tunnel %s: %s: the local client left before its handshake",
+               c->gen->conf.name, c->peer);
+        kb_tun_conn_abort(x, c, NULL);
+    }
 }
 
 static void on_stop(struct ev_loop *loop, ev_async *w, int revents)
