@@ -25,6 +25,7 @@ wait_port "$good" || t_fail "gnutls-serv started"
 
 hport=$(free_port)
 gport=$(free_port)
+sport=$(free_port)
 cat >"$T/tunnels.conf" <<CONF
 [tunnel hole]
 listen = 127.0.0.1:$hport
@@ -32,6 +33,14 @@ connect = localhost:$hole
 ca = $P/ca.pem
 key = $laptop
 connect-timeout = 60
+
+[tunnel small]
+listen = 127.0.0.1:$sport
+connect = localhost:$hole
+ca = $P/ca.pem
+key = $laptop
+connect-timeout = 60
+max-pending-handshakes = 5
 
 [tunnel good]
 listen = 127.0.0.1:$gport
@@ -79,6 +88,33 @@ t_check "40 clients that left before their turn: dropped without a handshake (at
     bash -c "[ \$(grep -c 'tunnel hole: 127.0.0.1:[0-9]*: the local client left before its handshake' '$T/tun.log') -ge 30 ]"
 t_check "  logged as information, not as failures" \
     bash -c "! grep -q 'warning: .*left before its handshake' '$T/tun.log'"
+
+# max-pending-handshakes = 5 on a tunnel to the black hole: of 20 clients that stay, 2 are
+# in handshakes (half the 4 workers), 5 wait, and the other 13 are reset at once.
+run python3 -c 'import socket, sys, time
+held, reset = [], 0
+for _ in range(20):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+    try:
+        s.sendall(b"x")
+        held.append(s)
+    except OSError:
+        reset += 1
+time.sleep(1)
+for s in held:
+    s.setblocking(False)
+    try:
+        if s.recv(1) == b"":
+            reset += 1
+    except ConnectionResetError:
+        reset += 1
+    except BlockingIOError:
+        pass
+print("reset:", reset)' "$sport"
+t_check "max-pending-handshakes 5: 13 of 20 clients reset at once (2 in flight, 5 waiting)" \
+    out_has "^reset: 13$"
+t_check "  each with a warning naming the setting" \
+    bash -c "[ \$(grep -c 'tunnel small: reset 127.0.0.1:[0-9]*: 5 handshakes already waiting (max-pending-handshakes)' '$T/tun.log') -eq 13 ]"
 
 # SIGTERM with handshakes stuck on the black hole (connect-timeout 60): the drain waits its
 # 10 s, then the handshakes in flight give up at once instead of at their timeout, so the
