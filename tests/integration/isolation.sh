@@ -89,8 +89,8 @@ t_check "40 clients that left before their turn: dropped without a handshake (at
 t_check "  logged as information, not as failures" \
     bash -c "! grep -q 'warning: .*left before its handshake' '$T/tun.log'"
 
-# max-pending-handshakes = 5 on a tunnel to the black hole: of 20 clients that stay, 2 are
-# in handshakes (half the 4 workers), 5 wait, and the other 13 are reset at once.
+# max-pending-handshakes = 5 on a tunnel to the black hole: of 20 clients that stay, up to
+# 2 are in handshakes (half the 4 workers), 5 wait, and the others are reset at once.
 run python3 -c 'import socket, sys, time
 held, reset = [], 0
 for _ in range(20):
@@ -111,10 +111,12 @@ for s in held:
     except BlockingIOError:
         pass
 print("reset:", reset)' "$sport"
-t_check "max-pending-handshakes 5: 13 of 20 clients reset at once (2 in flight, 5 waiting)" \
-    out_has "^reset: 13$"
+# (A worker may not have taken its second one yet when the last clients arrive: 13 or 14.)
+reset=$(sed -n 's/^reset: //p' "$T/out")
+t_check "max-pending-handshakes 5: the clients beyond 5 waiting and 2 in flight are reset at once" \
+    bash -c "[ '$reset' = 13 ] || [ '$reset' = 14 ]"
 t_check "  each with a warning naming the setting" \
-    bash -c "[ \$(grep -c 'tunnel small: reset 127.0.0.1:[0-9]*: 5 handshakes already waiting (max-pending-handshakes)' '$T/tun.log') -eq 13 ]"
+    bash -c "[ \$(grep -c 'tunnel small: reset 127.0.0.1:[0-9]*: 5 handshakes already waiting (max-pending-handshakes)' '$T/tun.log') = '$reset' ]"
 
 # SIGTERM with handshakes stuck on the black hole (connect-timeout 60): the drain waits its
 # 10 s, then the handshakes in flight give up at once instead of at their timeout, so the
