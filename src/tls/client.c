@@ -463,7 +463,7 @@ int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct 
             kb_tcp_connect(host, port, peer->connect_timeout_ms, cancel, fd, err) != 0)
             return -1;
         rc = kb_proxy_connect(*fd, peer->proxy, peer->host, peer->port, peer->connect_timeout_ms,
-                              err);
+                              cancel, err);
     } else {
         /* One retry after a short pause: a backend restarting, a listen queue full. */
         rc = kb_tcp_connect(peer->host, peer->port, peer->connect_timeout_ms, cancel, fd, err);

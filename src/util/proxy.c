@@ -120,7 +120,7 @@ const char *kb_proxy_for(const char *host, const char *given, const char **from)
 }
 
 int kb_proxy_connect(int fd, const char *proxy, const char *host, unsigned port,
-                     unsigned timeout_ms, kb_err *err)
+                     unsigned timeout_ms, int cancel_fd, kb_err *err)
 {
     char req[700], hp[KB_HOSTPORT_STRLEN];
     kb_hostport_str(host, port, hp, sizeof hp);
@@ -146,9 +146,11 @@ int kb_proxy_connect(int fd, const char *proxy, const char *host, unsigned port,
         if (len == sizeof buf)
             return kb_err_set(err, "proxy %s: its reply headers are longer than %zu bytes", proxy,
                               sizeof buf);
-        struct pollfd p = {.fd = fd, .events = POLLIN};
         long long left = deadline - kb_now_ms();
-        if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+        int w = left > 0 ? kb_wait_fd(fd, POLLIN, (int)left, cancel_fd) : 0;
+        if (w == -2)
+            return kb_err_set(err, "proxy %s: CONNECT abandoned: stopping", proxy);
+        if (w <= 0)
             return kb_err_set(err, "proxy %s did not answer CONNECT within %u ms", proxy,
                               timeout_ms);
         /* One byte at a time: what follows the headers belongs to TLS. */

@@ -24,7 +24,9 @@ int kb_proxy_parse_url(const char *url, char *host, size_t host_len, unsigned *p
  * from, for messages. */
 const char *kb_proxy_for(const char *host, const char *given, const char **from);
 
+/* The CONNECT exchange on fd, up to timeout_ms, given up at once when cancel_fd (-1: none)
+ * becomes readable. */
 int kb_proxy_connect(int fd, const char *proxy, const char *host, unsigned port,
-                     unsigned timeout_ms, kb_err *err);
+                     unsigned timeout_ms, int cancel_fd, kb_err *err);
 
 #endif
