@@ -3,12 +3,7 @@
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup
 kb_token dev
-kb_pki
-# The example test policy, as shipped, next to the test CA (it names ca.pem relatively).
-cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
-chmod 644 "$T/policy.conf"
-cp "$T/pki/ca.pem" "$T/ca.pem"
-POL="--policy $T/policy.conf"
+kb_pki_policy
 
 keygen() {
     kb keygen $MOD --token pkcs11:token=dev --label "$1" ${2:+--type $2} --pin-file "$T/pin"

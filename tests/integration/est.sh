@@ -7,11 +7,7 @@ PY=/usr/bin/python3
 $PY -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/null ||
     t_skip_all "Debian's python3-cryptography is not installed"
 kb_token dev
-kb_pki
-P=$T/pki
-cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
-chmod 644 "$T/policy.conf"
-cp "$P/ca.pem" "$T/ca.pem"
+kb_pki_policy
 printf 'enrol:s3cret-one-time\n' >"$T/secret"
 chmod 600 "$T/secret"
 printf 'enrol:wrong\n' >"$T/wrong-secret"

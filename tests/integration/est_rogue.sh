@@ -17,12 +17,7 @@
 kb_setup
 command -v openssl >/dev/null || t_skip_all "openssl not installed"
 kb_token dev
-kb_pki
-P=$T/pki
-cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
-chmod 644 "$T/policy.conf"
-cp "$P/ca.pem" "$T/ca.pem"
-POL="--policy $T/policy.conf"
+kb_pki_policy
 SECRET=enrol:s3cret-one-time
 SECRET_B64=$(printf '%s' "$SECRET" | base64)
 printf '%s\n' "$SECRET" >"$T/secret"

@@ -6,12 +6,7 @@
 # deleted, must not lend the token key's facts to its own certificate.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup
-kb_pki
-P=$T/pki
-cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
-chmod 644 "$T/policy.conf"
-cp "$P/ca.pem" "$T/ca.pem"
-POL="--policy $T/policy.conf"
+kb_pki_policy
 p11() { GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login "$@"; }
 
 # attack TOKEN LABEL-OF-B: key A ("a", made on the token), A's public object deleted, a

@@ -246,18 +246,24 @@ TMPL
         --template "$d/other-ca.tmpl" --outfile "$d/other-ca.pem" 2>/dev/null
 }
 
-# kb_device: the device most TLS tests use: token "dev" with key "laptop" (made by
-# keybound) and its certificate CN=laptop-1 from the test PKI (kb_pki), and the example
-# policy in $T/policy.conf with its CA file next to it. Sets P (the PKI), POL (--policy),
-# laptop (the key's URI) and KEY (--key).
-kb_device() {
-    kb_token dev
+# kb_pki_policy: the test PKI (kb_pki; P names it) and the example policy as shipped in
+# $T/policy.conf, with the CA file it names (relatively) next to it; POL is --policy.
+kb_pki_policy() {
     kb_pki
     P=$T/pki
     cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
     chmod 644 "$T/policy.conf"
     cp "$P/ca.pem" "$T/ca.pem"
     POL="--policy $T/policy.conf"
+}
+
+# kb_device: the device most TLS tests use: token "dev" with key "laptop" (made by
+# keybound) and its certificate CN=laptop-1 from the test PKI (kb_pki), and the example
+# policy in $T/policy.conf with its CA file next to it. Sets P (the PKI), POL (--policy),
+# laptop (the key's URI) and KEY (--key).
+kb_device() {
+    kb_token dev
+    kb_pki_policy
     kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
     laptop=$(cat "$T/out")
     kb_device_cert dev "$laptop" "laptop-1" laptop
