@@ -304,15 +304,16 @@ kb_when() {
 }
 
 # kb_device_cert TOKEN KEY-URI CN CERT-LABEL [DAYS] [CA]: issues a certificate for the key
-# and stores it on the token with the key's CKA_ID (p11tool, not keybound). The PEM is
+# and stores it on the token with the key's CKA_ID (p11tool, not keybound, through
+# $TOKEN_MODULE: SoftHSM unless a test set another). The PEM is
 # left in $T/CERT-LABEL.pem.
 kb_device_cert() {
     local id
     id=$(printf '%s' "$2" | sed 's/.*;id=\([^;]*\).*/\1/' | tr -d %)
-    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --export-pubkey "$2" \
-        --outfile "$T/$4.pub" 2>/dev/null
+    GNUTLS_PIN=1234 p11tool --provider "${TOKEN_MODULE:-$SOFTHSM_MODULE}" --login \
+        --export-pubkey "$2" --outfile "$T/$4.pub" 2>/dev/null
     kb_issue_client "$T/$4.pub" "$3" "$T/$4.pem" "${5:-30}" "${6:-ca}"
-    GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --write \
+    GNUTLS_PIN=1234 p11tool --provider "${TOKEN_MODULE:-$SOFTHSM_MODULE}" --login --write \
         --load-certificate "$T/$4.pem" --label "$4" --id "$id" "pkcs11:token=$1" >/dev/null 2>&1
 }
 

@@ -1,0 +1,117 @@
+# A throwaway TPM 2.0 for the integration tests: swtpm on 127.0.0.1, tpm2-pkcs11 with its
+# store in the test's temp directory, token "dev" (user PIN 1234, SO PIN 12345678).
+#
+# Sourced after testlib.sh. kb_tpm_setup starts it without a resource manager: one
+# process at a time may use the TPM, as on a laptop whose keybound talks to /dev/tpm0.
+# kb_tpm_setup abrmd puts tpm2-abrmd in front of it, on a private D-Bus session bus, so
+# that several processes share it as through /dev/tpmrm0. Nothing touches the system's
+# TPM, D-Bus or ~/.tpm2_pkcs11.
+
+: "${TPM_MODULE:=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so}"
+
+# tpm_ports: P and P+1 free on 127.0.0.1, away from 2321/2322 (tpm2-pkcs11's default TCTI
+# search tries them, so a test TPM there could answer a module nobody pointed at it).
+tpm_ports() {
+    local p i
+    for i in $(seq 20); do
+        p=$(free_port)
+        [ "$p" -lt 65535 ] && [ "$p" -ne 2320 ] && [ "$p" -ne 2321 ] && [ "$p" -ne 2322 ] ||
+            continue
+        python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' \
+            "$((p + 1))" 2>/dev/null && {
+            echo "$p"
+            return 0
+        }
+    done
+    return 1
+}
+
+# kb_tpm_start: starts swtpm on the state in $TPM_DIR/state (a restart keeps the keys).
+kb_tpm_start() {
+    swtpm socket --tpm2 --tpmstate dir="$TPM_DIR/state" \
+        --server type=tcp,port="$TPM_PORT",bindaddr=127.0.0.1 \
+        --ctrl type=tcp,port="$((TPM_PORT + 1))",bindaddr=127.0.0.1 \
+        --flags not-need-init,startup-clear --pid file="$TPM_DIR/swtpm.pid" -d ||
+        return 1
+    wait_port "$TPM_PORT"
+}
+
+# kb_tpm_stop: kills swtpm as a crash or a resource manager's restart would (SIGKILL).
+kb_tpm_stop() {
+    local pid
+    pid=$(cat "$TPM_DIR/swtpm.pid" 2>/dev/null) || return 0
+    kill -9 "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+    rm -f "$TPM_DIR/swtpm.pid"
+}
+
+# tpm_tools CMD...: a tpm2-tools command on the test TPM (through abrmd when it runs).
+tpm_tools() {
+    TPM2TOOLS_TCTI=$TPM_TCTI "$@"
+}
+
+# kb_tpm_token LABEL: a new token on the TPM with user PIN 1234. tpm2_ptool addtoken needs a
+# resource manager; p11tool does not.
+kb_tpm_token() {
+    GNUTLS_SO_PIN=12345678 p11tool --batch --provider "$TPM_MODULE" --initialize \
+        --label "$1" "pkcs11:token=;serial=0000000000000000" >/dev/null 2>&1 &&
+        GNUTLS_SO_PIN=12345678 GNUTLS_PIN=1234 p11tool --batch --provider "$TPM_MODULE" \
+            --initialize-pin "pkcs11:token=$1" >/dev/null 2>&1 || return 1
+    [ -n "${TPM_ABRMD:-}" ] || tpm_tools tpm2_flushcontext -t
+}
+
+# tpm_transient: how many transient objects the TPM holds now (swtpm directly).
+tpm_transient() {
+    TPM2TOOLS_TCTI=$TPM_RAW_TCTI tpm2_getcap handles-transient | grep -c '0x80'
+}
+
+tpm_stop_all() {
+    kb_tpm_stop
+    [ -n "${TPM_ABRMD_PID:-}" ] && kill "$TPM_ABRMD_PID" 2>/dev/null
+    [ -n "${TPM_BUS_PID:-}" ] && kill "$TPM_BUS_PID" 2>/dev/null
+    kb_cleanup
+}
+
+# kb_tpm_setup [abrmd]: kb_setup, then the TPM and token "dev" on it. Sets MOD (--module
+# for keybound) and TOKEN_MODULE (for testlib's p11tool helpers).
+kb_tpm_setup() {
+    for tool in swtpm tpm2_getcap tpm2_dictionarylockout p11tool; do
+        command -v "$tool" >/dev/null || t_skip_all "$tool not installed"
+    done
+    [ -f "$TPM_MODULE" ] || t_skip_all "tpm2-pkcs11 module not found at $TPM_MODULE"
+    kb_setup
+    trap tpm_stop_all EXIT
+    TPM_DIR=$T/tpm
+    mkdir -p "$TPM_DIR/state" "$TPM_DIR/store"
+    TPM_PORT=$(tpm_ports) || t_skip_all "no two free ports for swtpm"
+    kb_tpm_start || t_skip_all "swtpm does not start"
+    TPM_RAW_TCTI="swtpm:host=127.0.0.1,port=$TPM_PORT"
+    TPM_TCTI=$TPM_RAW_TCTI
+    if [ "${1:-}" = abrmd ]; then
+        command -v tpm2-abrmd >/dev/null && command -v dbus-daemon >/dev/null ||
+            t_skip_all "tpm2-abrmd or dbus-daemon not installed"
+        TPM_ABRMD=1
+        export DBUS_SESSION_BUS_ADDRESS="unix:path=$TPM_DIR/bus"
+        dbus-daemon --session --address="$DBUS_SESSION_BUS_ADDRESS" --nofork \
+            --print-pid >"$TPM_DIR/bus.pid" 2>"$TPM_DIR/bus.log" &
+        TPM_BUS_PID=$!
+        for i in $(seq 100); do [ -S "$TPM_DIR/bus" ] && break; sleep 0.02; done
+        tpm2-abrmd --session --allow-root --flush-all --tcti="$TPM_RAW_TCTI" \
+            >"$TPM_DIR/abrmd.log" 2>&1 &
+        TPM_ABRMD_PID=$!
+        TPM_TCTI=tabrmd:bus_type=session
+        for i in $(seq 100); do
+            tpm_tools tpm2_getcap properties-fixed >/dev/null 2>&1 && break
+            sleep 0.05
+        done
+    fi
+    export TPM2_PKCS11_TCTI=$TPM_TCTI TPM2_PKCS11_STORE=$TPM_DIR/store
+    # tpm2-pkcs11's own log and tpm2-tss's stay quiet unless a test asks.
+    export TPM2_PKCS11_LOG_LEVEL=0
+    # swtpm's default lockout (3 tries, 1000 s) would stop the suite after a wrong PIN.
+    tpm_tools tpm2_dictionarylockout --setup-parameters --max-tries=1000 --recovery-time=1 \
+        --lockout-recovery-time=1 || t_skip_all "the test TPM does not answer"
+    kb_tpm_token dev || t_skip_all "cannot make a token on the test TPM"
+    MOD="--module $TPM_MODULE"
+    TOKEN_MODULE=$TPM_MODULE
+}
