@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "pin.h"
+#include "recovery.h"
 #include "src/util/log.h"
 #include "uri.h"
 
@@ -99,7 +100,17 @@ static int add_module(kb_p11 *p, CK_FUNCTION_LIST *fn, char *name, char *path)
     m->path = path;
     if (fn->C_GetInfo(&m->info) != CKR_OK)
         memset(&m->info, 0, sizeof m->info);
+    m->tpm = kb_module_is_tpm(m);
     return 0;
+}
+
+bool kb_module_is_tpm(const kb_module *m)
+{
+    static const char vendor[] = "tpm2-software";
+    const char *base = strrchr(m->path ? m->path : "", '/');
+    base = base ? base + 1 : m->path ? m->path : "";
+    return memcmp(m->info.manufacturerID, vendor, sizeof vendor - 1) == 0 ||
+           strncmp(base, "libtpm2_pkcs11", 14) == 0;
 }
 
 /* p11-kit hands a module that failed C_Initialize here to be released; it has already
@@ -247,6 +258,24 @@ int kb_token_refresh(kb_token *t, kb_err *err)
                           t->facts.label, kb_ckr_name(rv));
     fill_facts(t);
     return 0;
+}
+
+const char *kb_tpm_failure_hint(kb_token *t)
+{
+    if (!kb_module_answers(t->module, t->slot))
+        return "the TPM does not answer: it, its resource manager or the connection to it is "
+               "gone";
+    return "the TPM answers otherwise, so it has no free object slots: another program may be "
+           "using it without a resource manager";
+}
+
+int kb_session_unload(kb_session *s, const kb_pin_opts *pin, kb_err *err)
+{
+    if (s->token == NULL || !s->token->module->tpm)
+        return 0;
+    s->token->module->fn->C_Logout(s->h);
+    s->logged_in = false;
+    return kb_session_login(s, pin, err);
 }
 
 bool kb_token_has_mechanism(const kb_token *t, CK_MECHANISM_TYPE m, CK_FLAGS flags)
@@ -461,6 +490,9 @@ int kb_session_login(kb_session *s, const kb_pin_opts *pin, kb_err *err)
     case CKR_PIN_EXPIRED:
         return kb_err_set(err, "the PIN of token '%s' has expired; change it first", f->label);
     default:
+        if (t->module->tpm)
+            return kb_err_set(err, "login to token '%s' failed (%s): %s", f->label, kb_ckr_name(rv),
+                              kb_tpm_failure_hint(t));
         return kb_err_set(err, "login to token '%s' failed: %s", f->label, kb_ckr_name(rv));
     }
 }

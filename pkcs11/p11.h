@@ -12,6 +12,7 @@
 #include <p11-kit/p11-kit.h>
 #include <p11-kit/pkcs11.h>
 #include <p11-kit/uri.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "policy/facts.h"
@@ -24,6 +25,9 @@ typedef struct kb_module {
     char *name; /* p11-kit's name for it, or the file name without lib and .so */
     char *path;
     CK_INFO info;
+    bool tpm;         /* tpm2-pkcs11: its token is a TPM (kb_module_is_tpm) */
+    atomic_bool lost; /* it lost its state: nothing is signed on it (recovery.h) */
+    bool finalized;   /* recovery finalised it and has not initialised it again yet */
 } kb_module;
 
 typedef struct kb_p11 {
@@ -84,8 +88,24 @@ void kb_session_close(kb_session *s);
 /* Logs in as the user when the token requires it. At most one C_Login. */
 int kb_session_login(kb_session *s, const struct kb_pin_opts *pin, kb_err *err);
 
+/* What a TPM's failure (tpm2-pkcs11 says CKR_GENERAL_ERROR for nearly all) means, asked of
+ * the TPM itself: gone, or out of object slots. One clause for a message. */
+const char *kb_tpm_failure_hint(kb_token *t);
+
+/* Before a key is destroyed. tpm2-pkcs11 keeps each key it used loaded in the TPM until
+ * logout, and its C_DestroyObject (1.9.0) does not unload it: the object slot stays taken
+ * until the TPM restarts, and with all three taken the TPM refuses every login. Logging
+ * out unloads them all; the login that follows asks the same PIN source. A no-op (0) on
+ * tokens that are not TPMs. */
+int kb_session_unload(kb_session *s, const struct kb_pin_opts *pin, kb_err *err);
+
 /* Whether the token can do mechanism m with all of flags (e.g. CKF_SIGN). */
 bool kb_token_has_mechanism(const kb_token *t, CK_MECHANISM_TYPE m, CK_FLAGS flags);
+
+/* Whether the module's tokens are TPMs (tpm2-pkcs11): their failures say little (nearly
+ * all are CKR_GENERAL_ERROR), their object slots are few, and a reset of the TPM leaves the
+ * module unusable until it is initialised again. */
+bool kb_module_is_tpm(const kb_module *m);
 
 /* The text of a CKR_ code, e.g. "CKR_PIN_INCORRECT". */
 const char *kb_ckr_name(CK_RV rv);

@@ -4,9 +4,12 @@
 
 #include <gnutls/pkcs11.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "recovery.h"
 #include "src/util/log.h"
 #include "uri.h"
 
@@ -25,14 +28,33 @@ struct kb_signer {
     unsigned next;
     unsigned imports;
     unsigned long signatures; /* made by the token, successfully */
+    kb_module *module;        /* NULL: not told (kb_signer_set_token) */
+    CK_SLOT_ID slot;
+    char token[33];
+    struct kb_signer *next_all;
 };
+
+/* Every signer, so that a module's recovery can take all their key objects away. */
+static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
+static kb_signer *all;
+static atomic_bool paused;
+static bool gnutls_ready;
+
+/* What the last failed signature on this thread said, for the handshake's error. */
+static _Thread_local kb_err last_failure;
 
 int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err)
 {
+    /* Once: GnuTLS counts its initialisations, and recovery must undo them all. */
+    if (gnutls_ready)
+        return 0;
     int rc = gnutls_pkcs11_init(GNUTLS_PKCS11_FLAG_MANUAL, NULL);
     if (rc < 0)
         return kb_err_set(err, "GnuTLS PKCS#11 initialisation failed: %s", gnutls_strerror(rc));
+    gnutls_ready = true;
     for (size_t i = 0; i < p->n_modules; i++) {
+        if (p->modules[i].finalized)
+            continue; /* recovery adds it when it is back */
         rc = gnutls_pkcs11_add_provider(p->modules[i].path, NULL);
         if (rc < 0)
             kb_log(KB_LOG_WARN, "GnuTLS cannot use PKCS#11 module %s: %s", p->modules[i].path,
@@ -41,8 +63,32 @@ int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err)
     return 0;
 }
 
+void kb_gnutls_pkcs11_deinit(void)
+{
+    if (gnutls_ready)
+        gnutls_pkcs11_deinit();
+    gnutls_ready = false;
+}
+
+/* Whether the key may be used now; with slot locked. */
+static int usable(const kb_signer *s, kb_err *err)
+{
+    if (atomic_load(&paused))
+        return kb_err_set(err,
+                          "token '%s' is being initialised again; key '%s' is not used meanwhile",
+                          s->token[0] ? s->token : "?", s->shown);
+    if (s->module != NULL && atomic_load(&s->module->lost))
+        return kb_err_set(err,
+                          "token '%s' stopped answering; key '%s' is not used until the token is "
+                          "initialised again",
+                          s->token, s->shown);
+    return 0;
+}
+
 static int import_key(kb_signer *s, struct slot *slot, kb_err *err)
 {
+    if (usable(s, err) != 0)
+        return -1;
     gnutls_privkey_t key = NULL;
     int rc = gnutls_privkey_init(&key);
     if (rc == 0)
@@ -74,6 +120,10 @@ int kb_signer_open(const char *key_uri, kb_signer **out, kb_err *err)
     for (unsigned i = 0; i < KB_SIGNER_POOL_MAX; i++)
         pthread_mutex_init(&s->slots[i].lock, NULL);
     s->n_slots = 1;
+    pthread_mutex_lock(&all_lock);
+    s->next_all = all;
+    all = s;
+    pthread_mutex_unlock(&all_lock);
     if (import_key(s, &s->slots[0], err) != 0) {
         kb_signer_free(s);
         return -1;
@@ -82,10 +132,51 @@ int kb_signer_open(const char *key_uri, kb_signer **out, kb_err *err)
     return 0;
 }
 
+void kb_signer_set_token(kb_signer *s, kb_token *t)
+{
+    s->module = t->module;
+    s->slot = t->slot;
+    snprintf(s->token, sizeof s->token, "%s", t->facts.label);
+}
+
+void kb_signers_pause(void)
+{
+    atomic_store(&paused, true);
+    pthread_mutex_lock(&all_lock);
+    for (kb_signer *s = all; s != NULL; s = s->next_all) {
+        for (unsigned i = 0; i < KB_SIGNER_POOL_MAX; i++) {
+            /* Waits for a signature in progress; the next one sees paused. */
+            pthread_mutex_lock(&s->slots[i].lock);
+            if (s->slots[i].key != NULL)
+                gnutls_privkey_deinit(s->slots[i].key);
+            s->slots[i].key = NULL;
+            pthread_mutex_unlock(&s->slots[i].lock);
+        }
+    }
+    pthread_mutex_unlock(&all_lock);
+}
+
+void kb_signers_resume(void)
+{
+    atomic_store(&paused, false);
+}
+
+const char *kb_signer_thread_failure(void)
+{
+    return last_failure.msg[0] ? last_failure.msg : NULL;
+}
+
 void kb_signer_free(kb_signer *s)
 {
     if (s == NULL)
         return;
+    pthread_mutex_lock(&all_lock);
+    for (kb_signer **pp = &all; *pp != NULL; pp = &(*pp)->next_all)
+        if (*pp == s) {
+            *pp = s->next_all;
+            break;
+        }
+    pthread_mutex_unlock(&all_lock);
     for (unsigned i = 0; i < KB_SIGNER_POOL_MAX; i++) {
         if (s->slots[i].key != NULL)
             gnutls_privkey_deinit(s->slots[i].key);
@@ -102,6 +193,10 @@ void kb_signer_set_pool(kb_signer *s, unsigned n)
     pthread_mutex_lock(&s->lock);
     if (n > KB_SIGNER_POOL_MAX)
         n = KB_SIGNER_POOL_MAX;
+    /* tpm2-pkcs11 signs one thing at a time on its one connection to the TPM: more key
+     * objects would only hold more sessions. */
+    if (s->module != NULL && s->module->tpm)
+        n = 1;
     if (n > s->n_slots)
         s->n_slots = n; /* the new objects are imported when first needed */
     pthread_mutex_unlock(&s->lock);
@@ -129,7 +224,7 @@ static int sign_op(kb_signer *s, bool prehashed, gnutls_sign_algorithm_t algo, u
 {
     struct slot *slot = take_slot(s);
     int rc = -1;
-    if (slot->key == NULL && import_key(s, slot, err) != 0)
+    if (usable(s, err) != 0 || (slot->key == NULL && import_key(s, slot, err) != 0))
         goto out;
     int g = prehashed ? gnutls_privkey_sign_hash2(slot->key, algo, flags, in, sig)
                       : gnutls_privkey_sign_data2(slot->key, algo, flags, in, sig);
@@ -137,10 +232,24 @@ static int sign_op(kb_signer *s, bool prehashed, gnutls_sign_algorithm_t algo, u
         /* Never sign again on this object: see the contract in signer.h. */
         gnutls_privkey_deinit(slot->key);
         slot->key = NULL;
-        kb_err_set(err,
-                   "the token failed to sign with key '%s': %s; the key will be reopened "
-                   "on next use",
-                   s->shown, gnutls_strerror(g));
+        if (s->module != NULL && !kb_module_answers(s->module, s->slot)) {
+            kb_module_mark_lost(s->module, s->token);
+            kb_err_set(err,
+                       "token '%s' stopped answering while signing with key '%s' (%s); "
+                       "nothing is signed on it until it is initialised again",
+                       s->token, s->shown, gnutls_strerror(g));
+        } else if (s->module != NULL && s->module->tpm) {
+            kb_err_set(err,
+                       "the TPM failed to sign with key '%s' (%s) though it answers otherwise: "
+                       "it may have no free object slots, if another program uses it without "
+                       "a resource manager; the key will be reopened on next use",
+                       s->shown, gnutls_strerror(g));
+        } else {
+            kb_err_set(err,
+                       "the token failed to sign with key '%s': %s; the key will be reopened "
+                       "on next use",
+                       s->shown, gnutls_strerror(g));
+        }
         goto out;
     }
     pthread_mutex_lock(&s->lock);
@@ -253,6 +362,7 @@ static int ext_sign_data(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, voi
     kb_err err;
     if (kb_signer_sign_data2(k->signer, algo, flags, data, sig, &err) != 0) {
         kb_log(KB_LOG_ERROR, "%s", err.msg);
+        last_failure = err;
         return GNUTLS_E_PK_SIGN_FAILED;
     }
     return 0;
@@ -266,6 +376,7 @@ static int ext_sign_hash(gnutls_privkey_t key, gnutls_sign_algorithm_t algo, voi
     kb_err err;
     if (kb_signer_sign_hash2(k->signer, algo, flags, hash, sig, &err) != 0) {
         kb_log(KB_LOG_ERROR, "%s", err.msg);
+        last_failure = err;
         return GNUTLS_E_PK_SIGN_FAILED;
     }
     return 0;

@@ -5,9 +5,10 @@
  * noise. A kb_signer owns one imported key object, that is one session. The contract:
  * after any error from the token the object is dropped, and the next signature imports
  * a fresh one; GnuTLS can hang forever signing again on an object whose session failed
- * to re-open. One key object signs one thing at a time (GnuTLS serialises it); a signer can
- * keep a small pool of them, each with its own session, so that threads sign in parallel
- * where the token allows it. */
+ * to re-open. The exception is a module that lost its state (recovery.h): nothing is
+ * imported or signed on it until it is initialised again. One key object signs one thing at a time
+ * (GnuTLS serialises it); a signer can keep a small pool of them, each with its own session, so
+ * that threads sign in parallel where the token allows it. */
 #ifndef KB_SIGNER_H
 #define KB_SIGNER_H
 
@@ -19,14 +20,31 @@ typedef struct kb_signer kb_signer;
 
 #define KB_SIGNER_POOL_MAX 8
 
+/* Once per process (again only after kb_gnutls_pkcs11_deinit); modules that recovery
+ * finalised and could not initialise again are left out. */
 int kb_gnutls_pkcs11_init(const kb_p11 *p, kb_err *err);
+void kb_gnutls_pkcs11_deinit(void);
 
 /* key_uri must name one private key; it must not carry pin attributes (the PIN comes
  * from the callback kb_pin_install_gnutls sets). */
 int kb_signer_open(const char *key_uri, kb_signer **out, kb_err *err);
 void kb_signer_free(kb_signer *s);
 
-/* Up to n key objects (at most KB_SIGNER_POOL_MAX), opened when first needed. */
+/* The token the key is on. Then a failed signature is followed by kb_module_answers: a
+ * module that lost its state is marked lost (recovery.h) instead of the key object being
+ * imported again, and every signer on it fails at once, touching nothing, until
+ * kb_p11_recover has initialised it again. */
+void kb_signer_set_token(kb_signer *s, kb_token *t);
+
+/* Recovery's: every signer drops its key objects and signs nothing until resumed. */
+void kb_signers_pause(void);
+void kb_signers_resume(void);
+
+/* What the last failed signature through a kb_signer_privkey key on this thread said (a
+ * handshake's error names the token's failure, not only "signing failed"); NULL: none. */
+const char *kb_signer_thread_failure(void);
+
+/* Up to n key objects (at most KB_SIGNER_POOL_MAX; 1 on a TPM), opened when first needed. */
 void kb_signer_set_pool(kb_signer *s, unsigned n);
 
 /* Hashes and signs data with the key's natural algorithm (ECDSA or RSA PKCS#1 v1.5 with

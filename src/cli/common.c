@@ -143,6 +143,7 @@ int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const kb_key *k, kb_signer **out,
     kb_pin_install_gnutls(&c->pin);
     if (kb_signer_open(k->uri, out, err) != 0)
         return -1;
+    kb_signer_set_token(*out, k->token);
     kb_pin_settle(); /* the key opened: a PIN the callback gave was accepted */
     return 0;
 }

@@ -90,8 +90,10 @@ int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **
     id->not_after = dev->cert->not_after;
     if (add_pcert(id, dev->cert, err) != 0 || add_path(id, dev->cert, objs, err) != 0)
         goto fail;
-    if (kb_signer_open(k->uri, &id->signer, err) != 0 ||
-        kb_signer_info(id->signer, &id->pk, &id->bits, err) != 0)
+    if (kb_signer_open(k->uri, &id->signer, err) != 0)
+        goto fail;
+    kb_signer_set_token(id->signer, k->token);
+    if (kb_signer_info(id->signer, &id->pk, &id->bits, err) != 0)
         goto fail;
     id->rsa_without_pss = kb_key_lacks_pss(k);
     if (kb_signer_privkey(id->signer, id->rsa_without_pss, &id->privkey, err) != 0)
