@@ -172,6 +172,10 @@ int kb_keygen(kb_session *s, const char *type, const char *label, kb_key *k, kb_
     CK_FUNCTION_LIST *fn = s->token->module->fn;
     CK_RV rv = fn->C_GenerateKeyPair(s->h, &mech, pub, n_pub, priv, sizeof priv / sizeof priv[0],
                                      &hpub, &hpriv);
+    if (rv != CKR_OK && s->token->module->tpm && rv == CKR_GENERAL_ERROR)
+        return kb_err_set(err, "the TPM of token '%s' failed to generate a %s key (%s): %s",
+                          s->token->facts.label, kt->name, kb_ckr_name(rv),
+                          kb_tpm_failure_hint(s->token));
     if (rv != CKR_OK)
         return kb_err_set(err, "token '%s' refused to generate a %s key: %s", s->token->facts.label,
                           kt->name, kb_ckr_name(rv));

@@ -28,7 +28,7 @@ const char *kb_est_state_name(enum kb_est_state s)
 int kb_est_exit(const kb_est *e, enum kb_est_state s)
 {
     static const int codes[] = {0, 4, 3, 5, 2};
-    return s != KB_EST_ISSUED && e->malformed ? 2 : codes[s];
+    return s != KB_EST_ISSUED && (e->malformed || e->token_failed) ? 2 : codes[s];
 }
 
 /* The anchors must be usable before anything is sent: a bad file is the user's to fix. */
@@ -314,6 +314,8 @@ static int exchange(kb_est *e, kb_tls_client *c, bool credentials, const char *o
         goto out;
     have_reply = true;
     if (kb_tls_connect(c, &s, &fd, &res, &inner) != 0) {
+        /* The token, not the network: exit 2 (kb_est_exit), as UNDERCONFIGURED. */
+        e->token_failed = e->token_failed || res.token_failed;
         kb_err_set(err, "EST %s: %s", what, inner.msg);
         goto out;
     }
@@ -468,6 +470,12 @@ static enum kb_est_state bootstrap(kb_est *e, kb_err *err)
     return KB_EST_ISSUED;
 }
 
+/* A request that got no reply: the network's fault, or the token's when it did not sign. */
+static enum kb_est_state request_failed(const kb_est *e)
+{
+    return e->token_failed ? KB_EST_UNDERCONFIGURED : KB_EST_UNREACHABLE;
+}
+
 enum kb_est_state kb_est_cacerts(kb_est *e, gnutls_x509_crt_t **certs, unsigned *n, kb_err *err)
 {
     *certs = NULL;
@@ -479,7 +487,7 @@ enum kb_est_state kb_est_cacerts(kb_est *e, gnutls_x509_crt_t **certs, unsigned 
     }
     struct kb_est_response r;
     if (request(e, "cacerts", NULL, &r, err) != 0)
-        return KB_EST_UNREACHABLE;
+        return request_failed(e);
     enum kb_est_state s = KB_EST_ISSUED;
     if (r.status != 200)
         s = status_state("cacerts", &r, err);
@@ -494,7 +502,7 @@ enum kb_est_state kb_est_get_csrattrs(kb_est *e, struct kb_csrattrs *a, kb_err *
     memset(a, 0, sizeof *a);
     struct kb_est_response r;
     if (request(e, "csrattrs", NULL, &r, err) != 0)
-        return KB_EST_UNREACHABLE;
+        return request_failed(e);
     enum kb_est_state s = KB_EST_ISSUED;
     if (r.status == 200) {
         if (kb_est_csrattrs(r.content_type, r.body, r.len, a, err) != 0)
@@ -517,7 +525,7 @@ enum kb_est_state kb_est_submit(kb_est *e, const char *op, const gnutls_datum_t 
     for (unsigned attempt = 1;; attempt++) {
         struct kb_est_response r;
         if (request(e, op, csr, &r, err) != 0)
-            return KB_EST_UNREACHABLE;
+            return request_failed(e);
         if (r.status == 200) {
             int rc = kb_est_certs(what, r.content_type, r.body, r.len, certs, n, err);
             response_free(&r);

@@ -42,6 +42,7 @@ typedef struct kb_est {
     unsigned max_wait_s;      /* 202: total wait cap */
     unsigned max_tries;       /* 202: how many submissions */
     bool malformed;           /* the last failure was a reply keybound could not use */
+    bool token_failed;        /* a handshake failed because the token did not sign */
 } kb_est;
 
 const char *kb_est_state_name(enum kb_est_state s);

@@ -332,6 +332,7 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
     }
     if (kb_signer_open(subject->uri, &signer, err) != 0)
         goto done;
+    kb_signer_set_token(signer, subject->token);
     state = request(&est, op, signer, subject, &csr, &attrs, &certs, &n, err);
     if (state != KB_EST_ISSUED)
         goto done;
@@ -356,7 +357,7 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
 done:
     if (made) {
         kb_err gone;
-        if (kb_destroy_key(&s, &fresh, &gone) != 0)
+        if (kb_session_unload(&s, pin, &gone) != 0 || kb_destroy_key(&s, &fresh, &gone) != 0)
             kb_log(KB_LOG_ERROR, "%s; remove key '%s' by hand", gone.msg, fresh.facts.label);
     }
     if (stored) {
@@ -371,13 +372,23 @@ done:
         } else if (renew && spec->rekey && out->verdict.admit) {
             /* Only now may the old key go: the new one is stored and admitted. */
             kb_err why;
-            if (kb_key_supersede(&s, cur.key, &fresh, &why) != 0)
+            if (kb_session_unload(&s, pin, &why) != 0 ||
+                kb_key_supersede(&s, cur.key, &fresh, &why) != 0) {
                 kb_log(KB_LOG_WARN, "%s", why.msg);
+            } else {
+                /* The key printed is the one that now has the old label. */
+                char *uri = kb_uri_for(fresh.token, "private", cur.key->facts.label, fresh.facts.id,
+                                       fresh.facts.id_len);
+                if (uri != NULL) {
+                    free(out->key_uri);
+                    out->key_uri = uri;
+                }
+            }
             *err = keep;
         } else if (renew && spec->rekey) {
             /* Left there, it would block every later rekey (its label is taken). */
             kb_err why;
-            if (kb_key_remove(&s, &fresh, &why) == 0) {
+            if (kb_session_unload(&s, pin, &why) == 0 && kb_key_remove(&s, &fresh, &why) == 0) {
                 kb_log(KB_LOG_WARN,
                        "the new key '%s' is not admitted and was removed; the old key stays",
                        fresh.facts.label);

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "pkcs11/signer.h"
 #include "policy/policy.h"
 #include "src/util/hostport.h"
 #include "src/util/log.h"
@@ -344,6 +345,8 @@ void kb_tls_describe_error(gnutls_session_t s, int rc, kb_err *err)
     if (ctx->why[0] != '\0') {
         kb_err_set(err, "server %s failed verification: %s; our certificate was not sent", HP(peer),
                    ctx->why);
+    } else if (rc == GNUTLS_E_PK_SIGN_FAILED && kb_signer_thread_failure() != NULL) {
+        kb_err_set(err, "handshake with %s: %s", HP(peer), kb_signer_thread_failure());
     } else if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED && q->asked && !q->sent) {
         kb_err_set(err, "server %s ended the connection (alert: %s): %s", HP(peer), alert_name(s),
                    q->why_not);
@@ -559,6 +562,7 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
     }
     r->cert_requested = gnutls_certificate_client_get_request_status(s) != 0;
     r->cert_sent = gnutls_certificate_get_ours(s) != NULL;
+    r->token_failed = rc == GNUTLS_E_PK_SIGN_FAILED;
     if (rc < 0) {
         if (cancelled)
             kb_err_set(err, "handshake with %s abandoned: stopping", HP(peer));

@@ -82,6 +82,7 @@ struct kb_tls_result {
     bool resumed;
     bool cert_requested; /* the server asked for our certificate */
     bool cert_sent;
+    bool token_failed; /* the handshake failed because the token did not sign */
     long long handshake_ms;
 };
 

@@ -185,6 +185,7 @@ old_id=$(python3 -c "import json; print(json.load(open('$T/out'))['keys'][0]['id
 kb renew $MOD --pin-file "$T/pin" --policy "$T/policy.conf" $EST --ca "$P/ca.pem" --key "$laptop" --rekey
 cp "$T/out" "$T/rekey.txt"
 t_check "renew --rekey: ISSUED and admitted" bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out'"
+t_check "  the key it prints is the new key under the old label" bash -c "grep -q '^key: .*;object=laptop;type=private' '$T/rekey.txt'"
 kb keys $MOD --pin-file "$T/pin" --json "pkcs11:token=dev;object=laptop"
 t_check "  one key labelled laptop remains, with a new CKA_ID and its certificate" json_is "len(d['keys'])==1 and d['keys'][0]['id']!='$old_id' and len(d['keys'][0]['certificates'])==1 and d['keys'][0]['local']"
 kb keys $MOD --pin-file "$T/pin" --json "pkcs11:token=dev;object=laptop.next"
