@@ -6,7 +6,8 @@
  *   handshakes.c  the worker threads: TCP connects, handshakes, answers to the server's
  *                 later requests for the certificate (anything that may sign);
  *   pump.c        established connections on their pumping loop, and their end;
- *   admission.c   the policy's verdict per tunnel, made into generations; reloads.
+ *   admission.c   the policy's verdict per tunnel, made into generations; reloads;
+ *   tokenwatch.c  a token module that lost its state (a TPM reset), initialised again.
  *
  * A connection is touched by one thread at a time: its pumping loop, or the worker that
  * holds it (handed over through the queue and back through the loop's done list). What a
@@ -130,6 +131,8 @@ struct ctx {
     ev_timer resume;      /* accepting again after running out of descriptors */
     ev_timer purge;       /* kb_tun_purge_gone */
     ev_timer recheck;     /* the policy again, at next_check */
+    ev_async lost_w;      /* a module was marked lost (tokenwatch.c) */
+    ev_timer recover;     /* kb_tun_token_recover, until it succeeds */
     long long next_check; /* wall-clock seconds, set by kb_tun_admit */
     unsigned recheck_s;   /* the longest wait between two evaluations */
     pthread_mutex_t state_lock;
@@ -184,5 +187,13 @@ void kb_tun_reload_config(struct ctx *x);
 void kb_tun_gen_put(struct gen *g); /* state_lock held */
 /* Adds g's handshakes and signatures to sum and sigs; state_lock held. */
 void kb_tun_gen_count(const struct gen *g, struct kb_tls_counts *sum, unsigned long *sigs);
+
+/* tokenwatch.c, on the control loop. While a module is lost, connections that need a
+ * signature on it fail at once (the signers refuse), resumed and established ones go on,
+ * and the module is initialised again every second until that works. */
+void kb_tun_tokenwatch_start(struct ctx *x);
+void kb_tun_tokenwatch_stop(struct ctx *x);
+/* 0: no module is lost (any more); -1 with err: one still is. */
+int kb_tun_token_recover(struct ctx *x, kb_err *err);
 
 #endif

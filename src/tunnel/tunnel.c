@@ -90,7 +90,12 @@ static void stats(struct ctx *x)
 static void readmit(struct ctx *x, const char *why)
 {
     kb_err err;
-    if (kb_tun_admit(x, &err) < 0) {
+    if (kb_tun_token_recover(x, &err) != 0) {
+        /* Asked now, a lost module would deny every device: keep the verdicts it made. */
+        kb_log(KB_LOG_WARN, "%s: the token is not back yet (%s); keeping the current admission",
+               why, err.msg);
+        x->next_check = (long long)time(NULL) + 5;
+    } else if (kb_tun_admit(x, &err) < 0) {
         kb_log(KB_LOG_ERROR, "%s: %s", why, err.msg);
         x->next_check = (long long)time(NULL) + x->recheck_s;
     }
@@ -276,6 +281,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     }
     ev_async_init(&x.main_wake, on_main_wake);
     ev_async_start(x.loop, &x.main_wake);
+    kb_tun_tokenwatch_start(&x);
     ev_signal_init(&x.sig_term, on_signal, SIGTERM);
     ev_signal_init(&x.sig_int, on_signal, SIGINT);
     ev_signal_init(&x.sig_hup, on_signal, SIGHUP);
@@ -322,6 +328,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     }
     stats(&x);
     kb_tun_workers_stop(&x);
+    kb_tun_tokenwatch_stop(&x);
     /* What the workers finished after the loops stopped, then whatever is still open; the
      * loops' threads are gone, so this thread may touch every connection. */
     for (unsigned i = 0; i < pumping; i++)

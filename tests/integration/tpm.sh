@@ -10,12 +10,7 @@ PY=/usr/bin/python3
 $PY -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/null ||
     t_skip_all "Debian's python3-cryptography is not installed"
 kb_tpm_setup
-kb_pki_policy
-# The TPM example policy admits hardware vendors only; the test TPM is IBM's "SW   TPM".
-sed -e 's/^allow = manufacturer=.*/allow = manufacturer=IBM model="SW   TPM"/' \
-    -e 's/^algorithms = .*/algorithms = ec-p256 ec-p384 rsa-2048+/' \
-    "$T/policy.conf" >"$T/tpm-policy.conf"
-POL="--policy $T/tpm-policy.conf"
+kb_tpm_policy
 tpm_none_left() { local n; n=$(tpm_transient); [ "$n" -eq 0 ] || { echo "# $n transient objects left:"; TPM2TOOLS_TCTI=$TPM_RAW_TCTI tpm2_getcap handles-transient | sed "s/^/# /"; TPM2TOOLS_TCTI=$TPM_RAW_TCTI tpm2_flushcontext -t; return 1; }; }
 json_is() { python3 -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if ($1) else 1)"; }
 
@@ -153,6 +148,30 @@ t_check "  no object left in the TPM" tpm_none_left
 kb renew $MOD --pin-file "$T/pin" $POL $EST --key "pkcs11:token=dev;object=enrolled" --rekey
 t_check "renew --rekey: a new key in the TPM, ISSUED and admitted" bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out'"
 t_check "  no object left in the TPM" tpm_none_left
+t_check "  the key it prints has the old label" out_has "^key: .*;object=enrolled;type=private"
 kb check $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=enrolled" --json
 t_check "  and check admits the rekeyed key" json_is "d['decision']=='admit'"
+# Each rekey destroys a key the TPM had loaded; three slots are all it has.
+for i in 2 3 4; do
+    kb renew $MOD --pin-file "$T/pin" $POL $EST --key "pkcs11:token=dev;object=enrolled" --rekey
+    t_check "rekey $i in a row: ISSUED and admitted, the TPM's object slots all free" \
+        bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out' && [ \$(TPM2TOOLS_TCTI=$TPM_RAW_TCTI tpm2_getcap handles-transient | grep -c 0x80) -eq 0 ]"
+done
+
+# --- Another program fills the TPM's object slots (no resource manager) ------------------
+for i in 1 2 3; do
+    tpm_tools tpm2_createprimary -Q -C o -G ecc -c "$T/primary$i.ctx" >/dev/null 2>&1
+done
+t_check "three objects loaded by another program" [ "$(tpm_transient)" -eq 3 ]
+before=$(token_objects dev)
+kb keygen $MOD --token pkcs11:token=dev --label crowded --pin-file "$T/pin"
+t_check "keygen with no free object slot: a token error (exit 2), one line naming the cause" \
+    bash -c "[ $rc -eq 2 ] && [ \$(grep -c '^keybound' '$T/err') -eq 1 ] && grep -q 'no free object slots' '$T/err'"
+t_check "  the token is unchanged" [ "$before" = "$(token_objects dev)" ]
+kb connect $MOD --pin-file "$T/pin" $POL --key "$laptop" "localhost:$gport"
+t_check "connect with no free object slot: exit 2, naming the slots, not the network" \
+    bash -c "[ $rc -eq 2 ] && grep -q 'no free object slots' '$T/err'"
+tpm_tools tpm2_flushcontext -t
+kb keygen $MOD --token pkcs11:token=dev --label crowded --pin-file "$T/pin"
+t_check "  once they are free again, keygen works" rc_is 0
 t_done

@@ -115,3 +115,14 @@ kb_tpm_setup() {
     MOD="--module $TPM_MODULE"
     TOKEN_MODULE=$TPM_MODULE
 }
+
+# kb_tpm_policy: kb_pki_policy, with the token rule for the test TPM (IBM's "SW   TPM",
+# which the shipped TPM example, admitting hardware vendors only, refuses) and RSA-2048
+# allowed. POL is --policy for it.
+kb_tpm_policy() {
+    kb_pki_policy
+    sed -e 's/^allow = manufacturer=.*/allow = manufacturer=IBM model="SW   TPM"/' \
+        -e 's/^algorithms = .*/algorithms = ec-p256 ec-p384 rsa-2048+/' \
+        "$T/policy.conf" >"$T/tpm-policy.conf"
+    POL="--policy $T/tpm-policy.conf"
+}
