@@ -262,9 +262,11 @@ int kb_token_refresh(kb_token *t, kb_err *err)
 
 const char *kb_tpm_failure_hint(kb_token *t)
 {
-    if (!kb_module_answers(t->module, t->slot))
+    if (!kb_module_answers(t->module, t->slot)) {
+        kb_module_mark_lost(t->module, t->facts.label);
         return "the TPM does not answer: it, its resource manager or the connection to it is "
                "gone";
+    }
     return "the TPM answers otherwise, so it has no free object slots: another program may be "
            "using it without a resource manager";
 }

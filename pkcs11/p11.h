@@ -89,7 +89,8 @@ void kb_session_close(kb_session *s);
 int kb_session_login(kb_session *s, const struct kb_pin_opts *pin, kb_err *err);
 
 /* What a TPM's failure (tpm2-pkcs11 says CKR_GENERAL_ERROR for nearly all) means, asked of
- * the TPM itself: gone, or out of object slots. One clause for a message. */
+ * the TPM itself: gone (the module is then marked lost, recovery.h), or out of object
+ * slots. One clause for a message. */
 const char *kb_tpm_failure_hint(kb_token *t);
 
 /* Before a key is destroyed. tpm2-pkcs11 keeps each key it used loaded in the TPM until

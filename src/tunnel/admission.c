@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "pkcs11/objects.h"
+#include "pkcs11/recovery.h"
 #include "pkcs11/uri.h"
 #include "policy/render.h"
 #include "src/tls/device.h"
@@ -138,6 +139,17 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
             rc = kb_device_choose(&objs, only, pol, trust, (long long)time(NULL), t->conf->connect,
                                   &d, &v, &e);
         struct gen *g = NULL;
+        if (rc < 0 && t->gen != NULL && kb_p11_any_lost(x->env->p11)) {
+            /* The token, not the device: its verdict stays until the token is back. */
+            kb_log(KB_LOG_WARN, "tunnel %s: %s; keeping its admission until the token is back",
+                   t->conf->name, e.msg);
+            kb_objects_free(&objs);
+            kb_token_list_free(&tokens);
+            if (uri)
+                p11_kit_uri_free(uri);
+            admitted++;
+            continue;
+        }
         if (rc == 1) {
             char summary[512];
             kb_verdict_summary(&v, summary, sizeof summary);

@@ -138,6 +138,21 @@ for i in $(seq 50); do admitted && break; sleep 0.1; done
 t_check "TPM back: a reload logs in and admits the device again" admitted
 get "$lf"
 t_check "  and signs" out_has "^hello CN=laptop-1"
+# Again, with a reload as the first thing that meets the stopped TPM.
+# (tpm2-pkcs11 reads the key facts from its store, and the token is still logged in: the
+# policy can be asked without the TPM.)
+kb_tpm_stop
+kill -HUP $tun_pid
+admitted3() { [ "$(grep -c "tunnel full: .* as CN=laptop-1 (key 'laptop' on token 'dev')" "$T/tunnel.log")" -ge 3 ]; }
+for i in $(seq 50); do admitted3 && break; sleep 0.1; done
+t_check "TPM down, then a reload before any signature: the device stays admitted" admitted3
+get "$lf"
+t_check "  a full handshake then fails at once" bash -c "! grep -q hello '$T/out'"
+kb_tpm_start
+after_restart=$(lockout)
+sleep 1.5
+get "$lf"
+t_check "  and once the TPM is back, the full handshake signs" out_has "^hello CN=laptop-1"
 t_check "no failed authorisation counted by the TPM but its own for the restart ($after_restart)" \
     [ "$(lockout)" = "$after_restart" ]
 cp "$T/tunnel.log" /tmp/me/reset-tunnel.log 2>/dev/null
