@@ -1,8 +1,8 @@
 /* Modules, tokens and sessions: the only door to PKCS#11.
  *
- * kb_p11_open loads either every module registered with p11-kit or the one module the
- * user named. A registered module that fails to load or initialise is logged and left
- * out; the others stay usable. Tokens are listed with their facts and a pkcs11: URI
+ * kb_p11_open loads either the modules registered with p11-kit or the one module the
+ * user named. A registered module that fails to load or initialise is left out (said
+ * under -v); the others stay usable. Tokens are listed with their facts and a pkcs11: URI
  * naming each. A session belongs to one token; kb_session_login logs in at most once
  * per call, never retries a wrong PIN, and refuses a token that reports its final try
  * or a locked PIN unless forced. */
@@ -53,7 +53,11 @@ typedef struct kb_session {
     bool logged_in;
 } kb_session;
 
-/* module_path NULL: all modules registered with p11-kit. */
+/* module_path NULL: the modules p11-kit registers for keybound (its enable-in: and
+ * disable-in: apply), but tpm2-pkcs11 only where it has a TPM to talk to
+ * (kb_tpm_reachable), since its C_Initialize makes a directory and noise without one. A
+ * registered module that fails to initialise is left out with one line under -v; one that
+ * p11-kit marks critical fails the call. */
 int kb_p11_open(kb_p11 **out, const char *module_path, kb_err *err);
 void kb_p11_close(kb_p11 *p);
 

@@ -1,0 +1,105 @@
+#!/bin/bash
+# Which of the modules registered with p11-kit keybound loads, and what it says about
+# them: only what the user asked for. A machine with tpm2-pkcs11 installed and no TPM gets
+# no TPM noise and no ~/.tpm2_pkcs11; a TPM the user points at is used; p11-kit's
+# enable-in:/disable-in: choose.
+. "$TESTS_SRCDIR/lib/testlib.sh"
+. "$TESTS_SRCDIR/lib/tpmlib.sh"
+command -v unshare >/dev/null || t_skip_all "unshare not installed"
+kb_tpm_setup
+kb_token soft
+
+# A private p11-kit registry in $T/home/.config/pkcs11, with "user-config: only" so that
+# the machine's own registrations stay out. p11-kit reads no user config in a process
+# running as root: as root, keybound runs in a user namespace as uid 1000, which maps to
+# root outside, so the test's files stay its own.
+REG=$T/home/.config/pkcs11
+mkdir -p "$REG/modules"
+echo "user-config: only" >"$REG/pkcs11.conf"
+as_user=()
+if [ "$(id -u)" -eq 0 ]; then
+    as_user=(unshare --user --map-user=1000 --map-group=1000)
+    "${as_user[@]}" true 2>/dev/null ||
+        t_skip_all "running as root without user namespaces: p11-kit would not read the test's registry"
+fi
+# register NAME PATH [LINE...]: NAME.module in the private registry.
+register() {
+    local name=$1 path=$2
+    shift 2
+    printf 'module: %s\n' "$path" >"$REG/modules/$name.module"
+    [ $# -eq 0 ] || printf '%s\n' "$@" >>"$REG/modules/$name.module"
+}
+register softhsm2 "$SOFTHSM_MODULE"
+register tpm2_pkcs11 "$TPM_MODULE"
+
+# kbr [VAR=VALUE...] ARGS...: keybound (as kb) on the private registry, HOME in $T/home,
+# with none of the TPM settings the test TPM exported (tpmlib quiets tpm2-pkcs11 itself):
+# the VAR=VALUE given are all it gets.
+kbr() {
+    local envs=()
+    while [ $# -gt 0 ] && [[ $1 == [A-Z]*=* ]]; do
+        envs+=("$1")
+        shift
+    done
+    run env -u TPM2_PKCS11_TCTI -u TPM2_PKCS11_STORE -u TPM2_PKCS11_LOG_LEVEL -u TSS2_LOG \
+        -u XDG_CONFIG_HOME HOME="$T/home" "${envs[@]}" \
+        "${as_user[@]}" setsid -w "$KEYBOUND" "$@"
+}
+TPM_ENV=("TPM2_PKCS11_TCTI=$TPM_TCTI" "TPM2_PKCS11_STORE=$TPM_DIR/store")
+lists() { grep -q "^Token '$1'" "$T/out"; }
+err_empty() { [ ! -s "$T/err" ]; }
+err_lines() { [ "$(wc -l <"$T/err")" -eq "$1" ]; }
+no_tpm_dir() { [ ! -e "$T/home/.tpm2_pkcs11" ]; }
+# The machine's own TPM would rightly be used: those checks need a machine without one.
+machine_tpm=
+[ -e /dev/tpmrm0 ] || [ -e /dev/tpm0 ] && machine_tpm=1
+t_check_no_tpm() {
+    if [ -n "$machine_tpm" ]; then
+        t_pass "$1 # SKIP this machine has a TPM"
+    else
+        t_check "$@"
+    fi
+}
+
+# --- tpm2-pkcs11 registered, no TPM: quiet -------------------------------------------------
+kbr tokens
+t_check "tokens: SoftHSM's token listed from the registry" bash -c "[ $rc -eq 0 ] && grep -q \"^Token 'soft'\" '$T/out'"
+t_check_no_tpm "  nothing on stderr (no TPM stack errors)" err_empty
+t_check_no_tpm "  no \$HOME/.tpm2_pkcs11 made" no_tpm_dir
+kbr tokens -v
+t_check_no_tpm "tokens -v: one line, naming tpm2_pkcs11 and why it was left out" \
+    bash -c "[ $rc -eq 0 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'tpm2_pkcs11 .*left out: no TPM' '$T/err'"
+t_check_no_tpm "  still no \$HOME/.tpm2_pkcs11" no_tpm_dir
+
+# --- a TPM the user points at (TPM2_PKCS11_TCTI) is used, quietly --------------------------
+kbr "${TPM_ENV[@]}" tokens
+t_check "tokens with TPM2_PKCS11_TCTI: the TPM's token and SoftHSM's" bash -c "[ $rc -eq 0 ] && grep -q \"^Token 'dev'\" '$T/out' && grep -q \"^Token 'soft'\" '$T/out'"
+t_check "  nothing on stderr (tpm2-pkcs11's warnings quieted)" err_empty
+
+# --- a registered module that fails to initialise --------------------------------------------
+# The fault-injecting module in front of SoftHSM, failing C_Initialize: it says nothing.
+register broken "$P11SHIM"
+SHIM_ENV=("P11SHIM_MODULE=$SOFTHSM_MODULE" "P11SHIM_FAIL_FUNC=C_Initialize")
+kbr "${SHIM_ENV[@]}" "${TPM_ENV[@]}" tokens
+t_check "a registered module failing C_Initialize: nothing on stderr, the others listed" \
+    bash -c "[ $rc -eq 0 ] && [ ! -s '$T/err' ] && grep -q \"^Token 'soft'\" '$T/out'"
+kbr "${SHIM_ENV[@]}" "${TPM_ENV[@]}" tokens -v
+t_check "  with -v: one line, naming it" bash -c "[ $rc -eq 0 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'module broken .*failed to initialise (CKR_DEVICE_ERROR)' '$T/err'"
+rm "$REG/modules/broken.module"
+
+# --- p11-kit's enable-in: and disable-in: compare with "keybound" --------------------------
+register softhsm2 "$SOFTHSM_MODULE" "disable-in: keybound"
+kbr "${TPM_ENV[@]}" tokens
+t_check "disable-in: keybound hides the module" bash -c "[ $rc -eq 0 ] && ! grep -q \"^Token 'soft'\" '$T/out' && grep -q \"^Token 'dev'\" '$T/out'"
+register softhsm2 "$SOFTHSM_MODULE" "disable-in: p11tool"
+kbr tokens
+t_check "disable-in: p11tool leaves it to keybound" lists soft
+register softhsm2 "$SOFTHSM_MODULE" "enable-in: p11tool"
+kbr tokens
+t_check "enable-in: p11tool hides it from keybound" bash -c "! grep -q \"^Token 'soft'\" '$T/out'"
+register softhsm2 "$SOFTHSM_MODULE" "enable-in: p11tool, keybound"
+kbr tokens
+t_check "enable-in: p11tool, keybound shows it" lists soft
+register softhsm2 "$SOFTHSM_MODULE"
+
+t_done
