@@ -103,9 +103,64 @@ static int add_module(kb_p11 *p, CK_FUNCTION_LIST *fn, char *name, char *path)
     return 0;
 }
 
+/* Whether name is one of the words of list (blanks or commas between them). */
+static bool in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *w = list; *w;) {
+        w += strspn(w, " \t,");
+        size_t len = strcspn(w, " \t,");
+        if (len == n && len > 0 && strncmp(w, name, n) == 0)
+            return true;
+        w += len;
+    }
+    return false;
+}
+
+/* Every word of names is the name of a registered module: a misspelt name would leave
+ * out the module the user wanted, silently. */
+static int check_names(CK_FUNCTION_LIST **mods, const char *names, const char *from, kb_err *err)
+{
+    char known[400] = "";
+    size_t used = 0;
+    for (size_t i = 0; mods[i] != NULL; i++) {
+        char *name = p11_kit_module_get_name(mods[i]);
+        if (name != NULL && used < sizeof known)
+            used +=
+                (size_t)snprintf(known + used, sizeof known - used, "%s%s", used ? ", " : "", name);
+        free(name);
+    }
+    bool any = false;
+    for (const char *w = names; *w;) {
+        w += strspn(w, " \t,");
+        size_t len = strcspn(w, " \t,");
+        if (len == 0)
+            break;
+        any = true;
+        bool found = false;
+        for (size_t i = 0; mods[i] != NULL && !found; i++) {
+            char *name = p11_kit_module_get_name(mods[i]);
+            found = name != NULL && strlen(name) == len && strncmp(name, w, len) == 0;
+            free(name);
+        }
+        if (!found)
+            return kb_err_set(err,
+                              "%s names '%.*s', which is not a PKCS#11 module p11-kit registers "
+                              "for keybound (registered: %s); see 'p11-kit list-modules'",
+                              from, (int)len, w, used ? known : "none");
+        w += len;
+    }
+    if (!any)
+        return kb_err_set(err,
+                          "%s names no module; give p11-kit module names, e.g. "
+                          "'softhsm2 tpm2_pkcs11'",
+                          from);
+    return 0;
+}
+
 /* Loads the registered modules and initialises those keybound is to use, in place:
  * p->registered ends up holding only the initialised ones. */
-static int open_registered(kb_p11 *p, kb_err *err)
+static int open_registered(kb_p11 *p, const char *names, const char *from, kb_err *err)
 {
     int verbose = kb_log_verbosity();
     kb_quiet_module_logs(verbose);
@@ -120,6 +175,8 @@ static int open_registered(kb_p11 *p, kb_err *err)
         return kb_err_set(err, "cannot load the PKCS#11 modules registered with p11-kit: %s",
                           why ? why : "unknown reason");
     }
+    if (names != NULL && check_names(p->registered, names, from, err) != 0)
+        return -1;
     CK_FUNCTION_LIST **mods = p->registered;
     size_t kept = 0, i;
     int rc = 0;
@@ -127,12 +184,20 @@ static int open_registered(kb_p11 *p, kb_err *err)
         CK_FUNCTION_LIST *m = mods[i];
         char *name = p11_kit_module_get_name(m), *file = p11_kit_module_get_filename(m);
         const char *shown = name ? name : "?";
+        bool named = names != NULL && name != NULL && in_list(names, name);
         char why[200] = "";
         /* C_Initialize is where tpm2-pkcs11 makes its directory and searches for a TPM;
          * loading it alone does neither. */
-        if (kb_module_is_tpm2(file, NULL) && !kb_tpm_reachable(why, sizeof why)) {
-            kb_log(KB_LOG_DEBUG, "PKCS#11 module %s (%s) left out: %s", shown, file ? file : "?",
-                   why);
+        if (names != NULL && !named) {
+            kb_log(KB_LOG_DEBUG, "PKCS#11 module %s (%s) left out: not in %s", shown,
+                   file ? file : "?", from);
+            p11_kit_module_release(m);
+        } else if (names == NULL && kb_module_is_tpm2(file, NULL) &&
+                   !kb_tpm_reachable(why, sizeof why)) {
+            kb_log(KB_LOG_DEBUG,
+                   "PKCS#11 module %s (%s) left out: %s; name it in KEYBOUND_MODULES to "
+                   "load it anyway",
+                   shown, file ? file : "?", why);
             p11_kit_module_release(m);
         } else {
             CK_RV rv = p11_kit_module_initialize(m);
@@ -145,8 +210,8 @@ static int open_registered(kb_p11 *p, kb_err *err)
                                 shown, file ? file : "?", kb_ckr_name(rv));
                 p11_kit_module_release(m);
             } else {
-                /* The user did not ask for this one: no reason to speak up. */
-                kb_log(KB_LOG_DEBUG,
+                /* What the user did not ask for by name is no reason to speak up. */
+                kb_log(named ? KB_LOG_WARN : KB_LOG_DEBUG,
                        "PKCS#11 module %s (%s) failed to initialise (%s); going on without it",
                        shown, file ? file : "?", kb_ckr_name(rv));
                 p11_kit_module_release(m);
@@ -162,13 +227,13 @@ static int open_registered(kb_p11 *p, kb_err *err)
     return rc;
 }
 
-static int p11_open_registered(kb_p11 **out, kb_err *err)
+int kb_p11_open_registered(kb_p11 **out, const char *names, const char *from, kb_err *err)
 {
     *out = NULL;
     kb_p11 *p = calloc(1, sizeof *p);
     if (p == NULL)
         return kb_err_set(err, "out of memory");
-    if (open_registered(p, err) != 0)
+    if (open_registered(p, names, from ? from : "the module list", err) != 0)
         goto fail;
     for (CK_FUNCTION_LIST **m = p->registered; *m; m++) {
         char *path = p11_kit_module_get_filename(*m);
@@ -194,7 +259,7 @@ fail:
 int kb_p11_open(kb_p11 **out, const char *module_path, kb_err *err)
 {
     if (module_path == NULL)
-        return p11_open_registered(out, err);
+        return kb_p11_open_registered(out, NULL, NULL, err);
     *out = NULL;
     kb_p11 *p = calloc(1, sizeof *p);
     if (p == NULL)

@@ -53,12 +53,19 @@ typedef struct kb_session {
     bool logged_in;
 } kb_session;
 
-/* module_path NULL: the modules p11-kit registers for keybound (its enable-in: and
- * disable-in: apply), but tpm2-pkcs11 only where it has a TPM to talk to
- * (kb_tpm_reachable), since its C_Initialize makes a directory and noise without one. A
- * registered module that fails to initialise is left out with one line under -v; one that
- * p11-kit marks critical fails the call. */
+/* module_path NULL: the modules registered with p11-kit, as kb_p11_open_registered with
+ * no names. */
 int kb_p11_open(kb_p11 **out, const char *module_path, kb_err *err);
+
+/* The modules p11-kit registers for keybound (its enable-in: and disable-in: apply).
+ * names NULL: all of them, but tpm2-pkcs11 only where it has a TPM to talk to
+ * (kb_tpm_reachable), since its C_Initialize makes a directory and noise without one.
+ * names: only those, by p11-kit's module name (blanks or commas between them), named
+ * tpm2-pkcs11 included; a name p11-kit does not register is an error naming `from`,
+ * where the list came from (e.g. "KEYBOUND_MODULES"). A module that fails to initialise
+ * is left out with one line under -v, or a warning when it was named; one that p11-kit
+ * marks critical fails the call. */
+int kb_p11_open_registered(kb_p11 **out, const char *names, const char *from, kb_err *err);
 void kb_p11_close(kb_p11 *p);
 
 enum {

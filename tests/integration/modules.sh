@@ -1,8 +1,8 @@
 #!/bin/bash
 # Which of the modules registered with p11-kit keybound loads, and what it says about
 # them: only what the user asked for. A machine with tpm2-pkcs11 installed and no TPM gets
-# no TPM noise and no ~/.tpm2_pkcs11; a TPM the user points at is used; p11-kit's
-# enable-in:/disable-in: choose.
+# no TPM noise and no ~/.tpm2_pkcs11; a TPM the user points at is used; KEYBOUND_MODULES,
+# --modules and p11-kit's enable-in:/disable-in: choose.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 . "$TESTS_SRCDIR/lib/tpmlib.sh"
 command -v unshare >/dev/null || t_skip_all "unshare not installed"
@@ -42,7 +42,7 @@ kbr() {
         shift
     done
     run env -u TPM2_PKCS11_TCTI -u TPM2_PKCS11_STORE -u TPM2_PKCS11_LOG_LEVEL -u TSS2_LOG \
-        -u XDG_CONFIG_HOME HOME="$T/home" "${envs[@]}" \
+        -u XDG_CONFIG_HOME -u KEYBOUND_MODULES HOME="$T/home" "${envs[@]}" \
         "${as_user[@]}" setsid -w "$KEYBOUND" "$@"
 }
 TPM_ENV=("TPM2_PKCS11_TCTI=$TPM_TCTI" "TPM2_PKCS11_STORE=$TPM_DIR/store")
@@ -76,6 +76,20 @@ kbr "${TPM_ENV[@]}" tokens
 t_check "tokens with TPM2_PKCS11_TCTI: the TPM's token and SoftHSM's" bash -c "[ $rc -eq 0 ] && grep -q \"^Token 'dev'\" '$T/out' && grep -q \"^Token 'soft'\" '$T/out'"
 t_check "  nothing on stderr (tpm2-pkcs11's warnings quieted)" err_empty
 
+# --- KEYBOUND_MODULES and --modules choose ------------------------------------------------
+kbr "${TPM_ENV[@]}" KEYBOUND_MODULES=softhsm2 tokens
+t_check "KEYBOUND_MODULES=softhsm2: only SoftHSM's token" bash -c "[ $rc -eq 0 ] && grep -q \"^Token 'soft'\" '$T/out' && ! grep -q \"^Token 'dev'\" '$T/out'"
+kbr "${TPM_ENV[@]}" KEYBOUND_MODULES=tpm2_pkcs11 tokens
+t_check "KEYBOUND_MODULES=tpm2_pkcs11: only the TPM's token" bash -c "[ $rc -eq 0 ] && grep -q \"^Token 'dev'\" '$T/out' && ! grep -q \"^Token 'soft'\" '$T/out'"
+kbr "${TPM_ENV[@]}" KEYBOUND_MODULES=softhsm2 tokens --modules tpm2_pkcs11
+t_check "--modules tpm2_pkcs11 over KEYBOUND_MODULES: only the TPM's token" bash -c "[ $rc -eq 0 ] && grep -q \"^Token 'dev'\" '$T/out' && ! grep -q \"^Token 'soft'\" '$T/out'"
+kbr "${TPM_ENV[@]}" keys --modules "softhsm2, tpm2_pkcs11" --pin-file "$T/pin" pkcs11:token=dev
+t_check "keys --modules 'softhsm2, tpm2_pkcs11': the TPM's token found" rc_is 0
+kbr KEYBOUND_MODULES=softhsm tokens
+t_check "KEYBOUND_MODULES=softhsm (a typo): exit 2, one line naming it" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q \"KEYBOUND_MODULES names 'softhsm'\" '$T/err'"
+kbr tokens --modules softhsm2 --module "$SOFTHSM_MODULE"
+t_check "--modules with --module: exit 2, one line saying to give one" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q -- '--module PATH and --modules NAMES both' '$T/err'"
+
 # --- a registered module that fails to initialise --------------------------------------------
 # The fault-injecting module in front of SoftHSM, failing C_Initialize: it says nothing.
 register broken "$P11SHIM"
@@ -85,12 +99,16 @@ t_check "a registered module failing C_Initialize: nothing on stderr, the others
     bash -c "[ $rc -eq 0 ] && [ ! -s '$T/err' ] && grep -q \"^Token 'soft'\" '$T/out'"
 kbr "${SHIM_ENV[@]}" "${TPM_ENV[@]}" tokens -v
 t_check "  with -v: one line, naming it" bash -c "[ $rc -eq 0 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'module broken .*failed to initialise (CKR_DEVICE_ERROR)' '$T/err'"
+kbr "${SHIM_ENV[@]}" KEYBOUND_MODULES="softhsm2 broken" tokens
+t_check "  named in KEYBOUND_MODULES: one warning without -v" bash -c "[ $rc -eq 0 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'warning: PKCS#11 module broken' '$T/err'"
 rm "$REG/modules/broken.module"
 
 # --- p11-kit's enable-in: and disable-in: compare with "keybound" --------------------------
 register softhsm2 "$SOFTHSM_MODULE" "disable-in: keybound"
 kbr "${TPM_ENV[@]}" tokens
 t_check "disable-in: keybound hides the module" bash -c "[ $rc -eq 0 ] && ! grep -q \"^Token 'soft'\" '$T/out' && grep -q \"^Token 'dev'\" '$T/out'"
+kbr "${TPM_ENV[@]}" KEYBOUND_MODULES=softhsm2 tokens
+t_check "  and naming it then is an error (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q \"names 'softhsm2', which is not a PKCS#11 module p11-kit registers for keybound\" '$T/err'"
 register softhsm2 "$SOFTHSM_MODULE" "disable-in: p11tool"
 kbr tokens
 t_check "disable-in: p11tool leaves it to keybound" lists soft
