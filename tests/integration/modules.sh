@@ -120,4 +120,30 @@ kbr tokens
 t_check "enable-in: p11tool, keybound shows it" lists soft
 register softhsm2 "$SOFTHSM_MODULE"
 
+# --- the TPM token's identity: trimmed to read, raw in URIs ----------------------------------
+# tpm2-pkcs11 pads the model with NULs ("SW   TPM" then 8 NULs). People, JSON and the policy
+# see it trimmed; a URI keybound prints keeps the NULs, since p11-kit matches byte for byte.
+MOD="--module $TPM_MODULE"
+json_is() { python3 -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if ($1) else 1)"; }
+no_nul_in_json() { ! grep -q 'u0000' "$T/out"; }
+kb tokens $MOD --json
+t_check "tokens --json: the TPM token's model, manufacturer and serial trimmed" \
+    json_is "[(t['model'], t['manufacturer'], t['serial']) for t in d['tokens'] if t['label']=='dev']==[('SW   TPM', 'IBM', '0000000000000000')]"
+t_check "  no NUL anywhere in the JSON" no_nul_in_json
+t_check "  its URI keeps the model's NUL padding" json_is "'model=SW%20%20%20TPM%00%00%00%00%00%00%00%00;' in [t for t in d['tokens'] if t['label']=='dev'][0]['uri']"
+token_uri=$(python3 -c "import json; print([t['uri'] for t in json.load(open('$T/out'))['tokens'] if t['label']=='dev'][0])")
+kb keygen $MOD --token "$token_uri" --label ident --pin-file "$T/pin"
+t_check "keygen --token with the URI tokens printed: the TPM token opens" rc_is 0
+key_uri=$(cat "$T/out")
+t_check "  the key URI it prints keeps the NULs too" bash -c "grep -q 'model=SW%20%20%20TPM%00%00%00%00%00%00%00%00;.*object=ident;type=private' '$T/out'"
+kb keys $MOD --pin-file "$T/pin" --json "$key_uri"
+t_check "keys with the printed key URI: that one key, no NUL in the JSON" \
+    bash -c "[ $rc -eq 0 ] && ! grep -q u0000 '$T/out' && python3 -c \"import json; d=json.load(open('$T/out')); assert [k['label'] for k in d['keys']]==['ident']\""
+kbr "${TPM_ENV[@]}" keys --pin-file "$T/pin" "$key_uri"
+t_check "  through the registry too" bash -c "[ $rc -eq 0 ] && grep -q \"^Key 'ident'\" '$T/out'"
+run env GNUTLS_PIN=1234 p11tool --provider "$TPM_MODULE" --login --list-privkeys "$key_uri"
+t_check "  and GnuTLS (p11tool) opens it" bash -c "grep -q 'Label: ident' '$T/out'"
+kb csr $MOD --pin-file "$T/pin" --key "$key_uri" --subject CN=ident -o "$T/ident.csr"
+t_check "csr --key with the printed URI: signed in the TPM" bash -c "[ $rc -eq 0 ] && certtool --crq-info --infile '$T/ident.csr' 2>&1 | grep -q 'Self signature: verified'"
+
 t_done
