@@ -100,6 +100,7 @@ static int add_module(kb_p11 *p, CK_FUNCTION_LIST *fn, char *name, char *path)
     m->path = path;
     if (fn->C_GetInfo(&m->info) != CKR_OK)
         memset(&m->info, 0, sizeof m->info);
+    m->facts_source = kb_module_facts_source(m->path, &m->info);
     return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <p11-kit/uri.h>
 #include <stdbool.h>
 
+#include "pkcs11/quirks.h"
 #include "policy/facts.h"
 #include "src/util/err.h"
 
@@ -24,6 +25,7 @@ typedef struct kb_module {
     char *name; /* p11-kit's name for it, or the file name without lib and .so */
     char *path;
     CK_INFO info;
+    enum kb_facts_source facts_source; /* whose word its key facts are (quirks.h) */
 } kb_module;
 
 typedef struct kb_p11 {

@@ -39,6 +39,13 @@ const char *kb_facts_source_name(enum kb_facts_source s)
     return s == KB_FACTS_MODULE_STORE ? "module-store" : "token";
 }
 
+const char *kb_facts_source_note(enum kb_facts_source s)
+{
+    return s == KB_FACTS_MODULE_STORE
+               ? "reported by the module's store; not proven - see attestation"
+               : NULL;
+}
+
 bool kb_tpm_reachable(char *why, size_t len)
 {
     /* The kernel makes these for a TPM it drives; without either, tpm2-tss would go on to

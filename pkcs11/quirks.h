@@ -31,6 +31,9 @@ enum kb_facts_source kb_module_facts_source(const char *path, const CK_INFO *inf
 /* "token" or "module-store", as in the JSON output. */
 const char *kb_facts_source_name(enum kb_facts_source s);
 
+/* What to tell people beside facts from s, or NULL when there is nothing to add. */
+const char *kb_facts_source_note(enum kb_facts_source s);
+
 /* Whether tpm2-pkcs11 has a TPM to talk to: the machine has one (/dev/tpmrm0 or
  * /dev/tpm0), or the user pointed the module at one (TPM2_PKCS11_TCTI). When not, why
  * gets the reason, for the -v line. */

@@ -146,4 +146,40 @@ t_check "  and GnuTLS (p11tool) opens it" bash -c "grep -q 'Label: ident' '$T/ou
 kb csr $MOD --pin-file "$T/pin" --key "$key_uri" --subject CN=ident -o "$T/ident.csr"
 t_check "csr --key with the printed URI: signed in the TPM" bash -c "[ $rc -eq 0 ] && certtool --crq-info --infile '$T/ident.csr' 2>&1 | grep -q 'Self signature: verified'"
 
+# --- whose word the key facts are --------------------------------------------------------
+# tpm2-pkcs11's never-extractable, local, ... are rows in its sqlite store, not the TPM's
+# word: check and keys say so. SoftHSM's are the token's own.
+kb_pki_policy
+sed -e 's/^allow = manufacturer=.*/allow = manufacturer=IBM model="SW   TPM"/' \
+    -e 's/^algorithms = .*/algorithms = ec-p256 ec-p384 rsa-2048+/' \
+    "$T/policy.conf" >"$T/tpm-policy.conf"
+kb_device_cert dev "$key_uri" ident-1 ident
+kb check $MOD --pin-file "$T/pin" --policy "$T/tpm-policy.conf" --key "$key_uri"
+t_check "check on the TPM key: its facts said to be the module store's, not proven" \
+    bash -c "[ $rc -eq 0 ] && grep -qx \"  key facts:    reported by the module's store; not proven - see attestation\" '$T/out'"
+kb check $MOD --pin-file "$T/pin" --policy "$T/tpm-policy.conf" --key "$key_uri" --json
+t_check "check --json: key_facts_source module-store, admitted" \
+    json_is "d['device']['key_facts_source']=='module-store' and d['decision']=='admit'"
+t_check "  the policy saw the trimmed model" \
+    json_is "[c['observed'] for c in d['checks'] if c['id']=='token.allow']==[\"manufacturer 'IBM', model 'SW   TPM', serial '0000000000000000'\"]"
+t_check "  no NUL anywhere in the JSON" no_nul_in_json
+kb keys $MOD --pin-file "$T/pin" --json "$key_uri"
+t_check "keys --json on the TPM: facts_source module-store" json_is "d['keys'][0]['facts_source']=='module-store'"
+kb keys $MOD --pin-file "$T/pin" "$key_uri"
+t_check "keys on the TPM: the note beside the protection" out_has "^  facts:      reported by the module's store; not proven"
+
+SOFT="--module $SOFTHSM_MODULE"
+kb keygen $SOFT --token pkcs11:token=soft --label s1 --pin-file "$T/pin"
+soft_key=$(cat "$T/out")
+TOKEN_MODULE=$SOFTHSM_MODULE kb_device_cert soft "$soft_key" soft-1 soft1
+kb check $SOFT --pin-file "$T/pin" $POL --key "$soft_key" --json
+t_check "check --json on SoftHSM: key_facts_source token" json_is "d['device']['key_facts_source']=='token' and d['decision']=='admit'"
+kb check $SOFT --pin-file "$T/pin" $POL --key "$soft_key"
+t_check "  and no note in the text" out_lacks "key facts:"
+kb keys $SOFT --pin-file "$T/pin" --json "$soft_key"
+t_check "keys --json on SoftHSM: facts_source token" json_is "d['keys'][0]['facts_source']=='token'"
+# The shim in front of tpm2-pkcs11 has another file name: the module is told by its CK_INFO.
+kbshim P11SHIM_MODULE="$TPM_MODULE" keys --module "$P11SHIM" --pin-file "$T/pin" --json "$key_uri"
+t_check "tpm2-pkcs11 under another file name: still module-store" json_is "d['keys'][0]['facts_source']=='module-store'"
+
 t_done
