@@ -176,8 +176,12 @@ static int open_registered(kb_p11 *p, const char *names, const char *from, kb_er
         return kb_err_set(err, "cannot load the PKCS#11 modules registered with p11-kit: %s",
                           why ? why : "unknown reason");
     }
-    if (names != NULL && check_names(p->registered, names, from, err) != 0)
+    if (names != NULL && check_names(p->registered, names, from, err) != 0) {
+        /* Loaded only: nothing to finalise. */
+        p11_kit_modules_release(p->registered);
+        p->registered = NULL;
         return -1;
+    }
     CK_FUNCTION_LIST **mods = p->registered;
     size_t kept = 0, i;
     int rc = 0;
@@ -187,14 +191,14 @@ static int open_registered(kb_p11 *p, const char *names, const char *from, kb_er
         const char *shown = name ? name : "?";
         bool named = names != NULL && name != NULL && in_list(names, name);
         char why[200] = "";
-        /* C_Initialize is where tpm2-pkcs11 makes its directory and searches for a TPM;
-         * loading it alone does neither. */
         if (names != NULL && !named) {
             kb_log(KB_LOG_DEBUG, "PKCS#11 module %s (%s) left out: not in %s", shown,
                    file ? file : "?", from);
             p11_kit_module_release(m);
         } else if (names == NULL && kb_module_is_tpm2(file, NULL) &&
                    !kb_tpm_reachable(why, sizeof why)) {
+            /* C_Initialize is where tpm2-pkcs11 makes its directory and searches for a
+             * TPM; loading it alone does neither. */
             kb_log(KB_LOG_DEBUG,
                    "PKCS#11 module %s (%s) left out: %s; name it in KEYBOUND_MODULES to "
                    "load it anyway",
