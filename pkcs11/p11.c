@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "pin.h"
+#include "quirks.h"
 #include "recovery.h"
 #include "src/util/log.h"
 #include "uri.h"
@@ -100,94 +101,147 @@ static int add_module(kb_p11 *p, CK_FUNCTION_LIST *fn, char *name, char *path)
     m->path = path;
     if (fn->C_GetInfo(&m->info) != CKR_OK)
         memset(&m->info, 0, sizeof m->info);
-    m->tpm = kb_module_is_tpm(m);
+    m->facts_source = kb_module_facts_source(m->path, &m->info);
+    m->tpm = kb_module_is_tpm2(m->path, &m->info);
     return 0;
 }
 
-bool kb_module_is_tpm(const kb_module *m)
+/* Whether name is one of the words of list (blanks or commas between them). */
+static bool in_list(const char *list, const char *name)
 {
-    static const char vendor[] = "tpm2-software";
-    const char *base = strrchr(m->path ? m->path : "", '/');
-    base = base ? base + 1 : m->path ? m->path : "";
-    return memcmp(m->info.manufacturerID, vendor, sizeof vendor - 1) == 0 ||
-           strncmp(base, "libtpm2_pkcs11", 14) == 0;
+    size_t n = strlen(name);
+    for (const char *w = list; *w;) {
+        w += strspn(w, " \t,");
+        size_t len = strcspn(w, " \t,");
+        if (len == n && len > 0 && strncmp(w, name, n) == 0)
+            return true;
+        w += len;
+    }
+    return false;
 }
 
-/* p11-kit hands a module that failed C_Initialize here to be released; it has already
- * dropped it from the list and said why. */
-static void init_failed(void *data)
+/* Every word of names is the name of a registered module: a misspelt name would leave
+ * out the module the user wanted, silently. */
+static int check_names(CK_FUNCTION_LIST **mods, const char *names, const char *from, kb_err *err)
 {
-    CK_FUNCTION_LIST *module = data;
-    char *name = p11_kit_module_get_name(module);
-    char *file = p11_kit_module_get_filename(module);
-    kb_log(KB_LOG_WARN, "PKCS#11 module %s (%s) failed to initialise; going on without it",
-           name ? name : "?", file ? file : "?");
-    free(name);
-    free(file);
-    p11_kit_module_release(module);
+    char known[400] = "";
+    size_t used = 0;
+    for (size_t i = 0; mods[i] != NULL; i++) {
+        char *name = p11_kit_module_get_name(mods[i]);
+        if (name != NULL && used < sizeof known)
+            used +=
+                (size_t)snprintf(known + used, sizeof known - used, "%s%s", used ? ", " : "", name);
+        free(name);
+    }
+    bool any = false;
+    for (const char *w = names; *w;) {
+        w += strspn(w, " \t,");
+        size_t len = strcspn(w, " \t,");
+        if (len == 0)
+            break;
+        any = true;
+        bool found = false;
+        for (size_t i = 0; mods[i] != NULL && !found; i++) {
+            char *name = p11_kit_module_get_name(mods[i]);
+            found = name != NULL && strlen(name) == len && strncmp(name, w, len) == 0;
+            free(name);
+        }
+        if (!found)
+            return kb_err_set(err,
+                              "%s names '%.*s', which is not a PKCS#11 module p11-kit registers "
+                              "for keybound (registered: %s); see 'p11-kit list-modules'",
+                              from, (int)len, w, used ? known : "none");
+        w += len;
+    }
+    if (!any)
+        return kb_err_set(err,
+                          "%s names no module; give p11-kit module names, e.g. "
+                          "'softhsm2 tpm2_pkcs11'",
+                          from);
+    return 0;
 }
 
-int kb_p11_open(kb_p11 **out, const char *module_path, kb_err *err)
+/* Loads the registered modules and initialises those keybound is to use, in place:
+ * p->registered ends up holding only the initialised ones. */
+static int open_registered(kb_p11 *p, const char *names, const char *from, kb_err *err)
+{
+    int verbose = kb_log_verbosity();
+    kb_quiet_module_logs(verbose);
+    /* p11-kit leaves out a non-critical module that fails to load, and says why (one
+     * line) only when loud: with -v. */
+    if (verbose > 0)
+        p11_kit_be_loud();
+    p->registered = p11_kit_modules_load(NULL, 0);
+    p11_kit_be_quiet();
+    if (p->registered == NULL) {
+        const char *why = p11_kit_message();
+        return kb_err_set(err, "cannot load the PKCS#11 modules registered with p11-kit: %s",
+                          why ? why : "unknown reason");
+    }
+    if (names != NULL && check_names(p->registered, names, from, err) != 0) {
+        /* Loaded only: nothing to finalise. */
+        p11_kit_modules_release(p->registered);
+        p->registered = NULL;
+        return -1;
+    }
+    CK_FUNCTION_LIST **mods = p->registered;
+    size_t kept = 0, i;
+    int rc = 0;
+    for (i = 0; mods[i] != NULL && rc == 0; i++) {
+        CK_FUNCTION_LIST *m = mods[i];
+        char *name = p11_kit_module_get_name(m), *file = p11_kit_module_get_filename(m);
+        const char *shown = name ? name : "?";
+        bool named = names != NULL && name != NULL && in_list(names, name);
+        char why[200] = "";
+        if (names != NULL && !named) {
+            kb_log(KB_LOG_DEBUG, "PKCS#11 module %s (%s) left out: not in %s", shown,
+                   file ? file : "?", from);
+            p11_kit_module_release(m);
+        } else if (names == NULL && kb_module_is_tpm2(file, NULL) &&
+                   !kb_tpm_reachable(why, sizeof why)) {
+            /* C_Initialize is where tpm2-pkcs11 makes its directory and searches for a
+             * TPM; loading it alone does neither. */
+            kb_log(KB_LOG_DEBUG,
+                   "PKCS#11 module %s (%s) left out: %s; name it in KEYBOUND_MODULES to "
+                   "load it anyway",
+                   shown, file ? file : "?", why);
+            p11_kit_module_release(m);
+        } else {
+            CK_RV rv = p11_kit_module_initialize(m);
+            if (rv == CKR_OK || rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+                mods[kept++] = m;
+            } else if (p11_kit_module_get_flags(m) & P11_KIT_MODULE_CRITICAL) {
+                rc = kb_err_set(err,
+                                "PKCS#11 module %s (%s) failed to initialise: %s; p11-kit's "
+                                "configuration marks it critical",
+                                shown, file ? file : "?", kb_ckr_name(rv));
+                p11_kit_module_release(m);
+            } else {
+                /* What the user did not ask for by name is no reason to speak up. */
+                kb_log(named ? KB_LOG_WARN : KB_LOG_DEBUG,
+                       "PKCS#11 module %s (%s) failed to initialise (%s); going on without it",
+                       shown, file ? file : "?", kb_ckr_name(rv));
+                p11_kit_module_release(m);
+            }
+        }
+        free(name);
+        free(file);
+    }
+    /* After a critical failure, the modules not reached were loaded only. */
+    for (; mods[i] != NULL; i++)
+        p11_kit_module_release(mods[i]);
+    mods[kept] = NULL;
+    return rc;
+}
+
+int kb_p11_open_registered(kb_p11 **out, const char *names, const char *from, kb_err *err)
 {
     *out = NULL;
     kb_p11 *p = calloc(1, sizeof *p);
     if (p == NULL)
         return kb_err_set(err, "out of memory");
-    if (module_path != NULL) {
-        struct stat st;
-        if (stat(module_path, &st) != 0 || !S_ISREG(st.st_mode)) {
-            kb_err_set(err,
-                       "module %s does not exist or is not a file; give the path of a "
-                       "PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)",
-                       module_path);
-            goto fail;
-        }
-        CK_FUNCTION_LIST *fn = p11_kit_module_load(module_path, 0);
-        if (fn == NULL) {
-            const char *why = p11_kit_message();
-            kb_err_set(err,
-                       "module %s cannot be loaded: %s; is it a PKCS#11 module for this "
-                       "architecture?",
-                       module_path, why ? why : "unknown reason");
-            goto fail;
-        }
-        CK_RV rv = p11_kit_module_initialize(fn);
-        if (rv != CKR_OK) {
-            p11_kit_module_release(fn);
-            kb_err_set(err, "module %s failed to initialise: %s", module_path, kb_ckr_name(rv));
-            goto fail;
-        }
-        char *path = strdup(module_path), *name = name_from_path(module_path);
-        if (path == NULL || name == NULL || add_module(p, fn, name, path) != 0) {
-            p11_kit_module_finalize(fn);
-            p11_kit_module_release(fn);
-            kb_err_set(err, "out of memory");
-            goto fail;
-        }
-        *out = p;
-        return 0;
-    }
-    /* p11-kit skips a non-critical module that fails to load and one that fails
-     * C_Initialize; it only says so on stderr when told to be loud. */
-    p11_kit_be_loud();
-    p->registered = p11_kit_modules_load(NULL, 0);
-    if (p->registered == NULL) {
-        p11_kit_be_quiet();
-        const char *why = p11_kit_message();
-        kb_err_set(err, "cannot load the PKCS#11 modules registered with p11-kit: %s",
-                   why ? why : "unknown reason");
+    if (open_registered(p, names, from ? from : "the module list", err) != 0)
         goto fail;
-    }
-    CK_RV rv = p11_kit_modules_initialize(p->registered, init_failed);
-    p11_kit_be_quiet();
-    if (rv != CKR_OK) {
-        const char *why = p11_kit_message();
-        kb_err_set(err, "a critical PKCS#11 module failed to initialise: %s",
-                   why ? why : "unknown reason");
-        p11_kit_modules_release(p->registered);
-        p->registered = NULL;
-        goto fail;
-    }
     for (CK_FUNCTION_LIST **m = p->registered; *m; m++) {
         char *path = p11_kit_module_get_filename(*m);
         char *name = p11_kit_module_get_name(*m);
@@ -201,6 +255,58 @@ int kb_p11_open(kb_p11 **out, const char *module_path, kb_err *err)
             kb_err_set(err, "out of memory");
             goto fail;
         }
+    }
+    *out = p;
+    return 0;
+fail:
+    kb_p11_close(p);
+    return -1;
+}
+
+int kb_p11_open(kb_p11 **out, const char *module_path, kb_err *err)
+{
+    if (module_path == NULL)
+        return kb_p11_open_registered(out, NULL, NULL, err);
+    *out = NULL;
+    kb_p11 *p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return kb_err_set(err, "out of memory");
+    struct stat st;
+    if (stat(module_path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        kb_err_set(err,
+                   "module %s does not exist or is not a file; give the path of a "
+                   "PKCS#11 module (e.g. /usr/lib/softhsm/libsofthsm2.so)",
+                   module_path);
+        goto fail;
+    }
+    bool quieted = kb_quiet_module_logs(kb_log_verbosity());
+    CK_FUNCTION_LIST *fn = p11_kit_module_load(module_path, 0);
+    if (fn == NULL) {
+        const char *why = p11_kit_message();
+        kb_err_set(err,
+                   "module %s cannot be loaded: %s; is it a PKCS#11 module for this "
+                   "architecture?",
+                   module_path, why ? why : "unknown reason");
+        goto fail;
+    }
+    CK_RV rv = p11_kit_module_initialize(fn);
+    if (rv != CKR_OK) {
+        p11_kit_module_release(fn);
+        /* tpm2-pkcs11 answers CKR_GENERAL_ERROR for a missing TPM as for anything else. */
+        bool tpm2 = kb_module_is_tpm2(module_path, NULL);
+        char why[200] = "";
+        if (tpm2 && !kb_tpm_reachable(why + 2, sizeof why - 2))
+            memcpy(why, "; ", 2);
+        kb_err_set(err, "module %s failed to initialise: %s%s%s", module_path, kb_ckr_name(rv), why,
+                   tpm2 && quieted ? "; -v shows what the TPM stack says" : "");
+        goto fail;
+    }
+    char *path = strdup(module_path), *name = name_from_path(module_path);
+    if (path == NULL || name == NULL || add_module(p, fn, name, path) != 0) {
+        p11_kit_module_finalize(fn);
+        p11_kit_module_release(fn);
+        kb_err_set(err, "out of memory");
+        goto fail;
     }
     *out = p;
     return 0;

@@ -1,8 +1,8 @@
 /* Modules, tokens and sessions: the only door to PKCS#11.
  *
- * kb_p11_open loads either every module registered with p11-kit or the one module the
- * user named. A registered module that fails to load or initialise is logged and left
- * out; the others stay usable. Tokens are listed with their facts and a pkcs11: URI
+ * kb_p11_open loads either the modules registered with p11-kit or the one module the
+ * user named. A registered module that fails to load or initialise is left out (said
+ * under -v); the others stay usable. Tokens are listed with their facts and a pkcs11: URI
  * naming each. A session belongs to one token; kb_session_login logs in at most once
  * per call, never retries a wrong PIN, and refuses a token that reports its final try
  * or a locked PIN unless forced. */
@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
+#include "pkcs11/quirks.h"
 #include "policy/facts.h"
 #include "src/util/err.h"
 
@@ -25,7 +26,8 @@ typedef struct kb_module {
     char *name; /* p11-kit's name for it, or the file name without lib and .so */
     char *path;
     CK_INFO info;
-    bool tpm;         /* tpm2-pkcs11: its token is a TPM (kb_module_is_tpm) */
+    enum kb_facts_source facts_source; /* whose word its key facts are (quirks.h) */
+    bool tpm;         /* tpm2-pkcs11 (kb_module_is_tpm2): its token is a TPM */
     atomic_bool lost; /* it lost its state: nothing is signed on it (recovery.h) */
     bool finalized;   /* recovery finalised it and has not initialised it again yet */
 } kb_module;
@@ -57,8 +59,19 @@ typedef struct kb_session {
     bool logged_in;
 } kb_session;
 
-/* module_path NULL: all modules registered with p11-kit. */
+/* module_path NULL: the modules registered with p11-kit, as kb_p11_open_registered with
+ * no names. */
 int kb_p11_open(kb_p11 **out, const char *module_path, kb_err *err);
+
+/* The modules p11-kit registers for keybound (its enable-in: and disable-in: apply).
+ * names NULL: all of them, but tpm2-pkcs11 only where it has a TPM to talk to
+ * (kb_tpm_reachable), since its C_Initialize makes a directory and noise without one.
+ * names: only those, by p11-kit's module name (blanks or commas between them), named
+ * tpm2-pkcs11 included; a name p11-kit does not register is an error naming `from`,
+ * where the list came from (e.g. "KEYBOUND_MODULES"). A module that fails to initialise
+ * is left out with one line under -v, or a warning when it was named; one that p11-kit
+ * marks critical fails the call. */
+int kb_p11_open_registered(kb_p11 **out, const char *names, const char *from, kb_err *err);
 void kb_p11_close(kb_p11 *p);
 
 enum {
@@ -102,11 +115,6 @@ int kb_session_unload(kb_session *s, const struct kb_pin_opts *pin, kb_err *err)
 
 /* Whether the token can do mechanism m with all of flags (e.g. CKF_SIGN). */
 bool kb_token_has_mechanism(const kb_token *t, CK_MECHANISM_TYPE m, CK_FLAGS flags);
-
-/* Whether the module's tokens are TPMs (tpm2-pkcs11): their failures say little (nearly
- * all are CKR_GENERAL_ERROR), their object slots are few, and a reset of the TPM leaves the
- * module unusable until it is initialised again. */
-bool kb_module_is_tpm(const kb_module *m);
 
 /* The text of a CKR_ code, e.g. "CKR_PIN_INCORRECT". */
 const char *kb_ckr_name(CK_RV rv);

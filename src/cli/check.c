@@ -36,6 +36,9 @@ static void print_device(const kb_device *d, const kb_policy *pol, const kb_verd
     printf("Key '%s' on token '%s' (%s %s, serial %s)\n", k->facts.label, t->label, t->manufacturer,
            t->model, t->serial);
     printf("  key:          %s\n", k->uri);
+    const char *note = kb_facts_source_note(k->token->module->facts_source);
+    if (note != NULL)
+        printf("  key facts:    %s\n", note);
     if (d->cert != NULL) {
         kb_cli_time(d->cert->not_after, when, sizeof when);
         printf("  certificate:  %s, issued by %s, valid to %s%s\n", d->cert->subject,
@@ -80,6 +83,9 @@ static json_object *device_json(const kb_device *d, const kb_policy *pol, const 
     json_object_object_add(dev, "token_serial",
                            json_object_new_string(d->key->token->facts.serial));
     json_object_object_add(dev, "key_uri", json_object_new_string(d->key->uri));
+    json_object_object_add(
+        dev, "key_facts_source",
+        json_object_new_string(kb_facts_source_name(d->key->token->module->facts_source)));
     json_object_object_add(dev, "cert_sha256",
                            d->cert ? json_object_new_string(d->facts.cert.sha256) : NULL);
     if (d->cert != NULL)

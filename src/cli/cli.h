@@ -25,6 +25,7 @@ enum { KB_EXIT_OK = 0, KB_EXIT_REFUSED = 1, KB_EXIT_ERROR = 2, KB_EXIT_PIN = 6 }
 
 struct kb_cli {
     const char *module;
+    const char *modules; /* --modules: names of registered modules */
     kb_pin_opts pin;
     bool json;
     int verbose;
@@ -38,10 +39,12 @@ enum {
     KB_OPT_FORCE,
     KB_OPT_INSECURE_PIN_FILE,
     KB_OPT_JSON,
+    KB_OPT_MODULES,
     KB_OPT_FIRST_LOCAL, /* first code free for a command's own options */
 };
 #define KB_COMMON_LONGOPTS                                                                         \
     {"module", required_argument, NULL, KB_OPT_MODULE},                                            \
+        {"modules", required_argument, NULL, KB_OPT_MODULES},                                      \
         {"pin-file", required_argument, NULL, KB_OPT_PIN_FILE},                                    \
         {"pin-env", required_argument, NULL, KB_OPT_PIN_ENV},                                      \
         {"force", no_argument, NULL, KB_OPT_FORCE},                                                \
@@ -53,6 +56,8 @@ enum {
 #define KB_COMMON_SHORTOPTS "vh"
 #define KB_COMMON_HELP                                                                             \
     "  --module PATH     use only this PKCS#11 module (default: all registered with p11-kit)\n"    \
+    "  --modules NAMES   use only these modules registered with p11-kit, e.g. 'softhsm2\n"         \
+    "                    tpm2_pkcs11' (default: $KEYBOUND_MODULES, else all of them)\n"            \
     "  --pin-file FILE   read the PIN from FILE (one trailing newline is dropped)\n"               \
     "  --pin-env NAME    read the PIN from environment variable NAME\n"                            \
     "  --force           log in even when the token reports its final PIN try, or with a\n"        \
@@ -82,7 +87,9 @@ const char *kb_cli_bad_option(char **argv);
 /* A whole number from min to max given to an option (digits only). */
 bool kb_cli_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out);
 
-/* Loads the modules: --module, else the URI's module-path, else p11-kit's registry. */
+/* Loads the modules: --module, else the URI's module-path, else p11-kit's registry:
+ * the modules --modules names, else those in $KEYBOUND_MODULES, else the one the URI's
+ * module-name names, else the default set (kb_p11_open_registered). */
 int kb_cli_load(struct kb_cli *c, P11KitUri *uri, kb_p11 **out, kb_err *err);
 
 /* Parses a URI from the command line and copies its pin-source into c->pin. */

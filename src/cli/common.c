@@ -18,6 +18,9 @@ int kb_cli_common(struct kb_cli *c, int opt, const char *arg)
     case KB_OPT_MODULE:
         c->module = arg;
         return 1;
+    case KB_OPT_MODULES:
+        c->modules = arg;
+        return 1;
     case KB_OPT_PIN_FILE:
         c->pin.file = arg;
         return 1;
@@ -106,10 +109,29 @@ bool kb_cli_count(const char *arg, unsigned long min, unsigned long max, unsigne
 
 int kb_cli_load(struct kb_cli *c, P11KitUri *uri, kb_p11 **out, kb_err *err)
 {
+    if (c->module != NULL && c->modules != NULL) {
+        *out = NULL;
+        return kb_err_set(err, "--module PATH and --modules NAMES both choose the modules; "
+                               "give one of them");
+    }
     const char *module = c->module;
     if (module == NULL && uri != NULL)
         module = p11_kit_uri_get_module_path(uri);
-    return kb_p11_open(out, module, err);
+    if (module != NULL)
+        return kb_p11_open(out, module, err);
+    /* Every command, the tunnel and the systemd units alike, takes the list from the
+     * environment; an empty variable counts as unset. */
+    const char *names = c->modules, *from = "--modules";
+    const char *env = getenv("KEYBOUND_MODULES");
+    if (names == NULL && env != NULL && *env != '\0') {
+        names = env;
+        from = "KEYBOUND_MODULES";
+    }
+    if (names == NULL && uri != NULL && p11_kit_uri_get_module_name(uri) != NULL) {
+        names = p11_kit_uri_get_module_name(uri);
+        from = "the URI's module-name";
+    }
+    return kb_p11_open_registered(out, names, from, err);
 }
 
 int kb_cli_uri(struct kb_cli *c, const char *text, P11KitUri **out, kb_err *err)

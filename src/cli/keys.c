@@ -76,6 +76,9 @@ static void print_key(const kb_objects *o, size_t i)
     for (size_t j = 0; j < n; j++)
         printf("%s%s", j ? ", " : "", w[j]);
     putchar('\n');
+    const char *note = kb_facts_source_note(k->token->module->facts_source);
+    if (note != NULL)
+        printf("  facts:      %s\n", note);
     size_t certs = 0;
     for (size_t j = 0; j < o->n_certs; j++)
         if (o->certs[j].key == (long)i) {
@@ -138,6 +141,9 @@ static json_object *key_json(const kb_objects *o, size_t i)
     json_object_object_add(j, "private", tri_json(f->private_obj));
     json_object_object_add(j, "always_authenticate", tri_json(f->always_authenticate));
     json_object_object_add(j, "sign", tri_json(f->sign));
+    json_object_object_add(
+        j, "facts_source",
+        json_object_new_string(kb_facts_source_name(k->token->module->facts_source)));
     for (size_t c = 0; c < o->n_certs; c++)
         if (o->certs[c].key == (long)i)
             json_object_array_add(certs, cert_json(&o->certs[c]));

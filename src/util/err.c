@@ -24,8 +24,14 @@ int kb_err_set(kb_err *err, const char *fmt, ...)
 
 void kb_trim_field(char *out, const unsigned char *field, size_t n)
 {
+    /* PKCS#11 pads with blanks, but tpm2-pkcs11 copies the TPM's vendor strings into its
+     * model NULs and all, some with bytes after a NUL. A NUL is never text: the field
+     * ends at the first one, so that display, JSON and the policy all see one string. */
+    const unsigned char *nul = memchr(field, '\0', n);
+    if (nul != NULL)
+        n = (size_t)(nul - field);
     memcpy(out, field, n);
+    while (n > 0 && out[n - 1] == ' ')
+        n--;
     out[n] = '\0';
-    while (n > 0 && (out[n - 1] == ' ' || out[n - 1] == '\0'))
-        out[--n] = '\0';
 }

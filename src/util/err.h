@@ -23,7 +23,8 @@ typedef struct kb_err {
 int kb_err_set(kb_err *err, const char *fmt, ...) KB_PRINTF(2, 3);
 
 /* Copies at most n bytes of a blank-padded PKCS#11 text field into out (size n+1),
- * dropping the padding. */
+ * dropping the padding: the text ends at the first NUL, then trailing blanks go. The raw
+ * field stays what URIs are made of (p11-kit matches URI values byte for byte). */
 void kb_trim_field(char *out, const unsigned char *field, size_t n);
 
 #endif

@@ -47,13 +47,18 @@ if unshare --mount true 2>/dev/null; then
     echo "module: $T/no-such-module.so" >"$T/registry/missing.module"
     echo "module: $(command -v bash)" >"$T/registry/not-pkcs11.module"
     echo "module: $P11SHIM" >"$T/registry/fails-init.module"
-    # The shim fails C_Initialize when P11SHIM_MODULE is not set.
+    # The shim fails C_Initialize when P11SHIM_MODULE is not set (and says so itself).
     run env -u P11SHIM_MODULE unshare --mount sh -c \
         "mount --bind '$T/registry' /usr/share/p11-kit/modules && exec setsid -w '$KEYBOUND' tokens"
     t_check "broken registered modules do not hide the others" out_has "^Token 'alpha'"
-    t_check "  the missing module is reported" err_has "no-such-module.so"
-    t_check "  the module that failed to initialise is reported" err_has "fails-init.*failed to initialise"
     t_check "  and the command succeeds" rc_is 0
+    t_check "  nothing from keybound or p11-kit on stderr without -v" \
+        bash -c "! grep -v '^p11shim: ' '$T/err' | grep -q ."
+    run env -u P11SHIM_MODULE unshare --mount sh -c \
+        "mount --bind '$T/registry' /usr/share/p11-kit/modules && exec setsid -w '$KEYBOUND' tokens -v"
+    t_check "  with -v, the missing module is reported" err_has "no-such-module.so"
+    t_check "  with -v, the module that failed to initialise is reported, once" \
+        bash -c "[ \$(grep -c 'fails-init' '$T/err') -eq 1 ] && grep -q 'fails-init.*failed to initialise' '$T/err'"
 else
     t_pass "# SKIP unshare not permitted here: registry test"
 fi
