@@ -16,6 +16,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* How many keys one program may use on a TPM token at once: tpm2-pkcs11 keeps each key
+ * it used loaded until logout, the TPM holds three objects (per connection through a
+ * resource manager), and loading a key under its persistent parent takes a free slot for
+ * the parent while it lasts. Seen on swtpm: the third key fails to load. */
+#define KB_TPM_KEYS_MAX 2
+
 /* Whether a module is tpm2-pkcs11: by its file name, which is all there is before
  * C_Initialize, or by its CK_INFO when info is not NULL (a copy under another name). */
 bool kb_module_is_tpm2(const char *path, const CK_INFO *info);

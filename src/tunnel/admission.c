@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "pkcs11/objects.h"
+#include "pkcs11/quirks.h"
 #include "pkcs11/recovery.h"
 #include "pkcs11/uri.h"
 #include "policy/render.h"
@@ -101,6 +102,48 @@ static int gen_peer(struct gen *g, const kb_tunnel_conf *now, const kb_policy *p
     return 0;
 }
 
+/* Keys admitted in one evaluation, to keep a TPM token within KB_TPM_KEYS_MAX. */
+struct tpm_use {
+    const kb_module *m;
+    CK_SLOT_ID slot;
+    char label[2][KB_LABEL_MAX];
+    unsigned char id[KB_TPM_KEYS_MAX][KB_ID_MAX];
+    size_t id_len[KB_TPM_KEYS_MAX];
+    unsigned n;
+};
+
+/* 0 when k may be used beside the keys already in use on its TPM token (it is one of
+ * them, or there is room); -1 with err naming them. */
+static int tpm_room(struct tpm_use *use, size_t *n_use, const kb_key *k, kb_err *err)
+{
+    const kb_token *t = k->token;
+    if (!t->module->tpm)
+        return 0;
+    struct tpm_use *u = NULL;
+    for (size_t i = 0; i < *n_use && u == NULL; i++)
+        if (use[i].m == t->module && use[i].slot == t->slot)
+            u = &use[i];
+    if (u == NULL) {
+        u = &use[(*n_use)++];
+        memset(u, 0, sizeof *u);
+        u->m = t->module;
+        u->slot = t->slot;
+    }
+    for (unsigned j = 0; j < u->n; j++)
+        if (u->id_len[j] == k->facts.id_len && memcmp(u->id[j], k->facts.id, u->id_len[j]) == 0)
+            return 0;
+    if (u->n == KB_TPM_KEYS_MAX)
+        return kb_err_set(err,
+                          "key '%s' would be a third key in use on TPM token '%s' (besides '%s' "
+                          "and '%s'): a TPM keeps two keys loaded for one program; let tunnels "
+                          "share a key, or run them in another keybound (with a resource manager)",
+                          k->facts.label, t->facts.label, u->label[0], u->label[1]);
+    snprintf(u->label[u->n], sizeof u->label[u->n], "%s", k->facts.label);
+    memcpy(u->id[u->n], k->facts.id, k->facts.id_len);
+    u->id_len[u->n++] = k->facts.id_len;
+    return 0;
+}
+
 /* The admitted identity for each tunnel, from a fresh look at the tokens and the policy.
  * Returns how many tunnels are admitted, or -1 with err set. */
 int kb_tun_admit(struct ctx *x, kb_err *err)
@@ -118,6 +161,13 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
     long long crl = kb_trust_next_update(trust);
     if (crl > now && crl < next)
         next = crl;
+    struct tpm_use *use = calloc(x->n ? x->n : 1, sizeof *use);
+    size_t n_use = 0;
+    if (use == NULL) {
+        kb_trust_free(trust);
+        kb_policy_free(pol);
+        return kb_err_set(err, "out of memory");
+    }
     for (size_t i = 0; i < x->n && trust; i++) {
         struct tunnel *t = &x->tunnels[i];
         kb_token_list tokens = {0};
@@ -138,6 +188,8 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
         if (rc == 0)
             rc = kb_device_choose(&objs, only, pol, trust, (long long)time(NULL), t->conf->connect,
                                   &d, &v, &e);
+        if (rc == 0 && tpm_room(use, &n_use, d.key, &e) != 0)
+            rc = -1;
         struct gen *g = NULL;
         if (rc < 0 && t->gen != NULL && kb_p11_any_lost(x->env->p11)) {
             /* The token, not the device: its verdict stays until the token is back. */
@@ -215,6 +267,7 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
         if (uri)
             p11_kit_uri_free(uri);
     }
+    free(use);
     kb_trust_free(trust);
     kb_policy_free(pol);
     x->next_check = next;

@@ -54,6 +54,32 @@ t_check "connect: TLS 1.3 with the TPM's RSA-2048 key (RSA-PSS)" json_is "d['pro
 kb connect $MOD --pin-file "$T/pin" $POL --key "$laptop" --resume-test 10 --json "localhost:$gport"
 t_check "connect --resume-test 10: 9 resumed, 1 token signature" json_is "d['resumed']==9 and d['token_signatures']==1"
 
+# --- three tunnels, three keys: a TPM keeps two loaded for one program ----------------------
+kb keys $MOD --pin-file "$T/pin" "pkcs11:token=dev;object=k-ec-p384"
+kb_device_cert dev "$(sed -n 's/^  uri: *//p' "$T/out")" laptop-384 p384
+: >"$T/three.conf"
+three=()
+for k in ec-p256 rsa-2048 ec-p384; do
+    three+=("$(free_port)")
+    printf '[tunnel %s]\nlisten = 127.0.0.1:%s\nconnect = localhost:%s\nkey = pkcs11:token=dev;object=k-%s\n\n' \
+        "$k" "${three[-1]}" "$gport" "$k" >>"$T/three.conf"
+done
+setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" $POL --config "$T/three.conf" >"$T/three.log" 2>&1 </dev/null &
+three_pid=$!
+kb_pids+=($three_pid)
+wait_log "$T/three.log" "listening on 127.0.0.1:${three[2]}"
+echo_through() { printf 'ping\n' | timeout 10 /usr/bin/python3 -c "
+import socket, sys
+s = socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=10)
+s.sendall(sys.stdin.buffer.read())
+print(s.recv(100).decode().strip())" "$1" 2>/dev/null; }
+t_check "three tunnels on three TPM keys: the third is not admitted, saying why" \
+    grep -q "tunnel ec-p384: key 'k-ec-p384' would be a third key in use on TPM token 'dev' (besides 'k-ec-p256' and 'k-rsa-2048')" "$T/three.log"
+echoed="$(echo_through "${three[0]}") $(echo_through "${three[1]}") $(echo_through "${three[2]}")"
+t_check "  the first two carry traffic, the third resets its client ($echoed)" [ "$echoed" = "ping ping " ]
+kill $three_pid
+wait $three_pid 2>/dev/null
+
 # --- tunnel to nginx: resumption and a cold burst ---------------------------------------
 nport=$(free_port)
 mkdir -p "$T/nginx"
