@@ -82,33 +82,7 @@ wait $three_pid 2>/dev/null
 
 # --- tunnel to nginx: resumption and a cold burst ---------------------------------------
 nport=$(free_port)
-mkdir -p "$T/nginx"
-cat >"$T/nginx.conf" <<CONF
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx/body;
-    proxy_temp_path $T/nginx/proxy;
-    fastcgi_temp_path $T/nginx/fastcgi;
-    uwsgi_temp_path $T/nginx/uwsgi;
-    scgi_temp_path $T/nginx/scgi;
-    server {
-        listen 127.0.0.1:$nport ssl;
-        ssl_certificate $P/server.pem;
-        ssl_certificate_key $P/server.key;
-        ssl_client_certificate $P/ca.pem;
-        ssl_verify_client on;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_tickets on;
-        location / { return 200 "hello \$ssl_client_s_dn\n"; }
-    }
-}
-CONF
-kb_bg "$T/nginx.log" nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"
+kb_nginx "$(kb_nginx_mtls "$nport" "ssl_session_tickets on;")"
 wait_port "$nport" || t_fail "nginx started"
 hport=$(free_port)
 setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" $POL --listen "127.0.0.1:$hport" \

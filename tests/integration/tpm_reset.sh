@@ -20,42 +20,10 @@ kb_device_cert dev "$laptop" laptop-1 laptop
 
 # Two nginx servers that insist on a client certificate: "full" keeps no session, so each
 # connection to it needs a token signature; "resumable" hands out TLS 1.3 tickets.
-mkdir -p "$T/nginx"
 fport=$(free_port)
 rport=$(free_port)
-server() {
-    cat <<CONF
-    server {
-        listen 127.0.0.1:$1 ssl;
-        ssl_certificate $P/server.pem;
-        ssl_certificate_key $P/server.key;
-        ssl_client_certificate $P/ca.pem;
-        ssl_verify_client on;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_tickets $2;
-        ssl_session_cache off;
-        location / { return 200 "hello \$ssl_client_s_dn\n"; }
-    }
-CONF
-}
-cat >"$T/nginx.conf" <<CONF
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx/body;
-    proxy_temp_path $T/nginx/proxy;
-    fastcgi_temp_path $T/nginx/fastcgi;
-    uwsgi_temp_path $T/nginx/uwsgi;
-    scgi_temp_path $T/nginx/scgi;
-$(server "$fport" off)
-$(server "$rport" on)
-}
-CONF
-kb_bg "$T/nginx.log" nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"
+kb_nginx "$(kb_nginx_mtls "$fport" "ssl_session_tickets off;" "ssl_session_cache off;")
+$(kb_nginx_mtls "$rport" "ssl_session_tickets on;" "ssl_session_cache off;")"
 wait_port "$fport" && wait_port "$rport" || t_fail "nginx started"
 
 lf=$(free_port)

@@ -471,3 +471,45 @@ witness_saw_cert() {
 witness_saw_cert_verify() { grep -q -a -E '^<<< .*Handshake .*CertificateVerify$' "$1"; }
 witness_saw_authorization() { grep -q -i -a '^Authorization:' "$1"; }
 witness_saw_hello() { grep -q -a -E '^<<< .*ClientHello$' "$1"; }
+
+# kb_nginx_mtls PORT [DIRECTIVE...]: an nginx server block on 127.0.0.1:PORT with the test
+# PKI's server certificate, insisting on a client certificate from the test CA and
+# answering "hello <its subject>"; TLS 1.2 and 1.3, session tickets unless a directive
+# (e.g. "ssl_session_tickets off;") says otherwise.
+kb_nginx_mtls() {
+    local port=$1 d
+    shift
+    echo "    server {"
+    echo "        listen 127.0.0.1:$port ssl;"
+    echo "        ssl_certificate $T/pki/server.pem;"
+    echo "        ssl_certificate_key $T/pki/server.key;"
+    echo "        ssl_client_certificate $T/pki/ca.pem;"
+    echo "        ssl_verify_client on;"
+    echo "        ssl_protocols TLSv1.2 TLSv1.3;"
+    for d in "$@"; do echo "        $d"; done
+    echo "        location / { return 200 \"hello \$ssl_client_s_dn\n\"; }"
+    echo "    }"
+}
+
+# kb_nginx SERVER-BLOCKS: nginx in the background (kb_bg; one worker, its files in
+# $T/nginx) serving the blocks (kb_nginx_mtls's); the caller waits for its ports.
+kb_nginx() {
+    mkdir -p "$T/nginx"
+    cat >"$T/nginx.conf" <<CONF
+daemon off;
+pid $T/nginx/nginx.pid;
+error_log $T/nginx/error.log;
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $T/nginx/body;
+    proxy_temp_path $T/nginx/proxy;
+    fastcgi_temp_path $T/nginx/fastcgi;
+    uwsgi_temp_path $T/nginx/uwsgi;
+    scgi_temp_path $T/nginx/scgi;
+$1
+}
+CONF
+    kb_bg "$T/nginx.log" nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"
+}
