@@ -27,9 +27,9 @@ typedef struct kb_module {
     char *path;
     CK_INFO info;
     enum kb_facts_source facts_source; /* whose word its key facts are (quirks.h) */
-    bool tpm;         /* tpm2-pkcs11 (kb_module_is_tpm2): its token is a TPM */
-    atomic_bool lost; /* it lost its state: nothing is signed on it (recovery.h) */
-    bool finalized;   /* recovery finalised it and has not initialised it again yet */
+    bool tpm;                          /* tpm2-pkcs11 (kb_module_is_tpm2): its token is a TPM */
+    atomic_bool lost;                  /* it lost its state: nothing is signed on it (recovery.h) */
+    bool finalized; /* recovery finalised it and has not initialised it again yet */
 } kb_module;
 
 typedef struct kb_p11 {

@@ -14,34 +14,7 @@ kb_device_cert dev "$laptop" "laptop-1" laptop
 
 # nginx that insists on a client certificate and says whose it got.
 nport=$(free_port)
-mkdir -p "$T/nginx"
-cat >"$T/nginx.conf" <<CONF
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx/body;
-    proxy_temp_path $T/nginx/proxy;
-    fastcgi_temp_path $T/nginx/fastcgi;
-    uwsgi_temp_path $T/nginx/uwsgi;
-    scgi_temp_path $T/nginx/scgi;
-    server {
-        listen 127.0.0.1:$nport ssl;
-        ssl_certificate $P/server.pem;
-        ssl_certificate_key $P/server.key;
-        ssl_client_certificate $P/ca.pem;
-        ssl_verify_client on;
-        # nginx 1.22 leaves TLS 1.3 off unless asked; the tunnel's resumption is meant for it.
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_tickets on;
-        location / { return 200 "hello \$ssl_client_s_dn\n"; }
-    }
-}
-CONF
-kb_bg "$T/nginx.log" nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"
+kb_nginx "$(kb_nginx_mtls "$nport" "ssl_session_tickets on;")"
 # stunnel with cat behind it: an mTLS echo server for bulk data.
 sport=$(free_port)
 printf 'foreground = yes\npid =\n[echo]\naccept = 127.0.0.1:%s\ncert = %s\nkey = %s\nCAfile = %s\nverifyChain = yes\nrequireCert = yes\nexec = /bin/cat\n' \

@@ -485,6 +485,7 @@ kb_nginx_mtls() {
     echo "        ssl_certificate_key $T/pki/server.key;"
     echo "        ssl_client_certificate $T/pki/ca.pem;"
     echo "        ssl_verify_client on;"
+    # nginx 1.22 leaves TLS 1.3 off unless asked.
     echo "        ssl_protocols TLSv1.2 TLSv1.3;"
     for d in "$@"; do echo "        $d"; done
     echo "        location / { return 200 \"hello \$ssl_client_s_dn\n\"; }"
