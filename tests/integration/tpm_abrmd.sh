@@ -152,13 +152,14 @@ PY
 
 # together ROUND KEYBOUND-ARGS...: bursts of 20 at once through each tunnel for as long as
 # the keybound command runs, which starts with them; the bursts' reports in $T/burst.ROUND.a
-# and .b, the command's as run() leaves them, and what each tunnel logged meanwhile in
-# $T/burst.ROUND.a.log and .b.log.
+# and .b, the command's as run() leaves them, and what each tunnel logged since the last
+# round in $T/burst.ROUND.a.log and .b.log (for the first, since it started: wait_port's
+# probe may have had its handshake after all, the cold one).
+mark_a=0
+mark_b=0
 together() {
-    local round=$1 ma mb ba bb
+    local round=$1 ba bb
     shift
-    ma=$(stat -c %s "$T/tun-a.log")
-    mb=$(stat -c %s "$T/tun-b.log")
     rm -f "$T/stop"
     $PY "$T/burst.py" "$ha" 20 device-a "$T/stop" >"$T/burst.$round.a" 2>&1 &
     ba=$!
@@ -167,8 +168,10 @@ together() {
     kb "$@"
     touch "$T/stop"
     wait $ba $bb
-    tail -c +"$((ma + 1))" "$T/tun-a.log" >"$T/burst.$round.a.log"
-    tail -c +"$((mb + 1))" "$T/tun-b.log" >"$T/burst.$round.b.log"
+    tail -c +"$((mark_a + 1))" "$T/tun-a.log" >"$T/burst.$round.a.log"
+    tail -c +"$((mark_b + 1))" "$T/tun-b.log" >"$T/burst.$round.b.log"
+    mark_a=$((mark_a + $(stat -c %s "$T/burst.$round.a.log")))
+    mark_b=$((mark_b + $(stat -c %s "$T/burst.$round.b.log")))
 }
 # answered FILE NAME: every connection answered with NAME; if not, what the bursts saw.
 answered() {
