@@ -3,6 +3,7 @@
  * stdout, "name value" pairs.
  *
  *   loadgen conn    PORT SECONDS THREADS   new connection per request: connections/s
+ *   loadgen count   PORT COUNT THREADS     the same for COUNT connections in all: connections/s
  *   loadgen bulk    PORT PATH              one download: MB/s
  *   loadgen latency PORT COUNT             requests on one kept-alive connection: p50, p99 (us)
  *   loadgen idle    PORT COUNT             opens COUNT connections, one request each, keeps them
@@ -74,10 +75,24 @@ static double deadline;
 static long done_count, fail_count;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 
+static long left = -1; /* connections still to make in count mode; -1: until the deadline */
+
+static bool more(void)
+{
+    if (left < 0)
+        return now() < deadline;
+    pthread_mutex_lock(&lock);
+    bool go = left > 0;
+    if (go)
+        left--;
+    pthread_mutex_unlock(&lock);
+    return go;
+}
+
 static void *conn_worker(void *arg)
 {
     (void)arg;
-    while (now() < deadline) {
+    while (more()) {
         long long r = fetch("/");
         pthread_mutex_lock(&lock);
         if (r > 0)
@@ -144,16 +159,20 @@ int main(int argc, char **argv)
     }
     const char *mode = argv[1];
     port = atoi(argv[2]);
-    if (strcmp(mode, "conn") == 0 && argc == 5) {
+    if ((strcmp(mode, "conn") == 0 || strcmp(mode, "count") == 0) && argc == 5) {
         int threads = atoi(argv[4]);
         double start = now();
-        deadline = start + atof(argv[3]);
+        if (strcmp(mode, "count") == 0)
+            left = atol(argv[3]);
+        else
+            deadline = start + atof(argv[3]);
         pthread_t t[64];
         for (int i = 0; i < threads && i < 64; i++)
             pthread_create(&t[i], NULL, conn_worker, NULL);
         for (int i = 0; i < threads && i < 64; i++)
             pthread_join(t[i], NULL);
-        printf("conn_per_s %.0f failed %ld\n", (double)done_count / (now() - start), fail_count);
+        printf("conn_per_s %.0f failed %ld ok %ld\n", (double)done_count / (now() - start),
+               fail_count, done_count);
     } else if (strcmp(mode, "bulk") == 0) {
         double start = now();
         long long n = fetch(argv[3]);

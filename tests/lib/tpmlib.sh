@@ -90,6 +90,10 @@ kb_tpm_setup() {
     if [ "${1:-}" = abrmd ]; then
         command -v tpm2-abrmd >/dev/null && command -v dbus-daemon >/dev/null ||
             t_skip_all "tpm2-abrmd or dbus-daemon not installed"
+        # The daemon's package does not pull in the clients' TCTI for it; without it every
+        # client fails as though the TPM did not answer.
+        { ldconfig -p || /sbin/ldconfig -p; } 2>/dev/null | grep -q 'libtss2-tcti-tabrmd\.so' ||
+            t_skip_all "libtss2-tcti-tabrmd0 (the TCTI of tpm2-abrmd's clients) not installed"
         TPM_ABRMD=1
         export DBUS_SESSION_BUS_ADDRESS="unix:path=$TPM_DIR/bus"
         dbus-daemon --session --address="$DBUS_SESSION_BUS_ADDRESS" --nofork \
