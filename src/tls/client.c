@@ -458,6 +458,7 @@ int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct 
     const kb_tls_peer *peer = c->peer;
     *session = NULL;
     *fd = -1;
+    memset(r, 0, sizeof *r); /* a failed connect says nothing of the handshake */
     int rc, cancel = peer->cancel_fd ? *peer->cancel_fd : -1;
     if (peer->proxy != NULL) {
         char host[256];
