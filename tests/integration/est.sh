@@ -81,6 +81,10 @@ enroll --label x --ca "$P/other-ca.pem" --secret-file "$T/secret"
 t_check "an EST server not trusted by --ca: UNREACHABLE (exit 5), naming the cause" bash -c "[ $rc -eq 5 ] && grep -q 'not trusted by the anchors in .*other-ca.pem' '$T/err'"
 t_check "  the secret was never sent" [ "$(posts)" -eq "$n" ]
 t_check "  the token is unchanged" unchanged
+kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev --policy "$T/policy.conf" \
+    --est "https://localhost:$(free_port)" --label x --ca "$P/ca.pem" --secret-file "$T/secret"
+t_check "nothing listens at the EST address: UNREACHABLE (exit 5), not a token error" \
+    bash -c "[ $rc -eq 5 ] && grep -qx 'state: UNREACHABLE' '$T/out'"
 
 fp=$(certtool --fingerprint --hash sha256 --infile "$P/other-ca.pem" 2>/dev/null)
 enroll --label x --ca-fingerprint "sha256:$fp" --secret-file "$T/secret"
