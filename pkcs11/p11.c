@@ -9,7 +9,6 @@
 
 #include "pin.h"
 #include "quirks.h"
-#include "recovery.h"
 #include "src/util/log.h"
 #include "uri.h"
 
@@ -364,6 +363,55 @@ int kb_token_refresh(kb_token *t, kb_err *err)
                           t->facts.label, kb_ckr_name(rv));
     fill_facts(t);
     return 0;
+}
+
+static void (*lost_hook)(void *);
+static void *lost_hook_arg;
+
+bool kb_module_answers(kb_module *m, CK_SLOT_ID slot)
+{
+    CK_SESSION_HANDLE h;
+    CK_RV rv = m->fn->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h);
+    if (rv != CKR_OK) {
+        kb_log(KB_LOG_DEBUG, "module %s: no session (%s)", m->name, kb_ckr_name(rv));
+        return rv == CKR_SESSION_COUNT; /* busy, not gone */
+    }
+    CK_BYTE b;
+    rv = m->fn->C_GenerateRandom(h, &b, 1);
+    m->fn->C_CloseSession(h);
+    if (rv != CKR_OK)
+        kb_log(KB_LOG_DEBUG, "module %s: no random byte (%s)", m->name, kb_ckr_name(rv));
+    /* A token without a generator still answered. */
+    return rv == CKR_OK || rv == CKR_FUNCTION_NOT_SUPPORTED || rv == CKR_RANDOM_NO_RNG;
+}
+
+void kb_module_mark_lost(kb_module *m, const char *token_label)
+{
+    if (atomic_exchange(&m->lost, true))
+        return;
+    kb_log(KB_LOG_ERROR,
+           "token '%s' (module %s) stopped answering%s; nothing is signed on it until it is "
+           "initialised again",
+           token_label, m->name,
+           m->tpm ? ": the TPM or its resource manager was restarted, or the connection to it "
+                    "is gone"
+                  : "");
+    if (lost_hook != NULL)
+        lost_hook(lost_hook_arg);
+}
+
+void kb_p11_set_lost_hook(void (*fn)(void *arg), void *arg)
+{
+    lost_hook = fn;
+    lost_hook_arg = arg;
+}
+
+bool kb_p11_any_lost(const kb_p11 *p)
+{
+    for (size_t i = 0; i < p->n_modules; i++)
+        if (atomic_load(&p->modules[i].lost))
+            return true;
+    return false;
 }
 
 const char *kb_tpm_failure_hint(kb_token *t)

@@ -101,6 +101,19 @@ void kb_session_close(kb_session *s);
 /* Logs in as the user when the token requires it. At most one C_Login. */
 int kb_session_login(kb_session *s, const struct kb_pin_opts *pin, kb_err *err);
 
+/* A module that lost its state (recovery.h says what that is and how it comes back).
+ * Whether the module still does the simplest thing on the slot's token: */
+bool kb_module_answers(kb_module *m, CK_SLOT_ID slot);
+
+/* Marks m lost (once: says so once, and calls the hook once). */
+void kb_module_mark_lost(kb_module *m, const char *token_label);
+
+/* Called (from any thread) when a module is marked lost: a long-running caller schedules
+ * kb_p11_recover on its own thread. One hook per process. */
+void kb_p11_set_lost_hook(void (*fn)(void *arg), void *arg);
+
+bool kb_p11_any_lost(const kb_p11 *p);
+
 /* What a TPM's failure (tpm2-pkcs11 says CKR_GENERAL_ERROR for nearly all) means, asked of
  * the TPM itself: gone (the module is then marked lost, recovery.h), or out of object
  * slots. One clause for a message. */

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "recovery.h"
 #include "src/util/log.h"
 #include "uri.h"
 
