@@ -90,31 +90,7 @@ setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/pin" $POL --listen "127.0.0.1:$hpo
 tun_pid=$!
 kb_pids+=($tun_pid)
 wait_port "$hport" || t_fail "tunnel started"
-cat >"$T/burst.py" <<'PY'
-import socket, sys, threading
-port, n = int(sys.argv[1]), int(sys.argv[2])
-ok = []
-def one():
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=60)
-        s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-        data = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
-        ok.append(b"hello CN=laptop-" in data)
-    except OSError:
-        ok.append(False)
-threads = [threading.Thread(target=one) for _ in range(n)]
-for t in threads:
-    t.start()
-for t in threads:
-    t.join()
-print("%d of %d answered" % (sum(ok), n))
-PY
-run timeout 120 $PY "$T/burst.py" "$hport" 30
+run timeout 120 $PY "$TESTS_SRCDIR/lib/burst.py" "$hport" 30 laptop-
 t_check "tunnel: a cold burst of 30 connections, all answered by nginx" out_has "^30 of 30 answered"
 run curl -sS "http://127.0.0.1:$hport/"
 t_check "tunnel: curl through it" out_has "^hello CN=laptop-[12]"
@@ -128,15 +104,7 @@ wait $tun_pid 2>/dev/null
 t_check "  no object left in the TPM after the tunnel" [ "$(tpm_transient)" -eq 0 ]
 
 # --- enroll, renew, renew --rekey over EST -----------------------------------------------
-printf 'enrol:s3cret\n' >"$T/secret"
-chmod 600 "$T/secret"
-mkdir -p "$T/est"
-eport=$(free_port)
-kb_bg "$T/est.log" $PY "$TESTS_SRCDIR/lib/est_server.py" --port "$eport" --ca-cert "$P/ca.pem" \
-    --ca-key "$P/ca.key" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
-    --secret enrol:s3cret --state "$T/est"
-wait_port "$eport" || t_fail "EST server started"
-EST="--est https://localhost:$eport --ca $P/ca.pem"
+kb_est_start
 kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev $POL $EST --label enrolled \
     --subject CN=laptop-7 --secret-file "$T/secret"
 t_check "enroll: a new key in the TPM, ISSUED and admitted" bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out'"

@@ -31,40 +31,10 @@ t_check "two keys on the TPM token through abrmd, with their certificates" \
 na=$(free_port)
 nb=$(free_port)
 mkdir -p "$T/nginx"
-server() {
-    cat <<CONF
-    server {
-        listen 127.0.0.1:$1 ssl;
-        ssl_certificate $P/server.pem;
-        ssl_certificate_key $P/server.key;
-        ssl_client_certificate $P/ca.pem;
-        ssl_verify_client on;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        ssl_session_tickets on;
-        ssl_session_ticket_key $T/nginx/ticket.key;
-        location / { return 200 "hello \$ssl_client_s_dn\n"; }
-    }
-CONF
-}
-cat >"$T/nginx.conf" <<CONF
-daemon off;
-pid $T/nginx/nginx.pid;
-error_log $T/nginx/error.log;
-worker_processes 1;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx/body;
-    proxy_temp_path $T/nginx/proxy;
-    fastcgi_temp_path $T/nginx/fastcgi;
-    uwsgi_temp_path $T/nginx/uwsgi;
-    scgi_temp_path $T/nginx/scgi;
-$(server "$na")
-$(server "$nb")
-}
-CONF
 head -c 80 /dev/urandom >"$T/nginx/ticket.key"
-kb_bg "$T/nginx.log" nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"
+tickets=("ssl_session_tickets on;" "ssl_session_ticket_key $T/nginx/ticket.key;")
+kb_nginx "$(kb_nginx_mtls "$na" "${tickets[@]}")
+$(kb_nginx_mtls "$nb" "${tickets[@]}")"
 wait_port "$na" && wait_port "$nb" || t_fail "nginx started"
 nginx_pid=${kb_pids[-1]}
 
@@ -86,15 +56,7 @@ new_tickets() {
 }
 
 # The third key, enrolled over EST before the tunnels start; renewed while they run.
-printf 'enrol:s3cret\n' >"$T/secret"
-chmod 600 "$T/secret"
-mkdir -p "$T/est"
-eport=$(free_port)
-kb_bg "$T/est.log" $PY "$TESTS_SRCDIR/lib/est_server.py" --port "$eport" --ca-cert "$P/ca.pem" \
-    --ca-key "$P/ca.key" --tls-cert "$P/server.pem" --tls-key "$P/server.key" \
-    --secret enrol:s3cret --state "$T/est"
-wait_port "$eport" || t_fail "EST server started"
-EST="--est https://localhost:$eport --ca $P/ca.pem"
+kb_est_start
 kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev $POL $EST --label enrolled \
     --subject CN=laptop-7 --secret-file "$T/secret"
 t_check "enroll: a third key on the TPM, ISSUED and admitted" \
@@ -114,42 +76,6 @@ tun a "$ha" "$na" "$key_a"
 tun b "$hb" "$nb" "$key_b"
 wait_port "$ha" && wait_port "$hb" || t_fail "both tunnels started" "$(cat "$T"/tun-*.log)"
 
-# burst.py PORT N NAME STOP: rounds of N connections at once, each one HTTP request, until
-# the file STOP exists (one round at least); counts the answers that carry the device name
-# NAME, and prints what the others got.
-cat >"$T/burst.py" <<'PY'
-import os, socket, sys, threading
-port, n, name, stop = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3].encode(), sys.argv[4]
-ok, bad = [], []
-def one():
-    try:
-        s = socket.create_connection(("127.0.0.1", port), timeout=60)
-        s.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
-        data = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
-        if b"hello CN=" + name + b"\n" in data:
-            ok.append(1)
-        else:
-            bad.append(data[-80:])
-    except OSError as e:
-        bad.append(repr(e).encode())
-rounds = 0
-while rounds == 0 or not os.path.exists(stop):
-    threads = [threading.Thread(target=one) for _ in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    rounds += 1
-print("%d of %d answered as %s in %d rounds" % (len(ok), rounds * n, name.decode(), rounds))
-for b in bad[:5]:
-    print("other answer: %r" % b)
-PY
-
 # together ROUND KEYBOUND-ARGS...: bursts of 20 at once through each tunnel for as long as
 # the keybound command runs, which starts with them; the bursts' reports in $T/burst.ROUND.a
 # and .b, the command's as run() leaves them, and what each tunnel logged since the last
@@ -161,9 +87,9 @@ together() {
     local round=$1 ba bb
     shift
     rm -f "$T/stop"
-    $PY "$T/burst.py" "$ha" 20 device-a "$T/stop" >"$T/burst.$round.a" 2>&1 &
+    $PY "$TESTS_SRCDIR/lib/burst.py" "$ha" 20 device-a "$T/stop" >"$T/burst.$round.a" 2>&1 &
     ba=$!
-    $PY "$T/burst.py" "$hb" 20 device-b "$T/stop" >"$T/burst.$round.b" 2>&1 &
+    $PY "$TESTS_SRCDIR/lib/burst.py" "$hb" 20 device-b "$T/stop" >"$T/burst.$round.b" 2>&1 &
     bb=$!
     kb "$@"
     touch "$T/stop"

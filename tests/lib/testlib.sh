@@ -514,3 +514,19 @@ $1
 CONF
     kb_bg "$T/nginx.log" nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"
 }
+
+# kb_est_start: the test EST server (tests/lib/est_server.py, Debian's python3-cryptography)
+# on a free port, issuing from the test PKI, its state in $T/est; the enrolment secret
+# enrol:s3cret in $T/secret. EST is --est URL --ca CA for keybound.
+kb_est_start() {
+    printf 'enrol:s3cret\n' >"$T/secret"
+    chmod 600 "$T/secret"
+    mkdir -p "$T/est"
+    local port
+    port=$(free_port)
+    kb_bg "$T/est.log" /usr/bin/python3 "$TESTS_SRCDIR/lib/est_server.py" --port "$port" \
+        --ca-cert "$T/pki/ca.pem" --ca-key "$T/pki/ca.key" --tls-cert "$T/pki/server.pem" \
+        --tls-key "$T/pki/server.key" --secret enrol:s3cret --state "$T/est"
+    wait_port "$port" || t_fail "EST server started"
+    EST="--est https://localhost:$port --ca $T/pki/ca.pem"
+}
