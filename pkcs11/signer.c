@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "src/util/log.h"
 #include "uri.h"
@@ -27,7 +28,8 @@ struct kb_signer {
     unsigned next;
     unsigned imports;
     unsigned long signatures; /* made by the token, successfully */
-    kb_module *module;        /* NULL: not told (kb_signer_set_token) */
+    struct kb_sign_latency latency;
+    kb_module *module; /* NULL: not told (kb_signer_set_token) */
     CK_SLOT_ID slot;
     char token[33];
     struct kb_signer *next_all;
@@ -225,8 +227,19 @@ static int sign_op(kb_signer *s, bool prehashed, gnutls_sign_algorithm_t algo, u
     int rc = -1;
     if (usable(s, err) != 0 || (slot->key == NULL && import_key(s, slot, err) != 0))
         goto out;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     int g = prehashed ? gnutls_privkey_sign_hash2(slot->key, algo, flags, in, sig)
                       : gnutls_privkey_sign_data2(slot->key, algo, flags, in, sig);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    unsigned b = 0;
+    while (b < KB_SIGN_BUCKETS - 1 && took > kb_sign_bucket_le[b])
+        b++;
+    pthread_mutex_lock(&s->lock);
+    s->latency.count[b]++;
+    s->latency.sum_s += took;
+    pthread_mutex_unlock(&s->lock);
     if (g < 0) {
         /* Never sign again on this object: see the contract in signer.h. */
         gnutls_privkey_deinit(slot->key);
@@ -302,6 +315,19 @@ int kb_signer_info(kb_signer *s, int *pk, unsigned *bits, kb_err *err)
     }
     pthread_mutex_unlock(&slot->lock);
     return rc;
+}
+
+/* From a fast HSM (a millisecond) to a card behind a PIN pad (seconds). */
+const double kb_sign_bucket_le[KB_SIGN_BUCKETS - 1] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                                       0.1,   0.25,   0.5,   1,    2.5};
+
+void kb_signer_latency(kb_signer *s, struct kb_sign_latency *sum)
+{
+    pthread_mutex_lock(&s->lock);
+    for (unsigned i = 0; i < KB_SIGN_BUCKETS; i++)
+        sum->count[i] += s->latency.count[i];
+    sum->sum_s += s->latency.sum_s;
+    pthread_mutex_unlock(&s->lock);
 }
 
 unsigned long kb_signer_signatures(kb_signer *s)

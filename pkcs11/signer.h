@@ -65,6 +65,17 @@ int kb_signer_info(kb_signer *s, int *pk, unsigned *bits, kb_err *err);
 /* Signatures the token has made through this signer. */
 unsigned long kb_signer_signatures(kb_signer *s);
 
+/* How long the token took for each signature (failed ones too), in the buckets of a
+ * Prometheus histogram: le[i] seconds, counts not cumulative; the last bucket is +Inf. */
+#define KB_SIGN_BUCKETS 12
+extern const double kb_sign_bucket_le[KB_SIGN_BUCKETS - 1];
+struct kb_sign_latency {
+    unsigned long count[KB_SIGN_BUCKETS];
+    double sum_s;
+};
+/* Adds the signer's to *sum. */
+void kb_signer_latency(kb_signer *s, struct kb_sign_latency *sum);
+
 /* A GnuTLS private key whose every signature goes through s (so the contract above holds in
  * handshakes and CSRs too). no_pss: the token lacks CKM_RSA_PKCS_PSS, so RSA-PSS is not
  * offered. s must outlive the key. */
