@@ -173,6 +173,7 @@ struct kb_cli_tunnel {
     const char *policy;
     unsigned workers;
     unsigned admission_recheck_s; /* 0: not given */
+    const char *status;           /* --status ADDR, or NULL */
 };
 
 /* 0: run it; 1: the help was printed; -1: err says what is wrong with the command line. */

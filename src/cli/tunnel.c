@@ -26,13 +26,16 @@ static const char own_help[] =
     "  --workers N              handshake threads, 1 to 64 (default 4)\n"
     "  --admission-recheck S    evaluate the policy again at least every S seconds (10 to\n"
     "                           86400, default 600; also [global] "
-    "admission-recheck)\n" KB_COMMON_HELP;
+    "admission-recheck)\n"
+    "  --status ADDR            serve /status (JSON) and /metrics (Prometheus) on 127.0.0.1:PORT,\n"
+    "                           [::1]:PORT or unix:/PATH (also [global] status)\n" KB_COMMON_HELP;
 
 enum {
     OPT_CONFIG = KB_OPT_FIRST_LOCAL,
     OPT_POLICY,
     OPT_WORKERS,
     OPT_RECHECK,
+    OPT_STATUS,
     OPT_TUNNEL, /* + the index in kb_tunnel_options */
 };
 
@@ -57,6 +60,7 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
                                         {"policy", required_argument, NULL, OPT_POLICY},
                                         {"workers", required_argument, NULL, OPT_WORKERS},
                                         {"admission-recheck", required_argument, NULL, OPT_RECHECK},
+                                        {"status", required_argument, NULL, OPT_STATUS},
                                         KB_COMMON_LONGOPTS,
                                         {0}};
     struct option longopts[KB_TUNNEL_N_OPTIONS + sizeof own / sizeof own[0]];
@@ -105,6 +109,11 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
                 return kb_err_set(err, "--workers must be from 1 to %d, not '%s'", WORKERS_MAX,
                                   optarg);
             a->workers = (unsigned)v;
+            break;
+        case OPT_STATUS:
+            if (kb_tunnel_status_addr("--status", optarg, err) != 0)
+                return -1;
+            a->status = optarg;
             break;
         case OPT_RECHECK:
             if (kb_tunnel_admission_recheck("--admission-recheck", optarg, &a->admission_recheck_s,
@@ -166,7 +175,10 @@ int kb_cmd_tunnel(int argc, char **argv)
                                 .admission_recheck_s = a.admission_recheck_s
                                                            ? a.admission_recheck_s
                                                            : glob.admission_recheck_s,
-                                .recheck_from_cli = a.admission_recheck_s != 0};
+                                .recheck_from_cli = a.admission_recheck_s != 0,
+                                .status_addr = a.status         ? a.status
+                                               : glob.status[0] ? glob.status
+                                                                : NULL};
     rc = kb_tunnel_run(confs, n, &env, &err);
     kb_p11_close(p);
     if (rc < 0)

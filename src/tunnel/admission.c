@@ -50,6 +50,7 @@ void kb_tun_gen_put(struct gen *g)
         if (g->t != NULL) {
             struct tunnel *t = g->t;
             kb_tun_gen_count(g, &t->past, &t->past_sigs);
+            kb_signer_latency(g->id->signer, &t->past_latency);
             struct gen **pp = &t->gens;
             while (*pp != NULL && *pp != g)
                 pp = &(*pp)->next_live;
@@ -144,6 +145,19 @@ static int tpm_room(struct tpm_use *use, size_t *n_use, const kb_key *k, kb_err 
     return 0;
 }
 
+/* What /status says of a verdict: decision, why not, the checks that failed. */
+static json_object *admission_json(const char *decision, const char *reason, const kb_verdict *v)
+{
+    json_object *o = json_object_new_object(), *failed = json_object_new_array();
+    json_object_object_add(o, "decision", json_object_new_string(decision));
+    json_object_object_add(o, "reason", reason ? json_object_new_string(reason) : NULL);
+    for (size_t i = 0; v != NULL && i < v->n; i++)
+        if (v->checks[i].status == KB_FAIL || v->checks[i].status == KB_ERROR)
+            json_object_array_add(failed, json_object_new_string(v->checks[i].id));
+    json_object_object_add(o, "failed_checks", failed);
+    return o;
+}
+
 /* The admitted identity for each tunnel, from a fresh look at the tokens and the policy.
  * Returns how many tunnels are admitted, or -1 with err set. */
 int kb_tun_admit(struct ctx *x, kb_err *err)
@@ -191,6 +205,7 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
         if (rc == 0 && tpm_room(use, &n_use, d.key, &e) != 0)
             rc = -1;
         struct gen *g = NULL;
+        json_object *adm = NULL;
         if (rc < 0 && t->gen != NULL && kb_p11_any_lost(x->env->p11)) {
             /* The token, not the device: its verdict stays until the token is back. */
             kb_log(KB_LOG_WARN, "tunnel %s: %s; keeping its admission until the token is back",
@@ -209,9 +224,11 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
                    t->conf->connect, summary);
             snprintf(t->why_not, sizeof t->why_not, "the device is not admitted for %s: %s",
                      t->conf->connect, summary);
+            adm = admission_json("deny", summary, &v);
         } else if (rc < 0) {
             kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, e.msg);
             snprintf(t->why_not, sizeof t->why_not, "%s", e.msg);
+            adm = admission_json("error", e.msg, NULL);
         } else {
             if (v.would_deny) {
                 char summary[512];
@@ -225,6 +242,7 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
                 kb_tls_client_new(&g->peer, g->id, &g->client, &e) != 0) {
                 kb_log(KB_LOG_ERROR, "tunnel %s: %s", t->conf->name, g ? e.msg : "out of memory");
                 snprintf(t->why_not, sizeof t->why_not, "%s", g ? e.msg : "out of memory");
+                adm = admission_json("error", t->why_not, NULL);
                 if (g != NULL) {
                     g->refs = 1;
                     kb_tun_gen_put(g);
@@ -234,6 +252,9 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
                 g->refs = 1;
                 g->x = x;
                 kb_tls_client_set_admission(g->client, gen_admitted, g);
+                char summary[512];
+                kb_verdict_summary(&v, summary, sizeof summary);
+                adm = admission_json("admit", v.would_deny ? summary : NULL, &v);
                 /* As many key objects as handshake threads: full handshakes sign in parallel
                  * where the token allows it. */
                 kb_signer_set_pool(g->id->signer, x->n_threads);
@@ -255,6 +276,12 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
             t->gen->retired = true;
         kb_tun_gen_put(t->gen);
         t->gen = g;
+        json_object_put(t->admission_json);
+        t->admission_json = adm;
+        json_object_put(t->cert_json);
+        t->cert_json =
+            g != NULL && g->id->n_pcerts > 0 ? kb_tun_cert_json(&g->id->pcerts[0].cert) : NULL;
+        snprintf(t->connect_now, sizeof t->connect_now, "%s", t->conf->connect);
         if (g != NULL) {
             g->t = t;
             g->next_live = t->gens;

@@ -98,7 +98,7 @@ void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents)
             close(fd);
             pthread_mutex_lock(&x->state_lock);
             t->total++;
-            t->failed++;
+            kb_tun_failed(t, KB_FAIL_NOT_ADMITTED);
             pthread_mutex_unlock(&x->state_lock);
             continue;
         }
@@ -133,7 +133,7 @@ void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents)
                    "(max-pending-handshakes)",
                    t->conf->name, c->peer, t->conf->max_pending);
             pthread_mutex_lock(&x->state_lock);
-            t->failed++;
+            kb_tun_failed(t, KB_FAIL_QUEUE_FULL);
             pthread_mutex_unlock(&x->state_lock);
             kb_tun_conn_abort(x, c, NULL);
             continue;
@@ -201,16 +201,12 @@ static int activated_listener(struct tunnel *t, kb_err *err)
 #endif
 }
 
-int kb_tun_listener_open(struct tunnel *t, kb_err *err)
+int kb_tun_socket_open(const struct kb_listen *l, const char *who, const char *text, int *out,
+                       ino_t *ino, kb_err *err)
 {
-    struct kb_listen *l = &t->where;
-    if (kb_listen_parse(t->conf->listen, l, err) != 0)
-        return -1;
-    if (l->activated)
-        return activated_listener(t, err);
     int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return kb_err_set(err, "tunnel %s: socket: %s", t->conf->name, strerror(errno));
+        return kb_err_set(err, "%s: socket: %s", who, strerror(errno));
     int on = 1;
     if (!l->is_unix)
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
@@ -219,8 +215,8 @@ int kb_tun_listener_open(struct tunnel *t, kb_err *err)
         if (lstat(l->path, &st) == 0) {
             if (!S_ISSOCK(st.st_mode)) {
                 close(fd);
-                return kb_err_set(err, "tunnel %s: %s exists and is not a socket; not replacing it",
-                                  t->conf->name, l->path);
+                return kb_err_set(err, "%s: %s exists and is not a socket; not replacing it", who,
+                                  l->path);
             }
             /* Stale only when nobody answers: a socket we may not connect to is someone's. */
             int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -231,8 +227,8 @@ int kb_tun_listener_open(struct tunnel *t, kb_err *err)
                 close(probe);
             if (e != ECONNREFUSED) {
                 close(fd);
-                return kb_err_set(err, "tunnel %s: %s is %s; not replacing it", t->conf->name,
-                                  l->path, e == 0 ? "in use by another process" : strerror(e));
+                return kb_err_set(err, "%s: %s is %s; not replacing it", who, l->path,
+                                  e == 0 ? "in use by another process" : strerror(e));
             }
             unlink(l->path);
         }
@@ -243,14 +239,26 @@ int kb_tun_listener_open(struct tunnel *t, kb_err *err)
     if (rc != 0 || listen(fd, 512) != 0) {
         int e = errno;
         close(fd);
-        return kb_err_set(err, "tunnel %s: cannot listen on %s: %s", t->conf->name, t->conf->listen,
-                          strerror(e));
+        return kb_err_set(err, "%s: cannot listen on %s: %s", who, text, strerror(e));
     }
     struct stat st;
+    *ino = 0;
     if (l->is_unix && stat(l->path, &st) == 0)
-        t->sock_ino = st.st_ino;
-    t->lfd = fd;
+        *ino = st.st_ino;
+    *out = fd;
     return 0;
+}
+
+int kb_tun_listener_open(struct tunnel *t, kb_err *err)
+{
+    struct kb_listen *l = &t->where;
+    if (kb_listen_parse(t->conf->listen, l, err) != 0)
+        return -1;
+    if (l->activated)
+        return activated_listener(t, err);
+    char who[80];
+    snprintf(who, sizeof who, "tunnel %s", t->conf->name);
+    return kb_tun_socket_open(l, who, t->conf->listen, &t->lfd, &t->sock_ino, err);
 }
 
 void kb_tun_listener_close(struct tunnel *t)

@@ -92,7 +92,7 @@ static void server_failed(struct ctx *x, struct conn *c, int rc)
     if (kb_tls_rejected(c->s, rc)) {
         kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name, c->peer, c->err.msg);
         pthread_mutex_lock(&x->state_lock);
-        c->t->failed++;
+        kb_tun_failed(c->t, KB_FAIL_REJECTED);
         pthread_mutex_unlock(&x->state_lock);
     }
 }
@@ -243,7 +243,7 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
                        "allows no answer",
                        c->gen->conf.name, c->peer);
                 pthread_mutex_lock(&x->state_lock);
-                c->t->failed++;
+                kb_tun_failed(c->t, KB_FAIL_REAUTH);
                 pthread_mutex_unlock(&x->state_lock);
                 kb_tun_conn_abort(x, c, "the server's request for the certificate came too late");
                 return;
@@ -361,7 +361,7 @@ void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents)
             if (c->rc != 0) {
                 kb_log(KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name, c->peer, c->err.msg);
                 pthread_mutex_lock(&x->state_lock);
-                c->t->failed++;
+                kb_tun_failed(c->t, KB_FAIL_REAUTH);
                 pthread_mutex_unlock(&x->state_lock);
                 kb_tun_conn_abort(x, c,
                                   "the server's request for the certificate was not answered");
@@ -377,7 +377,8 @@ void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents)
         pthread_mutex_lock(&x->state_lock);
         bool retired = c->gen->retired;
         pthread_mutex_unlock(&x->state_lock);
-        if (c->rc == 0 && retired) {
+        bool no_longer = c->rc == 0 && retired;
+        if (no_longer) {
             kb_tls_close(c->s, c->sfd, KB_TLS_ORDERLY);
             c->s = NULL;
             c->sfd = -1;
@@ -387,7 +388,10 @@ void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents)
             kb_log(c->gone ? KB_LOG_INFO : KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name,
                    c->peer, c->err.msg);
             pthread_mutex_lock(&x->state_lock);
-            c->t->failed += !c->gone;
+            if (!c->gone)
+                kb_tun_failed(c->t, no_longer           ? KB_FAIL_NOT_ADMITTED
+                                    : c->r.token_failed ? KB_FAIL_TOKEN
+                                                        : KB_FAIL_BACKEND);
             pthread_mutex_unlock(&x->state_lock);
             c->s = NULL;
             kb_tun_conn_close(x, c, NULL);

@@ -291,6 +291,18 @@ struct parser {
     struct kb_tunnel_global glob;
 };
 
+int kb_tunnel_status_addr(const char *what, const char *v, kb_err *err)
+{
+    struct kb_listen l;
+    kb_err why;
+    if (kb_listen_parse(v, &l, &why) != 0 || l.activated || !l.loopback)
+        return kb_err_set(err,
+                          "%s '%s': the status server listens on loopback (127.0.0.1:PORT, "
+                          "[::1]:PORT) or a unix socket (unix:/PATH) only",
+                          what, v);
+    return 0;
+}
+
 int kb_tunnel_admission_recheck(const char *what, const char *v, unsigned *out, kb_err *err)
 {
     if (!parse_uint(v, 86400, out) || *out < 10)
@@ -346,6 +358,14 @@ static int handler(void *user, const char *key, const char *v)
     struct parser *p = user;
     if (p->in_global) {
         kb_err why;
+        if (strcmp(key, "status") == 0) {
+            if (p->glob.status[0])
+                return kb_ini_fail(&p->ini, "'%s' is set twice in [global]", key);
+            if (strlen(v) >= sizeof p->glob.status || kb_tunnel_status_addr(key, v, &why) != 0)
+                return kb_ini_fail(&p->ini, "%s", why.msg);
+            snprintf(p->glob.status, sizeof p->glob.status, "%s", v);
+            return 1;
+        }
         if (strcmp(key, "admission-recheck") != 0)
             return kb_ini_fail(&p->ini, "unknown key '%s' in [global]; see keybound.conf(5)", key);
         if (p->glob.admission_recheck_s != 0)

@@ -72,7 +72,11 @@ void kb_tunnel_conf_defaults(kb_tunnel_conf *t);
 /* The [global] section: settings of the process, not of one tunnel. */
 struct kb_tunnel_global {
     unsigned admission_recheck_s; /* 0: not set (600) */
+    char status[4200];            /* "": not set; checked when the server starts */
 };
+
+/* "status" (the [global] key) or "--status": a loopback address or a unix socket. */
+int kb_tunnel_status_addr(const char *what, const char *v, kb_err *err);
 
 /* "admission-recheck" (the [global] key) or "--admission-recheck": seconds, 10 to 86400. */
 int kb_tunnel_admission_recheck(const char *what, const char *v, unsigned *out, kb_err *err);

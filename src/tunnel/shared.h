@@ -7,7 +7,9 @@
  *                 later requests for the certificate (anything that may sign);
  *   pump.c        established connections on their pumping loop, and their end;
  *   admission.c   the policy's verdict per tunnel, made into generations; reloads;
- *   tokenwatch.c  a token module that lost its state (a TPM reset), initialised again.
+ *   tokenwatch.c  a token module that lost its state (a TPM reset), initialised again;
+ *   status.c      /status and /metrics (libmicrohttpd, on its own thread, reading under
+ *                 state_lock only).
  *
  * A connection is touched by one thread at a time: its pumping loop, or the worker that
  * holds it (handed over through the queue and back through the loop's done list). What a
@@ -20,6 +22,7 @@
 #define KB_TUNNEL_SHARED_H
 
 #include <ev.h>
+#include <json-c/json.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
@@ -27,6 +30,18 @@
 #include "src/tls/client.h"
 #include "src/tls/identity.h"
 #include "src/tunnel/tunnel.h"
+
+/* Why a connection failed, for /metrics (kb_tun_failed). */
+enum kb_tun_fail {
+    KB_FAIL_NOT_ADMITTED, /* reset: the device is not (or no longer) admitted */
+    KB_FAIL_QUEUE_FULL,   /* reset: max-pending-handshakes */
+    KB_FAIL_BACKEND,      /* the connection to the server or the handshake failed */
+    KB_FAIL_TOKEN,        /* the handshake failed because the token did not sign */
+    KB_FAIL_REJECTED,     /* the server rejected our certificate */
+    KB_FAIL_REAUTH,       /* a later request for the certificate was not answered */
+    KB_FAIL_N
+};
+extern const char *const kb_tun_fail_names[KB_FAIL_N];
 
 /* Per direction, and only while bytes wait: four TLS records. */
 #define KB_TUN_BUF 65536
@@ -59,6 +74,7 @@ struct tunnel {
     ino_t sock_ino; /* our unix socket file: only that one is removed at the end */
     unsigned active;
     unsigned long total, failed;
+    unsigned long failed_by[KB_FAIL_N];
     /* Its own handshake queue and bounds (queue_lock), so that no tunnel holds every
      * worker: a backend that never answers starves only its own clients. */
     struct conn *q_head, *q_tail;
@@ -69,8 +85,20 @@ struct tunnel {
     struct gen *gens;
     struct kb_tls_counts past;
     unsigned long past_sigs;
+    struct kb_sign_latency past_latency;
+    /* For /status (state_lock): the last verdict ({"decision", "reason", "failed_checks"}),
+     * the certificate in use (NULL: none), and where it connects now. */
+    json_object *admission_json, *cert_json;
+    char connect_now[300];
     struct ctx *ctx;
 };
+
+/* Counts a failed connection; state_lock held. */
+static inline void kb_tun_failed(struct tunnel *t, enum kb_tun_fail why)
+{
+    t->failed++;
+    t->failed_by[why]++;
+}
 
 /* A pumping loop and its thread. */
 struct pump_loop {
@@ -149,6 +177,13 @@ struct ctx {
     /* Readable once the tunnel stops: connects and handshakes in flight give up at once,
      * so that joining the workers is bounded (peer.cancel_fd points here). */
     int cancel[2];
+    /* /status and /metrics (status.c); ready and reloads under state_lock. */
+    struct MHD_Daemon *status;
+    struct kb_listen status_where;
+    int status_fd;
+    ino_t status_ino;
+    bool ready;
+    unsigned long reloads;
 };
 
 /* pump.c, on the connection's pumping loop */
@@ -175,6 +210,10 @@ void kb_tun_workers_stop(struct ctx *x);
 
 /* listeners.c, on the control loop */
 int kb_tun_listener_open(struct tunnel *t, kb_err *err);
+/* A listening socket on l (a unix socket made 0600, a stale one replaced); who and text
+ * name it in errors. */
+int kb_tun_socket_open(const struct kb_listen *l, const char *who, const char *text, int *fd,
+                       ino_t *ino, kb_err *err);
 void kb_tun_listener_close(struct tunnel *t);
 void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents);
 
@@ -187,6 +226,14 @@ void kb_tun_reload_config(struct ctx *x);
 void kb_tun_gen_put(struct gen *g); /* state_lock held */
 /* Adds g's handshakes and signatures to sum and sigs; state_lock held. */
 void kb_tun_gen_count(const struct gen *g, struct kb_tls_counts *sum, unsigned long *sigs);
+
+/* status.c, on the control loop: the server for env->status_addr (none when NULL), and
+ * its end (the unix socket removed). */
+int kb_tun_status_start(struct ctx *x, kb_err *err);
+void kb_tun_status_stop(struct ctx *x);
+/* {"subject", "issuer", "serial", "not_before", "not_after", "sha256"} of a DER certificate,
+ * or NULL. */
+json_object *kb_tun_cert_json(const gnutls_datum_t *der);
 
 /* tokenwatch.c, on the control loop. While a module is lost, connections that need a
  * signature on it fail at once (the signers refuse), resumed and established ones go on,

@@ -133,6 +133,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
         stats(x);
     } else if (w->signum == SIGHUP) {
         sd_notify(0, "RELOADING=1");
+        pthread_mutex_lock(&x->state_lock);
+        x->reloads++;
+        pthread_mutex_unlock(&x->state_lock);
         kb_log(KB_LOG_INFO, "reloading the settings, the policy and the certificates");
         kb_pin_forget_rejections();
         if (x->env->config_path != NULL)
@@ -220,6 +223,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     unsigned n_made = 0; /* loops made, to destroy at the end */
     x.recheck_s = env->admission_recheck_s ? env->admission_recheck_s : 600;
     x.cancel[0] = x.cancel[1] = -1;
+    x.status_fd = -1;
     if (pipe2(x.cancel, O_CLOEXEC | O_NONBLOCK) != 0)
         return kb_err_set(err, "cannot make a pipe: %s", strerror(errno));
     pthread_mutex_init(&x.state_lock, NULL);
@@ -253,6 +257,8 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     for (size_t i = 0; i < n; i++)
         if (kb_tun_listener_open(&x.tunnels[i], err) != 0)
             goto out;
+    if (kb_tun_status_start(&x, err) != 0)
+        goto out;
     /* The control loop pumps nothing: a reload's token enumeration and login stall no
      * established connection. */
     x.loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
@@ -318,6 +324,9 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     if (started) {
         x.n_loops = pumping; /* new connections go to loops that run */
         kb_log(KB_LOG_INFO, "%u event loops, %u handshake threads", pumping, x.n_threads);
+        pthread_mutex_lock(&x.state_lock);
+        x.ready = true;
+        pthread_mutex_unlock(&x.state_lock);
         sd_notify(0, "READY=1\nSTATUS=tunnels listening");
         ev_run(x.loop, 0);
     }
@@ -347,10 +356,14 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     }
     rc = started ? 0 : -1;
 out:
+    kb_tun_status_stop(&x); /* its thread reads the tunnels */
     for (size_t i = 0; i < n; i++)
         kb_tun_listener_close(&x.tunnels[i]);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         kb_tun_gen_put(x.tunnels[i].gen);
+        json_object_put(x.tunnels[i].admission_json);
+        json_object_put(x.tunnels[i].cert_json);
+    }
     for (unsigned i = 0; i < n_made; i++) {
         if (x.loops[i].loop)
             ev_loop_destroy(x.loops[i].loop);

@@ -30,6 +30,7 @@ struct kb_tunnel_env {
     unsigned drain_timeout_s;
     unsigned admission_recheck_s; /* 0: every 600 s */
     bool recheck_from_cli;        /* a reload's [global] does not override it */
+    const char *status_addr;      /* /status and /metrics here (status.c); NULL: none */
 };
 
 /* Runs until SIGTERM/SIGINT. Returns 0, 1 when the policy denies every tunnel at start, or
