@@ -53,6 +53,26 @@ t_check "  its certificate, structured: subject, issuer, serial, validity, sha25
 t_check "  its counters: the 3 requests accepted, none failed, resumed handshakes, 1 token signature" js "(k:=w['web'])['connections']['accepted'] in (3, 4) and k['connections']['failed']==0 and k['handshakes']['full']==1 and k['handshakes']['resumed']>=2 and k['token_signatures']==1"
 t_check "  tunnel elsewhere: denied, with the failing check, and its client counted" js "(e:=w['elsewhere'])['admission']['decision']=='deny' and 'endpoint.listed' in e['admission']['failed_checks'] and e['certificate'] is None and e['connections']['failed_by_reason']['not_admitted']==1"
 
+cat >"$T/keys.py" <<'PY'
+import json, re, sys
+d, man = json.load(open(sys.argv[1])), open(sys.argv[2]).read()
+section = man[man.index(".SH STATUS AND METRICS"):man.index(".SH SIGNALS")]
+words = set(re.findall(r"[a-z0-9_]+", section.replace("\\", "")))
+keys = set()
+def walk(o):
+    if isinstance(o, dict):
+        for k, v in o.items():
+            keys.add(k)
+            walk(v)
+    elif isinstance(o, list):
+        for v in o:
+            walk(v)
+walk(d)
+print(" ".join(sorted(k for k in keys if k not in words)) or "all documented")
+PY
+run python3 "$T/keys.py" "$T/status.json" "$MAN"
+t_check "  every key of /status is in keybound.conf(5)'s STATUS AND METRICS" out_has "^all documented"
+
 get /metrics
 cp "$T/body" "$T/metrics.txt"
 t_check "/metrics: 200, the Prometheus text format" bash -c "[ $rc -eq 0 ] && grep -q '^200 text/plain; version=0.0.4' '$T/out'"
