@@ -90,6 +90,8 @@ struct tunnel {
      * the certificate in use (NULL: none), and where it connects now. */
     json_object *admission_json, *cert_json;
     char connect_now[300];
+    /* Its name and listen address as at start (a reload rewrites conf, not these). */
+    char name[64], listen[4200];
     struct ctx *ctx;
 };
 

@@ -105,9 +105,9 @@ static char *status_body(struct ctx *x, size_t *len)
         counts(t, &c);
         json_object *o = json_object_new_object(), *conns = json_object_new_object(),
                     *by = json_object_new_object(), *hs = json_object_new_object();
-        /* name and listen stay as they were at start; connect may change with a reload. */
-        json_object_object_add(o, "name", json_object_new_string(t->conf->name));
-        json_object_object_add(o, "listen", json_object_new_string(t->conf->listen));
+        /* A reload rewrites t->conf on the control loop: only the copies are read here. */
+        json_object_object_add(o, "name", json_object_new_string(t->name));
+        json_object_object_add(o, "listen", json_object_new_string(t->listen));
         json_object_object_add(o, "connect", json_object_new_string(t->connect_now));
         json_object_object_add(o, "admission", json_object_get(t->admission_json));
         json_object_object_add(o, "certificate", json_object_get(t->cert_json));
@@ -191,7 +191,7 @@ static char *metrics_body(struct ctx *x, size_t *len)
     const char **names = calloc(n ? n : 1, sizeof *names);
     for (size_t i = 0; c != NULL && names != NULL && i < n; i++) {
         counts(&x->tunnels[i], &c[i]);
-        names[i] = x->tunnels[i].conf->name; /* names do not change while running */
+        names[i] = x->tunnels[i].name;
     }
     pthread_mutex_unlock(&x->state_lock);
     if (c == NULL || names == NULL) {

@@ -236,6 +236,8 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     for (size_t i = 0; i < n; i++) {
         struct tunnel *t = &x.tunnels[i];
         t->conf = &confs[i];
+        snprintf(t->name, sizeof t->name, "%s", confs[i].name);
+        snprintf(t->listen, sizeof t->listen, "%s", confs[i].listen);
         t->ctx = &x;
         t->lfd = -1;
     }
