@@ -12,6 +12,7 @@
 #include "pkcs11/recovery.h"
 #include "pkcs11/uri.h"
 #include "policy/render.h"
+#include "src/tls/certjson.h"
 #include "src/tls/device.h"
 #include "src/util/hostport.h"
 #include "src/util/log.h"
@@ -280,7 +281,7 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
         t->admission_json = adm;
         json_object_put(t->cert_json);
         t->cert_json =
-            g != NULL && g->id->n_pcerts > 0 ? kb_tun_cert_json(&g->id->pcerts[0].cert) : NULL;
+            g != NULL && g->id->n_pcerts > 0 ? kb_cert_json(&g->id->pcerts[0].cert) : NULL;
         snprintf(t->connect_now, sizeof t->connect_now, "%s", t->conf->connect);
         if (g != NULL) {
             g->t = t;

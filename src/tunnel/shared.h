@@ -233,9 +233,6 @@ void kb_tun_gen_count(const struct gen *g, struct kb_tls_counts *sum, unsigned l
  * its end (the unix socket removed). */
 int kb_tun_status_start(struct ctx *x, kb_err *err);
 void kb_tun_status_stop(struct ctx *x);
-/* {"subject", "issuer", "serial", "not_before", "not_after", "sha256"} of a DER certificate,
- * or NULL. */
-json_object *kb_tun_cert_json(const gnutls_datum_t *der);
 
 /* tokenwatch.c, on the control loop. While a module is lost, connections that need a
  * signature on it fail at once (the signers refuse), resumed and established ones go on,

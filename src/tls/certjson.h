@@ -1,0 +1,14 @@
+/* A certificate as JSON output shows it (the tunnel's /status, the CLI's --json): structured
+ * fields rather than one display string, so that scripts need not parse text.
+ *
+ * {"subject", "issuer" (RFC 4514 strings), "serial" (hex), "not_before", "not_after" (ISO
+ * 8601 UTC), "sha256" (hex, of the DER)}; NULL when the DER cannot be read. */
+#ifndef KB_CERTJSON_H
+#define KB_CERTJSON_H
+
+#include <gnutls/gnutls.h>
+#include <json-c/json.h>
+
+json_object *kb_cert_json(const gnutls_datum_t *der);
+
+#endif
