@@ -111,10 +111,11 @@ for s in held:
     except BlockingIOError:
         pass
 print("reset:", reset)' "$sport"
-# (A worker may not have taken its second one yet when the last clients arrive: 13 or 14.)
+# (The workers may not have taken one or both yet when the last clients arrive, on a busy
+# machine: 13 to 15. The README walk saw 15 while another job loaded both cores.)
 reset=$(sed -n 's/^reset: //p' "$T/out")
 t_check "max-pending-handshakes 5: the clients beyond 5 waiting and 2 in flight are reset at once" \
-    bash -c "[ '$reset' = 13 ] || [ '$reset' = 14 ]"
+    bash -c "[ '$reset' -ge 13 ] && [ '$reset' -le 15 ]"
 t_check "  each with a warning naming the setting" \
     bash -c "[ \$(grep -c 'tunnel small: reset 127.0.0.1:[0-9]*: 5 handshakes already waiting (max-pending-handshakes)' '$T/tun.log') = '$reset' ]"
 
