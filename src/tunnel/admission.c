@@ -33,16 +33,25 @@ static int gen_admitted(void *arg, kb_err *err)
     return 0;
 }
 
-void kb_tun_gen_count(const struct gen *g, struct kb_tls_counts *sum, unsigned long *sigs)
+/* Adds g's to sum. */
+static void gen_count(const struct gen *g, struct kb_tun_totals *sum)
 {
     struct kb_tls_counts n;
     kb_tls_counts(g->client, &n);
-    sum->full += n.full;
-    sum->resumed += n.resumed;
-    sum->post_handshake += n.post_handshake;
-    sum->renegotiations += n.renegotiations;
-    sum->reauth_refused += n.reauth_refused;
-    *sigs += kb_signer_signatures(g->id->signer);
+    sum->tls.full += n.full;
+    sum->tls.resumed += n.resumed;
+    sum->tls.post_handshake += n.post_handshake;
+    sum->tls.renegotiations += n.renegotiations;
+    sum->tls.reauth_refused += n.reauth_refused;
+    sum->sigs += kb_signer_signatures(g->id->signer);
+    kb_signer_latency(g->id->signer, &sum->latency);
+}
+
+void kb_tun_totals(const struct tunnel *t, struct kb_tun_totals *out)
+{
+    *out = t->past;
+    for (const struct gen *g = t->gens; g != NULL; g = g->next_live)
+        gen_count(g, out);
 }
 
 void kb_tun_gen_put(struct gen *g)
@@ -50,8 +59,7 @@ void kb_tun_gen_put(struct gen *g)
     if (g != NULL && --g->refs == 0) {
         if (g->t != NULL) {
             struct tunnel *t = g->t;
-            kb_tun_gen_count(g, &t->past, &t->past_sigs);
-            kb_signer_latency(g->id->signer, &t->past_latency);
+            gen_count(g, &t->past);
             struct gen **pp = &t->gens;
             while (*pp != NULL && *pp != g)
                 pp = &(*pp)->next_live;

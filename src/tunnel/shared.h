@@ -43,6 +43,13 @@ enum kb_tun_fail {
 };
 extern const char *const kb_tun_fail_names[KB_FAIL_N];
 
+/* What a tunnel's generations did: handshakes, token signatures and their times. */
+struct kb_tun_totals {
+    struct kb_tls_counts tls;
+    unsigned long sigs;
+    struct kb_sign_latency latency;
+};
+
 /* Per direction, and only while bytes wait: four TLS records. */
 #define KB_TUN_BUF 65536
 
@@ -83,9 +90,7 @@ struct tunnel {
     /* Counters for the process's life (state_lock): those of the generations already
      * freed; the live ones (gens) add theirs. */
     struct gen *gens;
-    struct kb_tls_counts past;
-    unsigned long past_sigs;
-    struct kb_sign_latency past_latency;
+    struct kb_tun_totals past;
     /* For /status (state_lock): the last verdict ({"decision", "reason", "failed_checks"}),
      * the certificate in use (NULL: none), and where it connects now. */
     json_object *admission_json, *cert_json;
@@ -226,8 +231,9 @@ void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents);
 int kb_tun_admit(struct ctx *x, kb_err *err);
 void kb_tun_reload_config(struct ctx *x);
 void kb_tun_gen_put(struct gen *g); /* state_lock held */
-/* Adds g's handshakes and signatures to sum and sigs; state_lock held. */
-void kb_tun_gen_count(const struct gen *g, struct kb_tls_counts *sum, unsigned long *sigs);
+/* For the process's life (reloads make new generations, they reset nothing): the freed
+ * generations' totals and the live ones'; state_lock held. */
+void kb_tun_totals(const struct tunnel *t, struct kb_tun_totals *out);
 
 /* status.c, on the control loop: the server for env->status_addr (none when NULL), and
  * its end (the unix socket removed). */

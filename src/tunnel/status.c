@@ -20,9 +20,8 @@ const char *const kb_tun_fail_names[KB_FAIL_N] = {"not_admitted", "queue_full", 
 /* One tunnel's counters for the process's life, state_lock held. */
 struct tun_counts {
     unsigned open;
-    unsigned long accepted, failed, failed_by[KB_FAIL_N], sigs;
-    struct kb_tls_counts tls;
-    struct kb_sign_latency latency;
+    unsigned long accepted, failed, failed_by[KB_FAIL_N];
+    struct kb_tun_totals done;
     long long not_after; /* 0: no certificate in use */
     bool admitted;
 };
@@ -34,13 +33,7 @@ static void counts(const struct tunnel *t, struct tun_counts *c)
     c->accepted = t->total;
     c->failed = t->failed;
     memcpy(c->failed_by, t->failed_by, sizeof c->failed_by);
-    c->tls = t->past;
-    c->sigs = t->past_sigs;
-    c->latency = t->past_latency;
-    for (const struct gen *g = t->gens; g != NULL; g = g->next_live) {
-        kb_tun_gen_count(g, &c->tls, &c->sigs);
-        kb_signer_latency(g->id->signer, &c->latency);
-    }
+    kb_tun_totals(t, &c->done);
     c->admitted = t->gen != NULL;
     c->not_after = t->gen != NULL ? t->gen->id->not_after : 0;
 }
@@ -72,10 +65,10 @@ static char *status_body(struct ctx *x, size_t *len)
                                    json_object_new_int64((int64_t)c.failed_by[r]));
         json_object_object_add(conns, "failed_by_reason", by);
         json_object_object_add(o, "connections", conns);
-        json_object_object_add(hs, "full", json_object_new_int64((int64_t)c.tls.full));
-        json_object_object_add(hs, "resumed", json_object_new_int64((int64_t)c.tls.resumed));
+        json_object_object_add(hs, "full", json_object_new_int64((int64_t)c.done.tls.full));
+        json_object_object_add(hs, "resumed", json_object_new_int64((int64_t)c.done.tls.resumed));
         json_object_object_add(o, "handshakes", hs);
-        json_object_object_add(o, "token_signatures", json_object_new_int64((int64_t)c.sigs));
+        json_object_object_add(o, "token_signatures", json_object_new_int64((int64_t)c.done.sigs));
         json_object_array_add(tuns, o);
     }
     pthread_mutex_unlock(&x->state_lock);
@@ -180,16 +173,16 @@ static char *metrics_body(struct ctx *x, size_t *len)
         add(&b,
             "keybound_handshakes_total{tunnel=\"%s\",kind=\"full\"} %lu\n"
             "keybound_handshakes_total{tunnel=\"%s\",kind=\"resumed\"} %lu\n",
-            names[i], c[i].tls.full, names[i], c[i].tls.resumed);
+            names[i], c[i].done.tls.full, names[i], c[i].done.tls.resumed);
     head(&b, "keybound_token_signatures_total", "counter", "Signatures the token made");
     for (size_t i = 0; i < n; i++)
-        add(&b, "keybound_token_signatures_total{tunnel=\"%s\"} %lu\n", names[i], c[i].sigs);
+        add(&b, "keybound_token_signatures_total{tunnel=\"%s\"} %lu\n", names[i], c[i].done.sigs);
     head(&b, "keybound_token_signature_seconds", "histogram",
          "How long the token took for each signature");
     for (size_t i = 0; i < n; i++) {
         unsigned long cum = 0;
         for (unsigned k = 0; k < KB_SIGN_BUCKETS; k++) {
-            cum += c[i].latency.count[k];
+            cum += c[i].done.latency.count[k];
             if (k < KB_SIGN_BUCKETS - 1)
                 add(&b, "keybound_token_signature_seconds_bucket{tunnel=\"%s\",le=\"%g\"} %lu\n",
                     names[i], kb_sign_bucket_le[k], cum);
@@ -198,7 +191,7 @@ static char *metrics_body(struct ctx *x, size_t *len)
                     names[i], cum);
         }
         add(&b, "keybound_token_signature_seconds_sum{tunnel=\"%s\"} %.6f\n", names[i],
-            c[i].latency.sum_s);
+            c[i].done.latency.sum_s);
         add(&b, "keybound_token_signature_seconds_count{tunnel=\"%s\"} %lu\n", names[i], cum);
     }
     head(&b, "keybound_certificate_expiry_seconds", "gauge",

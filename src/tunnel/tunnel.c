@@ -69,17 +69,15 @@ static void stats(struct ctx *x)
         pthread_mutex_lock(&x->state_lock);
         unsigned active = t->active;
         unsigned long total = t->total, failed = t->failed;
-        /* For the process's life: reloads make new generations, they reset nothing. */
-        struct kb_tls_counts n = t->past;
-        unsigned long sigs = t->past_sigs;
-        for (struct gen *g = t->gens; g != NULL; g = g->next_live)
-            kb_tun_gen_count(g, &n, &sigs);
+        struct kb_tun_totals sum;
+        kb_tun_totals(t, &sum);
         pthread_mutex_unlock(&x->state_lock);
+        const struct kb_tls_counts n = sum.tls;
         kb_log(KB_LOG_INFO,
                "tunnel %s: %u open, %lu accepted, %lu failed; handshakes %lu full, %lu resumed; "
                "%lu token signatures; certificate requests after the handshake: %lu "
                "post-handshake, %lu renegotiations, %lu refused",
-               t->conf->name, active, total, failed, n.full, n.resumed, sigs, n.post_handshake,
+               t->conf->name, active, total, failed, n.full, n.resumed, sum.sigs, n.post_handshake,
                n.renegotiations, n.reauth_refused);
     }
 }
