@@ -2,7 +2,8 @@
  * front of nginx), in C so that the client is not the bottleneck. One line of results on
  * stdout, "name value" pairs.
  *
- *   loadgen conn    PORT SECONDS THREADS   new connection per request: connections/s
+ *   loadgen conn    PORT SECONDS THREADS   new connection per request: connections/s, and the
+ *                                          CPU the load generator used (cpu_ms, user + system)
  *   loadgen count   PORT COUNT THREADS     the same for COUNT connections in all: connections/s
  *   loadgen bulk    PORT PATH              one download: MB/s
  *   loadgen latency PORT COUNT             requests on one kept-alive connection: p50, p99 (us)
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -117,6 +119,16 @@ static void *burst_worker(void *arg)
     return NULL;
 }
 
+/* Its own CPU, all threads, so that a bench can tell what else ran on the machine meanwhile. */
+static double cpu_ms(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
 static int cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -171,8 +183,8 @@ int main(int argc, char **argv)
             pthread_create(&t[i], NULL, conn_worker, NULL);
         for (int i = 0; i < threads && i < 64; i++)
             pthread_join(t[i], NULL);
-        printf("conn_per_s %.0f failed %ld ok %ld\n", (double)done_count / (now() - start),
-               fail_count, done_count);
+        printf("conn_per_s %.0f failed %ld ok %ld cpu_ms %.0f\n",
+               (double)done_count / (now() - start), fail_count, done_count, cpu_ms());
     } else if (strcmp(mode, "bulk") == 0) {
         double start = now();
         long long n = fetch(argv[3]);

@@ -21,6 +21,13 @@ t_check "C_Sign error: that signature fails" grep -q '^sign 2: error: the token 
 t_check "  the next ones succeed (no hang)" bash -c "grep -qx 'sign 3: ok, verified' '$T/out' && grep -qx 'sign 4: ok, verified' '$T/out'"
 t_check "  on a freshly imported key object" grep -qx 'imports=2' "$T/out"
 
+# P11SHIM_COUNT, which the benchmarks count with: one line per signature made, not one per
+# C_Sign (the length query makes none), and none for a signature that failed.
+run env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_COUNT="$T/sigs" P11SHIM_FAIL_FUNC=C_Sign \
+    P11SHIM_FAIL_AFTER=2 P11SHIM_FAIL_COUNT=1 timeout 60 "$P11PROBE" sign "$P11SHIM" "$T/pin" "$uri" 4
+t_check "P11SHIM_COUNT: 3 lines for 3 signatures made of 4" [ "$(grep -cx C_Sign "$T/sigs")" -eq 3 ]
+t_check "  and nothing else in it" [ "$(wc -l <"$T/sigs")" -eq 3 ]
+
 # The token goes away for a while: the session cannot re-open, then it can again.
 run env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_FAIL_FUNC=C_Sign P11SHIM_FAIL_RV=CKR_DEVICE_REMOVED \
     P11SHIM_FAIL_AFTER=2 P11SHIM_FAIL_COUNT=2 timeout 60 "$P11PROBE" sign "$P11SHIM" "$T/pin" "$uri" 5

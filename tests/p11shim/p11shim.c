@@ -27,6 +27,11 @@
  *   P11SHIM_LOG         file getting one line "NAME 0xRV" (rv printed as 0x%08lx) per call, once
  *                       the call has returned, e.g. "C_Login 0x000000a0"; count them with
  *                       grep -c '^C_Login '. The shim's own calls to the module are not logged.
+ *   P11SHIM_COUNT       file getting one line, the function's name, per signature the module
+ *                       made: C_Sign, C_SignFinal or C_SignRecover returning CKR_OK with a
+ *                       signature buffer (a call without one asks for the length and signs
+ *                       nothing). No other call writes to it, so counting with wc -l costs
+ *                       the other calls nothing, where P11SHIM_LOG writes a line for each.
  *
  * The failure counter lives as long as the process, across C_Finalize, so a caller that
  * re-initialises to recover still walks through the configured error window. An injected failure
@@ -325,12 +330,25 @@ static const struct token_text token_texts[] = {
 #define MAX_OVERRIDES 32
 
 static const char *const known_vars[] = {
-    "P11SHIM_MODULE",       "P11SHIM_FAIL_FUNC",          "P11SHIM_FAIL_RV",
-    "P11SHIM_FAIL_AFTER",   "P11SHIM_FAIL_COUNT",         "P11SHIM_DELAY_MS",
-    "P11SHIM_DELAY_FUNC",   "P11SHIM_DELAY_SERIAL",       "P11SHIM_HIDE_MECHS",
-    "P11SHIM_TOKEN_FLAGS",  "P11SHIM_SLOT_FLAGS",         "P11SHIM_ATTR_OVERRIDE",
-    "P11SHIM_LOG",          "P11SHIM_TOKEN_MANUFACTURER", "P11SHIM_TOKEN_MODEL",
-    "P11SHIM_TOKEN_SERIAL", "P11SHIM_TOKEN_LABEL",        NULL,
+    "P11SHIM_MODULE",
+    "P11SHIM_FAIL_FUNC",
+    "P11SHIM_FAIL_RV",
+    "P11SHIM_FAIL_AFTER",
+    "P11SHIM_FAIL_COUNT",
+    "P11SHIM_DELAY_MS",
+    "P11SHIM_DELAY_FUNC",
+    "P11SHIM_DELAY_SERIAL",
+    "P11SHIM_HIDE_MECHS",
+    "P11SHIM_TOKEN_FLAGS",
+    "P11SHIM_SLOT_FLAGS",
+    "P11SHIM_ATTR_OVERRIDE",
+    "P11SHIM_LOG",
+    "P11SHIM_TOKEN_MANUFACTURER",
+    "P11SHIM_TOKEN_MODEL",
+    "P11SHIM_TOKEN_SERIAL",
+    "P11SHIM_TOKEN_LABEL",
+    "P11SHIM_COUNT",
+    NULL,
 };
 
 /* Written once under pthread_once, read-only afterwards, so readers need no lock. */
@@ -353,6 +371,7 @@ static struct {
     CK_BBOOL override_value[MAX_OVERRIDES];
     size_t n_overrides;
     char *log_path;
+    char *count_path;
 } cfg;
 
 static pthread_once_t cfg_once = PTHREAD_ONCE_INIT;
@@ -546,24 +565,25 @@ static bool check_known_vars(void)
     return ok;
 }
 
-/* Creating the log up front makes a bad path fail loudly, and an idle run leave 0 lines. */
-static bool parse_log(void)
+/* Creating the file up front makes a bad path fail loudly, and an idle run leave 0 lines. */
+static bool parse_log(const char *var, char **path)
 {
-    const char *value = env("P11SHIM_LOG");
+    const char *value = env(var);
     if (value == NULL)
         return true;
     int fd = open(value, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (fd < 0)
-        return config_error("P11SHIM_LOG", value, strerror(errno));
+        return config_error(var, value, strerror(errno));
     close(fd);
-    cfg.log_path = strdup(value);
-    return cfg.log_path != NULL || config_error("P11SHIM_LOG", value, "out of memory");
+    *path = strdup(value);
+    return *path != NULL || config_error(var, value, "out of memory");
 }
 
 static bool parse_config(void)
 {
     bool ok = check_known_vars();
-    ok = parse_log() && ok;
+    ok = parse_log("P11SHIM_LOG", &cfg.log_path) && ok;
+    ok = parse_log("P11SHIM_COUNT", &cfg.count_path) && ok;
     ok = parse_func_var("P11SHIM_FAIL_FUNC", &cfg.fail_func) && ok;
     ok = parse_func_var("P11SHIM_DELAY_FUNC", &cfg.delay_func) && ok;
     ok = parse_number_var("P11SHIM_FAIL_AFTER", &cfg.fail_after) && ok;
@@ -676,6 +696,17 @@ static CK_FUNCTION_LIST_PTR enter(enum shim_func fn, CK_RV *rv)
 }
 
 /* Opened per line so that no descriptor outlives C_Finalize or leaks into a fork. */
+static void append_line(const char *path, const char *line, size_t len)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        /* O_APPEND plus a single write keeps lines from concurrent threads whole. */
+        ssize_t written = write(fd, line, len);
+        (void)written;
+        close(fd);
+    }
+}
+
 static CK_RV leave(enum shim_func fn, CK_RV rv)
 {
     if (cfg.log_path == NULL)
@@ -684,14 +715,22 @@ static CK_RV leave(enum shim_func fn, CK_RV rv)
     int len = snprintf(line, sizeof(line), "%s 0x%08lx\n", func_names[fn], (unsigned long)rv);
     if (len < 0 || (size_t)len >= sizeof(line))
         return rv;
-    int fd = open(cfg.log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) {
-        /* O_APPEND plus a single write keeps lines from concurrent threads whole. */
-        ssize_t written = write(fd, line, (size_t)len);
-        (void)written;
-        close(fd);
-    }
+    append_line(cfg.log_path, line, (size_t)len);
     return rv;
+}
+
+/*
+ * One line per signature rather than a number rewritten in place: processes sharing the file
+ * add up, a reader never sees a half-written number, and truncating it between runs is safe.
+ */
+static void count_signature(enum shim_func fn)
+{
+    if (cfg.count_path == NULL)
+        return;
+    char line[32];
+    int len = snprintf(line, sizeof(line), "%s\n", func_names[fn]);
+    if (len > 0 && (size_t)len < sizeof(line))
+        append_line(cfg.count_path, line, (size_t)len);
 }
 
 static bool mech_hidden(CK_MECHANISM_TYPE mech)
@@ -840,6 +879,19 @@ static void end_operation(enum shim_func fn, CK_SESSION_HANDLE session, CK_RV rv
 #define FORWARD_OP(name, params, args)                                                             \
     FORWARD_WITH(name, false, end_operation(FN_##name, session, rv), params, args)
 
+/* FORWARD_OP for the calls that finish a signature; see P11SHIM_COUNT. */
+#define FORWARD_SIGN(name, params, args)                                                           \
+    static CK_RV shim_##name params                                                                \
+    {                                                                                              \
+        CK_RV rv;                                                                                  \
+        CK_FUNCTION_LIST_PTR real = enter(FN_##name, &rv);                                         \
+        if (real == NULL)                                                                          \
+            end_operation(FN_##name, session, rv);                                                 \
+        else if ((rv = real->name args) == CKR_OK && signature != NULL)                            \
+            count_signature(FN_##name);                                                            \
+        return leave(FN_##name, rv);                                                               \
+    }
+
 FORWARD(C_Initialize, (CK_VOID_PTR init_args), (init_args))
 FORWARD(C_Finalize, (CK_VOID_PTR reserved), (reserved))
 FORWARD(C_GetInfo, (CK_INFO_PTR info), (info))
@@ -933,22 +985,22 @@ FORWARD_OP(C_DigestFinal, (CK_SESSION_HANDLE session, CK_BYTE_PTR digest, CK_ULO
 FORWARD_MECH(C_SignInit,
              (CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_HANDLE key),
              (session, mechanism, key))
-FORWARD_OP(C_Sign,
-           (CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR signature,
-            CK_ULONG_PTR signature_len),
-           (session, data, data_len, signature, signature_len))
+FORWARD_SIGN(C_Sign,
+             (CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR signature,
+              CK_ULONG_PTR signature_len),
+             (session, data, data_len, signature, signature_len))
 FORWARD_OP(C_SignUpdate, (CK_SESSION_HANDLE session, CK_BYTE_PTR part, CK_ULONG part_len),
            (session, part, part_len))
-FORWARD_OP(C_SignFinal,
-           (CK_SESSION_HANDLE session, CK_BYTE_PTR signature, CK_ULONG_PTR signature_len),
-           (session, signature, signature_len))
+FORWARD_SIGN(C_SignFinal,
+             (CK_SESSION_HANDLE session, CK_BYTE_PTR signature, CK_ULONG_PTR signature_len),
+             (session, signature, signature_len))
 FORWARD_MECH(C_SignRecoverInit,
              (CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_HANDLE key),
              (session, mechanism, key))
-FORWARD_OP(C_SignRecover,
-           (CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR signature,
-            CK_ULONG_PTR signature_len),
-           (session, data, data_len, signature, signature_len))
+FORWARD_SIGN(C_SignRecover,
+             (CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG data_len, CK_BYTE_PTR signature,
+              CK_ULONG_PTR signature_len),
+             (session, data, data_len, signature, signature_len))
 FORWARD_MECH(C_VerifyInit,
              (CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism, CK_OBJECT_HANDLE key),
              (session, mechanism, key))
