@@ -45,39 +45,57 @@ int kb_wait_fd(int fd, short events, int ms, int cancel_fd)
     return n;
 }
 
-/* One address: 0 connected, else the errno (ETIMEDOUT when the deadline passed, ECANCELED
- * when cancel_fd said so). */
-static int try_one(const struct addrinfo *ai, long long deadline, int cancel_fd, int *out)
+int kb_tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *out)
 {
-    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return errno;
-    int e = 0;
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-        e = errno;
-        if (e == EINPROGRESS) {
-            long long left = deadline - kb_now_ms();
-            int n = left > 0 ? kb_wait_fd(fd, POLLOUT, (int)left, cancel_fd) : 0;
-            socklen_t len = sizeof e;
-            if (n <= 0)
-                e = n == 0 ? ETIMEDOUT : n == -2 ? ECANCELED : errno;
-            else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
-                e = errno;
-        }
+    if (connect(fd, sa, len) != 0 && errno != EINPROGRESS) {
+        int e = errno;
+        close(fd);
+        return e;
     }
+    *out = fd;
+    return 0;
+}
+
+int kb_tcp_connect_end(int fd)
+{
+    int e = 0;
+    socklen_t len = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
+        return errno;
+    if (e == 0)
+        keepalive(fd);
+    return e;
+}
+
+/* One address: 0 connected, else the errno (ETIMEDOUT when the deadline passed, ECANCELED
+ * when cancel_fd said so). */
+static int try_one(const struct sockaddr *sa, socklen_t salen, long long deadline, int cancel_fd,
+                   int *out)
+{
+    int fd = -1;
+    int e = kb_tcp_connect_start(sa, salen, &fd);
+    if (e != 0)
+        return e;
+    long long left = deadline - kb_now_ms();
+    int n = left > 0 ? kb_wait_fd(fd, POLLOUT, (int)left, cancel_fd) : 0;
+    if (n <= 0)
+        e = n == 0 ? ETIMEDOUT : n == -2 ? ECANCELED : errno;
+    else
+        e = kb_tcp_connect_end(fd);
     if (e != 0) {
         close(fd);
         return e;
     }
     /* Back to blocking: GnuTLS's handshake timeout does the waiting from here on. */
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-    keepalive(fd);
     *out = fd;
     return 0;
 }
 
-int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int cancel_fd, int *fd,
-                   kb_err *err)
+int kb_resolve(const char *host, unsigned port, struct kb_addrs *out, kb_err *err)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG}, *res;
     char service[8];
@@ -85,14 +103,30 @@ int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int can
     int g = getaddrinfo(host, service, &hints, &res);
     if (g != 0)
         return kb_err_set(err, "cannot resolve %s: %s", host, gai_strerror(g));
+    out->n = 0;
+    for (struct addrinfo *ai = res; ai != NULL && out->n < KB_ADDRS_MAX; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof out->a[0].sa)
+            continue;
+        memcpy(&out->a[out->n].sa, ai->ai_addr, ai->ai_addrlen);
+        out->a[out->n++].len = ai->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    if (out->n == 0)
+        return kb_err_set(err, "cannot resolve %s: no usable address", host);
+    return 0;
+}
+
+int kb_tcp_connect_to(const struct kb_addrs *addrs, const char *host, unsigned port,
+                      unsigned timeout_ms, int cancel_fd, int *fd, kb_err *err)
+{
     long long deadline = kb_now_ms() + timeout_ms;
     int e = ETIMEDOUT;
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        e = try_one(ai, deadline, cancel_fd, fd);
+    for (unsigned i = 0; i < addrs->n; i++) {
+        e = try_one((const struct sockaddr *)&addrs->a[i].sa, addrs->a[i].len, deadline, cancel_fd,
+                    fd);
         if (e == 0 || e == ETIMEDOUT || e == ECANCELED)
             break;
     }
-    freeaddrinfo(res);
     if (e == 0)
         return 0;
     char hp[KB_HOSTPORT_STRLEN];
@@ -104,4 +138,13 @@ int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int can
     if (e == ECANCELED)
         return kb_err_set(err, "connection to %s abandoned: stopping", hp);
     return kb_err_set(err, "cannot connect to %s: %s", hp, strerror(e));
+}
+
+int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int cancel_fd, int *fd,
+                   kb_err *err)
+{
+    struct kb_addrs addrs;
+    if (kb_resolve(host, port, &addrs, err) != 0)
+        return -1;
+    return kb_tcp_connect_to(&addrs, host, port, timeout_ms, cancel_fd, fd, err);
 }
