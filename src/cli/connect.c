@@ -67,7 +67,7 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
             }
             bye_sent = true;
         }
-        if (gnutls_record_check_pending(s) == 0) {
+        if (kb_tls_pending(s) == 0) {
             struct pollfd p[2] = {
                 {.fd = fd, .events = POLLIN | (sending ? POLLOUT : 0)},
                 {.fd = in_open && !sending ? 0 : -1, .events = POLLIN},
@@ -468,6 +468,7 @@ int kb_cmd_connect(int argc, char **argv)
          * rejection arrives as an alert just after it. */
         if (kb_tls_settle(session, 1000, &err) != 0)
             goto fail;
+        kb_tls_describe_session(session, &r);
         print_summary(&peer, id, &r, kb_tls_request_of(session), c.json, c.verbose > 0);
     }
     rc = KB_EXIT_OK;

@@ -118,10 +118,16 @@ int kb_tls_our_certificate(gnutls_session_t session, const gnutls_datum_t *req_c
     struct session_ctx *ctx = gnutls_session_get_ptr(session);
     const kb_identity *id = ctx->client->id;
     struct kb_tls_request *q = &ctx->req;
-    note_request(session, q, req_ca_dn, n_req, pk_algos, n_pk_algos);
     *pcert = NULL;
     *n_pcert = 0;
     *privkey = NULL;
+    if (ctx->no_sign && id != NULL) {
+        /* On an event loop the key must not sign: the handshake ends here, before anything
+         * is signed, and is done again where signing may block (kb_tls_resume_step). */
+        ctx->wants_signer = true;
+        return -1;
+    }
+    note_request(session, q, req_ca_dn, n_req, pk_algos, n_pk_algos);
     /* GnuTLS may ask while reading the CertificateRequest, which in TLS 1.3 comes before the
      * server's Certificate: what is handed out here is only sent after verify_server
      * passed. An unverified peer never has an identity. */

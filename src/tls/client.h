@@ -17,6 +17,7 @@
 
 #include <gnutls/gnutls.h>
 #include <stdbool.h>
+#include <sys/socket.h>
 
 #include "src/tls/identity.h"
 
@@ -75,8 +76,10 @@ struct kb_tls_request {
 
 struct kb_tls_result {
     char protocol[16];
-    char cipher[160];
     char alpn[KB_ALPN_LEN + 1];
+    /* Filled by kb_tls_describe_session only: parsing the server's certificate for each
+     * connection would cost a tunnel a tenth of its CPU for what it never shows. */
+    char cipher[160];
     char server_subject[512];
     char server_issuer[512];
     bool resumed;
@@ -105,6 +108,9 @@ void kb_tls_client_set_admission(kb_tls_client *c, kb_tls_admit_fn fn, void *arg
 int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct kb_tls_result *r,
                    kb_err *err);
 
+/* The cipher description and the server's subject and issuer, into r. */
+void kb_tls_describe_session(gnutls_session_t session, struct kb_tls_result *r);
+
 /* Reads until a TLS 1.3 ticket arrived or wait_ms passed, discarding data: for handshake
  * tests, which then close. Returns -1 with err set when the server closed with an alert
  * (in TLS 1.3 a rejection of our certificate arrives after the handshake). A server that
@@ -129,6 +135,13 @@ int kb_tls_reauth(gnutls_session_t session, int rc, kb_err *err);
  * (waiting on the socket, up to the handshake timeout); *sent is what it wrote. */
 int kb_tls_finish_send(gnutls_session_t session, size_t *sent, kb_err *err);
 
+/* Bytes received and not yet returned by gnutls_record_recv (GnuTLS's and those read
+ * ahead): the socket will not become readable for them. Use it where
+ * gnutls_record_check_pending would be. */
+size_t kb_tls_pending(gnutls_session_t session);
+/* The session's socket. */
+int kb_tls_fd(gnutls_session_t session);
+
 /* The session's last CertificateRequest (from the handshake or after it). */
 const struct kb_tls_request *kb_tls_request_of(gnutls_session_t session);
 
@@ -141,14 +154,36 @@ void kb_tls_describe_error(gnutls_session_t session, int rc, kb_err *err);
 
 /* Ends a session and closes fd (-1: none). Orderly: our close_notify first. Abort: no
  * close_notify, and fd is closed with a TCP reset, so the server cannot take the stream
- * for a complete one. */
-enum kb_tls_close_mode { KB_TLS_ORDERLY, KB_TLS_ABORT };
+ * for a complete one. Bye sent: orderly, our close_notify having gone out before. */
+enum kb_tls_close_mode { KB_TLS_ORDERLY, KB_TLS_ABORT, KB_TLS_BYE_SENT };
 void kb_tls_close(gnutls_session_t session, int fd, enum kb_tls_close_mode mode);
 
 /* The TCP connect and handshake done by the caller on an already connected socket (the
  * tunnel connects itself). */
 int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
                         struct kb_tls_result *r, kb_err *err);
+
+/* The same handshake driven by an event loop, for a session that resumes and so needs no
+ * signature. kb_tls_resumable says whether one may be tried now (a ticket or session to
+ * resume, no proxy, the server's address looked up less than 30 s ago, copied to *sa).
+ * kb_tls_resume_begin makes the session on a connected non-blocking fd; kb_tls_resume_step
+ * runs the handshake as far as the socket allows. When the server refuses the ticket and
+ * asks for our certificate, the handshake stops before anything is signed: the session
+ * is gone, and the caller drops fd and does it all again with kb_tls_connect, where signing
+ * may block (counted as redone). On DONE, r is filled and *session is the caller's; on
+ * FAILED, err says why and the session is gone. */
+enum kb_tls_step {
+    KB_TLS_DONE,
+    KB_TLS_WANT_READ,
+    KB_TLS_WANT_WRITE,
+    KB_TLS_FAILED,
+    KB_TLS_NEEDS_SIGNER
+};
+bool kb_tls_resumable(kb_tls_client *c, struct sockaddr_storage *sa, socklen_t *len);
+int kb_tls_resume_begin(kb_tls_client *c, int fd, gnutls_session_t *session, kb_err *err);
+enum kb_tls_step kb_tls_resume_step(gnutls_session_t session, struct kb_tls_result *r, kb_err *err);
+/* After a failed connect made elsewhere: look the server's name up again. */
+void kb_tls_forget_addresses(kb_tls_client *c);
 
 /* Whether the session's server passed verification: in this handshake, or in the one whose
  * ticket it resumed (tickets are only kept from verified sessions). Always false for an
@@ -161,6 +196,7 @@ struct kb_tls_counts {
     unsigned long post_handshake; /* TLS 1.3 post-handshake authentications answered */
     unsigned long renegotiations; /* TLS 1.2 renegotiations completed */
     unsigned long reauth_refused; /* requests not answered (admission, verification) */
+    unsigned long redone;         /* begun on an event loop, redone where signing may block */
 };
 void kb_tls_counts(kb_tls_client *c, struct kb_tls_counts *out);
 

@@ -51,7 +51,7 @@ int kb_tls_finish_send(gnutls_session_t s, size_t *sent, kb_err *err)
             kb_tls_describe_error(s, (int)n, err);
             return -1;
         }
-        struct pollfd p = {.fd = gnutls_transport_get_int(s), .events = POLLOUT};
+        struct pollfd p = {.fd = kb_tls_fd(s), .events = POLLOUT};
         poll(&p, 1, (int)left);
     }
 }
@@ -95,7 +95,7 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
             return -1;
         }
     }
-    int fd = gnutls_transport_get_int(s);
+    int fd = kb_tls_fd(s);
     unsigned timeout = peer->handshake_timeout_ms ? peer->handshake_timeout_ms : 10000;
     long long deadline = kb_now_ms() + timeout;
     for (;;) {
@@ -166,8 +166,8 @@ int kb_tls_settle(gnutls_session_t s, unsigned wait_ms, kb_err *err)
         /* Past the deadline only what has already arrived is read, and not forever. */
         if (left <= 0 && ++late > 16)
             break;
-        if (gnutls_record_check_pending(s) == 0) {
-            struct pollfd p = {.fd = gnutls_transport_get_int(s), .events = POLLIN};
+        if (kb_tls_pending(s) == 0) {
+            struct pollfd p = {.fd = kb_tls_fd(s), .events = POLLIN};
             if (poll(&p, 1, left > 0 ? (int)left : 0) <= 0)
                 break;
         }

@@ -11,6 +11,7 @@
 
 #include "src/tls/client.h"
 #include "src/util/hostport.h"
+#include "src/util/net.h"
 
 /* HOST:PORT for a message, IPv6 in brackets; the buffer lives to the end of the statement's
  * block. */
@@ -31,6 +32,9 @@ struct kb_tls_client {
     bool gate_off;           /* the server gave no ticket in time: do not wait again */
     bool ticketless;         /* kb_tls_settle waited for one in vain: do not wait again */
     struct kb_tls_counts counts;
+    /* The server's addresses and when they were looked up (0: to be looked up again). */
+    struct kb_addrs addrs;
+    long long addrs_ms;
     kb_tls_admit_fn admit;
     void *admit_arg;
 };
@@ -41,6 +45,14 @@ struct session_ctx {
     bool verified;
     bool established; /* the handshake finished: later errors are about the connection */
     bool got_ticket;
+    /* Begun on an event loop (kb_tls_resume_begin): nothing may sign, and wants_signer says
+     * that the server asked for what would. */
+    bool no_sign, wants_signer;
+    long long start_ms;
+    /* The socket, and what was read from it ahead of GnuTLS (transport.c). */
+    int fd;
+    unsigned char *ahead;
+    size_t ahead_len, ahead_off;
     char why[4608];
     struct kb_tls_request req;
 };
@@ -51,5 +63,10 @@ struct session_ctx {
 int kb_tls_our_certificate(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int n_req,
                            const gnutls_pk_algorithm_t *pk_algos, int n_pk_algos,
                            gnutls_pcert_st **pcert, unsigned *n_pcert, gnutls_privkey_t *privkey);
+
+/* transport.c: the session's socket, read ahead; kb_tls_transport_free frees what was read
+ * and not taken (at the session's end). */
+void kb_tls_transport_set(gnutls_session_t s, struct session_ctx *ctx, int fd);
+void kb_tls_transport_free(struct session_ctx *ctx);
 
 #endif

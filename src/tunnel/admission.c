@@ -43,6 +43,7 @@ static void gen_count(const struct gen *g, struct kb_tun_totals *sum)
     sum->tls.post_handshake += n.post_handshake;
     sum->tls.renegotiations += n.renegotiations;
     sum->tls.reauth_refused += n.reauth_refused;
+    sum->tls.redone += n.redone;
     sum->sigs += kb_signer_signatures(g->id->signer);
     kb_signer_latency(g->id->signer, &sum->latency);
 }

@@ -16,7 +16,9 @@ int kb_tun_enqueue(struct ctx *x, struct conn *c)
 {
     struct tunnel *t = c->t;
     pthread_mutex_lock(&x->queue_lock);
-    if (!c->reauth && t->pending >= t->conf->max_pending) {
+    /* The generation's bound: t->conf is the control loop's, and a pumping loop gives
+     * connections to the workers too. */
+    if (!c->reauth && t->pending >= c->gen->conf.max_pending) {
         pthread_mutex_unlock(&x->queue_lock);
         return -1;
     }
@@ -152,6 +154,20 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&pl->done_lock);
         ev_async_send(pl->loop, &pl->wake);
     }
+}
+
+void kb_tun_to_workers(struct ctx *x, struct conn *c)
+{
+    if (kb_tun_enqueue(x, c) == 0)
+        return;
+    /* At once, rather than a client waiting for its own timeout. */
+    kb_log(KB_LOG_WARN,
+           "tunnel %s: reset %s: %u handshakes already waiting (max-pending-handshakes)",
+           c->gen->conf.name, c->peer, c->gen->conf.max_pending);
+    pthread_mutex_lock(&x->state_lock);
+    kb_tun_failed(c->t, KB_FAIL_QUEUE_FULL);
+    pthread_mutex_unlock(&x->state_lock);
+    kb_tun_conn_abort(x, c, NULL);
 }
 
 struct conn *kb_tun_purge_gone(struct ctx *x)

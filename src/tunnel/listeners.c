@@ -124,20 +124,11 @@ void kb_tun_on_accept(struct ev_loop *loop, ev_io *w, int revents)
             x->all->all_prev = c;
         x->all = c;
         unsigned active = t->active;
+        if (active >= t->conf->max_connections)
+            t->full = true; /* from now on a close wakes the control loop */
         pthread_mutex_unlock(&x->state_lock);
         kb_tun_conn_watchers(c);
-        if (kb_tun_enqueue(x, c) != 0) {
-            /* At once, rather than a client waiting for its own timeout. */
-            kb_log(KB_LOG_WARN,
-                   "tunnel %s: reset %s: %u handshakes already waiting "
-                   "(max-pending-handshakes)",
-                   t->conf->name, c->peer, t->conf->max_pending);
-            pthread_mutex_lock(&x->state_lock);
-            kb_tun_failed(t, KB_FAIL_QUEUE_FULL);
-            pthread_mutex_unlock(&x->state_lock);
-            kb_tun_conn_abort(x, c, NULL);
-            continue;
-        }
+        kb_tun_handshake(x, c);
         if (active >= t->conf->max_connections) {
             /* Backpressure: the kernel's backlog holds the rest. */
             ev_io_stop(loop, &t->lw);

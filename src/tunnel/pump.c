@@ -17,7 +17,7 @@
 
 /* Closes a socket with a reset: the other side must not take an aborted stream for a
  * complete one. */
-static void reset_close(int fd)
+void kb_tun_reset_close(int fd)
 {
     struct linger l = {1, 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
@@ -38,7 +38,7 @@ void kb_tun_conn_abort(struct ctx *x, struct conn *c, const char *why)
 }
 
 /* Runs on c's loop (or after the loops stopped). What the main loop must do about it
- * (accept again, finish a drain) it learns through main_wake. */
+ * (accept again, finish a drain) it learns through main_wake, when it waits for that. */
 static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abort)
 {
     struct tunnel *t = c->t;
@@ -52,12 +52,18 @@ static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abo
     ev_io_stop(loop, &c->cw);
     ev_io_stop(loop, &c->sw);
     ev_timer_stop(loop, &c->idle);
+    ev_timer_stop(loop, &c->hs_timer);
+    /* A handshake under way has no orderly end; a close_notify already sent is not sent
+     * again. */
     if (c->s != NULL)
-        kb_tls_close(c->s, c->sfd, abort ? KB_TLS_ABORT : KB_TLS_ORDERLY);
+        kb_tls_close(c->s, c->sfd,
+                     abort || c->handshaking ? KB_TLS_ABORT
+                     : c->bye_sent           ? KB_TLS_BYE_SENT
+                                             : KB_TLS_ORDERLY);
     else if (c->sfd >= 0)
-        abort ? reset_close(c->sfd) : (void)close(c->sfd);
+        abort ? kb_tun_reset_close(c->sfd) : (void)close(c->sfd);
     if (abort)
-        reset_close(c->cfd);
+        kb_tun_reset_close(c->cfd);
     else
         close(c->cfd);
     free(c->c2s);
@@ -72,9 +78,13 @@ static void conn_finish(struct ctx *x, struct conn *c, const char *why, bool abo
         c->all_next->all_prev = c->all_prev;
     t->active--;
     x->active--;
+    /* The control loop only waits for a close when it stopped accepting for want of room,
+     * or drains: a wake for every close costs a switch of threads. */
+    bool wake = t->full || x->draining;
     pthread_mutex_unlock(&x->state_lock);
     free(c);
-    ev_async_send(x->loop, &x->main_wake);
+    if (wake)
+        ev_async_send(x->loop, &x->main_wake);
 }
 
 static void drop(char **buf, size_t *len, size_t *off)
@@ -279,7 +289,7 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
             kb_tun_conn_close(x, c, NULL);
             return;
         }
-        if (!progress && gnutls_record_check_pending(c->s) == 0)
+        if (!progress && kb_tls_pending(c->s) == 0)
             break;
     }
     int cev = (!c->client_eof && !c->cut && !c->send_failed && c->c2s_len == 0 ? EV_READ : 0) |
@@ -300,7 +310,7 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
         ev_io_set(&c->sw, c->sfd, sev);
         ev_io_start(c->pl->loop, &c->sw);
         /* Records GnuTLS already holds will not make the socket readable again. */
-        if ((sev & EV_READ) && gnutls_record_check_pending(c->s) > 0)
+        if ((sev & EV_READ) && kb_tls_pending(c->s) > 0)
             ev_feed_event(c->pl->loop, &c->sw, EV_READ);
     }
     /* A cut stream's timer is its deadline (arm_deadline), not an idle timeout. */
@@ -374,35 +384,49 @@ void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents)
             kb_tun_pump(x, c);
             continue;
         }
-        pthread_mutex_lock(&x->state_lock);
-        bool retired = c->gen->retired;
-        pthread_mutex_unlock(&x->state_lock);
-        bool no_longer = c->rc == 0 && retired;
-        if (no_longer) {
-            kb_tls_close(c->s, c->sfd, KB_TLS_ORDERLY);
-            c->s = NULL;
-            c->sfd = -1;
-            c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
-        }
-        if (c->rc != 0) {
-            kb_log(c->gone ? KB_LOG_INFO : KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name,
-                   c->peer, c->err.msg);
-            pthread_mutex_lock(&x->state_lock);
-            if (!c->gone)
-                kb_tun_failed(c->t, no_longer           ? KB_FAIL_NOT_ADMITTED
-                                    : c->r.token_failed ? KB_FAIL_TOKEN
-                                                        : KB_FAIL_BACKEND);
-            pthread_mutex_unlock(&x->state_lock);
-            c->s = NULL;
-            kb_tun_conn_close(x, c, NULL);
+        if (c->on_loop) {
+            c->on_loop = false;
+            if (x->loops_stopped)
+                kb_tun_conn_abort(x, c, "stopping");
+            else
+                kb_tun_resume_start(x, c);
             continue;
         }
-        fcntl(c->sfd, F_SETFL, fcntl(c->sfd, F_GETFL) | O_NONBLOCK);
-        kb_log(KB_LOG_INFO, "tunnel %s: open %s -> %s: %s, %s handshake in %lld ms",
-               c->gen->conf.name, c->peer, c->gen->conf.connect, c->r.protocol,
-               c->r.resumed ? "resumed" : "full", c->r.handshake_ms);
-        ev_io_init(&c->sw, on_io, c->sfd, EV_READ);
-        c->sw.data = c;
-        kb_tun_pump(x, c);
+        kb_tun_handshake_done(x, c);
     }
+}
+
+void kb_tun_handshake_done(struct ctx *x, struct conn *c)
+{
+    pthread_mutex_lock(&x->state_lock);
+    bool retired = c->gen->retired;
+    pthread_mutex_unlock(&x->state_lock);
+    bool no_longer = c->rc == 0 && retired;
+    if (no_longer) {
+        kb_tls_close(c->s, c->sfd, KB_TLS_ORDERLY);
+        c->s = NULL;
+        c->sfd = -1;
+        c->rc = kb_err_set(&c->err, "the device is no longer admitted for this endpoint");
+    }
+    if (c->rc != 0) {
+        kb_log(c->gone ? KB_LOG_INFO : KB_LOG_WARN, "tunnel %s: %s: %s", c->gen->conf.name, c->peer,
+               c->err.msg);
+        pthread_mutex_lock(&x->state_lock);
+        if (!c->gone)
+            kb_tun_failed(c->t, no_longer           ? KB_FAIL_NOT_ADMITTED
+                                : c->r.token_failed ? KB_FAIL_TOKEN
+                                                    : KB_FAIL_BACKEND);
+        pthread_mutex_unlock(&x->state_lock);
+        c->s = NULL;
+        kb_tun_conn_close(x, c, NULL);
+        return;
+    }
+    if (!c->resumed_here)
+        fcntl(c->sfd, F_SETFL, fcntl(c->sfd, F_GETFL) | O_NONBLOCK);
+    kb_log(KB_LOG_INFO, "tunnel %s: open %s -> %s: %s, %s handshake in %lld ms", c->gen->conf.name,
+           c->peer, c->gen->conf.connect, c->r.protocol, c->r.resumed ? "resumed" : "full",
+           c->r.handshake_ms);
+    ev_io_init(&c->sw, on_io, c->sfd, EV_READ);
+    c->sw.data = c;
+    kb_tun_pump(x, c);
 }

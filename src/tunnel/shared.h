@@ -5,6 +5,8 @@
  *   listeners.c   listening sockets and accepting (on the control loop);
  *   handshakes.c  the worker threads: TCP connects, handshakes, answers to the server's
  *                 later requests for the certificate (anything that may sign);
+ *   resume.c      where a new connection's handshake runs: a resumption on its pumping
+ *                 loop (nothing signs there), anything else on a worker;
  *   pump.c        established connections on their pumping loop, and their end;
  *   admission.c   the policy's verdict per tunnel, made into generations; reloads;
  *   tokenwatch.c  a token module that lost its state (a TPM reset), initialised again;
@@ -78,6 +80,7 @@ struct tunnel {
     int lfd;
     ev_io lw;
     bool accepting;
+    bool full;      /* not accepting for max-connections: a close wakes the control loop */
     ino_t sock_ino; /* our unix socket file: only that one is removed at the end */
     unsigned active;
     unsigned long total, failed;
@@ -127,6 +130,7 @@ struct conn {
     gnutls_session_t s;
     ev_io cw, sw;
     ev_timer idle;
+    ev_timer hs_timer; /* the connect's and then the handshake's deadline, on the loop */
     char peer[128];
     /* Taken only while bytes wait in them: an idle connection holds no buffer. */
     char *c2s, *s2c;
@@ -143,7 +147,10 @@ struct conn {
     /* Not 0: the server asked for the certificate again (GNUTLS_E_REAUTH_REQUEST or
      * GNUTLS_E_REHANDSHAKE); pumping pauses while a worker answers. */
     int reauth;
-    bool gone; /* the local client left before its handshake: dropped, not a failure */
+    bool gone;         /* the local client left before its handshake: dropped, not a failure */
+    bool on_loop;      /* in the done list to begin a resumption on its loop (resume.c) */
+    bool handshaking;  /* that resumption is under way */
+    bool resumed_here; /* it succeeded: sfd is non-blocking already */
     unsigned long long up, down; /* bytes client->server, server->client */
     long long start_ms;
     struct kb_tls_result r;
@@ -191,6 +198,9 @@ struct ctx {
     ino_t status_ino;
     bool ready;
     unsigned long reloads;
+    /* The pumping loops' threads have ended: what is left in a done list is ended by the
+     * control thread, not begun. */
+    bool loops_stopped;
 };
 
 /* pump.c, on the connection's pumping loop */
@@ -200,11 +210,22 @@ void kb_tun_conn_abort(struct ctx *x, struct conn *c, const char *why); /* reset
 void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents);
 /* Its watchers and idle timer, for a connection just accepted (c->gen set). */
 void kb_tun_conn_watchers(struct conn *c);
+/* A handshake ended (c->rc, c->err): the connection is pumped, or ended and counted. */
+void kb_tun_handshake_done(struct ctx *x, struct conn *c);
+void kb_tun_reset_close(int fd);
+
+/* resume.c. kb_tun_handshake, on the control loop, gives a new connection to its pumping
+ * loop when its handshake can resume there, else to the workers; kb_tun_resume_start
+ * begins that on the loop (from its done list). */
+void kb_tun_handshake(struct ctx *x, struct conn *c);
+void kb_tun_resume_start(struct ctx *x, struct conn *c);
 
 /* handshakes.c. kb_tun_enqueue gives c to the workers (a worker owns it until it is back
  * on its loop's done list); a new connection beyond its tunnel's max-pending-handshakes is
  * refused (-1: the caller resets it); a request for the certificate always goes in, first. */
 int kb_tun_enqueue(struct ctx *x, struct conn *c);
+/* kb_tun_enqueue for a new connection, which is reset (and counted) when refused. */
+void kb_tun_to_workers(struct ctx *x, struct conn *c);
 /* On the control loop, now and then: queued connections whose client has left are taken
  * out without waiting for their turn (behind a backend that never answers, that turn may
  * be minutes away), so they hold no place in max-pending-handshakes. Returns them, linked

@@ -67,6 +67,7 @@ static char *status_body(struct ctx *x, size_t *len)
         json_object_object_add(o, "connections", conns);
         json_object_object_add(hs, "full", json_object_new_int64((int64_t)c.done.tls.full));
         json_object_object_add(hs, "resumed", json_object_new_int64((int64_t)c.done.tls.resumed));
+        json_object_object_add(hs, "redone", json_object_new_int64((int64_t)c.done.tls.redone));
         json_object_object_add(o, "handshakes", hs);
         json_object_object_add(o, "token_signatures", json_object_new_int64((int64_t)c.done.sigs));
         json_object_array_add(tuns, o);
@@ -174,6 +175,11 @@ static char *metrics_body(struct ctx *x, size_t *len)
             "keybound_handshakes_total{tunnel=\"%s\",kind=\"full\"} %lu\n"
             "keybound_handshakes_total{tunnel=\"%s\",kind=\"resumed\"} %lu\n",
             names[i], c[i].done.tls.full, names[i], c[i].done.tls.resumed);
+    head(&b, "keybound_handshakes_redone_total", "counter",
+         "Resumptions begun on a pumping loop that the server made full, done again on a worker");
+    for (size_t i = 0; i < n; i++)
+        add(&b, "keybound_handshakes_redone_total{tunnel=\"%s\"} %lu\n", names[i],
+            c[i].done.tls.redone);
     head(&b, "keybound_token_signatures_total", "counter", "Signatures the token made");
     for (size_t i = 0; i < n; i++)
         add(&b, "keybound_token_signatures_total{tunnel=\"%s\"} %lu\n", names[i], c[i].done.sigs);

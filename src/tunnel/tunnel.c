@@ -55,6 +55,7 @@ static void on_main_wake(struct ev_loop *loop, ev_async *w, int revents)
         if (!t->accepting && !x->draining && t->active < t->conf->max_connections) {
             ev_io_start(loop, &t->lw);
             t->accepting = true;
+            t->full = false;
         }
     }
     pthread_mutex_unlock(&x->state_lock);
@@ -76,9 +77,10 @@ static void stats(struct ctx *x)
         kb_log(KB_LOG_INFO,
                "tunnel %s: %u open, %lu accepted, %lu failed; handshakes %lu full, %lu resumed; "
                "%lu token signatures; certificate requests after the handshake: %lu "
-               "post-handshake, %lu renegotiations, %lu refused",
+               "post-handshake, %lu renegotiations, %lu refused; resumptions the server made "
+               "full, redone on a worker: %lu",
                t->conf->name, active, total, failed, n.full, n.resumed, sum.sigs, n.post_handshake,
-               n.renegotiations, n.reauth_refused);
+               n.renegotiations, n.reauth_refused, n.redone);
     }
 }
 
@@ -335,6 +337,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         pthread_join(x.loops[i].thread, NULL);
         x.loops[i].has_thread = false;
     }
+    x.loops_stopped = true;
     stats(&x);
     kb_tun_workers_stop(&x);
     kb_tun_tokenwatch_stop(&x);
@@ -349,7 +352,7 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
      * abort, so that no stream cut here passes for a complete one. */
     while (x.all != NULL) {
         struct conn *c = x.all;
-        if (c->reauth || c->cut || c->c2s_len > 0 || c->s2c_len > 0)
+        if (c->reauth || c->handshaking || c->cut || c->c2s_len > 0 || c->s2c_len > 0)
             kb_tun_conn_abort(&x, c, "stopping");
         else
             kb_tun_conn_close(&x, c, "stopping");
