@@ -23,10 +23,12 @@ struct kb_tls_client {
     kb_identity *id;
     gnutls_certificate_credentials_t cred;
     gnutls_priority_t priority;
-    gnutls_priority_t reneg_priority; /* the same without TLS 1.2 tickets, for renegotiations */
-    pthread_mutex_t lock;             /* guards ticket, counters and the first-handshake gate */
+    gnutls_priority_t reneg_priority;    /* the same without TLS 1.2 tickets, for renegotiations */
+    gnutls_priority_t resume12_priority; /* TLS 1.2 only: resuming a TLS 1.2 session */
+    pthread_mutex_t lock;                /* guards ticket, counters and the first-handshake gate */
     pthread_cond_t ticket_cv;
     gnutls_datum_t ticket;
+    bool ticket_tls12;       /* ticket holds a TLS 1.2 session */
     bool first_in_flight;    /* a full handshake without a ticket is under way */
     long long first_done_ms; /* when it ended; its ticket may still be on the way */
     bool gate_off;           /* the server gave no ticket in time: do not wait again */
