@@ -185,6 +185,10 @@ static bool wait_io(gnutls_session_t s, int fd, long long deadline)
     long long left = deadline - kb_now_ms();
     if (left <= 0)
         return false;
+    /* GnuTLS returns AGAIN after a post-handshake message (a TLS 1.3 ticket) while the
+     * reply may already have been read ahead: no wait for the socket then. */
+    if (!gnutls_record_get_direction(s) && kb_tls_pending(s) > 0)
+        return true;
     struct pollfd p = {.fd = fd, .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN};
     int rc;
     do {

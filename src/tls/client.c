@@ -666,7 +666,8 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
         rc = gnutls_handshake(s);
         if (rc >= 0 || gnutls_error_is_fatal(rc))
             break;
-        if (fl >= 0 && rc == GNUTLS_E_AGAIN) {
+        if (fl >= 0 && rc == GNUTLS_E_AGAIN &&
+            (gnutls_record_get_direction(s) || kb_tls_pending(s) == 0)) {
             long long left = start + peer->handshake_timeout_ms - kb_now_ms();
             int w = left > 0 ? kb_wait_fd(fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN,
                                           (int)left, cancel)

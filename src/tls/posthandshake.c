@@ -106,7 +106,10 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
                 rc = GNUTLS_E_TIMEDOUT;
                 break;
             }
-            /* A handshake may need to write while nothing is to be read. */
+            /* A handshake may need to write while nothing is to be read; what was read ahead
+             * needs no wait. */
+            if (!gnutls_record_get_direction(s) && kb_tls_pending(s) > 0)
+                continue;
             if (kb_wait_fd(fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN, (int)left,
                            peer->cancel_fd ? *peer->cancel_fd : -1) == -2) {
                 kb_err_set(err, "the answer to %s abandoned: stopping", HP(peer));

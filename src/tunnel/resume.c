@@ -107,7 +107,8 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         ev_timer_set(&c->hs_timer, c->gen->peer.handshake_timeout_ms / 1000.0, 0);
         ev_timer_start(loop, &c->hs_timer);
     }
-    switch (kb_tls_resume_step(c->s, &c->r, &c->err)) {
+    enum kb_tls_step step = kb_tls_resume_step(c->s, &c->r, &c->err);
+    switch (step) {
     case KB_TLS_WANT_READ:
     case KB_TLS_WANT_WRITE: {
         int ev = gnutls_record_get_direction(c->s) ? EV_WRITE : EV_READ;
@@ -116,6 +117,9 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
             ev_io_set(&c->sw, c->sfd, ev);
             ev_io_start(loop, &c->sw);
         }
+        /* Records read ahead will not make the socket readable: another turn takes them. */
+        if (ev == EV_READ && kb_tls_pending(c->s) > 0)
+            ev_feed_event(loop, &c->sw, EV_READ);
         return;
     }
     case KB_TLS_NEEDS_SIGNER:
