@@ -634,6 +634,8 @@ static int handshake_ended(gnutls_session_t s, int rc, struct kb_tls_result *r, 
         c->counts.resumed++;
     else
         c->counts.full++;
+    if (r->resumed && !ctx->no_sign)
+        c->loop_off = false; /* the server resumes again: so may the loops */
     pthread_mutex_unlock(&c->lock);
     return 0;
 }
@@ -705,7 +707,7 @@ bool kb_tls_resumable(kb_tls_client *c, struct sockaddr_storage *sa, socklen_t *
     if (c->peer->proxy != NULL || c->peer->unverified)
         return false;
     pthread_mutex_lock(&c->lock);
-    bool ok = c->ticket.data != NULL && c->addrs_ms != 0 &&
+    bool ok = !c->loop_off && c->ticket.data != NULL && c->addrs_ms != 0 &&
               kb_now_ms() - c->addrs_ms < ADDRS_TTL_MS && c->addrs.n > 0;
     if (ok) {
         *sa = c->addrs.a[0].sa;
@@ -744,16 +746,28 @@ enum kb_tls_step kb_tls_resume_step(gnutls_session_t s, struct kb_tls_result *r,
     if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
         return gnutls_record_get_direction(s) ? KB_TLS_WANT_WRITE : KB_TLS_WANT_READ;
     struct session_ctx *ctx = gnutls_session_get_ptr(s);
-    if (rc < 0 && ctx->wants_signer) {
-        kb_tls_client *c = ctx->client;
+    kb_tls_client *c = ctx->client;
+    if (rc < 0) {
+        /* Refused or failed: a worker does it again from scratch (a server that moved to
+         * TLS 1.3 only fails a TLS 1.2 resumption's ClientHello), and new connections go
+         * to the workers until one resumes there: a server that never resumes costs no
+         * attempt on the loop per connection. */
+        bool asked = ctx->wants_signer;
+        if (asked)
+            kb_err_set(err, "the server did not resume the session and asked for the "
+                            "certificate");
+        else
+            handshake_ended(s, rc, r, err); /* says why, and ends the session */
         pthread_mutex_lock(&c->lock);
         c->counts.redone++;
+        c->loop_off = true;
         pthread_mutex_unlock(&c->lock);
-        kb_tls_close(s, -1, KB_TLS_ABORT);
-        return KB_TLS_NEEDS_SIGNER;
+        if (asked)
+            kb_tls_close(s, -1, KB_TLS_ABORT);
+        return KB_TLS_REDO;
     }
     if (handshake_ended(s, rc, r, err) != 0)
-        return KB_TLS_FAILED;
+        return KB_TLS_REDO; /* not reached: rc >= 0 */
     /* Later requests for the certificate are answered by kb_tls_reauth, which the caller
      * runs where signing may block. */
     ctx->no_sign = false;

@@ -168,17 +168,12 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
  * resume, no proxy, the server's address looked up less than 30 s ago, copied to *sa).
  * kb_tls_resume_begin makes the session on a connected non-blocking fd; kb_tls_resume_step
  * runs the handshake as far as the socket allows. When the server refuses the ticket and
- * asks for our certificate, the handshake stops before anything is signed: the session
- * is gone, and the caller drops fd and does it all again with kb_tls_connect, where signing
- * may block (counted as redone). On DONE, r is filled and *session is the caller's; on
- * FAILED, err says why and the session is gone. */
-enum kb_tls_step {
-    KB_TLS_DONE,
-    KB_TLS_WANT_READ,
-    KB_TLS_WANT_WRITE,
-    KB_TLS_FAILED,
-    KB_TLS_NEEDS_SIGNER
-};
+ * asks for our certificate, the handshake stops before anything is signed. That, or any
+ * other failure, is REDO: the session is gone, err says why, and the caller drops fd and
+ * does it all again with kb_tls_connect, where signing may block (counted as redone);
+ * kb_tls_resumable then says no until a handshake there resumes. On DONE, r is filled and
+ * *session is the caller's. */
+enum kb_tls_step { KB_TLS_DONE, KB_TLS_WANT_READ, KB_TLS_WANT_WRITE, KB_TLS_REDO };
 bool kb_tls_resumable(kb_tls_client *c, struct sockaddr_storage *sa, socklen_t *len);
 int kb_tls_resume_begin(kb_tls_client *c, int fd, gnutls_session_t *session, kb_err *err);
 enum kb_tls_step kb_tls_resume_step(gnutls_session_t session, struct kb_tls_result *r, kb_err *err);

@@ -28,7 +28,10 @@ struct kb_tls_client {
     pthread_mutex_t lock;                /* guards ticket, counters and the first-handshake gate */
     pthread_cond_t ticket_cv;
     gnutls_datum_t ticket;
-    bool ticket_tls12;       /* ticket holds a TLS 1.2 session */
+    bool ticket_tls12; /* ticket holds a TLS 1.2 session */
+    /* A resumption on an event loop was redone: none is tried there until a worker's
+     * resumes. */
+    bool loop_off;
     bool first_in_flight;    /* a full handshake without a ticket is under way */
     long long first_done_ms; /* when it ended; its ticket may still be on the way */
     bool gate_off;           /* the server gave no ticket in time: do not wait again */

@@ -122,19 +122,12 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
             ev_feed_event(loop, &c->sw, EV_READ);
         return;
     }
-    case KB_TLS_NEEDS_SIGNER:
-        c->s = NULL; /* closed by kb_tls_resume_step */
+    case KB_TLS_REDO:
+        c->s = NULL; /* ended by kb_tls_resume_step */
         kb_log(KB_LOG_INFO,
-               "tunnel %s: %s: the server did not resume the session and asked for the "
-               "certificate: the handshake is done again where the token may sign",
-               c->gen->conf.name, c->peer);
+               "tunnel %s: %s: %s: the handshake is done again where the token may sign",
+               c->gen->conf.name, c->peer, c->err.msg);
         to_workers(x, c);
-        return;
-    case KB_TLS_FAILED:
-        c->s = NULL;
-        close(c->sfd);
-        c->sfd = -1;
-        ended(x, c, -1);
         return;
     case KB_TLS_DONE:
         c->resumed_here = true;

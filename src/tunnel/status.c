@@ -176,7 +176,7 @@ static char *metrics_body(struct ctx *x, size_t *len)
             "keybound_handshakes_total{tunnel=\"%s\",kind=\"resumed\"} %lu\n",
             names[i], c[i].done.tls.full, names[i], c[i].done.tls.resumed);
     head(&b, "keybound_handshakes_redone_total", "counter",
-         "Resumptions begun on a pumping loop that the server made full, done again on a worker");
+         "Resumptions begun on a pumping loop, refused or failed, done again on a worker");
     for (size_t i = 0; i < n; i++)
         add(&b, "keybound_handshakes_redone_total{tunnel=\"%s\"} %lu\n", names[i],
             c[i].done.tls.redone);
