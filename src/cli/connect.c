@@ -58,15 +58,6 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     for (;;) {
         bool sending = in_off < in_len;
-        if (!in_open && !sending && !bye_sent) {
-            int rc = gnutls_bye(s, GNUTLS_SHUT_WR);
-            if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
-                struct pollfd w = {.fd = fd, .events = POLLOUT};
-                poll(&w, 1, -1);
-                continue;
-            }
-            bye_sent = true;
-        }
         if (kb_tls_pending(s) == 0) {
             struct pollfd p[2] = {
                 {.fd = fd, .events = POLLIN | (sending ? POLLOUT : 0)},
@@ -86,6 +77,17 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
                 if (n > 0) {
                     in_len = (size_t)n;
                     in_off = 0;
+                    /* Its end, when it is already there (a file, a closed pipe), goes out
+                     * right after the data: a server asking for the certificate after the
+                     * request must not find us still open by chance. */
+                    struct pollfd more = {.fd = 0, .events = POLLIN};
+                    if (in_len < sizeof in && poll(&more, 1, 0) > 0) {
+                        ssize_t m = read(0, in + in_len, sizeof in - in_len);
+                        if (m == 0)
+                            in_open = false;
+                        else if (m > 0)
+                            in_len += (size_t)m;
+                    }
                 }
             }
         }
@@ -98,6 +100,17 @@ static int pump(gnutls_session_t s, int fd, kb_err *err)
                 kb_tls_describe_error(s, (int)w, err);
                 return -1;
             }
+        }
+        /* Our close_notify before reading on: whatever the server sends next finds our
+         * side ended. */
+        if (!in_open && in_off == in_len && !bye_sent) {
+            int rc = gnutls_bye(s, GNUTLS_SHUT_WR);
+            if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+                struct pollfd w = {.fd = fd, .events = POLLOUT};
+                poll(&w, 1, -1);
+                continue;
+            }
+            bye_sent = true;
         }
         ssize_t n = gnutls_record_recv(s, out, sizeof out);
         if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)

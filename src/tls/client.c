@@ -161,7 +161,7 @@ static int ticket_hook(gnutls_session_t session, unsigned htype, unsigned when, 
         pthread_mutex_lock(&ctx->client->lock);
         gnutls_free(ctx->client->ticket.data);
         ctx->client->ticket = data;
-        ctx->client->ticket_tls12 = false;
+        ctx->client->ticket_tls12 = gnutls_protocol_get_version(session) != GNUTLS_TLS1_3;
         pthread_cond_broadcast(&ctx->client->ticket_cv);
         pthread_mutex_unlock(&ctx->client->lock);
         ctx->got_ticket = true;
@@ -292,11 +292,10 @@ int kb_tls_client_new(const kb_tls_peer *peer, kb_identity *id, kb_tls_client **
      * (on a worker) offers both again, so a server that moves to TLS 1.3 is followed. */
     prio[used] = '\0';
     if (peer->min_tls != 13 && !no_pss) {
+        /* A priority that leaves only TLS 1.3 has no TLS 1.2 sessions to resume: none. */
         snprintf(prio + used, sizeof prio - used, ":-VERS-TLS1.3");
-        if ((rc = gnutls_priority_init2(&c->resume12_priority, prio, NULL, 0)) < 0) {
-            kb_err_set(err, "%s", gnutls_strerror(rc));
-            goto fail;
-        }
+        if (gnutls_priority_init2(&c->resume12_priority, prio, NULL, 0) < 0)
+            c->resume12_priority = NULL;
     }
     *out = c;
     return 0;
@@ -669,7 +668,7 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
         if (rc >= 0 || gnutls_error_is_fatal(rc))
             break;
         if (fl >= 0 && rc == GNUTLS_E_AGAIN &&
-            (gnutls_record_get_direction(s) || kb_tls_pending(s) == 0)) {
+            (gnutls_record_get_direction(s) || !kb_tls_read_ahead(s))) {
             long long left = start + peer->handshake_timeout_ms - kb_now_ms();
             int w = left > 0 ? kb_wait_fd(fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN,
                                           (int)left, cancel)
@@ -742,7 +741,11 @@ int kb_tls_resume_begin(kb_tls_client *c, int fd, gnutls_session_t *session, kb_
 
 enum kb_tls_step kb_tls_resume_step(gnutls_session_t s, struct kb_tls_result *r, kb_err *err)
 {
-    int rc = gnutls_handshake(s);
+    int rc;
+    /* A warning alert (unrecognized_name, from many servers) is not a failure. */
+    do
+        rc = gnutls_handshake(s);
+    while (rc == GNUTLS_E_WARNING_ALERT_RECEIVED);
     if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
         return gnutls_record_get_direction(s) ? KB_TLS_WANT_WRITE : KB_TLS_WANT_READ;
     struct session_ctx *ctx = gnutls_session_get_ptr(s);

@@ -108,7 +108,7 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
             }
             /* A handshake may need to write while nothing is to be read; what was read ahead
              * needs no wait. */
-            if (!gnutls_record_get_direction(s) && kb_tls_pending(s) > 0)
+            if (!gnutls_record_get_direction(s) && kb_tls_read_ahead(s))
                 continue;
             if (kb_wait_fd(fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN, (int)left,
                            peer->cancel_fd ? *peer->cancel_fd : -1) == -2) {

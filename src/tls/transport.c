@@ -82,6 +82,12 @@ void kb_tls_transport_free(struct session_ctx *ctx)
     ctx->ahead = NULL;
 }
 
+bool kb_tls_read_ahead(gnutls_session_t s)
+{
+    const struct session_ctx *ctx = gnutls_session_get_ptr(s);
+    return ctx->ahead_off < ctx->ahead_len;
+}
+
 size_t kb_tls_pending(gnutls_session_t s)
 {
     const struct session_ctx *ctx = gnutls_session_get_ptr(s);

@@ -77,8 +77,8 @@ static void stats(struct ctx *x)
         kb_log(KB_LOG_INFO,
                "tunnel %s: %u open, %lu accepted, %lu failed; handshakes %lu full, %lu resumed; "
                "%lu token signatures; certificate requests after the handshake: %lu "
-               "post-handshake, %lu renegotiations, %lu refused; resumptions the server made "
-               "full, redone on a worker: %lu",
+               "post-handshake, %lu renegotiations, %lu refused; resumptions on a loop redone on "
+               "a worker: %lu",
                t->conf->name, active, total, failed, n.full, n.resumed, sum.sigs, n.post_handshake,
                n.renegotiations, n.reauth_refused, n.redone);
     }
@@ -103,6 +103,7 @@ static void readmit(struct ctx *x, const char *why)
         struct tunnel *t = &x->tunnels[i];
         pthread_mutex_lock(&x->state_lock);
         bool want = t->active < t->conf->max_connections && !x->draining;
+        t->full = !want && !x->draining; /* a lower max-connections: a close says when */
         pthread_mutex_unlock(&x->state_lock);
         if (want && !t->accepting)
             ev_io_start(x->loop, &t->lw);

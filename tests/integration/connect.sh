@@ -27,6 +27,12 @@ t_check "  summary: the client certificate was sent" out_has "client cert:  CN=l
 t_check "  summary: not resumed, with a handshake time" bash -c "grep -q 'resumed: *no' '$T/out' && grep -q 'handshake: *[0-9]* ms' '$T/out'"
 kb connect $MOD --pin-file "$T/pin" $POL $KEY --alpn h2 --json "localhost:$gport"
 t_check "  --json has the same facts, and ALPN" json_is "d['protocol']=='TLS1.3' and d['client_certificate']['sent'] and d['client_certificate']['subject']=='CN=laptop-1' and d['server_subject']=='CN=localhost' and d['alpn']=='h2' and d['resumed'] is False"
+# A priority that leaves TLS 1.3 only (min-tls left at 1.2): keybound makes a TLS 1.2-only
+# priority for resuming TLS 1.2 sessions, which this one has none of; it must not fail.
+sed "s|^\[endpoint \"localhost\"\]|&\npriority = NORMAL:-VERS-TLS1.2|" "$T/policy.conf" >"$T/policy13.conf"
+kb connect $MOD --pin-file "$T/pin" --policy "$T/policy13.conf" $KEY "localhost:$gport"
+t_check "an endpoint priority leaving TLS 1.3 only: connect succeeds with TLS 1.3" \
+    bash -c "[ $rc -eq 0 ] && grep -q 'with TLS1.3' '$T/out' && grep -q '^priority = NORMAL:-VERS-TLS1.2' '$T/policy13.conf'"
 printf 'hello through the token\n' >"$T/in"
 RUN_STDIN=$T/in run setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" $POL $KEY --stdio "127.0.0.1:$gport"
 t_check "  --stdio: the echo comes back (127.0.0.1, server-name from the policy)" out_lines "hello through the token"

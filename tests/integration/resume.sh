@@ -187,7 +187,7 @@ sys.exit(0 if (t['connections']['accepted'], t['connections']['failed'], t['toke
 sys.exit(0 if h == {'full': 2, 'resumed': 6, 'redone': 1} else 1)"
     kill -USR1 "$pid"
     t_check "  SIGUSR1: 2 full, 6 resumed, 2 signatures; 1 resumption redone on a worker" \
-        wait_log "$log" "tunnel cli: 0 open, 8 accepted, 0 failed; handshakes 2 full, 6 resumed; 2 token signatures; .*; resumptions the server made full, redone on a worker: 1$"
+        wait_log "$log" "tunnel cli: 0 open, 8 accepted, 0 failed; handshakes 2 full, 6 resumed; 2 token signatures; .*; resumptions on a loop redone on a worker: 1$"
 
     # --- the server refuses the session, then rejects the certificate -------------------
     bg_stop "$ngx_pid"
