@@ -147,12 +147,7 @@ static void *worker(void *arg)
         pthread_mutex_unlock(&x->queue_lock);
         /* Once on the done list c is its loop's, which may free it at once: not one more
          * look at it from here. */
-        struct pump_loop *pl = c->pl;
-        pthread_mutex_lock(&pl->done_lock);
-        c->next = pl->done;
-        pl->done = c;
-        pthread_mutex_unlock(&pl->done_lock);
-        ev_async_send(pl->loop, &pl->wake);
+        kb_tun_to_loop(c);
     }
 }
 

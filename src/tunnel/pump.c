@@ -352,6 +352,16 @@ void kb_tun_conn_watchers(struct conn *c)
     c->idle.data = c;
 }
 
+void kb_tun_to_loop(struct conn *c)
+{
+    struct pump_loop *pl = c->pl;
+    pthread_mutex_lock(&pl->done_lock);
+    c->next = pl->done;
+    pl->done = c;
+    pthread_mutex_unlock(&pl->done_lock);
+    ev_async_send(pl->loop, &pl->wake);
+}
+
 void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents)
 {
     (void)w;

@@ -28,12 +28,7 @@ void kb_tun_handshake(struct ctx *x, struct conn *c)
         return;
     }
     c->on_loop = true;
-    struct pump_loop *pl = c->pl;
-    pthread_mutex_lock(&pl->done_lock);
-    c->next = pl->done;
-    pl->done = c;
-    pthread_mutex_unlock(&pl->done_lock);
-    ev_async_send(pl->loop, &pl->wake);
+    kb_tun_to_loop(c);
 }
 
 /* Back to the workers' way, with nothing of this attempt left. */

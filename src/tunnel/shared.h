@@ -208,6 +208,9 @@ void kb_tun_pump(struct ctx *x, struct conn *c);
 void kb_tun_conn_close(struct ctx *x, struct conn *c, const char *why);
 void kb_tun_conn_abort(struct ctx *x, struct conn *c, const char *why); /* resets both sides */
 void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents);
+/* From any thread: c onto its loop's done list, the loop woken; c is the loop's from then
+ * on, and may be freed at once. */
+void kb_tun_to_loop(struct conn *c);
 /* Its watchers and idle timer, for a connection just accepted (c->gen set). */
 void kb_tun_conn_watchers(struct conn *c);
 /* A handshake ended (c->rc, c->err): the connection is pumped, or ended and counted. */
