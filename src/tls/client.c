@@ -496,6 +496,7 @@ static int addresses(kb_tls_client *c, struct kb_addrs *out, kb_err *err)
         return -1;
     pthread_mutex_lock(&c->lock);
     c->addrs = *out;
+    c->addrs_good = 0;
     c->addrs_ms = kb_now_ms();
     pthread_mutex_unlock(&c->lock);
     return 0;
@@ -512,13 +513,22 @@ static int connect_direct(kb_tls_client *c, int cancel, int *fd, kb_err *err)
 {
     const kb_tls_peer *peer = c->peer;
     struct kb_addrs a;
+    unsigned used = 0;
     int rc = addresses(c, &a, err);
     if (rc == 0)
         rc = kb_tcp_connect_to(&a, peer->host, peer->port, peer->connect_timeout_ms, cancel, fd,
-                               err);
-    if (rc != 0)
+                               &used, err);
+    if (rc != 0) {
         kb_tls_forget_addresses(c);
-    return rc;
+        return rc;
+    }
+    /* The address that answered is the one an event loop tries: "localhost" on Debian is
+     * ::1 first, and a server listening on 127.0.0.1 only would refuse every such try. */
+    pthread_mutex_lock(&c->lock);
+    if (used < c->addrs.n && memcmp(&c->addrs.a[used], &a.a[used], sizeof a.a[used]) == 0)
+        c->addrs_good = used;
+    pthread_mutex_unlock(&c->lock);
+    return 0;
 }
 
 int kb_tls_connect(kb_tls_client *c, gnutls_session_t *session, int *fd, struct kb_tls_result *r,
@@ -709,8 +719,8 @@ bool kb_tls_resumable(kb_tls_client *c, struct sockaddr_storage *sa, socklen_t *
     bool ok = !c->loop_off && c->ticket.data != NULL && c->addrs_ms != 0 &&
               kb_now_ms() - c->addrs_ms < ADDRS_TTL_MS && c->addrs.n > 0;
     if (ok) {
-        *sa = c->addrs.a[0].sa;
-        *len = c->addrs.a[0].len;
+        *sa = c->addrs.a[c->addrs_good].sa;
+        *len = c->addrs.a[c->addrs_good].len;
     }
     pthread_mutex_unlock(&c->lock);
     return ok;

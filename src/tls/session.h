@@ -39,6 +39,7 @@ struct kb_tls_client {
     struct kb_tls_counts counts;
     /* The server's addresses and when they were looked up (0: to be looked up again). */
     struct kb_addrs addrs;
+    unsigned addrs_good; /* the one last connected to */
     long long addrs_ms;
     kb_tls_admit_fn admit;
     void *admit_arg;

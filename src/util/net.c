@@ -117,18 +117,22 @@ int kb_resolve(const char *host, unsigned port, struct kb_addrs *out, kb_err *er
 }
 
 int kb_tcp_connect_to(const struct kb_addrs *addrs, const char *host, unsigned port,
-                      unsigned timeout_ms, int cancel_fd, int *fd, kb_err *err)
+                      unsigned timeout_ms, int cancel_fd, int *fd, unsigned *used, kb_err *err)
 {
     long long deadline = kb_now_ms() + timeout_ms;
     int e = ETIMEDOUT;
-    for (unsigned i = 0; i < addrs->n; i++) {
+    unsigned i;
+    for (i = 0; i < addrs->n; i++) {
         e = try_one((const struct sockaddr *)&addrs->a[i].sa, addrs->a[i].len, deadline, cancel_fd,
                     fd);
         if (e == 0 || e == ETIMEDOUT || e == ECANCELED)
             break;
     }
-    if (e == 0)
+    if (e == 0) {
+        if (used != NULL)
+            *used = i;
         return 0;
+    }
     char hp[KB_HOSTPORT_STRLEN];
     kb_hostport_str(host, port, hp, sizeof hp);
     if (e == ECONNREFUSED)
@@ -146,5 +150,5 @@ int kb_tcp_connect(const char *host, unsigned port, unsigned timeout_ms, int can
     struct kb_addrs addrs;
     if (kb_resolve(host, port, &addrs, err) != 0)
         return -1;
-    return kb_tcp_connect_to(&addrs, host, port, timeout_ms, cancel_fd, fd, err);
+    return kb_tcp_connect_to(&addrs, host, port, timeout_ms, cancel_fd, fd, NULL, err);
 }

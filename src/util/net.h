@@ -23,9 +23,10 @@ struct kb_addrs {
 };
 
 int kb_resolve(const char *host, unsigned port, struct kb_addrs *out, kb_err *err);
-/* kb_tcp_connect to addresses resolved before; host and port name them in errors. */
+/* kb_tcp_connect to addresses resolved before; host and port name them in errors; *used
+ * (may be NULL) gets the index of the address connected to. */
 int kb_tcp_connect_to(const struct kb_addrs *addrs, const char *host, unsigned port,
-                      unsigned timeout_ms, int cancel_fd, int *fd, kb_err *err);
+                      unsigned timeout_ms, int cancel_fd, int *fd, unsigned *used, kb_err *err);
 /* A non-blocking connect to one address: 0 (connected, or EINPROGRESS: wait until *fd is
  * writable, then kb_tcp_connect_end), else an errno. *fd stays non-blocking. */
 int kb_tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *fd);
