@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,19 +181,9 @@ static void response_free(struct kb_est_response *r)
 /* Waits until the session can go on in the direction GnuTLS needs, or the deadline. */
 static bool wait_io(gnutls_session_t s, int fd, long long deadline)
 {
+    (void)fd; /* the session's own */
     long long left = deadline - kb_now_ms();
-    if (left <= 0)
-        return false;
-    /* GnuTLS returns AGAIN after a post-handshake message (a TLS 1.3 ticket) while the
-     * reply may already have been read ahead: no wait for the socket then. */
-    if (!gnutls_record_get_direction(s) && kb_tls_pending(s) > 0)
-        return true;
-    struct pollfd p = {.fd = fd, .events = gnutls_record_get_direction(s) ? POLLOUT : POLLIN};
-    int rc;
-    do {
-        rc = poll(&p, 1, (int)left);
-    } while (rc < 0 && errno == EINTR);
-    return rc > 0;
+    return left > 0 && kb_tls_wait(s, (int)left, -1) > 0;
 }
 
 static int send_all(gnutls_session_t s, int fd, const char *data, size_t len, long long deadline,

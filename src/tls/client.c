@@ -148,6 +148,23 @@ static int verify_server(gnutls_session_t session)
     return result;
 }
 
+/* What the next handshake resumes from: the session's data (a TLS 1.3 ticket, or the TLS
+ * 1.2 session), for every handshake of its client, and those waiting for it. */
+static bool keep_session(gnutls_session_t session)
+{
+    kb_tls_client *c = ((struct session_ctx *)gnutls_session_get_ptr(session))->client;
+    gnutls_datum_t data;
+    if (gnutls_session_get_data2(session, &data) != 0)
+        return false;
+    pthread_mutex_lock(&c->lock);
+    gnutls_free(c->ticket.data);
+    c->ticket = data;
+    c->ticket_tls12 = gnutls_protocol_get_version(session) != GNUTLS_TLS1_3;
+    pthread_cond_broadcast(&c->ticket_cv);
+    pthread_mutex_unlock(&c->lock);
+    return true;
+}
+
 static int ticket_hook(gnutls_session_t session, unsigned htype, unsigned when, unsigned incoming,
                        const gnutls_datum_t *msg)
 {
@@ -156,16 +173,8 @@ static int ticket_hook(gnutls_session_t session, unsigned htype, unsigned when, 
     (void)incoming;
     (void)msg;
     struct session_ctx *ctx = gnutls_session_get_ptr(session);
-    gnutls_datum_t data;
-    if (gnutls_session_get_data2(session, &data) == 0) {
-        pthread_mutex_lock(&ctx->client->lock);
-        gnutls_free(ctx->client->ticket.data);
-        ctx->client->ticket = data;
-        ctx->client->ticket_tls12 = gnutls_protocol_get_version(session) != GNUTLS_TLS1_3;
-        pthread_cond_broadcast(&ctx->client->ticket_cv);
-        pthread_mutex_unlock(&ctx->client->lock);
+    if (keep_session(session))
         ctx->got_ticket = true;
-    }
     return 0;
 }
 
@@ -481,12 +490,18 @@ static bool gate(kb_tls_client *c)
  * moves takes effect within this, and a failed connect looks it up at once. */
 #define ADDRS_TTL_MS 30000
 
+/* Whether the addresses kept are young enough to use; c->lock held. */
+static bool addrs_fresh(const kb_tls_client *c)
+{
+    return c->addrs_ms != 0 && kb_now_ms() - c->addrs_ms < ADDRS_TTL_MS;
+}
+
 /* The server's addresses, looked up again when they are older than ADDRS_TTL_MS. */
 static int addresses(kb_tls_client *c, struct kb_addrs *out, kb_err *err)
 {
     const kb_tls_peer *peer = c->peer;
     pthread_mutex_lock(&c->lock);
-    bool fresh = c->addrs_ms != 0 && kb_now_ms() - c->addrs_ms < ADDRS_TTL_MS;
+    bool fresh = addrs_fresh(c);
     if (fresh)
         *out = c->addrs;
     pthread_mutex_unlock(&c->lock);
@@ -627,17 +642,8 @@ static int handshake_ended(gnutls_session_t s, int rc, struct kb_tls_result *r, 
     if (gnutls_alpn_get_selected_protocol(s, &alpn) == 0)
         snprintf(r->alpn, sizeof r->alpn, "%.*s", (int)alpn.size, (char *)alpn.data);
     /* TLS 1.2 resumes from the session itself; TLS 1.3 from a ticket (ticket_hook). */
-    if (gnutls_protocol_get_version(s) != GNUTLS_TLS1_3) {
-        gnutls_datum_t data;
-        if (gnutls_session_get_data2(s, &data) == 0) {
-            pthread_mutex_lock(&c->lock);
-            gnutls_free(c->ticket.data);
-            c->ticket = data;
-            c->ticket_tls12 = true;
-            pthread_cond_broadcast(&c->ticket_cv);
-            pthread_mutex_unlock(&c->lock);
-        }
-    }
+    if (gnutls_protocol_get_version(s) != GNUTLS_TLS1_3)
+        keep_session(s);
     pthread_mutex_lock(&c->lock);
     if (r->resumed)
         c->counts.resumed++;
@@ -677,12 +683,9 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
         rc = gnutls_handshake(s);
         if (rc >= 0 || gnutls_error_is_fatal(rc))
             break;
-        if (fl >= 0 && rc == GNUTLS_E_AGAIN &&
-            (gnutls_record_get_direction(s) || !kb_tls_read_ahead(s))) {
+        if (fl >= 0 && rc == GNUTLS_E_AGAIN) {
             long long left = start + peer->handshake_timeout_ms - kb_now_ms();
-            int w = left > 0 ? kb_wait_fd(fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN,
-                                          (int)left, cancel)
-                             : 0;
+            int w = left > 0 ? kb_tls_wait(s, (int)left, cancel) : 0;
             if (w == 0 || w == -2) {
                 cancelled = w == -2;
                 rc = GNUTLS_E_TIMEDOUT;
@@ -716,8 +719,7 @@ bool kb_tls_resumable(kb_tls_client *c, struct sockaddr_storage *sa, socklen_t *
     if (c->peer->proxy != NULL || c->peer->unverified)
         return false;
     pthread_mutex_lock(&c->lock);
-    bool ok = !c->loop_off && c->ticket.data != NULL && c->addrs_ms != 0 &&
-              kb_now_ms() - c->addrs_ms < ADDRS_TTL_MS && c->addrs.n > 0;
+    bool ok = !c->loop_off && c->ticket.data != NULL && addrs_fresh(c) && c->addrs.n > 0;
     if (ok) {
         *sa = c->addrs.a[c->addrs_good].sa;
         *len = c->addrs.a[c->addrs_good].len;
@@ -766,21 +768,17 @@ enum kb_tls_step kb_tls_resume_step(gnutls_session_t s, struct kb_tls_result *r,
          * to the workers until one resumes there: a server that never resumes costs no
          * attempt on the loop per connection. */
         bool asked = ctx->wants_signer;
+        handshake_ended(s, rc, r, err); /* says why, and ends the session */
         if (asked)
             kb_err_set(err, "the server did not resume the session and asked for the "
                             "certificate");
-        else
-            handshake_ended(s, rc, r, err); /* says why, and ends the session */
         pthread_mutex_lock(&c->lock);
         c->counts.redone++;
         c->loop_off = true;
         pthread_mutex_unlock(&c->lock);
-        if (asked)
-            kb_tls_close(s, -1, KB_TLS_ABORT);
         return KB_TLS_REDO;
     }
-    if (handshake_ended(s, rc, r, err) != 0)
-        return KB_TLS_REDO; /* not reached: rc >= 0 */
+    handshake_ended(s, rc, r, err); /* rc >= 0: it succeeds */
     /* Later requests for the certificate are answered by kb_tls_reauth, which the caller
      * runs where signing may block. */
     ctx->no_sign = false;

@@ -141,6 +141,10 @@ int kb_tls_finish_send(gnutls_session_t session, size_t *sent, kb_err *err);
 size_t kb_tls_pending(gnutls_session_t session);
 /* The session's socket. */
 int kb_tls_fd(gnutls_session_t session);
+/* After GNUTLS_E_AGAIN: waits up to ms for the socket in the direction GnuTLS needs, unless
+ * bytes read ahead are there to read (then at once). Returns as kb_wait_fd does: >0 ready,
+ * 0 timed out, -2 cancelled (cancel_fd readable; -1: none), -1 error. */
+int kb_tls_wait(gnutls_session_t session, int ms, int cancel_fd);
 
 /* The session's last CertificateRequest (from the handshake or after it). */
 const struct kb_tls_request *kb_tls_request_of(gnutls_session_t session);

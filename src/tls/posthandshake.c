@@ -95,7 +95,6 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
             return -1;
         }
     }
-    int fd = kb_tls_fd(s);
     unsigned timeout = peer->handshake_timeout_ms ? peer->handshake_timeout_ms : 10000;
     long long deadline = kb_now_ms() + timeout;
     for (;;) {
@@ -106,12 +105,8 @@ int kb_tls_reauth(gnutls_session_t s, int why, kb_err *err)
                 rc = GNUTLS_E_TIMEDOUT;
                 break;
             }
-            /* A handshake may need to write while nothing is to be read; what was read ahead
-             * needs no wait. */
-            if (!gnutls_record_get_direction(s) && kb_tls_read_ahead(s))
-                continue;
-            if (kb_wait_fd(fd, gnutls_record_get_direction(s) ? POLLOUT : POLLIN, (int)left,
-                           peer->cancel_fd ? *peer->cancel_fd : -1) == -2) {
+            /* A handshake may need to write while nothing is to be read. */
+            if (kb_tls_wait(s, (int)left, peer->cancel_fd ? *peer->cancel_fd : -1) == -2) {
                 kb_err_set(err, "the answer to %s abandoned: stopping", HP(peer));
                 return -1;
             }

@@ -74,8 +74,5 @@ int kb_tls_our_certificate(gnutls_session_t session, const gnutls_datum_t *req_c
  * and not taken (at the session's end). */
 void kb_tls_transport_set(gnutls_session_t s, struct session_ctx *ctx, int fd);
 void kb_tls_transport_free(struct session_ctx *ctx);
-/* Whether bytes read ahead wait (GnuTLS's own decrypted data not counted): where a handshake
- * returned AGAIN, these need no wait for the socket. */
-bool kb_tls_read_ahead(gnutls_session_t s);
 
 #endif

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "src/util/net.h"
+
 /* GnuTLS reads a record's 5-byte header, then its body: two system calls a record, and a
  * resumed TLS 1.3 handshake and one request bring seven records or more. This reads what
  * the socket holds, up to AHEAD bytes, at once; bodies as large as that are read straight
@@ -82,10 +84,15 @@ void kb_tls_transport_free(struct session_ctx *ctx)
     ctx->ahead = NULL;
 }
 
-bool kb_tls_read_ahead(gnutls_session_t s)
+int kb_tls_wait(gnutls_session_t s, int ms, int cancel_fd)
 {
     const struct session_ctx *ctx = gnutls_session_get_ptr(s);
-    return ctx->ahead_off < ctx->ahead_len;
+    bool writing = gnutls_record_get_direction(s) != 0;
+    /* GnuTLS returns AGAIN after a post-handshake message (a TLS 1.3 ticket) while what
+     * follows may already have been read ahead: the socket will not say so. */
+    if (!writing && ctx->ahead_off < ctx->ahead_len)
+        return 1;
+    return kb_wait_fd(ctx->fd, writing ? POLLOUT : POLLIN, ms, cancel_fd);
 }
 
 size_t kb_tls_pending(gnutls_session_t s)
