@@ -4,6 +4,7 @@
 #include "session.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <gnutls/x509.h>
 #include <poll.h>
@@ -754,14 +755,31 @@ int kb_tls_resume_begin(kb_tls_client *c, int fd, gnutls_session_t *session, kb_
 enum kb_tls_step kb_tls_resume_step(gnutls_session_t s, struct kb_tls_result *r, kb_err *err)
 {
     int rc;
+    /* The last flight waits for the caller's first request (kb_tls_flush). */
+    kb_tls_hold(s);
     /* A warning alert (unrecognized_name, from many servers) is not a failure. */
     do
         rc = gnutls_handshake(s);
     while (rc == GNUTLS_E_WARNING_ALERT_RECEIVED);
-    if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
-        return gnutls_record_get_direction(s) ? KB_TLS_WANT_WRITE : KB_TLS_WANT_READ;
+    if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+        /* Nothing is held while waiting for the server: it would wait for us. */
+        int held = kb_tls_flush(s);
+        if (held > 0 || (held == 0 && gnutls_record_get_direction(s)))
+            return KB_TLS_WANT_WRITE;
+        if (held == 0)
+            return KB_TLS_WANT_READ;
+        rc = GNUTLS_E_PUSH_ERROR;
+    }
     struct session_ctx *ctx = gnutls_session_get_ptr(s);
     kb_tls_client *c = ctx->client;
+    if (rc < 0 && !ctx->sent) {
+        /* Not a byte reached the server: the connect failed. */
+        int e = ctx->io_errno;
+        kb_tls_close(s, -1, KB_TLS_ABORT);
+        kb_err_set(err, "cannot connect to %s: %s", HP(c->peer),
+                   e == ECONNREFUSED ? "connection refused" : strerror(e));
+        return KB_TLS_NO_CONNECTION;
+    }
     if (rc < 0) {
         /* Refused or failed: a worker does it again from scratch (a server that moved to
          * TLS 1.3 only fails a TLS 1.2 resumption's ClientHello), and new connections go
@@ -792,7 +810,7 @@ void kb_tls_close(gnutls_session_t s, int fd, enum kb_tls_close_mode mode)
         if (mode == KB_TLS_ORDERLY)
             gnutls_bye(s, GNUTLS_SHUT_WR);
         gnutls_deinit(s);
-        kb_tls_transport_free(ctx);
+        kb_tls_transport_free(ctx, mode != KB_TLS_ABORT);
         free(ctx);
     }
     if (fd >= 0) {

@@ -139,6 +139,15 @@ int kb_tls_finish_send(gnutls_session_t session, size_t *sent, kb_err *err);
  * ahead): the socket will not become readable for them. Use it where
  * gnutls_record_check_pending would be. */
 size_t kb_tls_pending(gnutls_session_t session);
+/* Holding: what the session sends waits (up to 16 KiB) until kb_tls_flush or its next read,
+ * so that records written one after the other go out as one segment. kb_tls_flush sends it
+ * and ends holding: 0 sent, 1 the socket is full (wait until it is writable, then flush
+ * again), -1 failed (errno). kb_tls_unsent: bytes are held. */
+void kb_tls_hold(gnutls_session_t session);
+int kb_tls_flush(gnutls_session_t session);
+bool kb_tls_unsent(gnutls_session_t session);
+/* Whether any byte of the session reached its socket. */
+bool kb_tls_sent_any(gnutls_session_t session);
 /* The session's socket. */
 int kb_tls_fd(gnutls_session_t session);
 /* After GNUTLS_E_AGAIN: waits up to ms for the socket in the direction GnuTLS needs, unless
@@ -170,14 +179,22 @@ int kb_tls_handshake_fd(kb_tls_client *c, int fd, gnutls_session_t *session,
 /* The same handshake driven by an event loop, for a session that resumes and so needs no
  * signature. kb_tls_resumable says whether one may be tried now (a ticket or session to
  * resume, no proxy, the server's address looked up less than 30 s ago, copied to *sa).
- * kb_tls_resume_begin makes the session on a connected non-blocking fd; kb_tls_resume_step
- * runs the handshake as far as the socket allows. When the server refuses the ticket and
- * asks for our certificate, the handshake stops before anything is signed. That, or any
- * other failure, is REDO: the session is gone, err says why, and the caller drops fd and
- * does it all again with kb_tls_connect, where signing may block (counted as redone);
- * kb_tls_resumable then says no until a handshake there resumes. On DONE, r is filled and
- * *session is the caller's. */
-enum kb_tls_step { KB_TLS_DONE, KB_TLS_WANT_READ, KB_TLS_WANT_WRITE, KB_TLS_REDO };
+ * kb_tls_resume_begin makes the session on a non-blocking fd, connected or with its connect
+ * under way; kb_tls_resume_step runs the handshake as far as the socket allows. When the
+ * server refuses the ticket and asks for our certificate, the handshake stops before
+ * anything is signed. That, or any other failure, is REDO: the session is gone, err says
+ * why, and the caller drops fd and does it all again with kb_tls_connect, where signing
+ * may block (counted as redone); kb_tls_resumable then says no until a handshake there
+ * resumes. NO_CONNECTION: the connect failed before a byte went out (session gone, err
+ * says why; not counted). On DONE, r is filled, *session is the caller's, and it holds
+ * its last flight for the caller's first request: kb_tls_flush before waiting. */
+enum kb_tls_step {
+    KB_TLS_DONE,
+    KB_TLS_WANT_READ,
+    KB_TLS_WANT_WRITE,
+    KB_TLS_REDO,
+    KB_TLS_NO_CONNECTION
+};
 bool kb_tls_resumable(kb_tls_client *c, struct sockaddr_storage *sa, socklen_t *len);
 int kb_tls_resume_begin(kb_tls_client *c, int fd, gnutls_session_t *session, kb_err *err);
 enum kb_tls_step kb_tls_resume_step(gnutls_session_t session, struct kb_tls_result *r, kb_err *err);

@@ -55,10 +55,15 @@ struct session_ctx {
      * that the server asked for what would. */
     bool no_sign, wants_signer;
     long long start_ms;
-    /* The socket, and what was read from it ahead of GnuTLS (transport.c). */
+    /* The socket, what was read from it ahead of GnuTLS, and what is held back to be sent
+     * with what follows (transport.c); sent: a byte went out. */
     int fd;
     unsigned char *ahead;
     size_t ahead_len, ahead_off;
+    unsigned char *out;
+    size_t out_len, out_off;
+    bool hold, sent;
+    int io_errno; /* of the socket's last failed call */
     char why[4608];
     struct kb_tls_request req;
 };
@@ -70,9 +75,10 @@ int kb_tls_our_certificate(gnutls_session_t session, const gnutls_datum_t *req_c
                            const gnutls_pk_algorithm_t *pk_algos, int n_pk_algos,
                            gnutls_pcert_st **pcert, unsigned *n_pcert, gnutls_privkey_t *privkey);
 
-/* transport.c: the session's socket, read ahead; kb_tls_transport_free frees what was read
- * and not taken (at the session's end). */
+/* transport.c: the session's socket, read ahead and written behind; kb_tls_transport_free
+ * frees what was read and not taken, and what is held (sent first, without waiting, if
+ * send_held), at the session's end. */
 void kb_tls_transport_set(gnutls_session_t s, struct session_ctx *ctx, int fd);
-void kb_tls_transport_free(struct session_ctx *ctx);
+void kb_tls_transport_free(struct session_ctx *ctx, bool send_held);
 
 #endif

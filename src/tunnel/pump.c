@@ -111,6 +111,7 @@ static void server_failed(struct ctx *x, struct conn *c, int rc)
  * the token, which must never stall a pumping loop. */
 static void hand_to_worker(struct ctx *x, struct conn *c)
 {
+    kb_tls_flush(c->s); /* what is left the worker's sending sends first */
     ev_io_stop(c->pl->loop, &c->cw);
     ev_io_stop(c->pl->loop, &c->sw);
     ev_timer_stop(c->pl->loop, &c->idle);
@@ -161,7 +162,7 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
     for (int round = 0; round < 8; round++) {
         bool progress = false;
         /* Once the server cut the stream only its tail still moves, towards the client. */
-        if (c->c2s_len == 0 && !c->client_eof && !c->cut && !c->send_failed) {
+        if (c->c2s_len == 0 && !c->client_eof && !c->cut && !c->send_failed && !c->client_drained) {
             if (c->c2s == NULL && (c->c2s = malloc(KB_TUN_BUF)) == NULL) {
                 kb_tun_conn_abort(x, c, "out of memory");
                 return;
@@ -170,6 +171,8 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
             if (n > 0) {
                 c->c2s_len = (size_t)n;
                 c->c2s_off = 0;
+                /* Less than asked for: the socket had no more. */
+                c->client_drained = (size_t)n < KB_TUN_BUF;
                 progress = true;
             } else {
                 int e = errno;
@@ -177,7 +180,9 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
                 if (n == 0) {
                     c->client_eof = true;
                     progress = true;
-                } else if (e != EAGAIN && e != EINTR) {
+                } else if (e == EAGAIN) {
+                    c->client_drained = true;
+                } else if (e != EINTR) {
                     kb_tun_conn_abort(x, c, "the local client's connection broke");
                     return;
                 }
@@ -207,7 +212,7 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
                 progress = true;
             }
         }
-        if (c->s2c_len == 0 && !c->server_eof) {
+        if (c->s2c_len == 0 && !c->server_eof && (!c->server_drained || kb_tls_pending(c->s) > 0)) {
             if (c->s2c == NULL && (c->s2c = malloc(KB_TUN_BUF)) == NULL) {
                 kb_tun_conn_abort(x, c, "out of memory");
                 return;
@@ -230,7 +235,9 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
                     progress = true;
                 } else if (kb_tls_wants_reauth((int)n)) {
                     c->reauth = (int)n;
-                } else if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED) {
+                } else if (n == GNUTLS_E_AGAIN) {
+                    c->server_drained = true;
+                } else if (n != GNUTLS_E_INTERRUPTED) {
                     /* What came before the cut is the client's; the reset comes after it. */
                     server_failed(x, c, (int)n);
                     start_cut(c);
@@ -292,27 +299,28 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
         if (!progress && kb_tls_pending(c->s) == 0)
             break;
     }
+    /* A handshake on the loop held its last flight back for the first request (if the client
+     * sent one already): both go now, as one segment. */
+    int held = kb_tls_flush(c->s);
+    if (held < 0 && !c->send_failed) {
+        kb_tls_describe_error(c->s, GNUTLS_E_PUSH_ERROR, &c->err);
+        c->send_failed = true;
+        drop(&c->c2s, &c->c2s_len, &c->c2s_off);
+        arm_deadline(c);
+    }
     int cev = (!c->client_eof && !c->cut && !c->send_failed && c->c2s_len == 0 ? EV_READ : 0) |
               (c->s2c_off < c->s2c_len ? EV_WRITE : 0);
     int sev = c->cut ? 0
                      : (!c->server_eof && c->s2c_len == 0 ? EV_READ : 0) |
-                           (!c->send_failed &&
-                                    (c->c2s_off < c->c2s_len || (c->client_eof && !c->bye_sent))
+                           (!c->send_failed && (held > 0 || c->c2s_off < c->c2s_len ||
+                                                (c->client_eof && !c->bye_sent))
                                 ? EV_WRITE
                                 : 0);
-    ev_io_stop(c->pl->loop, &c->cw);
-    ev_io_stop(c->pl->loop, &c->sw);
-    if (cev) {
-        ev_io_set(&c->cw, c->cfd, cev);
-        ev_io_start(c->pl->loop, &c->cw);
-    }
-    if (sev) {
-        ev_io_set(&c->sw, c->sfd, sev);
-        ev_io_start(c->pl->loop, &c->sw);
-        /* Records GnuTLS already holds will not make the socket readable again. */
-        if ((sev & EV_READ) && kb_tls_pending(c->s) > 0)
-            ev_feed_event(c->pl->loop, &c->sw, EV_READ);
-    }
+    kb_tun_watch(c->pl->loop, &c->cw, cev);
+    kb_tun_watch(c->pl->loop, &c->sw, sev);
+    /* Records GnuTLS already holds will not make the socket readable again. */
+    if ((sev & EV_READ) && kb_tls_pending(c->s) > 0)
+        ev_feed_event(c->pl->loop, &c->sw, EV_READ);
     /* A cut stream's timer is its deadline (arm_deadline), not an idle timeout. */
     if (c->gen->conf.idle_timeout_s && !c->cut && !c->send_failed)
         ev_timer_again(c->pl->loop, &c->idle);
@@ -320,10 +328,26 @@ void kb_tun_pump(struct ctx *x, struct conn *c)
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
-    (void)revents;
     struct conn *c = w->data;
     struct pump_loop *pl = ev_userdata(loop);
+    if (revents & EV_READ) {
+        if (w == &c->cw)
+            c->client_drained = false;
+        else
+            c->server_drained = false;
+    }
     kb_tun_pump(pl->x, c);
+}
+
+void kb_tun_watch(struct ev_loop *loop, ev_io *w, int events)
+{
+    if (ev_is_active(w) && (w->events & (EV_READ | EV_WRITE)) == events)
+        return;
+    ev_io_stop(loop, w);
+    if (events) {
+        ev_io_modify(w, events);
+        ev_io_start(loop, w);
+    }
 }
 
 static void on_idle(struct ev_loop *loop, ev_timer *w, int revents)
@@ -413,6 +437,7 @@ void kb_tun_handshake_done(struct ctx *x, struct conn *c)
     pthread_mutex_unlock(&x->state_lock);
     bool no_longer = c->rc == 0 && retired;
     if (no_longer) {
+        ev_io_stop(c->pl->loop, &c->sw);
         kb_tls_close(c->s, c->sfd, KB_TLS_ORDERLY);
         c->s = NULL;
         c->sfd = -1;
@@ -436,7 +461,16 @@ void kb_tun_handshake_done(struct ctx *x, struct conn *c)
     kb_log(KB_LOG_INFO, "tunnel %s: open %s -> %s: %s, %s handshake in %lld ms", c->gen->conf.name,
            c->peer, c->gen->conf.connect, c->r.protocol, c->r.resumed ? "resumed" : "full",
            c->r.handshake_ms);
-    ev_io_init(&c->sw, on_io, c->sfd, EV_READ);
-    c->sw.data = c;
+    /* On the loop the handshake's watcher goes on as the pump's: re-adding the descriptor
+     * would cost a system call. The client has likely sent already; the server waits for
+     * that, and the loop says when it answers. */
+    if (ev_is_active(&c->sw)) {
+        ev_set_cb(&c->sw, on_io);
+    } else {
+        ev_io_init(&c->sw, on_io, c->sfd, EV_READ);
+        c->sw.data = c;
+    }
+    c->client_drained = false;
+    c->server_drained = true;
     kb_tun_pump(x, c);
 }

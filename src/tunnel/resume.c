@@ -49,11 +49,58 @@ static void to_workers(struct ctx *x, struct conn *c)
 /* The handshake ended, either way: the same end as a worker's (kb_tun_handshake_done). */
 static void ended(struct ctx *x, struct conn *c, int rc)
 {
-    ev_io_stop(c->pl->loop, &c->sw);
+    if (rc != 0)
+        ev_io_stop(c->pl->loop, &c->sw); /* else it goes on watching, for the pump */
     ev_timer_stop(c->pl->loop, &c->hs_timer);
     c->handshaking = false;
     c->rc = rc;
     kb_tun_handshake_done(x, c);
+}
+
+/* The connect's deadline first, then, once the ClientHello went out, the handshake's. */
+static void deadline(struct conn *c, unsigned ms)
+{
+    ev_timer_stop(c->pl->loop, &c->hs_timer);
+    ev_timer_set(&c->hs_timer, ms / 1000.0, 0);
+    ev_timer_start(c->pl->loop, &c->hs_timer);
+}
+
+/* Runs the handshake as far as the socket lets it, then waits for what it needs. */
+static void step(struct ctx *x, struct conn *c)
+{
+    struct ev_loop *loop = c->pl->loop;
+    enum kb_tls_step st = kb_tls_resume_step(c->s, &c->r, &c->err);
+    switch (st) {
+    case KB_TLS_WANT_READ:
+    case KB_TLS_WANT_WRITE:
+        if (!c->hs_connected && kb_tls_sent_any(c->s)) {
+            c->hs_connected = true;
+            deadline(c, c->gen->peer.handshake_timeout_ms);
+        }
+        kb_tun_watch(loop, &c->sw, st == KB_TLS_WANT_WRITE ? EV_WRITE : EV_READ);
+        /* Records read ahead will not make the socket readable: another turn takes them. */
+        if (st == KB_TLS_WANT_READ && kb_tls_pending(c->s) > 0)
+            ev_feed_event(loop, &c->sw, EV_READ);
+        return;
+    case KB_TLS_NO_CONNECTION:
+        /* A refused connect may be a backend restarting, which the workers wait for once;
+         * and its address is looked up again. */
+        c->s = NULL; /* ended by kb_tls_resume_step */
+        kb_tls_forget_addresses(c->gen->client);
+        to_workers(x, c);
+        return;
+    case KB_TLS_REDO:
+        c->s = NULL;
+        kb_log(KB_LOG_INFO,
+               "tunnel %s: %s: %s: the handshake is done again where the token may sign",
+               c->gen->conf.name, c->peer, c->err.msg);
+        to_workers(x, c);
+        return;
+    case KB_TLS_DONE:
+        c->resumed_here = true;
+        ended(x, c, 0);
+        return;
+    }
 }
 
 void kb_tun_resume_start(struct ctx *x, struct conn *c)
@@ -71,64 +118,28 @@ void kb_tun_resume_start(struct ctx *x, struct conn *c)
         to_workers(x, c);
         return;
     }
+    if (kb_tls_resume_begin(c->gen->client, c->sfd, &c->s, &c->err) != 0) {
+        to_workers(x, c);
+        return;
+    }
     c->handshaking = true;
-    ev_io_init(&c->sw, on_io, c->sfd, EV_WRITE);
+    c->hs_connected = false;
+    ev_io_init(&c->sw, on_io, c->sfd, EV_READ);
     c->sw.data = c;
-    ev_io_start(c->pl->loop, &c->sw);
-    ev_timer_init(&c->hs_timer, on_timeout, c->gen->peer.connect_timeout_ms / 1000.0, 0);
+    ev_init(&c->hs_timer, on_timeout);
     c->hs_timer.data = c;
-    ev_timer_start(c->pl->loop, &c->hs_timer);
+    deadline(c, c->gen->peer.connect_timeout_ms);
+    /* The ClientHello goes at once, without waiting to see the connect done: to a near
+     * server it is done already; else the socket refuses it and the loop waits until it is
+     * writable. */
+    step(x, c);
 }
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents)
 {
     (void)revents;
     struct pump_loop *pl = ev_userdata(loop);
-    struct ctx *x = pl->x;
-    struct conn *c = w->data;
-    if (c->s == NULL) {
-        /* Connected, or not: a refused connect may be a backend restarting, which the
-         * workers wait for once; and its address is looked up again. */
-        if (kb_tcp_connect_end(c->sfd) != 0) {
-            kb_tls_forget_addresses(c->gen->client);
-            to_workers(x, c);
-            return;
-        }
-        if (kb_tls_resume_begin(c->gen->client, c->sfd, &c->s, &c->err) != 0) {
-            to_workers(x, c);
-            return;
-        }
-        ev_timer_stop(loop, &c->hs_timer);
-        ev_timer_set(&c->hs_timer, c->gen->peer.handshake_timeout_ms / 1000.0, 0);
-        ev_timer_start(loop, &c->hs_timer);
-    }
-    enum kb_tls_step step = kb_tls_resume_step(c->s, &c->r, &c->err);
-    switch (step) {
-    case KB_TLS_WANT_READ:
-    case KB_TLS_WANT_WRITE: {
-        int ev = gnutls_record_get_direction(c->s) ? EV_WRITE : EV_READ;
-        if (ev != (c->sw.events & (EV_READ | EV_WRITE))) {
-            ev_io_stop(loop, &c->sw);
-            ev_io_set(&c->sw, c->sfd, ev);
-            ev_io_start(loop, &c->sw);
-        }
-        /* Records read ahead will not make the socket readable: another turn takes them. */
-        if (ev == EV_READ && kb_tls_pending(c->s) > 0)
-            ev_feed_event(loop, &c->sw, EV_READ);
-        return;
-    }
-    case KB_TLS_REDO:
-        c->s = NULL; /* ended by kb_tls_resume_step */
-        kb_log(KB_LOG_INFO,
-               "tunnel %s: %s: %s: the handshake is done again where the token may sign",
-               c->gen->conf.name, c->peer, c->err.msg);
-        to_workers(x, c);
-        return;
-    case KB_TLS_DONE:
-        c->resumed_here = true;
-        ended(x, c, 0);
-        return;
-    }
+    step(pl->x, w->data);
 }
 
 static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
@@ -137,7 +148,7 @@ static void on_timeout(struct ev_loop *loop, ev_timer *w, int revents)
     struct pump_loop *pl = ev_userdata(loop);
     struct conn *c = w->data;
     const struct gen *g = c->gen;
-    if (c->s == NULL)
+    if (!c->hs_connected)
         kb_err_set(&c->err, "connection to %s timed out after %u ms", g->conf.connect,
                    g->peer.connect_timeout_ms);
     else

@@ -151,6 +151,10 @@ struct conn {
     bool on_loop;      /* in the done list to begin a resumption on its loop (resume.c) */
     bool handshaking;  /* that resumption is under way */
     bool resumed_here; /* it succeeded: sfd is non-blocking already */
+    bool hs_connected; /* that resumption's first bytes went out: its deadline is the handshake's */
+    /* A read found the socket drained: the next waits for the loop to say it is readable
+     * (level-triggered), a system call saved per side and turn. */
+    bool client_drained, server_drained;
     unsigned long long up, down; /* bytes client->server, server->client */
     long long start_ms;
     struct kb_tls_result r;
@@ -213,6 +217,9 @@ void kb_tun_on_done(struct ev_loop *loop, ev_async *w, int revents);
 void kb_tun_to_loop(struct conn *c);
 /* Its watchers and idle timer, for a connection just accepted (c->gen set). */
 void kb_tun_conn_watchers(struct conn *c);
+/* Watches w's descriptor for events (0: not at all), touching the loop only if they change:
+ * ev_io_set marks a descriptor new, and each such mark costs an epoll_ctl. */
+void kb_tun_watch(struct ev_loop *loop, ev_io *w, int events);
 /* A handshake ended (c->rc, c->err): the connection is pumped, or ended and counted. */
 void kb_tun_handshake_done(struct ctx *x, struct conn *c);
 void kb_tun_reset_close(int fd);

@@ -50,6 +50,7 @@ int kb_tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *out)
     int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return errno;
+    keepalive(fd);
     if (connect(fd, sa, len) != 0 && errno != EINPROGRESS) {
         int e = errno;
         close(fd);
@@ -65,8 +66,6 @@ int kb_tcp_connect_end(int fd)
     socklen_t len = sizeof e;
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) != 0)
         return errno;
-    if (e == 0)
-        keepalive(fd);
     return e;
 }
 

@@ -27,10 +27,11 @@ int kb_resolve(const char *host, unsigned port, struct kb_addrs *out, kb_err *er
  * (may be NULL) gets the index of the address connected to. */
 int kb_tcp_connect_to(const struct kb_addrs *addrs, const char *host, unsigned port,
                       unsigned timeout_ms, int cancel_fd, int *fd, unsigned *used, kb_err *err);
-/* A non-blocking connect to one address: 0 (connected, or EINPROGRESS: wait until *fd is
- * writable, then kb_tcp_connect_end), else an errno. *fd stays non-blocking. */
+/* A non-blocking connect to one address, keepalive on: 0 (connected, or EINPROGRESS: wait
+ * until *fd is writable, then kb_tcp_connect_end; or send, which fails with the connect's
+ * error), else an errno. *fd stays non-blocking. */
 int kb_tcp_connect_start(const struct sockaddr *sa, socklen_t len, int *fd);
-/* The outcome of that connect once *fd is writable: 0 (keepalive now on), or an errno. */
+/* The outcome of that connect once *fd is writable: 0, or an errno. */
 int kb_tcp_connect_end(int fd);
 
 /* cancel_fd: -1, or a descriptor that becomes readable to abandon the connect at once

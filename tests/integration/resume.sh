@@ -359,6 +359,100 @@ t_check "  signatures counted per tunnel: flaky 2, stable 1" \
     bash -c "[ '$(metric 'keybound_token_signatures_total{tunnel="flaky"}') $(metric 'keybound_token_signatures_total{tunnel="stable"}')' = '2 1' ]"
 bg_stop "$slow_pid"
 
+# --- the handshake's last flight and the first request: one segment -----------------------
+# On the loop the resumed handshake's last flight (TLS 1.3: ChangeCipherSpec and Finished)
+# waits for the client's first request, and both go as one segment: before, they were
+# three. Counted by the kernel (ss: data segments sent on keybound's socket to nginx,
+# which keeps the connection alive), not timed. A client that sends nothing gets the
+# handshake finished all the same: a server that speaks first (tls_echo.py's banner).
+if command -v ss >/dev/null; then
+    nport=$(free_port)
+    lport=$(free_port)
+    ngx ngxseg "$nport" "TLSv1.3" || t_fail "nginx for the segment count started"
+    tun seg --listen "127.0.0.1:$lport" --connect "localhost:$nport" --ca "$P/ca.pem" \
+        --key "$laptop"
+    seg_pid=$tun_pid
+    get "$lport"
+    python3 - "$lport" "$T/seg.out" <<'PY' &
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+got = b""
+while b"hello" not in got:
+    d = s.recv(4096)
+    if not d:
+        break
+    got += d
+open(sys.argv[2], "wb").write(got)
+time.sleep(30)
+PY
+    kb_pids+=($!)
+    held_pid=$!
+    wait_log "$T/seg.out" "hello CN=laptop-1" || t_fail "the kept-alive request got its answer"
+    segs=$(ss -tinH state established "( dport = :$nport )" | sed -n 's/.* data_segs_out:\([0-9]*\).*/\1/p' | head -1)
+    t_check "TLS 1.3 resumed on the loop: ClientHello, then Finished and the request in one segment (data segments: ${segs:-none})" \
+        bash -c "[ $(opens "$T/seg.log" cli TLS1.3 resumed) -eq 1 ] && [ '${segs:-0}' -eq 2 ]"
+    bg_stop "$held_pid"
+    bg_stop "$seg_pid"
+    bg_stop "$ngx_pid"
+else
+    t_check "one segment for the last flight and the request: (skipped: no ss)" true
+fi
+
+eport=$(free_port)
+lport=$(free_port)
+kb_bg "$T/banner.log" /usr/bin/python3 "$TESTS_SRCDIR/lib/tls_echo.py" "$eport" "$P/ca.pem" \
+    "$P/server.pem" "$P/server.key" "banner from the server"
+wait_port "$eport" || t_fail "the banner server started"
+tun banner --listen "127.0.0.1:$lport" --connect "localhost:$eport" --ca "$P/ca.pem" \
+    --key "$laptop"
+banner_pid=$tun_pid
+# quiet PORT: connects, sends nothing, and keeps what comes within 5 s in $T/out.
+quiet() {
+    python3 - "$1" "$T/out" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(5)
+got = b""
+try:
+    while b"\n" not in got:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+except OSError:
+    pass
+open(sys.argv[2], "wb").write(got)
+PY
+}
+quiet "$lport"
+quiet "$lport"
+t_check "a server that speaks first, resumed on the loop, the client silent: the banner comes" \
+    bash -c "grep -q '^banner from the server$' '$T/out' && [ $(opens "$T/banner.log" cli TLS1.3 resumed) -eq 1 ]"
+bg_stop "$banner_pid"
+
+# --- the server is down: a refused connect on the loop is not a handshake redone --------------
+nport=$(free_port)
+lport=$(free_port)
+ngx ngxdown "$nport" "TLSv1.3" || t_fail "nginx for the refused connect started"
+tun down --listen "127.0.0.1:$lport" --connect "localhost:$nport" --ca "$P/ca.pem" \
+    --key "$laptop"
+down_pid=$tun_pid
+get "$lport"
+get "$lport"
+bg_stop "$ngx_pid"
+get "$lport"
+metrics "$stport"
+t_check "the server down: the connection fails, refused, counted as backend, not as redone" \
+    bash -c "! grep -q hello '$T/out' && grep -q 'refused' '$T/down.log' &&
+        [ '$(metric 'keybound_connections_failed_total{tunnel="cli",reason="backend"}')' = 1 ] &&
+        [ '$(metric 'keybound_handshakes_redone_total{tunnel="cli"}')' = 0 ]"
+ngx ngxdown "$nport" "TLSv1.3" || t_fail "nginx for the refused connect started again"
+get "$lport"
+t_check "  up again: the next connection gets its answer" out_has "^hello CN=laptop-1$"
+bg_stop "$down_pid"
+bg_stop "$ngx_pid"
+
 # --- a name whose first address refuses: the loop tries the one that answered ---------------
 # Debian's /etc/hosts has "localhost" as ::1 first, and nginx here listens on 127.0.0.1
 # only: the loop must connect where the worker last connected, not to the first address

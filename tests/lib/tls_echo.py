@@ -1,14 +1,15 @@
 #!/usr/bin/python3
 """A TLS echo peer that requires a client certificate and honours half-close.
 
-usage: tls_echo.py PORT CA.pem SERVER.pem SERVER.key
+usage: tls_echo.py PORT CA.pem SERVER.pem SERVER.key [BANNER]
 
 Listens on 127.0.0.1:PORT. Each connection (one thread each) must present a certificate
 chaining to CA.pem. Every byte received is sent back as it arrives; when the client's
 close_notify comes, everything before it has been echoed, and only then does the server
 send its own close_notify. stunnel's exec = /bin/cat does not promise that last part
 under load (it may close before the tail of the echo is out), so tests that compare a
-large stream end to end use this peer. Runs until killed.
+large stream end to end use this peer. With BANNER it speaks first: BANNER and a newline
+go out as soon as the handshake is done, before anything is read. Runs until killed.
 """
 import socket
 import ssl
@@ -16,8 +17,10 @@ import sys
 import threading
 
 
-def serve(conn):
+def serve(conn, banner):
     try:
+        if banner is not None:
+            conn.sendall(banner.encode() + b"\n")
         while True:
             data = conn.recv(65536)
             if not data:
@@ -32,6 +35,7 @@ def serve(conn):
 
 def main():
     port, ca, cert, key = sys.argv[1:5]
+    banner = sys.argv[5] if len(sys.argv) > 5 else None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.verify_mode = ssl.CERT_REQUIRED
     ctx.load_verify_locations(ca)
@@ -45,7 +49,7 @@ def main():
             print(f"tls_echo: handshake: {e}", file=sys.stderr, flush=True)
             raw.close()
             continue
-        threading.Thread(target=serve, args=(conn,), daemon=True).start()
+        threading.Thread(target=serve, args=(conn, banner), daemon=True).start()
 
 
 if __name__ == "__main__":
