@@ -140,7 +140,7 @@ int kb_cmd_check(int argc, char **argv)
             break;
         default:
             if (!kb_cli_common(&c, opt, optarg))
-                return kb_cli_usage("check", "%s", kb_cli_bad_option(argv));
+                return kb_cli_usage("check", "%s", kb_cli_bad_option(argv, longopts));
         }
     }
     if (optind < argc)

@@ -81,8 +81,10 @@ int kb_cli_fail(const kb_err *err);
 /* Prints a usage error with the command's name and returns KB_EXIT_ERROR. */
 int kb_cli_usage(const char *cmd, const char *fmt, ...) KB_PRINTF(2, 3);
 
-/* "unknown option '--x'" or "option '--x' needs a value" for getopt's last '?'. */
-const char *kb_cli_bad_option(char **argv);
+/* What was wrong with the option of getopt's last '?', from the command's longopts:
+ * unknown (with a did-you-mean), ambiguous (naming the candidates), a value missing, or a
+ * value given to a flag. */
+const char *kb_cli_bad_option(char **argv, const struct option *longopts);
 
 /* A whole number from min to max given to an option (digits only). */
 bool kb_cli_count(const char *arg, unsigned long min, unsigned long max, unsigned long *out);

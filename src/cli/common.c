@@ -5,12 +5,14 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "pkcs11/uri.h"
 #include "src/util/log.h"
+#include "src/util/suggest.h"
 
 int kb_cli_common(struct kb_cli *c, int opt, const char *arg)
 {
@@ -56,7 +58,7 @@ int kb_cli_parse_uri_only(struct kb_cli *c, int argc, char **argv, const char *c
             return KB_EXIT_OK;
         }
         if (!kb_cli_common(c, opt, optarg))
-            return kb_cli_usage(cmd, "%s", kb_cli_bad_option(argv));
+            return kb_cli_usage(cmd, "%s", kb_cli_bad_option(argv, longopts));
     }
     if (argc - optind > 1)
         return kb_cli_usage(cmd, "takes at most one URI");
@@ -81,16 +83,50 @@ int kb_cli_usage(const char *cmd, const char *fmt, ...)
     return KB_EXIT_ERROR;
 }
 
-const char *kb_cli_bad_option(char **argv)
+const char *kb_cli_bad_option(char **argv, const struct option *longopts)
 {
-    static char msg[160];
+    static char msg[256];
     const char *arg = argv[optind - 1];
-    if (optopt != 0 && optopt < 0x100 && (arg[0] != '-' || arg[1] != '-'))
-        snprintf(msg, sizeof msg, "unknown option '-%c'", optopt);
-    else if (optopt != 0)
-        snprintf(msg, sizeof msg, "option '%s' needs a value", arg);
+    if (arg[0] != '-' || arg[1] != '-') {
+        snprintf(msg, sizeof msg, "unknown option '-%c'", optopt ? optopt : '?');
+        return msg;
+    }
+    const char *name = arg + 2, *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const char *names[128], *prefixed[8];
+    size_t n = 0, n_prefixed = 0;
+    for (const struct option *o = longopts; o->name != NULL && n < 128; o++) {
+        if (strlen(o->name) == len && strncmp(o->name, name, len) == 0) {
+            /* getopt says the same for a value given to a flag and for a value missing. */
+            snprintf(msg, sizeof msg,
+                     o->has_arg == no_argument ? "--%s takes no value"
+                                               : "option '--%s' needs a value",
+                     o->name);
+            return msg;
+        }
+        if (strncmp(o->name, name, len) == 0 && n_prefixed < 8)
+            prefixed[n_prefixed++] = o->name;
+        names[n++] = o->name;
+    }
+    if (n_prefixed > 1) {
+        /* getopt takes an unambiguous prefix; this one names several. */
+        int w = snprintf(msg, sizeof msg, "option '--%.*s' is ambiguous: ", (int)len, name);
+        for (size_t i = 0; i < n_prefixed && w > 0 && (size_t)w < sizeof msg; i++)
+            w += snprintf(msg + w, sizeof msg - (size_t)w, "%s--%s", i ? ", " : "", prefixed[i]);
+        return msg;
+    }
+    if (n_prefixed == 1) {
+        /* A prefix of exactly one: getopt took it, so what failed is its value. */
+        snprintf(msg, sizeof msg, "option '--%s' needs a value", prefixed[0]);
+        return msg;
+    }
+    char typed[64];
+    snprintf(typed, sizeof typed, "%.*s", (int)len, name);
+    const char *close = kb_suggest(typed, names, n);
+    if (close != NULL)
+        snprintf(msg, sizeof msg, "unknown option '--%s' (did you mean --%s?)", typed, close);
     else
-        snprintf(msg, sizeof msg, "unknown or ambiguous option '%s'", arg);
+        snprintf(msg, sizeof msg, "unknown option '--%s'", typed);
     return msg;
 }
 

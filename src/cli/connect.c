@@ -371,7 +371,7 @@ int kb_cmd_connect(int argc, char **argv)
             break;
         default:
             if (!kb_cli_common(&c, opt, optarg))
-                return kb_cli_usage("connect", "%s", kb_cli_bad_option(argv));
+                return kb_cli_usage("connect", "%s", kb_cli_bad_option(argv, longopts));
         }
     }
     if (argc - optind != 1)

@@ -219,7 +219,7 @@ int kb_cmd_enroll(int argc, char **argv)
             if ((rc = kb_cli_est_option(&e, "enroll", opt, optarg)) < 0)
                 return KB_EXIT_ERROR;
             if (rc == 0 && !kb_cli_common(&c, opt, optarg))
-                return kb_cli_usage("enroll", "%s", kb_cli_bad_option(argv));
+                return kb_cli_usage("enroll", "%s", kb_cli_bad_option(argv, longopts));
         }
     }
     if (optind < argc)

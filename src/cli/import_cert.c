@@ -38,7 +38,7 @@ int kb_cmd_import_cert(int argc, char **argv)
         } else if (opt == OPT_CHAIN) {
             chain = optarg;
         } else if (!kb_cli_common(&c, opt, optarg)) {
-            return kb_cli_usage("import-cert", "%s", kb_cli_bad_option(argv));
+            return kb_cli_usage("import-cert", "%s", kb_cli_bad_option(argv, longopts));
         }
     }
     if (key_uri == NULL || argc - optind != 1)

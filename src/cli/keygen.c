@@ -46,7 +46,7 @@ int kb_cmd_keygen(int argc, char **argv)
             break;
         default:
             if (!kb_cli_common(&c, opt, optarg))
-                return kb_cli_usage("keygen", "%s", kb_cli_bad_option(argv));
+                return kb_cli_usage("keygen", "%s", kb_cli_bad_option(argv, longopts));
         }
     }
     if (optind < argc)

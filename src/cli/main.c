@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 
 #include "cli.h"
+#include "src/util/suggest.h"
 
 static const struct kb_command {
     const char *name;
@@ -59,12 +60,20 @@ int main(int argc, char **argv)
                gnutls_check_version(NULL), systemd);
         return KB_EXIT_OK;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-        strcmp(argv[1], "help") == 0) {
+    /* "keybound help COMMAND" is "keybound COMMAND --help". */
+    static char help_opt[] = "--help";
+    char *help_argv[] = {argv[0], argc > 2 ? argv[2] : NULL, help_opt, NULL};
+    if (strcmp(argv[1], "help") == 0 && argc > 2) {
+        argc = 3;
+        argv = help_argv;
+    } else if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+               strcmp(argv[1], "help") == 0) {
         usage(stdout);
         return KB_EXIT_OK;
     }
+    const char *names[sizeof commands / sizeof commands[0]];
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        names[i] = commands[i].name;
         if (strcmp(argv[1], commands[i].name) == 0) {
             if (gnutls_global_init() < 0) {
                 fprintf(stderr, "keybound: error: GnuTLS failed to initialise\n");
@@ -82,6 +91,12 @@ int main(int argc, char **argv)
             return rc;
         }
     }
-    fprintf(stderr, "keybound: '%s' is not a command; see 'keybound --help'\n", argv[1]);
+    const char *close = kb_suggest(argv[1], names, sizeof names / sizeof names[0]);
+    if (close != NULL)
+        fprintf(stderr,
+                "keybound: '%s' is not a command (did you mean '%s'?); see 'keybound --help'\n",
+                argv[1], close);
+    else
+        fprintf(stderr, "keybound: '%s' is not a command; see 'keybound --help'\n", argv[1]);
     return KB_EXIT_ERROR;
 }

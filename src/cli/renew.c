@@ -72,7 +72,7 @@ int kb_cmd_renew(int argc, char **argv)
             if ((rc = kb_cli_est_option(&e, "renew", opt, optarg)) < 0)
                 return KB_EXIT_ERROR;
             if (rc == 0 && !kb_cli_common(&c, opt, optarg))
-                return kb_cli_usage("renew", "%s", kb_cli_bad_option(argv));
+                return kb_cli_usage("renew", "%s", kb_cli_bad_option(argv, longopts));
         }
     }
     if (optind < argc)

@@ -122,7 +122,7 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
             break;
         default:
             if (!kb_cli_common(&a->c, opt, optarg))
-                return kb_err_set(err, "%s", kb_cli_bad_option(argv));
+                return kb_err_set(err, "%s", kb_cli_bad_option(argv, longopts));
         }
     }
     if (optind < argc)

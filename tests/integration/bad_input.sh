@@ -36,9 +36,20 @@ bad "URI with a misspelt attribute" "has an attribute keybound does not know" \
     keygen $MOD --token 'pkcs11:tokn=one' --label x --pin-file "$T/pin"
 bad "URI that matches no key" "matches no key or certificate" \
     keys $MOD --pin-file "$T/pin" 'pkcs11:token=one;object=missing'
-bad "unknown command" "'frobnicate' is not a command" frobnicate
-bad "unknown option" "unknown or ambiguous option '--frobnicate'" tokens --frobnicate
+bad "unknown command" "'frobnicate' is not a command; see" frobnicate
+bad "misspelt command" "'tunel' is not a command (did you mean 'tunnel'?)" tunel
+bad "help for a misspelt command" "'kyes' is not a command (did you mean 'keys'?)" help kyes
+bad "unknown option" "unknown option '--frobnicate'; see" tokens --frobnicate
+bad "misspelt option" "unknown option '--pin-fiel' (did you mean --pin-file?)" \
+    keygen $MOD --token pkcs11:token=one --label x --pin-fiel "$T/pin"
+bad "ambiguous option" "option '--pin' is ambiguous: --pin-file, --pin-env" \
+    keygen $MOD --token pkcs11:token=one --label x --pin "$T/pin"
+bad "a value for a flag" "--json takes no value" keys $MOD --json=yes
 bad "option without its value" "option '--label' needs a value" keygen --token pkcs11:token=one --label
+# keybound help COMMAND is the command's --help, on stdout.
+kb help tunnel
+t_check "help tunnel: the tunnel's usage, exit 0" \
+    bash -c "[ $rc -eq 0 ] && head -1 '$T/out' | grep -q '^usage: keybound tunnel '"
 : >"$T/empty-pin"
 chmod 600 "$T/empty-pin"
 bad "empty PIN file" "PIN file .* is empty" keygen $MOD --token pkcs11:token=one --label x --pin-file "$T/empty-pin"
