@@ -96,6 +96,12 @@ int kb_cmd_tokens(int argc, char **argv)
         rc = kb_cli_fail(&err);
         goto out;
     }
+    /* A URI that matches nothing is a mistake, as for keys; no token at all is a fact. */
+    if (uri != NULL && list.n == 0) {
+        kb_p11_no_match(p, uri_text, "token", &err);
+        rc = kb_cli_fail(&err);
+        goto out;
+    }
     if (c.json) {
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < list.n; i++)
@@ -110,7 +116,7 @@ int kb_cmd_tokens(int argc, char **argv)
             print_token(&list.v[i]);
         }
         if (list.n == 0)
-            fprintf(stderr, "keybound: no token%s found\n", uri ? " matching the URI" : "");
+            fprintf(stderr, "keybound: no token found\n");
     }
     rc = KB_EXIT_OK;
 out:

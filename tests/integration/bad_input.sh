@@ -34,6 +34,8 @@ bad "malformed URI (bad escape)" "is not a valid pkcs11: URI" \
     keygen $MOD --token 'pkcs11:token=%zz' --label x --pin-file "$T/pin"
 bad "URI with a misspelt attribute" "has an attribute keybound does not know" \
     keygen $MOD --token 'pkcs11:tokn=one' --label x --pin-file "$T/pin"
+bad "tokens: a URI that matches no token" "URI 'pkcs11:token=three' matches no token; tokens present: '\\(one\\|two\\)'" \
+    tokens $MOD 'pkcs11:token=three'
 bad "URI that matches no key" "matches no key or certificate" \
     keys $MOD --pin-file "$T/pin" 'pkcs11:token=one;object=missing'
 bad "unknown command" "'frobnicate' is not a command; see" frobnicate
