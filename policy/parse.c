@@ -631,20 +631,21 @@ int kb_policy_parse(FILE *f, const char *name, kb_policy **out, kb_err *err)
     return 0;
 }
 
-/* The files a policy names are trusted as much as the policy itself. GnuTLS opens them
- * by name later; a file that cannot be opened is reported (a denial) there, as before. */
+/* The files a policy names are trusted as much as the policy itself. A missing trust or
+ * CA file is a mistake in the policy, found when it is read; a missing CRL is reported (a
+ * denial) where it is used, since a CRL is often fetched while the policy stays. */
 static int check_named_files(const kb_policy *pol, kb_err *err)
 {
     kb_err e;
     const char *bad = NULL;
-    if (pol->trust != NULL && kb_trustfile_check(pol->trust, "trust file", KB_TF_MISSING_OK, &e))
+    if (pol->trust != NULL && kb_trustfile_check(pol->trust, "trust file", 0, &e))
         bad = e.msg;
     if (bad == NULL && pol->crl != NULL &&
         kb_trustfile_check(pol->crl, "CRL file", KB_TF_MISSING_OK, &e))
         bad = e.msg;
     for (size_t i = 0; bad == NULL && i < pol->n_endpoints; i++)
         if (pol->endpoints[i].ca != NULL &&
-            kb_trustfile_check(pol->endpoints[i].ca, "endpoint CA file", KB_TF_MISSING_OK, &e))
+            kb_trustfile_check(pol->endpoints[i].ca, "endpoint CA file", 0, &e))
             bad = e.msg;
     return bad == NULL ? 0 : kb_err_set(err, "policy %s: %s", pol->path, bad);
 }
