@@ -72,6 +72,7 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
 
     kb_tunnel_conf_defaults(a->one);
     snprintf(a->one->name, sizeof a->one->name, "cli");
+    a->one->from_cli = true;
     a->workers = WORKERS_DEFAULT;
     unsigned long long given = 0;
     const struct kb_tunnel_option *first = NULL;

@@ -230,7 +230,8 @@ int kb_tun_socket_open(const struct kb_listen *l, const char *who, const char *t
     if (rc != 0 || listen(fd, 512) != 0) {
         int e = errno;
         close(fd);
-        return kb_err_set(err, "%s: cannot listen on %s: %s", who, text, strerror(e));
+        return kb_err_set(err, "%s%scannot listen on %s: %s", who, *who ? ": " : "", text,
+                          e == EADDRINUSE ? "something else listens there" : strerror(e));
     }
     struct stat st;
     *ino = 0;
@@ -247,8 +248,9 @@ int kb_tun_listener_open(struct tunnel *t, kb_err *err)
         return -1;
     if (l->activated)
         return activated_listener(t, err);
-    char who[80];
-    snprintf(who, sizeof who, "tunnel %s", t->conf->name);
+    char who[80] = "";
+    if (!t->conf->from_cli) /* "cli" is no name the user gave */
+        snprintf(who, sizeof who, "tunnel %s", t->conf->name);
     return kb_tun_socket_open(l, who, t->conf->listen, &t->lfd, &t->sock_ino, err);
 }
 

@@ -84,6 +84,11 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
     char host[256], name[sizeof t->server_name];
     unsigned port;
     struct kb_listen l;
+    if (t->from_cli && (t->listen[0] == '\0' || t->connect[0] == '\0'))
+        return kb_err_set(err, "give %s%s%s, or --config FILE",
+                          t->listen[0] ? "" : "--listen ADDRESS",
+                          t->listen[0] || t->connect[0] ? "" : " and ",
+                          t->connect[0] ? "" : "--connect HOST:PORT");
     if (t->listen[0] == '\0' || t->connect[0] == '\0')
         return kb_err_set(err, "tunnel '%s' needs listen = ADDRESS and connect = HOST:PORT",
                           t->name);
@@ -92,6 +97,11 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
         (t->server_name[0] &&
          kb_server_name_norm("server-name", t->server_name, name, sizeof name, err) != 0))
         return -1;
+    if (!l.loopback && !t->allow_remote && t->from_cli)
+        return kb_err_set(err,
+                          "--listen %s is not loopback: other hosts could use the device's "
+                          "identity; listen on 127.0.0.1, [::1] or unix:, or add --allow-remote",
+                          t->listen);
     if (!l.loopback && !t->allow_remote)
         return kb_err_set(err,
                           "tunnel '%s' listens on %s, which is not loopback: other hosts could "
@@ -99,7 +109,9 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
                           "or say allow-remote = yes",
                           t->name, t->listen);
     if (t->n_allow_uid > 0 && !l.is_unix && !l.activated)
-        return kb_err_set(err, "tunnel '%s': allow-uid needs a unix: listener", t->name);
+        return kb_err_set(err, "%s%s%sallow-uid needs a unix: listener",
+                          t->from_cli ? "--" : "tunnel '", t->from_cli ? "" : t->name,
+                          t->from_cli ? "" : "': ");
     return 0;
 }
 

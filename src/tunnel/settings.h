@@ -24,6 +24,8 @@
 
 typedef struct kb_tunnel_conf {
     char name[64];
+    /* Given with --listen and --connect, not in a file: messages name the options. */
+    bool from_cli;
     char listen[4200];
     char connect[300];
     char server_name[256];

@@ -113,9 +113,19 @@ t_check "a regular file in the way is not replaced (exit 2)" bash -c "[ $rc -eq 
 # --- refusals ---------------------------------------------------------------------------------
 kb tunnel $MOD --pin-file "$T/pin" --listen "0.0.0.0:$(free_port)" --connect "localhost:$nport" --ca "$P/ca.pem"
 t_check "a non-loopback listener is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'is not loopback' '$T/err'"
+t_check "  naming the options: --listen ... or add --allow-remote" \
+    grep -q "error: --listen 0.0.0.0:[0-9]* is not loopback: .* or add --allow-remote$" "$T/err"
+kb tunnel $MOD --pin-file "$T/pin" --listen "127.0.0.1:$(free_port)" --ca "$P/ca.pem"
+t_check "no --connect: exit 2, naming the option" \
+    bash -c "[ $rc -eq 2 ] && grep -q 'error: give --connect HOST:PORT, or --config FILE$' '$T/err'"
 cp "$TESTS_SRCDIR/../policy/examples/softhsm-test.conf" "$T/policy.conf"
 chmod 644 "$T/policy.conf"
 cp "$P/ca.pem" "$T/ca.pem"
+kb tunnel $MOD --pin-file "$T/pin" --policy "$T/policy.conf" --listen "127.0.0.1:$nport" \
+    --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop"
+# (Before it, at INFO, the line that says what the tunnel is.)
+t_check "a port something else listens on: exit 2, one error line saying so" \
+    bash -c "[ $rc -eq 2 ] && [ \$(grep -c error '$T/err') -eq 1 ] && grep -q '^keybound: error: cannot listen on 127.0.0.1:$nport: something else listens there$' '$T/err'"
 kb tunnel $MOD --pin-file "$T/pin" --policy "$T/policy.conf" --listen "127.0.0.1:$(free_port)" --connect "unlisted.example.com:443"
 t_check "an endpoint the policy does not list: no listener, exit 1" bash -c "[ $rc -eq 1 ] && grep -q 'not admitted' '$T/err'"
 printf '[tunnel a]\nlisten = 127.0.0.1:1\nconnect = x:1\nbogus = 1\n' >"$T/bad.conf"

@@ -226,7 +226,7 @@ static void same_value_same_error(void **state)
     assert_int_equal(file_set("allow-uid", "1000", LISTEN, &file), -1);
     assert_int_equal(argv_set("allow-uid", "1000", LISTEN, &cli), -1);
     assert_string_equal(file.msg, CONF ":1: tunnel 't': allow-uid needs a unix: listener");
-    assert_string_equal(cli.msg, "tunnel 'cli': allow-uid needs a unix: listener");
+    assert_string_equal(cli.msg, "--allow-uid needs a unix: listener");
 }
 
 static void lists_add_up_on_the_command_line(void **state)
