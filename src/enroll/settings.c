@@ -15,7 +15,8 @@
 #include "src/util/proxy.h"
 #include "src/util/trustfile.h"
 
-enum { I_CA = 1, I_FINGERPRINT = 2 }; /* their places in kb_enroll_options */
+/* Their places in kb_enroll_options: the pairs that say one thing two ways. */
+enum { I_CA = 1, I_FINGERPRINT = 2, I_MODULE = 11, I_MODULES = 12 };
 
 static int text(const char **dst, const char *what, const char *v, kb_err *err)
 {
@@ -128,14 +129,21 @@ static int opt_prune(struct kb_enroll_settings *s, const char *what, const char 
     return flag(&s->spec.prune, what, v, err);
 }
 
+/* module and modules both choose the modules: the one given last stands. */
 static int opt_module(struct kb_enroll_settings *s, const char *what, const char *v, kb_err *err)
 {
-    return text(&s->module, what, v, err);
+    if (text(&s->module, what, v, err) != 0)
+        return -1;
+    s->modules = NULL;
+    return 0;
 }
 
 static int opt_modules(struct kb_enroll_settings *s, const char *what, const char *v, kb_err *err)
 {
-    return text(&s->modules, what, v, err);
+    if (text(&s->modules, what, v, err) != 0)
+        return -1;
+    s->module = NULL;
+    return 0;
 }
 
 static int opt_pin_file(struct kb_enroll_settings *s, const char *what, const char *v, kb_err *err)
@@ -165,8 +173,8 @@ const struct kb_enroll_option kb_enroll_options[KB_ENROLL_N_OPTIONS] = {
     {"if-expires-within", "DURATION", false, -1, opt_within},
     {"rekey", NULL, false, -1, opt_rekey},
     {"prune", NULL, false, -1, opt_prune},
-    {"module", "PATH", false, -1, opt_module},
-    {"modules", "NAMES", false, -1, opt_modules},
+    [I_MODULE] = {"module", "PATH", false, I_MODULES, opt_module},
+    [I_MODULES] = {"modules", "NAMES", false, I_MODULE, opt_modules},
     {"pin-file", "FILE", false, -1, opt_pin_file},
     {"pin-env", "NAME", false, -1, opt_pin_env},
     {"json", NULL, false, -1, opt_json},

@@ -94,7 +94,6 @@ static void every_key(void **state)
                    "rekey = yes\n"
                    "prune = true\n"
                    "module = /usr/lib/softhsm/libsofthsm2.so\n"
-                   "modules = softhsm2\n"
                    "pin-file = /etc/keybound/pin\n"
                    "pin-env = KB_PIN\n"
                    "json = no\n",
@@ -113,7 +112,7 @@ static void every_key(void **state)
     assert_true(s.spec.rekey);
     assert_true(s.spec.prune);
     assert_string_equal(s.module, "/usr/lib/softhsm/libsofthsm2.so");
-    assert_string_equal(s.modules, "softhsm2");
+    assert_null(s.modules);
     assert_string_equal(s.pin.file, "/etc/keybound/pin");
     assert_string_equal(s.pin.env, "KB_PIN");
     assert_false(s.json);
@@ -143,16 +142,20 @@ static void the_command_line_wins(void **state)
                            "est = https://ca.example.com\n"
                            "ca = /etc/keybound/est-ca.pem\n"
                            "key = pkcs11:token=dev;object=a\n"
-                           "max-wait = 10\n",
+                           "max-wait = 10\n"
+                           "module = /usr/lib/softhsm/libsofthsm2.so\n",
                            &err),
                      0);
     assert_int_equal(cli("key", "pkcs11:token=dev;object=b", &err), 0);
     assert_int_equal(cli("max-wait", "20", &err), 0);
+    assert_int_equal(cli("modules", "softhsm2", &err), 0);
     assert_int_equal(cli("rekey", NULL, &err), 0);
     /* The other way to trust the server replaces the file's, rather than clashing. */
     assert_int_equal(cli("ca-fingerprint", FP, &err), 0);
     assert_string_equal(s.spec.key_uri, "pkcs11:token=dev;object=b");
     assert_int_equal(s.spec.max_wait_s, 20);
+    assert_null(s.module);
+    assert_string_equal(s.modules, "softhsm2");
     assert_true(s.spec.rekey);
     assert_null(s.spec.ca);
     assert_string_equal(s.spec.fingerprint, FP);
@@ -206,6 +209,8 @@ static void mistakes_name_their_line(void **state)
     refused_at("[renew]\nmax-wait = 1\nmax-wait = 2\n", 3, "'max-wait' is set twice in [renew]");
     refused_at("[renew]\nca = /a.pem\nca-fingerprint = " FP "\n", 3,
                "ca-fingerprint and ca do not go together");
+    refused_at("[renew]\nmodules = softhsm2\nmodule = /x.so\n", 3,
+               "module and modules do not go together");
     refused_at("est = https://a\n[renew]\n", 1, "'est' stands before the [renew] section");
     refused_at("[renew]\n[tunnel x]\n", 2, "unknown section [tunnel x]");
     refused_at("[renew]\n[renew]\n", 2, "[renew] is given twice");
@@ -232,6 +237,25 @@ static void no_pin_in_the_file(void **state)
         kb_enroll_settings_free(&s);
         kb_enroll_settings_init(&s);
     }
+}
+
+/* Each pair that says one thing two ways names the other (the table's indexes are right). */
+static void pairs_name_each_other(void **state)
+{
+    (void)state;
+    size_t pairs = 0;
+    for (size_t i = 0; i < KB_ENROLL_N_OPTIONS; i++) {
+        int x = kb_enroll_options[i].excludes;
+        if (x < 0)
+            continue;
+        assert_true((size_t)x < KB_ENROLL_N_OPTIONS);
+        assert_int_equal(kb_enroll_options[x].excludes, (int)i);
+        pairs++;
+    }
+    assert_int_equal(pairs, 4);
+    assert_string_equal(kb_enroll_options[index_of("ca")].name, "ca");
+    assert_int_equal(kb_enroll_options[index_of("module")].excludes, (int)index_of("modules"));
+    assert_int_equal(kb_enroll_options[index_of("ca")].excludes, (int)index_of("ca-fingerprint"));
 }
 
 static char *slurp(const char *rel)
@@ -284,6 +308,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(same_value_same_error, setup, teardown),
         cmocka_unit_test_setup_teardown(mistakes_name_their_line, setup, teardown),
         cmocka_unit_test_setup_teardown(no_pin_in_the_file, setup, teardown),
+        cmocka_unit_test(pairs_name_each_other),
         cmocka_unit_test_setup_teardown(the_manual_and_the_example, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
