@@ -4,27 +4,16 @@
 # the command line overrides it, and every kind of key (text, duration, yes/no) is read.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup
-/usr/bin/python3 -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/null ||
-    t_skip_all "Debian's python3-cryptography is not installed"
-kb_token dev
-kb_pki_policy
-kb_est_start
-url=${EST#--est }
-url=${url%% *}
+kb_est_enrolled
 json_is() { python3 -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if ($1) else 1)"; }
 reenrolls() { grep -c '^POST /.well-known/est/simplereenroll 200 auth=cert' "$T/est/requests.log" 2>/dev/null || true; }
-
-kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev --policy "$T/policy.conf" $EST \
-    --label laptop --subject CN=laptop-1 --secret-file "$T/secret"
-t_check "enrolled a key to renew" rc_is 0
-laptop=$(sed -n 's/^key: //p' "$T/out")
 
 # The file a unit would run with, every path absolute.
 cat >"$T/renew.conf" <<CONF
 # the device's renewal
 [renew]
 key = $laptop
-est = $url
+est = $EST_URL
 ca = $T/pki/ca.pem
 policy = $T/policy.conf
 module = $SOFTHSM_MODULE
@@ -53,7 +42,7 @@ fp=$(certtool --fingerprint --hash sha256 --infile "$T/pki/ca.pem" 2>/dev/null)
 cat >"$T/rekey.conf" <<CONF
 [renew]
 key = pkcs11:token=dev;object=laptop
-est = $url
+est = $EST_URL
 ca-fingerprint = sha256:$fp
 save-cacerts = $T/cacerts.pem
 max-wait = 5
@@ -82,7 +71,7 @@ t_check "--ca on the command line replaces the file's ca-fingerprint (an untrust
 t_check "  no bootstrap by fingerprint was made" [ ! -e "$T/cacerts.pem" ]
 
 # The example shipped for the unit parses, and names its own settings.
-sed -e "s#^key = .*#key = pkcs11:token=dev;object=laptop#" -e "s#^est = .*#est = $url#" \
+sed -e "s#^key = .*#key = pkcs11:token=dev;object=laptop#" -e "s#^est = .*#est = $EST_URL#" \
     -e "s#^ca = .*#ca = $T/pki/ca.pem#" -e "s#^policy = .*#policy = $T/policy.conf#" \
     "$TESTS_SRCDIR/../contrib/renew.conf" >"$T/example.conf"
 chmod 644 "$T/example.conf"

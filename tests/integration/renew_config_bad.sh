@@ -4,21 +4,12 @@
 # what to do, exit 2; nothing is asked of the EST server and the token stays as it was.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup
-/usr/bin/python3 -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/null ||
-    t_skip_all "Debian's python3-cryptography is not installed"
-kb_token dev
-kb_pki_policy
-kb_est_start
-url=${EST#--est }
-url=${url%% *}
-kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev --policy "$T/policy.conf" $EST \
-    --label laptop --subject CN=laptop-1 --secret-file "$T/secret"
-t_check "enrolled a key to renew" rc_is 0
+kb_est_enrolled
 
 before=$(token_objects dev)
 requests=$(wc -l <"$T/est/requests.log")
 good="key = pkcs11:token=dev;object=laptop
-est = $url
+est = $EST_URL
 ca = $T/pki/ca.pem
 policy = $T/policy.conf
 pin-file = $T/pin"
@@ -42,7 +33,7 @@ bad "a misspelt key" \
     "^keybound: error: $T/renew.conf:3: unknown key 'est-url' in \[renew\]; keys are the long options of keybound renew: est, ca, ca-fingerprint, " \
     "[renew]
 key = pkcs11:token=dev;object=laptop
-est-url = $url"
+est-url = $EST_URL"
 bad "the PIN in the file" "renew.conf:7: 'pin': a renew file never holds the PIN; write pin-file = FILE" \
     "[renew]
 $good
@@ -59,7 +50,7 @@ rekey = on"
 bad "a misspelt URI attribute" "renew.conf:2: key: .*has an attribute keybound does not know" \
     "[renew]
 key = pkcs11:tokn=dev;object=laptop
-est = $url"
+est = $EST_URL"
 bad "an http:// EST URL" "renew.conf:3: est: EST URL 'http://localhost' must start with https://" \
     "[renew]
 key = pkcs11:token=dev;object=laptop
@@ -71,7 +62,7 @@ ca-fingerprint = sha256:$(printf '0%.0s' $(seq 64))"
 bad "a key set twice" "renew.conf:7: 'est' is set twice in \[renew\]" \
     "[renew]
 $good
-est = $url"
+est = $EST_URL"
 bad "--force in the file" "renew.conf:7: 'force' is for the command line only (keybound renew --force)" \
     "[renew]
 $good
@@ -84,7 +75,7 @@ bad "no [renew] section" "renew.conf: no \[renew\] section; see keybound.conf(5)
 bad "an indented key" "renew.conf:3: this line is indented" \
     "[renew]
 key = pkcs11:token=dev;object=laptop
-  est = $url"
+  est = $EST_URL"
 bad "no est, in the file or on the command line" "renew.conf: no est in \[renew\]: write est = URL there, or give --est URL" \
     "[renew]
 key = pkcs11:token=dev;object=laptop"
