@@ -98,14 +98,27 @@ static int opt_proxy(struct kb_enroll_settings *s, const char *what, const char 
     return 0;
 }
 
-/* Parsed as renew will parse it, so that a typo is refused with its line. */
+/* Where the PIN comes from instead, for a file that tried to hold it. */
+#define PIN_SOURCES                                                                                \
+    "write pin-file = FILE (a file only you can read) or pin-env = NAME, or use the systemd "      \
+    "credential keybound.pin"
+
+/* Parsed as renew will parse it, so that a typo is refused with its line. A pin-value is
+ * refused either way: on the command line by kb_uri_parse, in a file here, saying so. */
 static int opt_key(struct kb_enroll_settings *s, const char *what, const char *v, kb_err *err)
 {
+    bool file = strncmp(what, "--", 2) != 0;
     P11KitUri *uri;
     kb_err why;
-    if (kb_uri_parse(v, 0, &uri, &why) != 0)
+    if (kb_uri_parse(v, file ? KB_URI_ALLOW_PIN_VALUE : 0, &uri, &why) != 0)
         return kb_err_set(err, "%s: %s", what, why.msg);
+    bool pin_value = p11_kit_uri_get_pin_value(uri) != NULL;
     p11_kit_uri_free(uri);
+    if (pin_value)
+        return kb_err_set(err,
+                          "%s: the URI carries pin-value; a renew file never holds the PIN: "
+                          "remove it and " PIN_SOURCES,
+                          what);
     s->spec.key_uri = v;
     return 0;
 }
@@ -250,11 +263,7 @@ static int on_key(void *user, const char *key, const char *value)
     /* The PIN itself is never written down where keybound reads settings: a file is read
      * by whoever reads /etc, backed up and copied around. */
     if (strcmp(key, "pin") == 0 || strcmp(key, "pin-value") == 0)
-        return kb_ini_fail(&p->ini,
-                           "'%s': a renew file never holds the PIN; write pin-file = FILE "
-                           "(a file only you can read) or pin-env = NAME, or use the systemd "
-                           "credential keybound.pin",
-                           key);
+        return kb_ini_fail(&p->ini, "'%s': a renew file never holds the PIN; " PIN_SOURCES, key);
     /* Said on the command line, each time, never kept: a file must not make every timer
      * run spend a PIN try the token has warned about, or accept a readable PIN file. */
     if (strcmp(key, "force") == 0 || strcmp(key, "insecure-pin-file") == 0 ||

@@ -39,6 +39,11 @@ bad "the PIN in the file" "renew.conf:7: 'pin': a renew file never holds the PIN
 $good
 pin = 1234"
 t_check "  the PIN is not echoed" err_lacks "1234"
+bad "a pin-value in the key's URI" "renew.conf:2: key: the URI carries pin-value; a renew file never holds the PIN" \
+    "[renew]
+key = pkcs11:token=dev;object=laptop?pin-value=1234
+est = $EST_URL"
+t_check "  the PIN is not echoed" err_lacks "1234"
 bad "a bad duration" "renew.conf:7: if-expires-within '30' is not a duration such as 30d or 12h" \
     "[renew]
 $good

@@ -228,11 +228,13 @@ static void mistakes_name_their_line(void **state)
 static void no_pin_in_the_file(void **state)
 {
     (void)state;
-    static const char *const texts[] = {"[renew]\npin = 123456\n", "[renew]\npin-value = 123456\n"};
+    static const char *const texts[] = {"[renew]\npin = 123456\n", "[renew]\npin-value = 123456\n",
+                                        "[renew]\nkey = pkcs11:token=dev?pin-value=123456\n"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         kb_err err;
         assert_int_equal(parse(texts[i], &err), -1);
-        assert_non_null(strstr(err.msg, "a renew file never holds the PIN; write pin-file = FILE"));
+        assert_non_null(strstr(err.msg, "a renew file never holds the PIN"));
+        assert_non_null(strstr(err.msg, "pin-file = FILE"));
         assert_null(strstr(err.msg, "123456"));
         kb_enroll_settings_free(&s);
         kb_enroll_settings_init(&s);
