@@ -14,7 +14,14 @@ for tool in softhsm2-util certtool nginx curl /usr/bin/python3; do
 done
 t_skip_all() { echo "demo: $*"; exit 2; }
 kb_setup
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Bold headings on a terminal only, and never with NO_COLOR set (no-color.org): in a log
+# file or CI output the escape codes are noise.
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+    bold=$'\033[1m' plain=$'\033[0m'
+else
+    bold='' plain=''
+fi
+step() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
 show() { printf '$ %s\n' "$*" | sed "s|$T/||g; s|$SOFTHSM_MODULE|\$SOFTHSM|g"; "$@"; }
 
 step "A throwaway SoftHSM token and test PKI in $T"

@@ -20,6 +20,7 @@
 #include "pkcs11/signer.h"
 #include "policy/policy.h"
 #include "src/enroll/flow.h"
+#include "src/enroll/settings.h"
 
 enum { KB_EXIT_OK = 0, KB_EXIT_REFUSED = 1, KB_EXIT_ERROR = 2, KB_EXIT_PIN = 6 };
 
@@ -111,44 +112,22 @@ int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const struct kb_key *k, struct kb
 int kb_cli_write_file(const char *path, const void *data, size_t len, kb_err *err);
 
 /* What enroll and renew share: the options for the EST server, its trust and the policy
- * (one parser for both), the run and the report. A command's own option codes start at
- * KB_OPT_EST_FIRST_LOCAL. */
-enum {
-    KB_OPT_EST_URL = KB_OPT_FIRST_LOCAL,
-    KB_OPT_EST_CA,
-    KB_OPT_EST_FP,
-    KB_OPT_EST_SAVE,
-    KB_OPT_EST_POLICY,
-    KB_OPT_EST_MAX_WAIT,
-    KB_OPT_EST_PROXY,
-    KB_OPT_EST_FIRST_LOCAL,
-};
-
-#define KB_EST_LONGOPTS                                                                            \
-    {"est", required_argument, NULL, KB_OPT_EST_URL},                                              \
-        {"ca", required_argument, NULL, KB_OPT_EST_CA},                                            \
-        {"ca-fingerprint", required_argument, NULL, KB_OPT_EST_FP},                                \
-        {"save-cacerts", required_argument, NULL, KB_OPT_EST_SAVE},                                \
-        {"policy", required_argument, NULL, KB_OPT_EST_POLICY},                                    \
-        {"max-wait", required_argument, NULL, KB_OPT_EST_MAX_WAIT},                                \
-    {                                                                                              \
-        "proxy", required_argument, NULL, KB_OPT_EST_PROXY                                         \
-    }
+ * (src/enroll/settings.h, one parser for both commands and renew's file), the run and the
+ * report. Their codes are KB_OPT_ENROLL_TABLE + the index in kb_enroll_options. */
+enum { KB_OPT_ENROLL_TABLE = 0x200 };
 
 struct kb_cli_est {
-    struct kb_enroll_spec spec;
-    const char *policy_path;
+    struct kb_enroll_settings s;
     const char *secret_file; /* enroll */
 };
 
-#define KB_CLI_EST_INIT                                                                            \
-    {                                                                                              \
-        .spec = {.max_wait_s = 600, .if_expires_within = -1 }                                      \
-    }
+/* Writes the long options of kb_enroll_options (for enroll: those it takes) to out, which
+ * has room for KB_ENROLL_N_OPTIONS; returns how many. */
+size_t kb_cli_enroll_longopts(struct option *out, bool enroll);
 
-/* Handles one of the shared options: 1 when it was one, 0 when not, -1 when its value is
- * wrong (the usage line is printed; exit 2). */
-int kb_cli_est_option(struct kb_cli_est *e, const char *cmd, int opt, const char *arg);
+/* Applies one of them: 1 when opt was one, 0 when not, -1 when its value is wrong (the
+ * usage line is printed; exit 2). */
+int kb_cli_enroll_option(struct kb_enroll_settings *s, const char *cmd, int opt, const char *arg);
 
 /* The outcome of enroll or renew: state, key, certificate and decision (or the error). */
 void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o,

@@ -38,7 +38,7 @@ static const char help[] =
     "                         $https_proxy, unless $no_proxy names the server)\n" KB_COMMON_HELP;
 
 enum {
-    OPT_TOKEN = KB_OPT_EST_FIRST_LOCAL,
+    OPT_TOKEN = KB_OPT_FIRST_LOCAL,
     OPT_LABEL,
     OPT_TYPE,
     OPT_SUBJECT,
@@ -92,38 +92,30 @@ void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o
         fprintf(stderr, "keybound: %s: %s\n", state, err->msg);
 }
 
-int kb_cli_est_option(struct kb_cli_est *e, const char *cmd, int opt, const char *arg)
+size_t kb_cli_enroll_longopts(struct option *out, bool enroll)
 {
-    unsigned long max_wait;
-    switch (opt) {
-    case KB_OPT_EST_URL:
-        e->spec.url = arg;
-        return 1;
-    case KB_OPT_EST_CA:
-        e->spec.ca = arg;
-        return 1;
-    case KB_OPT_EST_FP:
-        e->spec.fingerprint = arg;
-        return 1;
-    case KB_OPT_EST_SAVE:
-        e->spec.save_cacerts = arg;
-        return 1;
-    case KB_OPT_EST_POLICY:
-        e->policy_path = arg;
-        return 1;
-    case KB_OPT_EST_MAX_WAIT:
-        if (!kb_cli_count(arg, 0, 86400, &max_wait)) {
-            kb_cli_usage(cmd, "--max-wait takes seconds from 0 to 86400");
-            return -1;
-        }
-        e->spec.max_wait_s = (unsigned)max_wait;
-        return 1;
-    case KB_OPT_EST_PROXY:
-        e->spec.proxy = arg;
-        return 1;
-    default:
+    size_t n = 0;
+    for (size_t i = 0; i < KB_ENROLL_N_OPTIONS; i++)
+        if (!enroll || kb_enroll_options[i].enroll)
+            out[n++] = (struct option){kb_enroll_options[i].name,
+                                       kb_enroll_options[i].arg ? required_argument : no_argument,
+                                       NULL, KB_OPT_ENROLL_TABLE + (int)i};
+    return n;
+}
+
+int kb_cli_enroll_option(struct kb_enroll_settings *s, const char *cmd, int opt, const char *arg)
+{
+    if (opt < KB_OPT_ENROLL_TABLE || opt >= KB_OPT_ENROLL_TABLE + KB_ENROLL_N_OPTIONS)
         return 0;
+    size_t i = (size_t)(opt - KB_OPT_ENROLL_TABLE);
+    char what[64];
+    kb_err err;
+    snprintf(what, sizeof what, "--%s", kb_enroll_options[i].name);
+    if (kb_enroll_set(s, i, what, kb_enroll_options[i].arg ? arg : "yes", &err) != 0) {
+        kb_cli_usage(cmd, "%s", err.msg);
+        return -1;
     }
+    return 1;
 }
 
 int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est *e)
@@ -134,25 +126,26 @@ int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est 
     kb_p11 *p = NULL;
     struct kb_enroll_outcome o = {0};
     int rc;
-    e->spec.secret = NULL;
-    if ((!e->spec.renew && e->spec.auth_key == NULL &&
-         kb_enroll_secret(e->secret_file, &e->spec.secret, &err) != 0) ||
-        kb_cli_policy(e->policy_path, &pol, &err) != 0 ||
-        kb_cli_uri(c, uri_text, &uri, &err) != 0 || kb_cli_load(c, uri, &p, &err) != 0) {
-        kb_secret_free(e->spec.secret); /* kb_enroll_run, which owns it, does not run */
+    struct kb_enroll_spec *spec = &e->s.spec;
+    spec->secret = NULL;
+    if ((!spec->renew && spec->auth_key == NULL &&
+         kb_enroll_secret(e->secret_file, &spec->secret, &err) != 0) ||
+        kb_cli_policy(e->s.policy, &pol, &err) != 0 || kb_cli_uri(c, uri_text, &uri, &err) != 0 ||
+        kb_cli_load(c, uri, &p, &err) != 0) {
+        kb_secret_free(spec->secret); /* kb_enroll_run, which owns it, does not run */
         o.state = KB_EST_UNDERCONFIGURED;
         kb_cli_est_report(c, &o, &err);
         rc = KB_EXIT_ERROR;
     } else {
-        e->spec.policy = pol;
-        if (kb_enroll_run(p, &c->pin, &e->spec, &o, &err) != 0) {
+        spec->policy = pol;
+        if (kb_enroll_run(p, &c->pin, spec, &o, &err) != 0) {
             rc = kb_cli_fail(&err);
         } else {
             kb_cli_est_report(c, &o, &err);
             rc = o.exit_code;
         }
     }
-    e->spec.secret = NULL;
+    spec->secret = NULL;
     kb_enroll_outcome_free(&o);
     kb_p11_close(p);
     if (uri)
@@ -161,24 +154,27 @@ int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est 
     return rc;
 }
 
-int kb_cmd_enroll(int argc, char **argv)
+/* The command line into e, then the run; e's copies are freed by the caller. */
+static int enroll(int argc, char **argv, struct kb_cli_est *e)
 {
-    static const struct option longopts[] = {{"token", required_argument, NULL, OPT_TOKEN},
-                                             {"label", required_argument, NULL, OPT_LABEL},
-                                             {"type", required_argument, NULL, OPT_TYPE},
-                                             {"subject", required_argument, NULL, OPT_SUBJECT},
-                                             {"san", required_argument, NULL, OPT_SAN},
-                                             {"secret-file", required_argument, NULL, OPT_SECRET},
-                                             {"auth-key", required_argument, NULL, OPT_AUTH_KEY},
-                                             {"store-chain", no_argument, NULL, OPT_STORE_CHAIN},
-                                             KB_EST_LONGOPTS,
-                                             KB_COMMON_LONGOPTS,
-                                             {0}};
+    static const struct option own[] = {{"token", required_argument, NULL, OPT_TOKEN},
+                                        {"label", required_argument, NULL, OPT_LABEL},
+                                        {"type", required_argument, NULL, OPT_TYPE},
+                                        {"subject", required_argument, NULL, OPT_SUBJECT},
+                                        {"san", required_argument, NULL, OPT_SAN},
+                                        {"secret-file", required_argument, NULL, OPT_SECRET},
+                                        {"auth-key", required_argument, NULL, OPT_AUTH_KEY},
+                                        {"store-chain", no_argument, NULL, OPT_STORE_CHAIN},
+                                        KB_COMMON_LONGOPTS,
+                                        {0}};
+    struct option longopts[KB_ENROLL_N_OPTIONS + sizeof own / sizeof own[0]];
+    size_t n = kb_cli_enroll_longopts(longopts, true);
+    memcpy(longopts + n, own, sizeof own);
     struct kb_cli c = {0};
-    struct kb_cli_est e = KB_CLI_EST_INIT;
-    struct kb_csr_spec *spec = &e.spec.csr;
-    e.spec.label = "keybound";
-    e.spec.type = "ec-p256";
+    struct kb_enroll_spec *es = &e->s.spec;
+    struct kb_csr_spec *spec = &es->csr;
+    es->label = "keybound";
+    es->type = "ec-p256";
     kb_err err;
     int opt, rc;
     opterr = 0;
@@ -188,13 +184,13 @@ int kb_cmd_enroll(int argc, char **argv)
             fputs(help, stdout);
             return KB_EXIT_OK;
         case OPT_TOKEN:
-            e.spec.token_uri = optarg;
+            es->token_uri = optarg;
             break;
         case OPT_LABEL:
-            e.spec.label = optarg;
+            es->label = optarg;
             break;
         case OPT_TYPE:
-            e.spec.type = optarg;
+            es->type = optarg;
             break;
         case OPT_SUBJECT:
             spec->subject = optarg;
@@ -207,16 +203,16 @@ int kb_cmd_enroll(int argc, char **argv)
             spec->sans[spec->n_sans++] = optarg;
             break;
         case OPT_SECRET:
-            e.secret_file = optarg;
+            e->secret_file = optarg;
             break;
         case OPT_AUTH_KEY:
-            e.spec.auth_key = optarg;
+            es->auth_key = optarg;
             break;
         case OPT_STORE_CHAIN:
-            e.spec.store_chain = true;
+            es->store_chain = true;
             break;
         default:
-            if ((rc = kb_cli_est_option(&e, "enroll", opt, optarg)) < 0)
+            if ((rc = kb_cli_enroll_option(&e->s, "enroll", opt, optarg)) < 0)
                 return KB_EXIT_ERROR;
             if (rc == 0 && !kb_cli_common(&c, opt, optarg))
                 return kb_cli_usage("enroll", "%s", kb_cli_bad_option(argv, longopts));
@@ -224,11 +220,11 @@ int kb_cmd_enroll(int argc, char **argv)
     }
     if (optind < argc)
         return kb_cli_usage("enroll", "unexpected argument '%s'", argv[optind]);
-    if (e.spec.url == NULL || e.spec.token_uri == NULL)
+    if (es->url == NULL || es->token_uri == NULL)
         return kb_cli_usage("enroll", "--est URL and --token URI are required");
-    if (!kb_keygen_type_known(e.spec.type))
-        return kb_cli_usage("enroll", "--type %s is unknown", e.spec.type);
-    if (e.secret_file && e.spec.auth_key)
+    if (!kb_keygen_type_known(es->type))
+        return kb_cli_usage("enroll", "--type %s is unknown", es->type);
+    if (e->secret_file && es->auth_key)
         return kb_cli_usage("enroll", "--secret-file and --auth-key do not go together");
     char host[256], subject[300];
     if (spec->subject == NULL) {
@@ -238,5 +234,14 @@ int kb_cmd_enroll(int argc, char **argv)
         snprintf(subject, sizeof subject, "CN=%s", host);
         spec->subject = subject;
     }
-    return kb_cli_enroll_run(&c, e.spec.token_uri, &e);
+    return kb_cli_enroll_run(&c, es->token_uri, e);
+}
+
+int kb_cmd_enroll(int argc, char **argv)
+{
+    struct kb_cli_est e = {0};
+    kb_enroll_settings_init(&e.s);
+    int rc = enroll(argc, argv, &e);
+    kb_enroll_settings_free(&e.s);
+    return rc;
 }

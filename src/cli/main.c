@@ -1,7 +1,11 @@
 #include "config.h"
 
+#include <ev.h>
 #include <gnutls/gnutls.h>
+#include <json-c/json.h>
+#include <microhttpd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -50,14 +54,29 @@ int main(int argc, char **argv)
         return KB_EXIT_ERROR;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
-        /* The build's options, so that users (and the tests) can tell what it does. */
+        /* The build's optional parts (config.h), so that users, bug reports and the tests
+         * can tell what this binary does; then the libraries it runs with. */
+        static const struct {
+            const char *name;
+            bool on;
+        } features[] = {
 #ifdef HAVE_SYSTEMD
-        const char *systemd = "with systemd";
+            {"systemd", true},
 #else
-        const char *systemd = "without systemd";
+            {"systemd", false},
 #endif
-        printf("keybound %s (GnuTLS %s, p11-kit; %s)\n", PACKAGE_VERSION,
-               gnutls_check_version(NULL), systemd);
+#ifdef HAVE_EXPLICIT_BZERO
+            {"explicit_bzero", true},
+#else
+            {"explicit_bzero", false},
+#endif
+        };
+        printf("keybound %s\nfeatures:", PACKAGE_VERSION);
+        for (size_t i = 0; i < sizeof features / sizeof features[0]; i++)
+            printf(" %c%s", features[i].on ? '+' : '-', features[i].name);
+        printf("\nlibraries: GnuTLS %s, p11-kit, libev %d.%d, libmicrohttpd %s, json-c %s\n",
+               gnutls_check_version(NULL), ev_version_major(), ev_version_minor(),
+               MHD_get_version(), json_c_version());
         return KB_EXIT_OK;
     }
     /* "keybound help COMMAND" is "keybound COMMAND --help". */

@@ -52,14 +52,9 @@ static int check_ca_file(const char *path, kb_err *err)
     return 0;
 }
 
-int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fingerprint,
-                kb_secret *secret, kb_err *err)
+/* The URL as kb_est keeps it: host, port and server name for the TLS client, the path. */
+static int set_url(kb_est *e, const char *url, kb_err *err)
 {
-    memset(e, 0, sizeof *e);
-    e->secret = secret;
-    e->timeout_s = 30;
-    e->max_wait_s = 600;
-    e->max_tries = 10;
     if (strlen(url) + 20 >= sizeof e->url)
         return kb_err_set(err, "EST URL '%.60s...' is longer than %zu bytes", url,
                           sizeof e->url - 20);
@@ -104,6 +99,56 @@ int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fin
     while (n > 1 && e->path[n - 1] == '/')
         e->path[--n] = '\0';
     snprintf(e->url, sizeof e->url, "https://%.*s%s", (int)auth_len, auth, e->path);
+    return 0;
+}
+
+/* "sha256:HEX", colons allowed between the digits, as 64 lower-case hex digits. */
+static int set_fingerprint(char out[65], const char *what, const char *fingerprint, kb_err *err)
+{
+    const char *hex = strncasecmp(fingerprint, "sha256:", 7) == 0 ? fingerprint + 7 : NULL;
+    size_t j = 0, digits = 0;
+    for (const char *c = hex; c && *c; c++) {
+        if (*c == ':')
+            continue;
+        if (j < 64)
+            out[j++] = (char)(*c >= 'A' && *c <= 'F' ? *c + 32 : *c);
+        digits++;
+    }
+    out[j] = '\0';
+    if (hex == NULL || digits != 64 || strspn(out, "0123456789abcdef") != 64)
+        return kb_err_set(err,
+                          "%s '%s' is not sha256: followed by 64 hex digits (certtool "
+                          "--fingerprint --hash sha256 shows it)",
+                          what, fingerprint);
+    return 0;
+}
+
+int kb_est_check_url(const char *url, kb_err *err)
+{
+    kb_est *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return kb_err_set(err, "out of memory");
+    int rc = set_url(e, url, err);
+    free(e);
+    return rc;
+}
+
+int kb_est_check_fingerprint(const char *what, const char *fingerprint, kb_err *err)
+{
+    char hex[65];
+    return set_fingerprint(hex, what, fingerprint, err);
+}
+
+int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fingerprint,
+                kb_secret *secret, kb_err *err)
+{
+    memset(e, 0, sizeof *e);
+    e->secret = secret;
+    e->timeout_s = 30;
+    e->max_wait_s = 600;
+    e->max_tries = 10;
+    if (set_url(e, url, err) != 0)
+        return -1;
     if ((ca_file == NULL) == (fingerprint == NULL))
         return kb_err_set(err, "say how to trust the EST server: --ca FILE or --ca-fingerprint "
                                "sha256:HEX (one of them)");
@@ -113,24 +158,9 @@ int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fin
         if (check_ca_file(ca_file, err) != 0)
             return -1;
         snprintf(e->peer.ca_file, sizeof e->peer.ca_file, "%s", ca_file);
-    } else {
-        const char *hex = strncasecmp(fingerprint, "sha256:", 7) == 0 ? fingerprint + 7 : NULL;
-        size_t j = 0, digits = 0;
-        for (const char *c = hex; c && *c; c++) {
-            if (*c == ':')
-                continue;
-            if (j < 64)
-                e->fingerprint[j++] = (char)(*c >= 'A' && *c <= 'F' ? *c + 32 : *c);
-            digits++;
-        }
-        e->fingerprint[j] = '\0';
-        if (hex == NULL || digits != 64 || strspn(e->fingerprint, "0123456789abcdef") != 64)
-            return kb_err_set(err,
-                              "--ca-fingerprint '%s' is not sha256: followed by 64 hex "
-                              "digits (certtool --fingerprint --hash sha256 shows it)",
-                              fingerprint);
+        return 0;
     }
-    return 0;
+    return set_fingerprint(e->fingerprint, "--ca-fingerprint", fingerprint, err);
 }
 
 int kb_est_set_proxy(kb_est *e, const char *proxy, kb_err *err)

@@ -56,6 +56,11 @@ int kb_est_exit(const kb_est *e, enum kb_est_state s);
 int kb_est_init(kb_est *e, const char *url, const char *ca_file, const char *fingerprint,
                 kb_secret *secret, kb_err *err);
 
+/* The checks kb_est_init makes of a URL and of a fingerprint (what: "--ca-fingerprint",
+ * "ca-fingerprint"), for the option parsers: a mistake is refused with the line it is on. */
+int kb_est_check_url(const char *url, kb_err *err);
+int kb_est_check_fingerprint(const char *what, const char *fingerprint, kb_err *err);
+
 /* Leaves through an HTTP CONNECT proxy: proxy (--proxy), else https_proxy unless no_proxy
  * names the server (kb_proxy_for). The proxy sees the server's name and port only: TLS,
  * and the server's verification, run end to end through it. */

@@ -83,6 +83,13 @@ bad "keybound.conf with a key that is not a pkcs11: URI" \
 
 kb --version
 t_check "--version prints the version" bash -c "[ $rc -eq 0 ] && grep -q '^keybound [0-9]' '$T/out'"
+t_check "  and the optional features, each + or -" grep -qxE 'features: [+-]systemd [+-]explicit_bzero' "$T/out"
+# As configured: config.h has "#undef HAVE_SYSTEMD" when it is not, so match the #define.
+grep -q '^#define HAVE_SYSTEMD 1' "$TESTS_BUILDDIR/../config.h" && want=+systemd || want=-systemd
+t_check "  libsystemd as configured ($want)" grep -q -- "^features: $want " "$T/out"
+grep -q '^#define HAVE_EXPLICIT_BZERO 1' "$TESTS_BUILDDIR/../config.h" && want=+ || want=-
+t_check "  explicit_bzero as configured (${want}explicit_bzero)" grep -q -- " ${want}explicit_bzero$" "$T/out"
+t_check "  and the libraries it runs with" grep -qE '^libraries: GnuTLS [0-9.]+, p11-kit, libev [0-9]+\.[0-9]+, libmicrohttpd [0-9.]+, json-c [0-9.]+$' "$T/out"
 for cmd in tokens keys keygen; do
     kb $cmd --help
     t_check "$cmd --help prints usage and exits 0" bash -c "[ $rc -eq 0 ] && grep -q '^usage: keybound $cmd' '$T/out'"

@@ -182,7 +182,7 @@ t_check "  with a log line naming the uid" wait_log "$T/uid.log" "tunnel others:
 
 # --- systemd: readiness notifications and socket activation ------------------------------
 # The binary says how it was built: config.h holds "#undef HAVE_SYSTEMD" either way.
-if "$KEYBOUND" --version | grep -q 'with systemd' &&
+if "$KEYBOUND" --version | grep -q '^features: +systemd' &&
     command -v systemd-socket-activate >/dev/null; then
     cat >"$T/notify.py" <<'PY'
 import socket, sys

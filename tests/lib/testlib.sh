@@ -517,7 +517,7 @@ CONF
 
 # kb_est_start: the test EST server (tests/lib/est_server.py, Debian's python3-cryptography)
 # on a free port, issuing from the test PKI, its state in $T/est; the enrolment secret
-# enrol:s3cret in $T/secret. EST is --est URL --ca CA for keybound.
+# enrol:s3cret in $T/secret. EST is --est URL --ca CA for keybound, EST_URL the URL alone.
 kb_est_start() {
     printf 'enrol:s3cret\n' >"$T/secret"
     chmod 600 "$T/secret"
@@ -528,5 +528,21 @@ kb_est_start() {
         --ca-cert "$T/pki/ca.pem" --ca-key "$T/pki/ca.key" --tls-cert "$T/pki/server.pem" \
         --tls-key "$T/pki/server.key" --secret enrol:s3cret --state "$T/est"
     wait_port "$port" || t_fail "EST server started"
-    EST="--est https://localhost:$port --ca $T/pki/ca.pem"
+    EST_URL=https://localhost:$port
+    EST="--est $EST_URL --ca $T/pki/ca.pem"
+}
+
+# kb_est_enrolled: token "dev", the test PKI and policy (kb_pki_policy), the EST server
+# (kb_est_start) and key "laptop" enrolled over it as CN=laptop-1; laptop is its URI.
+# Skips the test without Debian's python3-cryptography.
+kb_est_enrolled() {
+    /usr/bin/python3 -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/null ||
+        t_skip_all "Debian's python3-cryptography is not installed"
+    kb_token dev
+    kb_pki_policy
+    kb_est_start
+    kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev --policy "$T/policy.conf" $EST \
+        --label laptop --subject CN=laptop-1 --secret-file "$T/secret"
+    t_check "enrolled key laptop over EST" rc_is 0
+    laptop=$(sed -n 's/^key: //p' "$T/out")
 }
