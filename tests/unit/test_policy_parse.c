@@ -1046,6 +1046,11 @@ static void load_refuses_writable_files(void **state)
         {0600, NULL},
         {0400, NULL},
     };
+    /* The trust file the policy names, next to it: one that is missing is an error too. */
+    char *anchor = temp_policy("", 0644), ca[4200];
+    snprintf(ca, sizeof ca, "%.*s/ca.pem", (int)(strrchr(anchor, '/') - anchor), anchor);
+    assert_int_equal(rename(anchor, ca), 0);
+    free(anchor);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *path = temp_policy(text, cases[i].mode);
         kb_policy *p = (kb_policy *)&p;
@@ -1071,11 +1076,19 @@ static void load_refuses_writable_files(void **state)
         assert_int_equal(unlink(path), 0);
         free(path);
     }
-
-    /* Errors in a loaded file name that file. */
-    char *path = temp_policy("[key]\nrequire-local = perhaps\n", 0644);
+    assert_int_equal(unlink(ca), 0);
+    char *path = temp_policy(text, 0644);
     kb_policy *p;
     kb_err err;
+    assert_int_equal(kb_policy_load(path, &p, &err), -1);
+    if (strstr(err.msg, path) == NULL || strstr(err.msg, ca) == NULL ||
+        strstr(err.msg, "cannot be opened: No such file or directory") == NULL)
+        fail_msg("a missing trust file: '%s'", err.msg);
+    unlink(path);
+    free(path);
+
+    /* Errors in a loaded file name that file. */
+    path = temp_policy("[key]\nrequire-local = perhaps\n", 0644);
     assert_int_equal(kb_policy_load(path, &p, &err), -1);
     char want[4200];
     snprintf(want, sizeof want, "%s:2: ", path);

@@ -94,6 +94,7 @@ static void assert_same_tunnel(void)
     memset(a.name, 0, sizeof a.name);
     memset(b.name, 0, sizeof b.name);
     a.line = b.line = 0;
+    a.from_cli = b.from_cli = false;
     assert_memory_equal(&a, &b, sizeof a);
 }
 
