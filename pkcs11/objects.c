@@ -667,6 +667,64 @@ const char *kb_objects_hint(const kb_objects *o)
     return "";
 }
 
+/* "pkcs11:token=LABEL" (RFC 7512: what is not unreserved is percent-encoded). p11-kit
+ * cannot leave out the token's other fields when it formats a URI. */
+static void token_uri(const kb_token *t, char *out, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t used = (size_t)snprintf(out, len, "pkcs11:token=");
+    const char *l = t->facts.label;
+    for (size_t i = 0; l[i] != '\0' && used + 4 < len; i++) {
+        unsigned char ch = (unsigned char)l[i];
+        if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+            strchr("-._~", ch) != NULL) {
+            out[used++] = (char)ch;
+        } else {
+            out[used++] = '%';
+            out[used++] = hex[ch >> 4];
+            out[used++] = hex[ch & 15];
+        }
+    }
+    out[used < len ? used : len - 1] = '\0';
+}
+
+bool kb_objects_ambiguous(const kb_objects *o, kb_err *err)
+{
+    if (!o->pin_withheld)
+        return false;
+    /* Certificates are public: the tokens that hold one are the candidates. */
+    const kb_token *with[8];
+    size_t n = 0;
+    for (size_t i = 0; i < o->n_certs && n < 8; i++) {
+        size_t j = 0;
+        while (j < n && with[j] != o->certs[i].token)
+            j++;
+        if (j == n)
+            with[n++] = o->certs[i].token;
+    }
+    if (n == 0)
+        return false;
+    char list[8 * (3 * KB_LABEL_MAX + 32)] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && used < sizeof list; i++) {
+        char u[3 * KB_LABEL_MAX + 16];
+        token_uri(with[i], u, sizeof u);
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s--key '%s'",
+                                 i == 0       ? ""
+                                 : i + 1 == n ? " or "
+                                              : ", ",
+                                 u);
+    }
+    if (n == 1)
+        kb_err_set(err,
+                   "token '%s' has a key with a certificate, and %zu tokens need a login (one "
+                   "PIN is not tried on them all): pass %s",
+                   with[0]->facts.label, o->pin_withheld, list);
+    else
+        kb_err_set(err, "%zu tokens have keys with certificates: pass %s", n, list);
+    return true;
+}
+
 int kb_objects_one_key(kb_p11 *p, P11KitUri *uri, const char *uri_text, const kb_pin_opts *pin,
                        kb_token_list *tokens, kb_objects *objs, kb_key **out, kb_err *err)
 {

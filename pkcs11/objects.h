@@ -63,6 +63,9 @@ typedef struct kb_objects {
  * filter's type= selects keys (private) or certificates (cert); a certificate that
  * belongs to a listed key is always listed. */
 int kb_objects_list(kb_session *s, P11KitUri *filter, kb_objects *out, kb_err *err);
+/* When no key was chosen because one PIN is not tried on several tokens: true, and err
+ * names the tokens with certificates and the --key that chooses each. */
+bool kb_objects_ambiguous(const kb_objects *o, kb_err *err);
 void kb_objects_free(kb_objects *o);
 
 /* Reads one attribute into a malloc'd buffer. Returns the CKR code. */

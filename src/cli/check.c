@@ -196,6 +196,10 @@ int kb_cmd_check(int argc, char **argv)
             print_device(&d, pol, &v, c.verbose > 0);
         }
     }
+    if (evaluated == 0 && kb_objects_ambiguous(&objs, &err)) {
+        rc = kb_cli_fail(&err); /* the user's choice to make: exit 2 */
+        goto out;
+    }
     if (evaluated == 0) {
         fprintf(stderr,
                 "keybound: no key with a certificate on %zu token%s%s: the device has "

@@ -566,6 +566,8 @@ int kb_device_choose(const kb_objects *objs, const kb_key *only, const kb_policy
                                          used ? ", " : "", k->facts.label, k->token->facts.label);
         }
     }
+    if (candidates == 0 && kb_objects_ambiguous(objs, err))
+        return -1;
     if (candidates == 0)
         return kb_err_set(err, "no key with a certificate on the tokens%s; enrol the device first",
                           kb_objects_hint(objs));

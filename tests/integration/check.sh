@@ -342,4 +342,22 @@ chmod 644 "$T/ctl-endpoint.conf"
 kb check $MOD --pin-file "$T/pin" --policy "$T/ctl-endpoint.conf" --key "$good"
 t_check "policy [endpoint] with a control character is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'ctl-endpoint.conf:1:' '$T/err'"
 
+# Two tokens that need a login, no --key: one PIN is not tried on both, and the message
+# says which --key chooses each token that holds a certificate (exit 2: the user's choice).
+kb_token dev2
+kb keygen $MOD --token pkcs11:token=dev2 --label other --pin-file "$T/pin"
+other=$(cat "$T/out")
+kb_device_cert dev2 "$other" "other-1" other
+kb check $MOD --pin-file "$T/pin" $POL
+t_check "two tokens with certificates, no --key: exit 2, naming a --key for each" \
+    bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] &&
+        grep -q \"error: 2 tokens have keys with certificates: pass --key 'pkcs11:token=dev2\\?' or --key 'pkcs11:token=dev2\\?'\$\" '$T/err' &&
+        grep -q \"'pkcs11:token=dev'\" '$T/err' && grep -q \"'pkcs11:token=dev2'\" '$T/err'"
+kb connect $MOD --pin-file "$T/pin" $POL 127.0.0.1:1
+t_check "  connect says the same" \
+    bash -c "[ $rc -eq 2 ] && grep -q \"error: 2 tokens have keys with certificates: pass --key 'pkcs11:token=dev2\\?' or --key 'pkcs11:token=dev2\\?'\" '$T/err'"
+kb check $MOD --pin-file "$T/pin" $POL --key 'pkcs11:token=dev2'
+t_check "  and --key 'pkcs11:token=dev2' chooses that token's key" \
+    bash -c "[ $rc -eq 0 ] && grep -q 'CN=other-1' '$T/out'"
+
 t_done
