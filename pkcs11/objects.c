@@ -688,6 +688,24 @@ static void token_uri(const kb_token *t, char *out, size_t len)
     out[used < len ? used : len - 1] = '\0';
 }
 
+int kb_objects_pin_reachable(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, kb_err *err)
+{
+    if (kb_pin_available(pin))
+        return 0;
+    kb_token_list tokens;
+    if (kb_p11_tokens(p, uri, KB_TOKENS_INITIALIZED, &tokens, err) != 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < tokens.n && rc == 0; i++)
+        if (tokens.v[i].facts.login_required)
+            rc = kb_err_set(err,
+                            "token '%s' needs a PIN and there is no terminal: give --pin-file, "
+                            "--pin-env or LoadCredential=keybound.pin",
+                            tokens.v[i].facts.label);
+    kb_token_list_free(&tokens);
+    return rc;
+}
+
 bool kb_objects_ambiguous(const kb_objects *o, kb_err *err)
 {
     if (!o->pin_withheld)

@@ -66,6 +66,9 @@ int kb_objects_list(kb_session *s, P11KitUri *filter, kb_objects *out, kb_err *e
 /* When no key was chosen because one PIN is not tried on several tokens: true, and err
  * names the tokens with certificates and the --key that chooses each. */
 bool kb_objects_ambiguous(const kb_objects *o, kb_err *err);
+/* For a process that cannot ask (no terminal): -1 with err naming the first token of uri
+ * (NULL: all) that needs a login when pin gives no PIN but the terminal; else 0. */
+int kb_objects_pin_reachable(kb_p11 *p, P11KitUri *uri, const struct kb_pin_opts *pin, kb_err *err);
 void kb_objects_free(kb_objects *o);
 
 /* Reads one attribute into a malloc'd buffer. Returns the CKR code. */

@@ -249,6 +249,17 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     x.n_threads = env->workers ? env->workers : 4;
+    /* A service cannot be asked for the PIN: that is a setup to fix (exit 2), not a device
+     * that fails admission because its keys stay hidden. */
+    for (size_t i = 0; i < n; i++) {
+        P11KitUri *uri = NULL;
+        int bad = confs[i].key[0] && kb_uri_parse(confs[i].key, 0, &uri, err) != 0;
+        bad = bad || kb_objects_pin_reachable(env->p11, uri, env->pin, err) != 0;
+        if (uri)
+            p11_kit_uri_free(uri);
+        if (bad)
+            goto out;
+    }
     int admitted = kb_tun_admit(&x, err);
     if (admitted < 0)
         goto out;

@@ -115,6 +115,11 @@ kb tunnel $MOD --pin-file "$T/pin" --listen "0.0.0.0:$(free_port)" --connect "lo
 t_check "a non-loopback listener is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'is not loopback' '$T/err'"
 t_check "  naming the options: --listen ... or add --allow-remote" \
     grep -q "error: --listen 0.0.0.0:[0-9]* is not loopback: .* or add --allow-remote$" "$T/err"
+# The systemd case: no PIN source, and no terminal to ask on (setsid, stdin /dev/null).
+kb tunnel $MOD --listen "127.0.0.1:$(free_port)" --connect "localhost:$nport" --ca "$P/ca.pem" \
+    --key "$laptop" </dev/null
+t_check "no PIN source and no terminal: exit 2, one error line saying what to give" \
+    bash -c "[ $rc -eq 2 ] && [ \$(grep -c error '$T/err') -eq 1 ] && grep -q \"^keybound: error: token 'dev' needs a PIN and there is no terminal: give --pin-file, --pin-env or LoadCredential=keybound.pin\$\" '$T/err'"
 kb tunnel $MOD --pin-file "$T/pin" --listen "127.0.0.1:$(free_port)" --ca "$P/ca.pem"
 t_check "no --connect: exit 2, naming the option" \
     bash -c "[ $rc -eq 2 ] && grep -q 'error: give --connect HOST:PORT, or --config FILE$' '$T/err'"
