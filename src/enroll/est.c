@@ -27,7 +27,19 @@ const char *kb_est_state_name(enum kb_est_state s)
 int kb_est_exit(const kb_est *e, enum kb_est_state s)
 {
     static const int codes[] = {0, 4, 3, 5, 2};
-    return s != KB_EST_ISSUED && (e->malformed || e->token_failed) ? 2 : codes[s];
+    return s != KB_EST_ISSUED && (e->malformed || e->token_failed || e->not_est) ? 2 : codes[s];
+}
+
+/* The URL points at a web site, a path that is not EST, or no TLS server. */
+static enum kb_est_state not_est(kb_est *e, const char *why, kb_err *err)
+{
+    const char *auth = e->url + strlen("https://");
+    e->not_est = true;
+    kb_err_set(err,
+               "%s does not answer as an EST server (%s); is the base URL "
+               "https://%.*s/.well-known/est?",
+               e->url, why, (int)strcspn(auth, "/"), auth);
+    return KB_EST_UNDERCONFIGURED;
 }
 
 /* The anchors must be usable before anything is sent: a bad file is the user's to fix. */
@@ -339,7 +351,10 @@ static int exchange(kb_est *e, kb_tls_client *c, bool credentials, const char *o
     if (kb_tls_connect(c, &s, &fd, &res, &inner) != 0) {
         /* The token, not the network: exit 2 (kb_est_exit), as UNDERCONFIGURED. */
         e->token_failed = e->token_failed || res.token_failed;
-        kb_err_set(err, "EST %s: %s", what, inner.msg);
+        if (res.plain_http)
+            not_est(e, "it answers in plain HTTP, not TLS", err);
+        else
+            kb_err_set(err, "EST %s: %s", what, inner.msg);
         goto out;
     }
     if (credentials && !kb_tls_session_verified(s)) {
@@ -496,7 +511,7 @@ static enum kb_est_state bootstrap(kb_est *e, kb_err *err)
 /* A request that got no reply: the network's fault, or the token's when it did not sign. */
 static enum kb_est_state request_failed(const kb_est *e)
 {
-    return e->token_failed ? KB_EST_UNDERCONFIGURED : KB_EST_UNREACHABLE;
+    return e->token_failed || e->not_est ? KB_EST_UNDERCONFIGURED : KB_EST_UNREACHABLE;
 }
 
 enum kb_est_state kb_est_cacerts(kb_est *e, gnutls_x509_crt_t **certs, unsigned *n, kb_err *err)
@@ -512,10 +527,18 @@ enum kb_est_state kb_est_cacerts(kb_est *e, gnutls_x509_crt_t **certs, unsigned 
     if (request(e, "cacerts", NULL, &r, err) != 0)
         return request_failed(e);
     enum kb_est_state s = KB_EST_ISSUED;
-    if (r.status != 200)
+    /* The first request: what answers it may be no EST server at all. */
+    char why[200];
+    if (r.status == 404 || r.status == 405) {
+        snprintf(why, sizeof why, "HTTP %ld for /cacerts", r.status);
+        s = not_est(e, why, err);
+    } else if (r.status == 200 && strncasecmp(r.content_type, "text/html", 9) == 0) {
+        s = not_est(e, "/cacerts is a text/html page", err);
+    } else if (r.status != 200) {
         s = status_state("cacerts", &r, err);
-    else if (kb_est_certs("/cacerts", r.content_type, r.body, r.len, certs, n, err) != 0)
+    } else if (kb_est_certs("/cacerts", r.content_type, r.body, r.len, certs, n, err) != 0) {
         s = KB_EST_UNREACHABLE, e->malformed = true;
+    }
     response_free(&r);
     return s;
 }

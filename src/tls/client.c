@@ -632,6 +632,12 @@ static int handshake_ended(gnutls_session_t s, int rc, struct kb_tls_result *r, 
     r->token_failed = rc == GNUTLS_E_PK_SIGN_FAILED;
     if (rc < 0) {
         kb_tls_describe_error(s, rc, err);
+        /* A TLS record starts with a byte from 20 to 24; text ("HTTP/1.1 400", an HTML
+         * page) is a plain-HTTP server: the wrong port or scheme, where GnuTLS sees only a
+         * record it cannot parse. */
+        r->plain_http = ctx->first_len > 0 && ctx->first[0] >= 0x20 && ctx->first[0] < 0x7f;
+        if (r->plain_http)
+            kb_err_set(err, "%s answers in plain HTTP, not TLS", HP(c->peer));
         kb_tls_close(s, -1, KB_TLS_ABORT);
         return -1;
     }

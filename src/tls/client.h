@@ -86,6 +86,7 @@ struct kb_tls_result {
     bool cert_requested; /* the server asked for our certificate */
     bool cert_sent;
     bool token_failed; /* the handshake failed because the token did not sign */
+    bool plain_http;   /* it failed because the server answered in plain HTTP */
     long long handshake_ms;
 };
 

@@ -45,6 +45,13 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
     ssize_t got = recv(ctx->fd, size >= AHEAD ? data : scratch, size >= AHEAD ? size : AHEAD, 0);
     if (got < 0)
         ctx->io_errno = errno;
+    if (got > 0 && ctx->first_len < sizeof ctx->first) {
+        size_t k = sizeof ctx->first - ctx->first_len;
+        if (k > (size_t)got)
+            k = (size_t)got;
+        memcpy(ctx->first + ctx->first_len, size >= AHEAD ? data : scratch, k);
+        ctx->first_len += k;
+    }
     if (got <= 0 || size >= AHEAD)
         return got;
     size_t n = (size_t)got < size ? (size_t)got : size;
