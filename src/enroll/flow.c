@@ -127,13 +127,19 @@ static enum kb_est_state request(kb_est *e, const char *op, kb_signer *signer, c
     *n = 0;
     spec->digest = attrs->digest;
     spec->n_extra_eku = 0;
-    for (size_t i = 0; i < attrs->n_eku && i < KB_EKU_MAX; i++)
+    for (size_t i = 0; i < attrs->n_eku && i < KB_EKU_MAX; i++) {
         spec->extra_eku[spec->n_extra_eku++] = attrs->eku[i];
-    for (size_t i = 0; i < attrs->n_unknown; i++)
+        const char *name = kb_oid_name(attrs->eku[i]);
+        kb_log(KB_LOG_DEBUG, "the EST server asks for %s%s%s%s in the request: put in",
+               name ? name : "", name ? " (" : "", attrs->eku[i], name ? ")" : "");
+    }
+    for (size_t i = 0; i < attrs->n_unknown; i++) {
+        const char *name = kb_oid_name(attrs->unknown[i]);
         kb_log(KB_LOG_WARN,
-               "the EST server asks for %s in the request, which keybound does not "
-               "fill in",
-               attrs->unknown[i]);
+               "the EST server asks for %s%s%s%s in the request: not honoured, keybound does "
+               "not fill it in",
+               name ? name : "", name ? " (" : "", attrs->unknown[i], name ? ")" : "");
+    }
     gnutls_datum_t csr = {NULL, 0};
     if (kb_csr_make(signer, kb_key_lacks_pss(k), spec, &csr, err) != 0)
         return KB_EST_UNDERCONFIGURED;

@@ -162,6 +162,45 @@ static bool oid_text(const unsigned char *p, size_t n, char *out, size_t cap)
     return true;
 }
 
+const char *kb_oid_name(const char *oid)
+{
+    /* What RFC 7030 servers ask for in /csrattrs (RFC 8295 has more examples). */
+    static const char *const names[][2] = {
+        {"1.3.6.1.1.1.1.22", "macAddress"},
+        {"1.2.840.113549.1.9.7", "challengePassword"},
+        {"1.2.840.113549.1.9.14", "extensionRequest"},
+        {"1.2.840.113549.1.9.1", "emailAddress"},
+        {"2.5.4.3", "commonName"},
+        {"2.5.4.5", "serialNumber"},
+        {"2.5.4.6", "countryName"},
+        {"2.5.4.10", "organizationName"},
+        {"2.5.4.11", "organizationalUnitName"},
+        {"2.5.29.17", "subjectAltName"},
+        {"1.3.6.1.4.1.311.20.2.3", "userPrincipalName"},
+        {"1.2.840.10045.2.1", "id-ecPublicKey"},
+        {"1.2.840.10045.3.1.7", "secp256r1"},
+        {"1.3.132.0.34", "secp384r1"},
+        {"1.3.132.0.35", "secp521r1"},
+        {"1.2.840.113549.1.1.1", "rsaEncryption"},
+        {"1.3.6.1.5.5.7.3.1", "serverAuth"},
+        {"1.3.6.1.5.5.7.3.2", "clientAuth"},
+        {"1.3.6.1.5.5.7.3.3", "codeSigning"},
+        {"1.3.6.1.5.5.7.3.4", "emailProtection"},
+        {"1.3.6.1.5.5.7.3.8", "timeStamping"},
+        {"1.3.6.1.5.5.7.3.9", "OCSPSigning"},
+        {"1.2.840.10045.4.3.2", "ecdsa-with-SHA256"},
+        {"1.2.840.10045.4.3.3", "ecdsa-with-SHA384"},
+        {"1.2.840.10045.4.3.4", "ecdsa-with-SHA512"},
+        {"1.2.840.113549.1.1.11", "sha256WithRSAEncryption"},
+        {"1.2.840.113549.1.1.12", "sha384WithRSAEncryption"},
+        {"1.2.840.113549.1.1.13", "sha512WithRSAEncryption"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(names[i][0], oid) == 0)
+            return names[i][1];
+    return NULL;
+}
+
 static void add_oid(char (*list)[64], size_t *n, const char *oid)
 {
     if (*n < KB_CSRATTRS_MAX)

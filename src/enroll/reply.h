@@ -34,6 +34,9 @@ struct kb_csrattrs {
 int kb_est_csrattrs(const char *content_type, const char *body, size_t len, struct kb_csrattrs *a,
                     kb_err *err);
 
+/* The name of an OID a CA may ask for (macAddress, clientAuth, ...), or NULL. */
+const char *kb_oid_name(const char *oid);
+
 /* Seconds to wait from now, or -1 when the header is malformed. */
 long long kb_est_retry_after(const char *value, long long now);
 

@@ -33,7 +33,7 @@ cp "$T/err" "$T/enroll.err"
 t_check "enroll: ISSUED and admitted (exit 0)" bash -c "[ $rc -eq 0 ] && grep -qx 'state: ISSUED' '$T/out'"
 t_check "  prints the certificate" out_has "^certificate: CN=laptop-1, issued by CN=keybound test CA, valid to "
 t_check "  and the admission decision" out_has "^decision: ADMITTED"
-t_check "  /csrattrs items it does not fill in are reported" err_has "asks for 1.3.6.1.1.1.1.22 in the request, which keybound does not fill in"
+t_check "  /csrattrs items it does not fill in are reported" err_has "asks for macAddress (1.3.6.1.1.1.1.22) in the request: not honoured, keybound does not fill it in"
 t_check "  /cacerts was saved" grep -q "BEGIN CERTIFICATE" "$T/cacerts.pem"
 laptop=$(sed -n 's/^key: //p' "$T/enroll.txt")
 run "$P11PROBE" attr "$SOFTHSM_MODULE" "$T/pin" dev laptop CKA_EXTRACTABLE CKA_LOCAL
