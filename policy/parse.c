@@ -12,6 +12,7 @@
 #include "policy.h"
 #include "src/util/hostport.h"
 #include "src/util/inilines.h"
+#include "src/util/suggest.h"
 #include "src/util/trustfile.h"
 
 enum section { SEC_NONE, SEC_ADMISSION, SEC_TOKEN, SEC_KEY, SEC_CERT, SEC_ENDPOINT };
@@ -376,6 +377,10 @@ static int start_section(struct parser *p, const char *section)
     } else {
         char shown[300];
         kb_printable(section, shown, sizeof shown);
+        static const char *const sections[] = {"admission", "token", "key", "certificate", NULL};
+        const char *close = kb_suggest(section, sections, 0);
+        if (close != NULL)
+            return kb_ini_fail(&p->ini, "unknown section [%s] (did you mean [%s]?)", shown, close);
         return kb_ini_fail(&p->ini,
                            "unknown section [%s]; sections are [admission], [token], [key], "
                            "[certificate] and [endpoint \"HOST[:PORT]\"]",
@@ -472,9 +477,28 @@ static int handler(void *user, const char *name, const char *v)
     for (k = 0; k < sizeof keys / sizeof keys[0]; k++)
         if (keys[k].section == p->section && strcmp(keys[k].name, name) == 0)
             break;
-    if (k == sizeof keys / sizeof keys[0])
+    if (k == sizeof keys / sizeof keys[0]) {
+        /* The section's own keys first: a typo there is the likely one. */
+        const char *mine[sizeof keys / sizeof keys[0]], *other[sizeof keys / sizeof keys[0]];
+        size_t n_mine = 0, n_other = 0;
+        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+            if (keys[i].section == p->section)
+                mine[n_mine++] = keys[i].name;
+            else
+                other[n_other++] = keys[i].name;
+        }
+        const char *close = kb_suggest(name, mine, n_mine);
+        if (close != NULL)
+            return kb_ini_fail(&p->ini, "unknown key '%s' in %s (did you mean '%s'?)", name,
+                               section_name(p->section), close);
+        close = kb_suggest(name, other, n_other);
+        for (size_t i = 0; close != NULL && i < sizeof keys / sizeof keys[0]; i++)
+            if (strcmp(keys[i].name, close) == 0)
+                return kb_ini_fail(&p->ini, "unknown key '%s' in %s ('%s' belongs in %s)", name,
+                                   section_name(p->section), close, section_name(keys[i].section));
         return kb_ini_fail(&p->ini, "unknown key '%s' in %s; see keybound-policy(5)", name,
                            section_name(p->section));
+    }
     if (!(keys[k].flags & REPEATABLE)) {
         if (p->seen[p->section] & (1ULL << k))
             return kb_ini_fail(&p->ini, "'%s' is set twice in %s", name, section_name(p->section));

@@ -495,10 +495,15 @@ static void errors_name_file_and_line(void **state)
     (void)state;
     /* unknown section, with the line counted past comments and blank lines */
     refused_at("# policy\n\n[admission]\nmode = audit\n[tokens]\nrequire-login = yes\n", 5,
-               "unknown section [tokens]");
+               "unknown section [tokens] (did you mean [token]?)");
     refused_at("[admission]\n[endpoint]\n", 2, "unknown section [endpoint]");
     /* unknown key, and a key of another section */
-    refused_at("[key]\nrequire-sensitve = yes\n", 2, "unknown key 'require-sensitve' in [key]");
+    refused_at("[key]\nrequire-sensitve = yes\n", 2,
+               "unknown key 'require-sensitve' in [key] (did you mean 'require-sensitive'?)");
+    refused_at("[key]\ntrust = ca.pem\n", 2,
+               "unknown key 'trust' in [key] ('trust' belongs in [certificate])");
+    refused_at("[key]\nfrobnicate = 1\n", 2,
+               "unknown key 'frobnicate' in [key]; see keybound-policy(5)");
     refused_at("[token]\nrequire-sensitive = yes\n", 2,
                "unknown key 'require-sensitive' in [token]");
     refused_at("[endpoint \"a\"]\nmode = audit\n", 2, "unknown key 'mode' in [endpoint]");
