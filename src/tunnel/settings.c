@@ -14,6 +14,7 @@
 #include "src/tls/client.h"
 #include "src/util/hostport.h"
 #include "src/util/inilines.h"
+#include "src/util/suggest.h"
 #include "src/util/proxy.h"
 
 int kb_listen_parse(const char *text, struct kb_listen *l, kb_err *err)
@@ -392,9 +393,17 @@ static int handler(void *user, const char *key, const char *v)
     for (k = 0; k < KB_TUNNEL_N_OPTIONS; k++)
         if (strcmp(kb_tunnel_options[k].name, key) == 0)
             break;
-    if (k == KB_TUNNEL_N_OPTIONS)
+    if (k == KB_TUNNEL_N_OPTIONS) {
+        const char *names[KB_TUNNEL_N_OPTIONS];
+        for (size_t i = 0; i < KB_TUNNEL_N_OPTIONS; i++)
+            names[i] = kb_tunnel_options[i].name;
+        const char *close = kb_suggest(key, names, KB_TUNNEL_N_OPTIONS);
+        if (close != NULL)
+            return kb_ini_fail(&p->ini, "unknown key '%s' in [tunnel %s] (did you mean '%s'?)", key,
+                               p->cur->name, close);
         return kb_ini_fail(&p->ini, "unknown key '%s' in [tunnel %s]; see keybound.conf(5)", key,
                            p->cur->name);
+    }
     if (p->seen & (1ULL << k))
         return kb_ini_fail(&p->ini, "'%s' is set twice in [tunnel %s]", key, p->cur->name);
     p->seen |= 1ULL << k;

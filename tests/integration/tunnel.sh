@@ -136,6 +136,11 @@ t_check "an endpoint the policy does not list: no listener, exit 1" bash -c "[ $
 printf '[tunnel a]\nlisten = 127.0.0.1:1\nconnect = x:1\nbogus = 1\n' >"$T/bad.conf"
 kb tunnel $MOD --pin-file "$T/pin" --config "$T/bad.conf"
 t_check "a bad config: exit 2 with file:line" bash -c "[ $rc -eq 2 ] && grep -q 'bad.conf:4: unknown key .bogus.' '$T/err'"
+printf '[tunnel t]\nlisten = 127.0.0.1:1\nconect = localhost:1\n' >"$T/typo.conf"
+chmod 644 "$T/typo.conf"
+kb tunnel $MOD --pin-file "$T/pin" --config "$T/typo.conf"
+t_check "  a misspelt key gets a did-you-mean" \
+    bash -c "[ $rc -eq 2 ] && grep -q \"typo.conf:3: unknown key 'conect' in \\[tunnel t\\] (did you mean 'connect'?)\" '$T/err'"
 
 # --- through an HTTP CONNECT proxy ---------------------------------------------------------
 pp=$(free_port)
