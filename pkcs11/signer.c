@@ -39,6 +39,7 @@ struct kb_signer {
 static pthread_mutex_t all_lock = PTHREAD_MUTEX_INITIALIZER;
 static kb_signer *all;
 static atomic_bool paused;
+static atomic_bool feedback; /* kb_signer_feedback */
 static bool gnutls_ready;
 
 /* What the last failed signature on this thread said, for the handshake's error. */
@@ -219,6 +220,36 @@ static struct slot *take_slot(kb_signer *s)
     return &s->slots[first];
 }
 
+void kb_signer_feedback(bool on)
+{
+    feedback = on;
+}
+
+/* A signature that a card makes slowly, or only once touched, must not look like a hang:
+ * after a second a watcher thread says what the token waits for. */
+struct watch {
+    pthread_mutex_t lock;
+    pthread_cond_t done_cv;
+    bool done;
+    const char *token;
+};
+
+static void *watch_run(void *arg)
+{
+    struct watch *w = arg;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    pthread_mutex_lock(&w->lock);
+    int rc = 0;
+    while (!w->done && rc == 0)
+        rc = pthread_cond_timedwait(&w->done_cv, &w->lock, &until);
+    if (!w->done)
+        kb_log(KB_LOG_INFO, "waiting for token '%s' (touch it or use its PIN pad)...", w->token);
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
 /* One signature on one key object, with the drop-and-reimport contract. */
 static int sign_op(kb_signer *s, bool prehashed, gnutls_sign_algorithm_t algo, unsigned flags,
                    const gnutls_datum_t *in, gnutls_datum_t *sig, kb_err *err)
@@ -228,11 +259,26 @@ static int sign_op(kb_signer *s, bool prehashed, gnutls_sign_algorithm_t algo, u
     if (usable(s, err) != 0 || (slot->key == NULL && import_key(s, slot, err) != 0))
         goto out;
     struct timespec t0, t1;
+    struct watch w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false,
+                      s->token[0] ? s->token : s->shown};
+    pthread_t watcher;
+    bool watching = feedback && pthread_create(&watcher, NULL, watch_run, &w) == 0;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int g = prehashed ? gnutls_privkey_sign_hash2(slot->key, algo, flags, in, sig)
                       : gnutls_privkey_sign_data2(slot->key, algo, flags, in, sig);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (watching) {
+        pthread_mutex_lock(&w.lock);
+        w.done = true;
+        pthread_cond_signal(&w.done_cv);
+        pthread_mutex_unlock(&w.lock);
+        pthread_join(watcher, NULL);
+    }
     double took = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    /* Where nobody watches a terminal (the tunnel, a script), a line afterwards. */
+    if (!watching && took >= 1.0)
+        kb_log(KB_LOG_INFO, "token '%s' took %.1f s to sign with key '%s'",
+               s->token[0] ? s->token : "?", took, s->shown);
     unsigned b = 0;
     while (b < KB_SIGN_BUCKETS - 1 && took > kb_sign_bucket_le[b])
         b++;

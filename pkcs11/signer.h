@@ -35,6 +35,10 @@ void kb_signer_free(kb_signer *s);
  * imported again, and every signer on it fails at once, touching nothing, until
  * kb_p11_recover has initialised it again. */
 void kb_signer_set_token(kb_signer *s, kb_token *t);
+/* On (a command on a terminal): a signature that takes over a second says, while it waits,
+ * that the token may want a touch or its PIN pad. Off (the default): a signature that took
+ * a second or more is logged afterwards. */
+void kb_signer_feedback(bool on);
 
 /* Recovery's: every signer drops its key objects and signs nothing until resumed. */
 void kb_signers_pause(void);

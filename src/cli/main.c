@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "src/util/suggest.h"
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "keybound: error: GnuTLS failed to initialise\n");
                 return KB_EXIT_ERROR;
             }
+            /* Someone watches this terminal; a tunnel logs instead. */
+            kb_signer_feedback(commands[i].run != kb_cmd_tunnel && isatty(STDERR_FILENO));
             int rc = commands[i].run(argc - 1, argv + 1);
             /* A rejected PIN gets its own code, whatever the command made of it: systemd
              * does not restart on it (RestartPreventExitStatus=6), a script can tell. */

@@ -37,6 +37,22 @@ printf 'hello through the token\n' >"$T/in"
 RUN_STDIN=$T/in run setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" $POL $KEY --stdio "127.0.0.1:$gport"
 t_check "  --stdio: the echo comes back (127.0.0.1, server-name from the policy)" out_lines "hello through the token"
 t_check "  --stdio: and the command ends when both sides closed (exit 0)" rc_is 0
+# A token that takes 1.5 s to sign (the shim), on a terminal (script's pty): after a second
+# the command says what it waits for; without a terminal, a line afterwards says how long.
+if command -v script >/dev/null && [ -n "${P11SHIM:-}" ] && [ -f "$P11SHIM" ]; then
+    slow=(env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_DELAY_FUNC=C_Sign P11SHIM_DELAY_MS=1500)
+    # shellcheck disable=SC2086
+    "${slow[@]}" script -qec "'$KEYBOUND' connect --module '$P11SHIM' --pin-file '$T/pin' $POL \
+        --key '$(sed 's/.*--key //' <<<"$KEY")' localhost:$gport" /dev/null >"$T/tty.out" 2>&1 </dev/null
+    t_check "a slow token, on a terminal: 'waiting for token 'dev' (touch it or use its PIN pad)'" \
+        grep -q "keybound: waiting for token 'dev' (touch it or use its PIN pad)" "$T/tty.out"
+    RUN_STDIN=/dev/null run "${slow[@]}" setsid -w "$KEYBOUND" connect --module "$P11SHIM" \
+        --pin-file "$T/pin" $POL $KEY "localhost:$gport"
+    t_check "  without a terminal: connects, then one line says how long it took" \
+        bash -c "[ $rc -eq 0 ] && grep -q \"token 'dev' took [1-9].[0-9] s to sign with key\" '$T/err' && ! grep -q waiting '$T/err'"
+else
+    t_check "a slow token on a terminal: (skipped: no script(1) or no shim)" true
+fi
 
 kb connect $MOD --pin-file "$T/pin" $POL $KEY --resume-test 20 --json "localhost:$gport"
 cp "$T/out" "$T/resume.json"

@@ -357,6 +357,8 @@ t_check "  the handshake was done again: logged, and counted for flaky only" \
         [ '$(metric 'keybound_handshakes_redone_total{tunnel="flaky"}') $(metric 'keybound_handshakes_redone_total{tunnel="stable"}')' = '1 0' ]"
 t_check "  signatures counted per tunnel: flaky 2, stable 1" \
     bash -c "[ '$(metric 'keybound_token_signatures_total{tunnel="flaky"}') $(metric 'keybound_token_signatures_total{tunnel="stable"}')' = '2 1' ]"
+t_check "  each slow signature is logged with how long it took (3 of them)" \
+    bash -c "[ \$(grep -c \"keybound: token 'dev' took [0-9]*\\.[0-9] s to sign with key\" '$T/slow.log') -eq 3 ]"
 bg_stop "$slow_pid"
 
 # --- the handshake's last flight and the first request: one segment -----------------------
@@ -373,7 +375,14 @@ if command -v ss >/dev/null; then
         --key "$laptop"
     seg_pid=$tun_pid
     get "$lport"
-    python3 - "$lport" "$T/seg.out" <<'PY' &
+    # Each try: one kept-alive request, then ss on keybound's socket to nginx. The request
+    # goes with the Finished when it is there before the handshake ends, as it is unless the
+    # client is descheduled between its connect and its send; so up to 5 tries for one with
+    # 2 segments. ChangeCipherSpec and Finished always go together: never more than 3.
+    all_segs=""
+    for try in 1 2 3 4 5; do
+        rm -f "$T/seg.out"
+        python3 - "$lport" "$T/seg.out" <<'PY' &
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -386,13 +395,18 @@ while b"hello" not in got:
 open(sys.argv[2], "wb").write(got)
 time.sleep(30)
 PY
-    kb_pids+=($!)
-    held_pid=$!
-    wait_log "$T/seg.out" "hello CN=laptop-1" || t_fail "the kept-alive request got its answer"
-    segs=$(ss -tinH state established "( dport = :$nport )" | sed -n 's/.* data_segs_out:\([0-9]*\).*/\1/p' | head -1)
-    t_check "TLS 1.3 resumed on the loop: ClientHello, then Finished and the request in one segment (data segments: ${segs:-none})" \
-        bash -c "[ $(opens "$T/seg.log" cli TLS1.3 resumed) -eq 1 ] && [ '${segs:-0}' -eq 2 ]"
-    bg_stop "$held_pid"
+        kb_pids+=($!)
+        held_pid=$!
+        wait_log "$T/seg.out" "hello CN=laptop-1" || t_fail "the kept-alive request got its answer"
+        segs=$(ss -tinH state established "( dport = :$nport )" |
+            sed -n 's/.* data_segs_out:\([0-9]*\).*/\1/p' | head -1)
+        bg_stop "$held_pid"
+        all_segs="$all_segs ${segs:-0}"
+        [ "${segs:-0}" = 2 ] && break
+    done
+    t_check "TLS 1.3 resumed on the loop: ClientHello, then Finished and the request in one segment (data segments per try:$all_segs)" \
+        bash -c "[ $(opens "$T/seg.log" cli TLS1.3 resumed) -ge 1 ] && [ '${segs:-0}' -eq 2 ] &&
+            ! grep -qw '[4-9]' <<<'$all_segs'"
     bg_stop "$seg_pid"
     bg_stop "$ngx_pid"
 else
