@@ -30,6 +30,7 @@ struct kb_cli {
     kb_pin_opts pin;
     bool json;
     int verbose;
+    bool quiet; /* -q: errors and warnings only */
 };
 
 /* Long options shared by every token-touching command; append to a command's table. */
@@ -51,10 +52,11 @@ enum {
         {"force", no_argument, NULL, KB_OPT_FORCE},                                                \
         {"insecure-pin-file", no_argument, NULL, KB_OPT_INSECURE_PIN_FILE},                        \
         {"json", no_argument, NULL, KB_OPT_JSON}, {"verbose", no_argument, NULL, 'v'},             \
+        {"quiet", no_argument, NULL, 'q'},                                                         \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }
-#define KB_COMMON_SHORTOPTS "vh"
+#define KB_COMMON_SHORTOPTS "vqh"
 #define KB_COMMON_HELP                                                                             \
     "  --module PATH     use only this PKCS#11 module (default: all registered with p11-kit)\n"    \
     "  --modules NAMES   use only these modules registered with p11-kit, e.g. 'softhsm2\n"         \
@@ -66,6 +68,7 @@ enum {
     "  --insecure-pin-file  use a PIN or secret file that other users can read\n"                  \
     "  --json            machine-readable output\n"                                                \
     "  -v, --verbose     more diagnostics\n"                                                       \
+    "  -q, --quiet       errors and warnings only\n"                                               \
     "  -h, --help        this help\n"
 
 /* Handles a shared option; returns 1 when it was one, 0 otherwise. */
@@ -155,6 +158,7 @@ struct kb_cli_tunnel {
     unsigned workers;
     unsigned admission_recheck_s; /* 0: not given */
     const char *status;           /* --status ADDR, or NULL */
+    bool check;                   /* --check: evaluate, listen on nothing */
 };
 
 /* 0: run it; 1: the help was printed; -1: err says what is wrong with the command line. */

@@ -41,6 +41,11 @@ int kb_cli_common(struct kb_cli *c, int opt, const char *arg)
     case 'v':
         kb_log_set_verbosity(++c->verbose);
         return 1;
+    case 'q':
+        c->quiet = true;
+        c->verbose = 0;
+        kb_log_set_verbosity(-1);
+        return 1;
     default:
         return 0;
     }
@@ -185,7 +190,7 @@ int kb_cli_policy(const char *path, kb_policy **out, kb_err *err)
     bool baseline;
     if (kb_policy_load_or_baseline(path, out, &baseline, err) != 0)
         return -1;
-    if (baseline)
+    if (baseline && kb_log_verbosity() >= 0)
         fprintf(stderr,
                 "keybound: no policy at %s; using the built-in baseline (key sensitive "
                 "and never extractable, certificate valid with clientAuth, server always "

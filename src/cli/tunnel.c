@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "src/util/log.h"
 #include "src/tunnel/tunnel.h"
 #include "src/util/trustfile.h"
 
@@ -28,7 +29,10 @@ static const char own_help[] =
     "                           86400, default 600; also [global] "
     "admission-recheck)\n"
     "  --status ADDR            serve /status (JSON) and /metrics (Prometheus) on 127.0.0.1:PORT,\n"
-    "                           [::1]:PORT or unix:/PATH (also [global] status)\n" KB_COMMON_HELP;
+    "                           [::1]:PORT or unix:/PATH (also [global] status)\n"
+    "  --check                  read the settings and the policy, log in and evaluate each\n"
+    "                           tunnel's admission, then exit: 0 all admitted, 1 some not,\n"
+    "                           2 a setting is wrong; nothing listens\n" KB_COMMON_HELP;
 
 enum {
     OPT_CONFIG = KB_OPT_FIRST_LOCAL,
@@ -36,6 +40,7 @@ enum {
     OPT_WORKERS,
     OPT_RECHECK,
     OPT_STATUS,
+    OPT_CHECK,
     OPT_TUNNEL, /* + the index in kb_tunnel_options */
 };
 
@@ -61,6 +66,7 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
                                         {"workers", required_argument, NULL, OPT_WORKERS},
                                         {"admission-recheck", required_argument, NULL, OPT_RECHECK},
                                         {"status", required_argument, NULL, OPT_STATUS},
+                                        {"check", no_argument, NULL, OPT_CHECK},
                                         KB_COMMON_LONGOPTS,
                                         {0}};
     struct option longopts[KB_TUNNEL_N_OPTIONS + sizeof own / sizeof own[0]];
@@ -116,6 +122,9 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
                 return -1;
             a->status = optarg;
             break;
+        case OPT_CHECK:
+            a->check = true;
+            break;
         case OPT_RECHECK:
             if (kb_tunnel_admission_recheck("--admission-recheck", optarg, &a->admission_recheck_s,
                                             err) != 0)
@@ -146,6 +155,8 @@ int kb_cmd_tunnel(int argc, char **argv)
     int rc = kb_cli_tunnel_args(argc, argv, &a, &err);
     if (rc != 0)
         return rc > 0 ? KB_EXIT_OK : kb_cli_usage("tunnel", "%s", err.msg);
+    /* A service's log goes to a file as often as to the journal, which stamps its own. */
+    kb_log_set_timestamps(true);
     size_t n = 1;
     struct kb_tunnel_global glob = {0};
     if (a.config != NULL) {
@@ -177,6 +188,7 @@ int kb_cmd_tunnel(int argc, char **argv)
                                                            ? a.admission_recheck_s
                                                            : glob.admission_recheck_s,
                                 .recheck_from_cli = a.admission_recheck_s != 0,
+                                .check_only = a.check,
                                 .status_addr = a.status         ? a.status
                                                : glob.status[0] ? glob.status
                                                                 : NULL};
@@ -188,5 +200,7 @@ int kb_cmd_tunnel(int argc, char **argv)
         fprintf(stderr, "keybound: denied: %s\n", err.msg);
         return KB_EXIT_REFUSED;
     }
+    if (a.check)
+        printf("check: %zu tunnel%s admitted; nothing listened\n", n, n == 1 ? "" : "s");
     return KB_EXIT_OK;
 }

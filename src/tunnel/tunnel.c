@@ -263,6 +263,13 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
     int admitted = kb_tun_admit(&x, err);
     if (admitted < 0)
         goto out;
+    if (env->check_only) {
+        rc = (size_t)admitted == n ? 0 : 1;
+        if (rc == 1)
+            kb_err_set(err, "%zu of %zu tunnel%s not admitted by the policy", n - (size_t)admitted,
+                       n, n == 1 ? " is" : "s are");
+        goto out;
+    }
     if (admitted == 0) {
         kb_err_set(err, "no tunnel is admitted by the policy; nothing to listen on");
         rc = 1;

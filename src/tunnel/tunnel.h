@@ -31,10 +31,12 @@ struct kb_tunnel_env {
     unsigned admission_recheck_s; /* 0: every 600 s */
     bool recheck_from_cli;        /* a reload's [global] does not override it */
     const char *status_addr;      /* /status and /metrics here (status.c); NULL: none */
+    bool check_only;              /* evaluate admission, then return: listen on nothing */
 };
 
 /* Runs until SIGTERM/SIGINT. Returns 0, 1 when the policy denies every tunnel at start, or
- * -1 with err set. */
+ * -1 with err set. With check_only it returns after the first evaluation: 0 when every
+ * tunnel is admitted, 1 (err says how many are not) otherwise. */
 int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *env, kb_err *err);
 
 #endif

@@ -7,8 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static int verbosity;
+static bool stamps;
+
+void kb_log_set_timestamps(bool on)
+{
+    stamps = on;
+}
 
 void kb_log_set_verbosity(int verbose)
 {
@@ -37,7 +44,7 @@ static bool to_journal(void)
 
 void kb_log(enum kb_log_level level, const char *fmt, ...)
 {
-    if (level == KB_LOG_DEBUG && verbosity < 1)
+    if ((level == KB_LOG_DEBUG && verbosity < 1) || (level == KB_LOG_INFO && verbosity < 0))
         return;
     static const char *const prefix[] = {"error: ", "warning: ", "", "debug: "};
     char line[1024];
@@ -47,5 +54,15 @@ void kb_log(enum kb_log_level level, const char *fmt, ...)
     va_end(ap);
     /* One fprintf per line keeps lines whole when several threads log. */
     static const char *const priority[] = {"<3>", "<4>", "<6>", "<7>"};
-    fprintf(stderr, "%skeybound: %s%s\n", to_journal() ? priority[level] : "", prefix[level], line);
+    char when[40] = "";
+    if (stamps && !to_journal()) {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(when + n, sizeof when - n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    }
+    fprintf(stderr, "%s%skeybound: %s%s\n", to_journal() ? priority[level] : "", when,
+            prefix[level], line);
 }

@@ -311,7 +311,7 @@ for round in $(seq "$ROUNDS"); do
         if [ $tool = keybound ]; then
             kill -USR1 "$tool_pid"
             wait_log "$T/keybound.log" "token signatures" &&
-                R[d,counters]=$(grep 'token signatures' "$T/keybound.log" | tail -1 | sed 's/^keybound: //')
+                R[d,counters]=$(grep 'token signatures' "$T/keybound.log" | tail -1 | sed 's/^.*keybound: //')
         fi
         stop
         left_check "$tool (burst and warm)"

@@ -110,6 +110,18 @@ kill -TERM $tun_pid
 kb tunnel $MOD --pin-file "$T/pin" --listen "unix:$sock.stale" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop"
 t_check "a regular file in the way is not replaced (exit 2)" bash -c "[ $rc -eq 2 ] && grep -q 'is not a socket; not replacing it' '$T/err'"
 
+# --- tunnel --check, -q, timestamps -------------------------------------------------------------
+kb tunnel $MOD --pin-file "$T/pin" --listen "127.0.0.1:$(free_port)" --connect "localhost:$nport" \
+    --ca "$P/ca.pem" --key "$laptop" --check
+t_check "--check: admitted, exit 0, and nothing listens" \
+    bash -c "[ $rc -eq 0 ] && grep -q '^check: 1 tunnel admitted; nothing listened$' '$T/out' && ! grep -q 'listening on' '$T/err'"
+t_check "  its log lines start with the UTC time (stderr is not the journal)" \
+    grep -q "^20[0-9][0-9]-[01][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9]\.[0-9][0-9][0-9]Z keybound: tunnel cli: 127.0.0.1:[0-9]* -> localhost:$nport as CN=laptop-1" "$T/err"
+kb tunnel $MOD --pin-file "$T/pin" --listen "127.0.0.1:$(free_port)" --connect "localhost:$nport" \
+    --ca "$P/ca.pem" --key "$laptop" --check -q
+t_check "-q: errors and warnings only (no notices), and the result on stdout" \
+    bash -c "[ $rc -eq 0 ] && [ ! -s '$T/err' ] && grep -q '^check: 1 tunnel admitted' '$T/out'"
+
 # --- refusals ---------------------------------------------------------------------------------
 kb tunnel $MOD --pin-file "$T/pin" --listen "0.0.0.0:$(free_port)" --connect "localhost:$nport" --ca "$P/ca.pem"
 t_check "a non-loopback listener is refused (exit 2, one line)" bash -c "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -q 'is not loopback' '$T/err'"
@@ -133,6 +145,10 @@ t_check "a port something else listens on: exit 2, one error line saying so" \
     bash -c "[ $rc -eq 2 ] && [ \$(grep -c error '$T/err') -eq 1 ] && grep -q '^keybound: error: cannot listen on 127.0.0.1:$nport: something else listens there$' '$T/err'"
 kb tunnel $MOD --pin-file "$T/pin" --policy "$T/policy.conf" --listen "127.0.0.1:$(free_port)" --connect "unlisted.example.com:443"
 t_check "an endpoint the policy does not list: no listener, exit 1" bash -c "[ $rc -eq 1 ] && grep -q 'not admitted' '$T/err'"
+kb tunnel $MOD --pin-file "$T/pin" --policy "$T/policy.conf" --listen "127.0.0.1:$(free_port)" \
+    --connect "unlisted.example.com:443" --check
+t_check "--check, a tunnel the policy does not admit: exit 1, saying how many" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'denied: 1 of 1 tunnel is not admitted by the policy' '$T/err'"
 printf '[tunnel a]\nlisten = 127.0.0.1:1\nconnect = x:1\nbogus = 1\n' >"$T/bad.conf"
 kb tunnel $MOD --pin-file "$T/pin" --config "$T/bad.conf"
 t_check "a bad config: exit 2 with file:line" bash -c "[ $rc -eq 2 ] && grep -q 'bad.conf:4: unknown key .bogus.' '$T/err'"
