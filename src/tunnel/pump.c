@@ -458,6 +458,11 @@ void kb_tun_handshake_done(struct ctx *x, struct conn *c)
     }
     if (!c->resumed_here)
         fcntl(c->sfd, F_SETFL, fcntl(c->sfd, F_GETFL) | O_NONBLOCK);
+    kb_log(KB_LOG_DEBUG, "tunnel %s: %s: handshake on %s; the server %s", c->gen->conf.name,
+           c->peer, c->resumed_here ? "its pumping loop" : "a handshake thread",
+           !c->r.cert_requested ? "asked for no certificate"
+           : c->r.cert_sent     ? "asked for the certificate, sent"
+                                : "asked for a certificate, none sent");
     kb_log(KB_LOG_INFO, "tunnel %s: open %s -> %s: %s, %s handshake in %lld ms", c->gen->conf.name,
            c->peer, c->gen->conf.connect, c->r.protocol, c->r.resumed ? "resumed" : "full",
            c->r.handshake_ms);

@@ -91,12 +91,16 @@ t_check "  with 1 full handshake and 1 token signature for all of them" wait_log
 # --- unix socket ----------------------------------------------------------------------------
 sock=$T/tunnel.sock
 : >"$sock.stale"
-tun unix --listen "unix:$sock" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop"
+tun unix --listen "unix:$sock" --connect "localhost:$nport" --ca "$P/ca.pem" --key "$laptop" -v
 unix_pid=$tun_pid
 for i in $(seq 50); do [ -S "$sock" ] && break; sleep 0.1; done
 t_check "unix socket: created with mode 0600" [ "$(stat -c %a "$sock")" = 600 ]
 run curl -sS --unix-socket "$sock" http://localhost/
 t_check "  curl through it reaches nginx" out_has "^hello CN=laptop-1"
+run curl -sS --unix-socket "$sock" http://localhost/
+t_check "  -v: where each handshake ran and what the server asked for" \
+    bash -c "grep -q 'debug: tunnel cli: uid [0-9]* pid [0-9]*: handshake on a handshake thread; the server asked for the certificate, sent' '$T/unix.log' &&
+        grep -q 'debug: tunnel cli: uid [0-9]* pid [0-9]*: handshake on its pumping loop; the server asked for no certificate' '$T/unix.log'"
 kill -TERM $unix_pid
 wait $unix_pid 2>/dev/null
 t_check "  removed when the tunnel stops" [ ! -e "$sock" ]
