@@ -143,10 +143,9 @@ size_t kb_tls_pending(gnutls_session_t session);
 /* Holding: what the session sends waits (up to 16 KiB) until kb_tls_flush or its next read,
  * so that records written one after the other go out as one segment. kb_tls_flush sends it
  * and ends holding: 0 sent, 1 the socket is full (wait until it is writable, then flush
- * again), -1 failed (errno). kb_tls_unsent: bytes are held. */
+ * again), -1 failed (errno). */
 void kb_tls_hold(gnutls_session_t session);
 int kb_tls_flush(gnutls_session_t session);
-bool kb_tls_unsent(gnutls_session_t session);
 /* Whether any byte of the session reached its socket. */
 bool kb_tls_sent_any(gnutls_session_t session);
 /* The session's socket. */

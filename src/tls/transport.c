@@ -182,12 +182,6 @@ int kb_tls_flush(gnutls_session_t s)
     return errno == EAGAIN ? 1 : -1;
 }
 
-bool kb_tls_unsent(gnutls_session_t s)
-{
-    const struct session_ctx *ctx = gnutls_session_get_ptr(s);
-    return ctx->out_len > 0;
-}
-
 bool kb_tls_sent_any(gnutls_session_t s)
 {
     const struct session_ctx *ctx = gnutls_session_get_ptr(s);
