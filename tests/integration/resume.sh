@@ -126,6 +126,16 @@ get() {
     run curl -sS --max-time 15 "http://127.0.0.1:$1/"
 }
 
+# ngx_tun NAME: an nginx of its own (TLS 1.3) and tunnel NAME to it, on free ports $nport
+# and $lport.
+ngx_tun() {
+    nport=$(free_port)
+    lport=$(free_port)
+    ngx "ngx$1" "$nport" "TLSv1.3" || t_fail "nginx for tunnel $1 started"
+    tun "$1" --listen "127.0.0.1:$lport" --connect "localhost:$nport" --ca "$P/ca.pem" \
+        --key "$laptop"
+}
+
 redo_line="the server did not resume the session and asked for the certificate: the handshake is done again where the token may sign"
 
 # --- TLS 1.3 and TLS 1.2: resume, the server restarts, the handshake is done again ---------
@@ -368,11 +378,7 @@ bg_stop "$slow_pid"
 # which keeps the connection alive), not timed. A client that sends nothing gets the
 # handshake finished all the same: a server that speaks first (tls_echo.py's banner).
 if command -v ss >/dev/null; then
-    nport=$(free_port)
-    lport=$(free_port)
-    ngx ngxseg "$nport" "TLSv1.3" || t_fail "nginx for the segment count started"
-    tun seg --listen "127.0.0.1:$lport" --connect "localhost:$nport" --ca "$P/ca.pem" \
-        --key "$laptop"
+    ngx_tun seg
     seg_pid=$tun_pid
     get "$lport"
     # Each try: one kept-alive request, then ss on keybound's socket to nginx. The request
@@ -446,11 +452,7 @@ t_check "a server that speaks first, resumed on the loop, the client silent: the
 bg_stop "$banner_pid"
 
 # --- the server is down: a refused connect on the loop is not a handshake redone --------------
-nport=$(free_port)
-lport=$(free_port)
-ngx ngxdown "$nport" "TLSv1.3" || t_fail "nginx for the refused connect started"
-tun down --listen "127.0.0.1:$lport" --connect "localhost:$nport" --ca "$P/ca.pem" \
-    --key "$laptop"
+ngx_tun down
 down_pid=$tun_pid
 get "$lport"
 get "$lport"
@@ -461,7 +463,7 @@ t_check "the server down: the connection fails, refused, counted as backend, not
     bash -c "! grep -q hello '$T/out' && grep -q 'refused' '$T/down.log' &&
         [ '$(metric 'keybound_connections_failed_total{tunnel="cli",reason="backend"}')' = 1 ] &&
         [ '$(metric 'keybound_handshakes_redone_total{tunnel="cli"}')' = 0 ]"
-ngx ngxdown "$nport" "TLSv1.3" || t_fail "nginx for the refused connect started again"
+ngx ngxdown "$nport" "TLSv1.3" || t_fail "nginx for tunnel down started again"
 get "$lport"
 t_check "  up again: the next connection gets its answer" out_has "^hello CN=laptop-1$"
 bg_stop "$down_pid"
