@@ -169,6 +169,7 @@ int kb_cmd_csr(int argc, char **argv);
 int kb_cmd_import_cert(int argc, char **argv);
 int kb_cmd_enroll(int argc, char **argv);
 int kb_cmd_renew(int argc, char **argv);
+int kb_cmd_status(int argc, char **argv);
 int kb_cmd_tunnel(int argc, char **argv);
 
 #endif
