@@ -194,9 +194,8 @@ int kb_cmd_status(int argc, char **argv)
     kb_p11 *p = NULL;
     struct kb_key_status_list l = {0};
     int rc;
-    if (kb_cli_policy(policy_path, &pol, &err) != 0 ||
-        (uri_text && kb_cli_uri(&c, uri_text, &uri, &err) != 0) ||
-        kb_cli_load(&c, uri, &p, &err) != 0 ||
+    if ((uri_text && kb_cli_uri(&c, uri_text, &uri, &err) != 0) ||
+        kb_cli_policy(policy_path, &pol, &err) != 0 || kb_cli_load(&c, uri, &p, &err) != 0 ||
         kb_key_status_collect(p, uri, &c.pin, pol, (long long)time(NULL), &l, &err) != 0) {
         rc = kb_cli_fail(&err);
         goto out;
