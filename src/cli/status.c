@@ -222,11 +222,7 @@ int kb_cmd_status(int argc, char **argv)
             printf("No key with a certificate or a pending request on %zu token%s.\n", l.n_tokens,
                    l.n_tokens == 1 ? "" : "s");
     }
-    if (l.hidden_private)
-        fprintf(stderr,
-                "keybound: %zu token%s a login to show private keys: give --pin-file FILE or "
-                "--pin-env NAME\n",
-                l.hidden_private, l.hidden_private == 1 ? " needs" : "s need");
+    kb_cli_hidden_keys(l.hidden_private, l.pin_withheld ? l.hint : NULL);
     rc = KB_EXIT_OK;
 out:
     kb_key_status_list_free(&l);

@@ -19,6 +19,7 @@
 #include "pkcs11/uri.h"
 #include "src/enroll/install.h"
 #include "src/enroll/keystate.h"
+#include "src/tls/certjson.h"
 #include "src/tls/device.h"
 #include "src/tls/identity.h"
 #include "src/util/log.h"
@@ -159,15 +160,10 @@ static enum kb_est_state send_request(kb_est *e, const char *op, const gnutls_da
 static int key_by_id(kb_session *s, const char *hex, kb_key *k, kb_err *err)
 {
     unsigned char id[KB_ID_MAX];
-    size_t len = strlen(hex) / 2;
-    for (size_t i = 0; i < len && i < KB_ID_MAX; i++) {
-        unsigned v = 0;
-        sscanf(hex + 2 * i, "%2x", &v);
-        id[i] = (unsigned char)v;
-    }
+    size_t len = 0;
     CK_OBJECT_HANDLE *h = NULL;
     size_t n = 0;
-    if (len == 0 || len > KB_ID_MAX ||
+    if (kb_keystate_id(hex, id, &len) != 0 ||
         kb_find(s, CKO_PRIVATE_KEY, CKA_ID, id, (CK_ULONG)len, &h, &n, err) != 0)
         return -1;
     int rc = n == 1 ? kb_key_read(s, h[0], k, err)
@@ -329,14 +325,6 @@ static void memory_forget(struct memory *m, const kb_key *k)
         kb_log(KB_LOG_WARN, "%s", err.msg);
 }
 
-static void iso(long long t, char *buf, size_t len)
-{
-    time_t at = (time_t)t;
-    struct tm tm;
-    gmtime_r(&at, &tm);
-    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* The 202 as a pending request: what was sent, to where, and when to ask again. */
 static int pending_note(struct kb_pending *p, const struct memory *m, bool renew, bool rekey,
                         const kb_key *k, const kb_est *e, const gnutls_datum_t *csr)
@@ -468,7 +456,7 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
         rekey = renew && pd->rekey;
         kb_err why;
         char when[32];
-        iso(pd->submitted, when, sizeof when);
+        kb_iso_time((time_t)pd->submitted, when, sizeof when);
         if ((!renew || rekey) && key_by_id(&s, pd->key_id, &fresh, &why) != 0) {
             /* Its key is gone (removed by hand): the request can never be answered. */
             kb_log(KB_LOG_WARN, "the request pending since %s for key '%s' is dropped: %s", when,
@@ -482,7 +470,7 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
     }
     if (mem.resend) {
         char when[32];
-        iso(mem.ks.pending.submitted, when, sizeof when);
+        kb_iso_time((time_t)mem.ks.pending.submitted, when, sizeof when);
         kb_log(KB_LOG_INFO,
                "sending again the request for key '%s' that the EST server accepted "
                "for later on %s",
@@ -551,7 +539,7 @@ done:
                 kb_err why = *err;
                 char when[32] = "a while";
                 if (out->next_poll)
-                    iso(out->next_poll, when, sizeof when);
+                    kb_iso_time((time_t)out->next_poll, when, sizeof when);
                 kb_err_set(err,
                            "%s; key '%s' and its request are kept: run the same command "
                            "again after %s",

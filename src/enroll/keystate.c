@@ -402,8 +402,10 @@ int kb_keystate_load(const char *dir, const char *serial, const unsigned char *i
     return 0;
 }
 
-static int hex_to_id(const char *hex, unsigned char *id, size_t *len)
+int kb_keystate_id(const char *hex, unsigned char id[KB_ID_MAX], size_t *len)
 {
+    if (!is_hex_id(hex))
+        return -1;
     size_t n = strlen(hex) / 2;
     for (size_t i = 0; i < n; i++) {
         unsigned v;
@@ -420,7 +422,7 @@ int kb_keystate_save(const char *dir, const kb_keystate *s, kb_err *err)
     unsigned char id[KB_ID_MAX];
     size_t id_len = 0;
     char name[256];
-    if (!is_hex_id(s->key_id) || hex_to_id(s->key_id, id, &id_len) != 0 ||
+    if (kb_keystate_id(s->key_id, id, &id_len) != 0 ||
         kb_keystate_name(s->token_serial, id, id_len, name, sizeof name) != 0)
         return kb_err_set(err, "no state file name for key '%s'", s->label);
     char *text = kb_keystate_format(s);
@@ -447,7 +449,7 @@ int kb_keystate_forget(const char *dir, const kb_keystate *s, kb_err *err)
 {
     unsigned char id[KB_ID_MAX];
     size_t id_len = 0;
-    if (!is_hex_id(s->key_id) || hex_to_id(s->key_id, id, &id_len) != 0)
+    if (kb_keystate_id(s->key_id, id, &id_len) != 0)
         return kb_err_set(err, "no state file name for key '%s'", s->label);
     return kb_keystate_remove(dir, s->token_serial, id, id_len, err);
 }

@@ -84,6 +84,9 @@ int kb_keystate_forget(const char *dir, const kb_keystate *s, kb_err *err);
 int kb_keystate_find_enroll(const char *dir, const char *serial, const char *label,
                             kb_keystate *out);
 
+/* A key id from its lower-case hex (as key_id holds it): 0, or -1 when it is not one. */
+int kb_keystate_id(const char *hex, unsigned char id[KB_ID_MAX], size_t *len);
+
 /* Fills pending's request (a copy of der). */
 int kb_pending_set_csr(struct kb_pending *p, const unsigned char *der, size_t len);
 

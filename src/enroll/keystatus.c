@@ -66,6 +66,8 @@ int kb_key_status_collect(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, con
         goto out;
     out->n_tokens = tokens.n;
     out->hidden_private = objs.hidden_private;
+    out->pin_withheld = objs.pin_withheld > 0;
+    snprintf(out->hint, sizeof out->hint, "%s", kb_objects_hint(&objs));
     if ((trust = kb_trust_load(pol)) == NULL ||
         (objs.n_keys && (v = calloc(objs.n_keys, sizeof *v)) == NULL)) {
         kb_err_set(err, "out of memory");

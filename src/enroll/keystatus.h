@@ -42,6 +42,8 @@ struct kb_key_status_list {
     size_t n;
     size_t n_tokens;       /* the tokens uri matched */
     size_t hidden_private; /* of those, tokens whose keys needed a login that was not made */
+    bool pin_withheld;     /* because one PIN was not tried on several tokens: hint says */
+    char hint[512];
 };
 
 /* The keys matching uri (NULL: all) on p's tokens, logging in with pin where a token hides
