@@ -87,6 +87,30 @@ t_check "  the key made for it is removed" [ "$(keys_labelled third)" -eq 0 ]
 t_check "  and its state file" bash -c "! grep -l '\"label\": \"third\"' '$T'/state/key-*.json"
 mode ""
 
+# --- a pending request whose key was removed by hand is dropped; a new key is made --------------
+mode "retry-after 34 1"
+enroll --label fourth --subject CN=fourth
+GNUTLS_PIN=1234 p11tool --provider "$SOFTHSM_MODULE" --login --batch --delete \
+    "pkcs11:token=dev;object=fourth" >/dev/null 2>&1
+mode ""
+enroll --label fourth --subject CN=fourth
+t_check "its key removed by hand, the pending request is dropped, said once" \
+    bash -c "[ $rc -eq 0 ] && grep -q \"the request pending since .* for key 'fourth' is dropped\" '$T/err'"
+sent fourth | cut -d' ' -f2 | sort -u >"$T/sent"
+t_check "  and a new key made for a new request" bash -c "[ \$(wc -l <'$T/sent') -eq 2 ] && [ $(keys_labelled fourth) -eq 1 ]"
+
+# --- a request that cannot be kept is not left behind ----------------------------------------------
+before=$(token_objects dev)
+: >"$T/not-a-dir"
+mode "retry-after 35 1"
+run env KEYBOUND_STATE_DIR="$T/not-a-dir" setsid -w "$KEYBOUND" enroll $MOD --pin-file "$T/pin" \
+    --token pkcs11:token=dev --policy "$T/policy.conf" $EST --secret-file "$T/secret" --max-wait 0 \
+    --label fifth --subject CN=fifth
+t_check "WAIT with a state directory that cannot be written: exit 4, saying the result is not kept" \
+    bash -c "[ $rc -eq 4 ] && grep -q \"the result for key 'fifth' is not kept: state directory $T/not-a-dir\" '$T/err'"
+t_check "  and the new key is removed, as before" [ "$before" = "$(token_objects dev)" ]
+mode ""
+
 # --- renew --rekey: pending, then issued; the final URI is printed -----------------------------
 kb keys $MOD --pin-file "$T/pin" --json "pkcs11:token=dev;object=laptop"
 old_id=$(python3 -c "import json; print(json.load(open('$T/out'))['keys'][0]['id'])")
@@ -113,7 +137,7 @@ t_check "renew --rekey --json: key_uri is the final one" js "d['key_uri'].endswi
 f=$(grep -l '"label": "second"' "$T"/state/key-*.json)
 printf '{"schema": 1, "token_serial": 7}\n' >"$f"
 status
-t_check "a bad state file: status still works (exit 0)" bash -c "[ $rc -eq 0 ] && [ \$(grep -c '^Key ' '$T/out') -eq 2 ]"
+t_check "a bad state file: status still works (exit 0), every key shown" bash -c "[ $rc -eq 0 ] && [ \$(grep -c '^Key ' '$T/out') -eq 3 ]"
 t_check "  one line naming the file and what to do" bash -c "[ \$(wc -l <'$T/err') -eq 1 ] && grep -qF 'state file $f: \"token_serial\" is not a string' '$T/err' && grep -q 'move it away' '$T/err'"
 head -c 3000 /dev/urandom >"$f"
 enroll --label second --subject CN=second
