@@ -531,12 +531,16 @@ done:
         const kb_key *file_key = renew ? cur.key : subject;
         kb_keystate *ks = &mem.ks;
         if (state == KB_EST_WAIT) {
+            /* Kept, "try again later" becomes when, and with what. */
+            kb_err why = *err;
+            size_t len = strlen(why.msg), tail = strlen("; try again later");
+            if (len > tail && strcmp(why.msg + len - tail, "; try again later") == 0)
+                why.msg[len - tail] = '\0';
             if (pending_note(&ks->pending, &mem, renew, rekey, subject, &est, &req) == 0 &&
-                memory_save(&mem, ks, file_key, renew, "wait", err->msg) == 0) {
+                memory_save(&mem, ks, file_key, renew, "wait", why.msg) == 0) {
                 made = false;
                 out->pending_kept = true;
                 out->next_poll = ks->pending.next_poll;
-                kb_err why = *err;
                 char when[32] = "a while";
                 if (out->next_poll)
                     kb_iso_time((time_t)out->next_poll, when, sizeof when);
@@ -552,9 +556,7 @@ done:
                 memory_save(&mem, ks, file_key, renew, "rejected", err->msg);
             else
                 memory_forget(&mem, subject);
-        } else if (mem.resend) {
-            memory_save(&mem, ks, file_key, renew, result_name(state, false), err->msg);
-        } else if (renew) {
+        } else if (mem.resend || renew) {
             memory_save(&mem, ks, file_key, renew, result_name(state, false), err->msg);
         }
     }
