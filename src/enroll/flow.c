@@ -155,6 +155,27 @@ static enum kb_est_state send_request(kb_est *e, const char *op, const gnutls_da
     return s;
 }
 
+/* A request kept on disk is sent again only for the key that signed it: a state file changed
+ * by someone else must not spend the device's credential on another key. */
+static int request_is_for(const gnutls_datum_t *req, const kb_key *k, const char *dir, kb_err *err)
+{
+    gnutls_x509_crq_t crq;
+    unsigned char id[32];
+    size_t size = sizeof id;
+    bool ok = false;
+    if (gnutls_x509_crq_init(&crq) >= 0) {
+        ok = gnutls_x509_crq_import(crq, req, GNUTLS_X509_FMT_DER) >= 0 &&
+             gnutls_x509_crq_get_key_id(crq, GNUTLS_KEYID_USE_SHA256, id, &size) >= 0 &&
+             size == sizeof id && k->has_spki && memcmp(id, k->spki_sha256, sizeof id) == 0;
+        gnutls_x509_crq_deinit(crq);
+    }
+    return ok ? 0
+              : kb_err_set(err,
+                           "the request kept in %s for key '%s' is not signed by that key; "
+                           "move its state file away",
+                           dir, k->facts.label);
+}
+
 /* The private key with CKA_ID hex on s's token, into k: 0, or -1 when there is not exactly
  * one (err). */
 static int key_by_id(kb_session *s, const char *hex, kb_key *k, kb_err *err)
@@ -470,14 +491,16 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
     }
     if (mem.resend) {
         char when[32];
+        subject = renew && !rekey ? cur.key : &fresh;
+        req.data = mem.ks.pending.csr;
+        req.size = (unsigned)mem.ks.pending.csr_len;
+        if (request_is_for(&req, subject, mem.dir, err) != 0)
+            goto done;
         kb_iso_time((time_t)mem.ks.pending.submitted, when, sizeof when);
         kb_log(KB_LOG_INFO,
                "sending again the request for key '%s' that the EST server accepted "
                "for later on %s",
                mem.ks.pending.label, when);
-        subject = renew && !rekey ? cur.key : &fresh;
-        req.data = mem.ks.pending.csr;
-        req.size = (unsigned)mem.ks.pending.csr_len;
     } else {
         if ((state = kb_est_get_csrattrs(&est, &attrs, err)) != KB_EST_ISSUED)
             goto done;

@@ -144,6 +144,30 @@ enroll --label second --subject CN=second
 t_check "  enroll over an unreadable one: one warning naming it, then its own refusal" err_has "state file $f: "
 rm -f "$f"
 
+# A pending request changed on disk to one another key signed is not sent: the device's
+# credential is never spent on a key that is not the one kept for it.
+mode "retry-after 36 1"
+enroll --label sixth --subject CN=sixth
+f=$(grep -l '"label": "sixth"' "$T"/state/key-*.json)
+certtool --generate-privkey --key-type ecdsa --outfile "$T/other.key" 2>/dev/null
+printf 'cn = sixth\n' >"$T/other.tmpl"
+certtool --generate-request --load-privkey "$T/other.key" --template "$T/other.tmpl" \
+    --outder --outfile "$T/other.csr" 2>/dev/null
+python3 - "$f" "$T/other.csr" <<'PY'
+import base64, json, sys
+d = json.load(open(sys.argv[1]))
+d["pending"]["csr"] = base64.b64encode(open(sys.argv[2], "rb").read()).decode()
+json.dump(d, open(sys.argv[1], "w"))
+PY
+before=$(token_objects dev)
+n=$(grep -c '^POST ' "$T/est/requests.log")
+enroll --label sixth --subject CN=sixth
+t_check "a kept request not signed by its key: exit 2, one line naming it" \
+    bash -c "[ $rc -eq 2 ] && grep -q \"the request kept in $T/state for key 'sixth' is not signed by that key; move its state file away\" '$T/err' && [ \$(wc -l <'$T/err') -eq 1 ]"
+t_check "  nothing was sent, nothing changed on the token" \
+    bash -c "[ \$(grep -c '^POST ' '$T/est/requests.log') -eq $n ] && [ '$(token_objects dev | md5sum)' = '$(echo "$before" | md5sum)' ]"
+mode ""
+
 # --- bad input: one line, exit 2, nothing changed -------------------------------------------------
 before=$(token_objects dev)
 for args in "--policy $T/nonexistent" "pkcs11:token=nosuch" "--bogus" "a b" "--json=yes" "pkcs11:token=dev;bad%zz"; do

@@ -80,6 +80,7 @@ static void round_trip(void **state)
     b.last_op[0] = '\0';
     text = kb_keystate_format(&b);
     assert_null(strstr(text, "pending"));
+    kb_keystate_clear(&a);
     assert_int_equal(kb_keystate_parse(text, strlen(text), "f", &a, &err), 0);
     assert_false(a.pending.active);
     assert_string_equal(a.last_op, "");
