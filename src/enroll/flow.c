@@ -496,6 +496,24 @@ int kb_enroll_run(kb_p11 *p, const kb_pin_opts *pin, const struct kb_enroll_spec
         req.size = (unsigned)mem.ks.pending.csr_len;
         if (request_is_for(&req, subject, mem.dir, err) != 0)
             goto done;
+        /* RFC 7030 4.2.3: the client waits at least Retry-After before asking again. */
+        long long early = mem.ks.pending.next_poll - (long long)time(NULL);
+        if (early > 0 && early > (long long)spec->max_wait_s) {
+            kb_iso_time((time_t)mem.ks.pending.next_poll, when, sizeof when);
+            kb_err_set(err,
+                       "the EST server asked to be asked again after %s; key '%s' and its "
+                       "request are kept: run the same command again then",
+                       when, subject->facts.label);
+            state = KB_EST_WAIT;
+            out->pending_kept = true;
+            out->next_poll = mem.ks.pending.next_poll;
+            goto done;
+        }
+        if (early > 0) {
+            kb_log(KB_LOG_INFO, "waiting %lld s before asking again, as the EST server said",
+                   early);
+            sleep((unsigned)early);
+        }
         kb_iso_time((time_t)mem.ks.pending.submitted, when, sizeof when);
         kb_log(KB_LOG_INFO,
                "sending again the request for key '%s' that the EST server accepted "

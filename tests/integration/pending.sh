@@ -32,7 +32,9 @@ t_check "  state, renewal, last result, decision" \
     js "k['state']=='monitoring' and k['renewal_due'] is False and k['last']['result']=='issued' and k['pending'] is None and k['decision']=='admit' and k['key_uri']=='$laptop'"
 
 # --- enroll: 202, the key and request kept, then the same request again ---------------------
-mode "retry-after 30 1"
+# The server says 5 s; later scenarios use 1 s, each in a mode string of its own ("01",
+# "001": the test server counts its 202s per mode string).
+mode "retry-after 5 1"
 enroll --label second --subject CN=second
 cp "$T/err" "$T/wait.err"
 t_check "enroll answered 202: WAIT (exit 4)" bash -c "[ $rc -eq 4 ] && grep -qx 'state: WAIT' '$T/out'"
@@ -44,11 +46,16 @@ t_check "  holding no secret" bash -c "! grep -q -e 's3cret' -e 'pin' '$state_fi
 status
 t_check "status: the key is PENDING with its next poll" bash -c "grep -qx '  state:        PENDING' '$T/out' && grep -q \"^  pending:      enroll request for key 'second' to $EST_URL/.well-known/est, sent .*, next poll 20\" '$T/out'"
 status --json 'pkcs11:token=dev;object=second'
-t_check "status --json URI: that key, pending, next poll 30 s after the 202" \
+t_check "status --json URI: that key, pending, next poll after the 202" \
     js "len(d['keys'])==1 and k['state']=='pending' and k['certificate'] is None and k['pending']['operation']=='enroll' and k['pending']['next_poll']>k['pending']['last_reply']"
-before=$(token_objects dev)
+n=$(grep -c '^POST ' "$T/est/requests.log")
 enroll --label second --subject CN=second
-t_check "the same enroll again: ISSUED (exit 0)" bash -c "[ $rc -eq 0 ] && grep -qx 'state: ISSUED' '$T/out' && grep -q '^decision: ADMITTED' '$T/out'"
+t_check "the same enroll before Retry-After has passed (--max-wait 0): WAIT, nothing sent" \
+    bash -c "[ $rc -eq 4 ] && [ \$(grep -c '^POST ' '$T/est/requests.log') -eq $n ] && grep -q 'the EST server asked to be asked again after 20' '$T/err'"
+t_check "  the key and the request stay" [ "$(keys_labelled second)" -eq 1 ]
+before=$(token_objects dev)
+enroll --label second --subject CN=second --max-wait 10
+t_check "the same enroll again (--max-wait 10): waits out the rest, then ISSUED (exit 0)" bash -c "[ $rc -eq 0 ] && grep -qx 'state: ISSUED' '$T/out' && grep -q '^decision: ADMITTED' '$T/out'"
 t_check "  says it sent the pending request again" err_has "sending again the request for key 'second'"
 sent second >"$T/sent"
 t_check "  the server got the same CSR twice (same csr= and key=)" \
@@ -62,12 +69,12 @@ t_check "  status: monitoring, the pending request cleared, last enroll issued" 
     js "k['state']=='monitoring' and k['pending'] is None and k['last']=={'operation':'enroll','result':'issued','time':k['last']['time'],'message':None}"
 
 # --- renew: the same --------------------------------------------------------------------------
-mode "retry-after 31 1"
+mode "retry-after 01 1"
 renew --key "$laptop"
 t_check "renew answered 202: WAIT (exit 4)" bash -c "[ $rc -eq 4 ] && grep -qx 'state: WAIT' '$T/out'"
 status --json "$laptop"
 t_check "  status: pending renewal" js "k['state']=='pending' and k['pending']['operation']=='renew' and not k['pending']['rekey']"
-renew --key "$laptop" --if-expires-within 1d
+renew --key "$laptop" --if-expires-within 1d --max-wait 5
 t_check "renew again (not due by the clock, but pending): ISSUED" bash -c "[ $rc -eq 0 ] && grep -qx 'state: ISSUED' '$T/out'"
 grep '^POST /.well-known/est/simplereenroll ' "$T/est/requests.log" | tail -2 | sed 's/.* csr=//' >"$T/renewed"
 t_check "  the same renewal request was sent again" bash -c "[ \$(wc -l <'$T/renewed') -eq 2 ] && [ \$(sort -u '$T/renewed' | wc -l) -eq 1 ]"
@@ -75,11 +82,11 @@ status --json "$laptop"
 t_check "  status: last renew issued, nothing pending" js "k['last']['operation']=='renew' and k['last']['result']=='issued' and k['pending'] is None"
 
 # --- a pending enrolment the CA then rejects: its key goes --------------------------------------
-mode "retry-after 32 1"
+mode "retry-after 001 1"
 enroll --label third --subject CN=third
 t_check "enroll third: WAIT, key kept" bash -c "[ $rc -eq 4 ] && [ $(keys_labelled third) -eq 1 ]"
 mode reject
-enroll --label third --subject CN=third
+enroll --label third --subject CN=third --max-wait 5
 t_check "asked again, the CA rejects: REJECTED (exit 3), with its text" bash -c "[ $rc -eq 3 ] && grep -q 'device not registered' '$T/err'"
 sent third >"$T/sent"
 t_check "  the same CSR was sent" bash -c "[ \$(sort -u '$T/sent' | wc -l) -eq 1 ] && [ \$(wc -l <'$T/sent') -eq 2 ]"
@@ -114,12 +121,12 @@ mode ""
 # --- renew --rekey: pending, then issued; the final URI is printed -----------------------------
 kb keys $MOD --pin-file "$T/pin" --json "pkcs11:token=dev;object=laptop"
 old_id=$(python3 -c "import json; print(json.load(open('$T/out'))['keys'][0]['id'])")
-mode "retry-after 33 1"
+mode "retry-after 0001 1"
 renew --key "pkcs11:token=dev;object=laptop" --rekey
 t_check "renew --rekey answered 202: WAIT, the new key laptop.next kept" bash -c "[ $rc -eq 4 ] && [ $(keys_labelled laptop.next) -eq 1 ]"
 status --json "pkcs11:token=dev;object=laptop"
 t_check "  status: a pending rekey for laptop.next" js "k['pending']['rekey'] and k['pending']['label']=='laptop.next'"
-renew --key "pkcs11:token=dev;object=laptop" --rekey
+renew --key "pkcs11:token=dev;object=laptop" --rekey --max-wait 5
 cp "$T/out" "$T/rekey.out"
 t_check "renew --rekey again: ISSUED and admitted" bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out'"
 t_check "  the same request was sent again" bash -c "[ \$(grep '^POST /.well-known/est/simplereenroll ' '$T/est/requests.log' | tail -2 | sed 's/.* csr=//' | sort -u | wc -l) -eq 1 ]"
