@@ -5,10 +5,12 @@
 #include "pkcs11/store.h"
 #include "src/util/log.h"
 
-int kb_key_supersede(kb_session *s, const kb_key *old, const kb_key *fresh, kb_err *err)
+int kb_key_supersede(kb_session *s, const kb_key *old, const kb_key *fresh, bool *relabelled,
+                     kb_err *err)
 {
     const struct kb_key_facts *f = &old->facts;
     kb_err why;
+    *relabelled = false;
     if (kb_destroy_matching(s, CKO_PRIVATE_KEY, CKA_ID, f->id, f->id_len, "the old key", &why) != 0)
         return kb_err_set(err, "%s; the old key '%s' stays", why.msg, f->label);
     int rc = 0;
@@ -19,6 +21,8 @@ int kb_key_supersede(kb_session *s, const kb_key *old, const kb_key *fresh, kb_e
         rc = kb_err_set(err, "%s", why.msg);
     if (kb_relabel(s, fresh->facts.id, fresh->facts.id_len, f->label, &why) != 0)
         rc = kb_err_set(err, "%s; the new key keeps the label '%s'", why.msg, fresh->facts.label);
+    else
+        *relabelled = true;
     return rc;
 }
 

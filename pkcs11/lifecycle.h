@@ -9,8 +9,10 @@
 #include "objects.h"
 
 /* Removes the old key pair and its certificates (by CKA_ID) and gives fresh the old
- * label. Returns 0, or -1 with err saying what stays. */
-int kb_key_supersede(kb_session *s, const kb_key *old, const kb_key *fresh, kb_err *err);
+ * label. Returns 0, or -1 with err saying what stays; *relabelled says whether fresh has
+ * the old label now (a leftover public key or certificate does not undo that). */
+int kb_key_supersede(kb_session *s, const kb_key *old, const kb_key *fresh, bool *relabelled,
+                     kb_err *err);
 
 /* Removes a key pair and its certificates (by CKA_ID): a new key that is not admitted. */
 int kb_key_remove(kb_session *s, const kb_key *k, kb_err *err);

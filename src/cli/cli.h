@@ -141,6 +141,10 @@ void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o
  * the run and its report. Returns the exit code; the secret is zeroised whatever happens. */
 int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est *e);
 
+/* The note that hidden tokens (a count) needed a login to show their private keys; hint is
+ * kb_objects_hint's when a PIN was withheld, else NULL (the PIN options are named). */
+void kb_cli_hidden_keys(size_t hidden, const char *hint);
+
 /* Prints a json-c object to stdout, pretty, and releases it. */
 void kb_cli_print_json(json_object *o);
 
@@ -173,6 +177,7 @@ int kb_cmd_csr(int argc, char **argv);
 int kb_cmd_import_cert(int argc, char **argv);
 int kb_cmd_enroll(int argc, char **argv);
 int kb_cmd_renew(int argc, char **argv);
+int kb_cmd_status(int argc, char **argv);
 int kb_cmd_tunnel(int argc, char **argv);
 
 #endif

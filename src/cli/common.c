@@ -218,6 +218,14 @@ void kb_cli_print_json(json_object *o)
     json_object_put(o);
 }
 
+void kb_cli_hidden_keys(size_t hidden, const char *hint)
+{
+    if (hidden)
+        fprintf(stderr, "keybound: %zu token%s a login to show private keys%s\n", hidden,
+                hidden == 1 ? " needs" : "s need",
+                hint ? hint : ": give --pin-file FILE or --pin-env NAME");
+}
+
 void kb_cli_time(time_t t, char *buf, size_t len)
 {
     struct tm tm;

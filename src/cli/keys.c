@@ -220,11 +220,7 @@ int kb_cmd_keys(int argc, char **argv)
         goto out;
     }
     print_objects(&c, &objs);
-    if (objs.hidden_private)
-        fprintf(stderr, "keybound: %zu token%s a login to show private keys%s\n",
-                objs.hidden_private, objs.hidden_private == 1 ? " needs" : "s need",
-                objs.pin_withheld ? kb_objects_hint(&objs)
-                                  : ": give --pin-file FILE or --pin-env NAME");
+    kb_cli_hidden_keys(objs.hidden_private, objs.pin_withheld ? kb_objects_hint(&objs) : NULL);
     rc = KB_EXIT_OK;
 out:
     kb_objects_free(&objs);

@@ -28,6 +28,7 @@ static const struct kb_command {
     {"import-cert", kb_cmd_import_cert, "store an issued certificate next to its key"},
     {"enroll", kb_cmd_enroll, "key, request and certificate over EST, checked by the policy"},
     {"renew", kb_cmd_renew, "renew (or rekey) a certificate over EST before it expires"},
+    {"status", kb_cmd_status, "per key: certificate, expiry, renewal, pending request, decision"},
     {"tunnel", kb_cmd_tunnel, "local plaintext listeners forwarded over mTLS"},
 };
 

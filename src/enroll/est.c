@@ -568,6 +568,7 @@ enum kb_est_state kb_est_submit(kb_est *e, const char *op, const gnutls_datum_t 
     unsigned waited = 0;
     char what[64];
     snprintf(what, sizeof what, "/%s", op);
+    e->retry_after_s = -1;
     for (unsigned attempt = 1;; attempt++) {
         struct kb_est_response r;
         if (request(e, op, csr, &r, err) != 0)
@@ -585,6 +586,7 @@ enum kb_est_state kb_est_submit(kb_est *e, const char *op, const gnutls_datum_t 
         }
         bool has = r.has_retry_after;
         long long wait = has ? kb_est_retry_after(r.retry_after, (long long)time(NULL)) : -1;
+        e->retry_after_s = wait;
         char value[64];
         snprintf(value, sizeof value, "%.60s", r.retry_after);
         response_free(&r);

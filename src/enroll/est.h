@@ -44,6 +44,7 @@ typedef struct kb_est {
     bool malformed;           /* the last failure was a reply keybound could not use */
     bool token_failed;        /* a handshake failed because the token did not sign */
     bool not_est;             /* the URL answers, but not as an EST server: a setting to fix */
+    long long retry_after_s;  /* the last 202's Retry-After in seconds; -1: none came */
 } kb_est;
 
 const char *kb_est_state_name(enum kb_est_state s);

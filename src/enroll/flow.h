@@ -46,6 +46,8 @@ struct kb_enroll_outcome {
     long long cert_not_after;
     bool have_verdict;
     kb_verdict verdict;
+    bool pending_kept;   /* WAIT: the key and the request are kept for the next run */
+    long long next_poll; /* and when the server said to ask again (0: it did not say) */
 };
 
 /* "user:password" from a file, or the systemd credential keybound.secret when path is NULL

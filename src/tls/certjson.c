@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <time.h>
 
-static void iso_time(time_t t, char *buf, size_t len)
+void kb_iso_time(time_t t, char *buf, size_t len)
 {
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -36,8 +36,8 @@ json_object *kb_cert_json(const gnutls_datum_t *der)
     for (size_t i = 0; i < fp_len; i++)
         snprintf(sha + 2 * i, 3, "%02x", fp[i]);
     sha[2 * fp_len] = '\0';
-    iso_time(gnutls_x509_crt_get_activation_time(crt), nb, sizeof nb);
-    iso_time(gnutls_x509_crt_get_expiration_time(crt), na, sizeof na);
+    kb_iso_time(gnutls_x509_crt_get_activation_time(crt), nb, sizeof nb);
+    kb_iso_time(gnutls_x509_crt_get_expiration_time(crt), na, sizeof na);
     o = json_object_new_object();
     json_object_object_add(o, "subject", json_object_new_string((const char *)subject.data));
     json_object_object_add(o, "issuer", json_object_new_string((const char *)issuer.data));

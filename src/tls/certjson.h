@@ -8,7 +8,11 @@
 
 #include <gnutls/gnutls.h>
 #include <json-c/json.h>
+#include <time.h>
 
 json_object *kb_cert_json(const gnutls_datum_t *der);
+
+/* t as JSON output and messages write times: "2027-01-31T12:00:00Z" (UTC). */
+void kb_iso_time(time_t t, char *buf, size_t len);
 
 #endif

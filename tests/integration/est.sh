@@ -117,7 +117,10 @@ before=$(token_objects dev)
 mode "retry-forever 1"
 enroll --label x --ca "$P/ca.pem" --secret-file "$T/secret" --max-wait 2
 t_check "a server that keeps saying later: WAIT (exit 4) after the wait cap" bash -c "[ $rc -eq 4 ] && grep -qx 'state: WAIT' '$T/out'"
-t_check "  the token is unchanged" unchanged
+token_objects dev >"$T/after"
+t_check "  the key is kept for the next run, and nothing else changed" \
+    bash -c "diff <(echo '$before') '$T/after' | grep -q '^> .*Label: x' && ! diff <(echo '$before') '$T/after' | grep -q '^<'"
+t_check "  with its request in the state directory" grep -q '"label": "x"' "$T"/state/key-*.json
 
 # --- The secret lives in locked memory only -----------------------------------------------
 # While enroll waits out a 202 the secret has been sent; a core file of the process then

@@ -16,10 +16,13 @@ The state directory DIR:
   DIR/mode          read on every request (missing = empty; whitespace stripped): the
                     fault mode, so a test can change the behaviour between requests.
   DIR/requests.log  one line appended per request, written before the reply is sent:
-                      METHOD PATH STATUS auth=cert|basic|none[ subject=RFC4514]
+                      METHOD PATH STATUS auth=cert|basic|none[ subject=RFC4514 csr=H key=H]
                     auth is "cert" when the TLS connection carried a verified client
                     certificate, else "basic" when an Authorization: Basic header came,
-                    else "none". subject= is added for enrol requests whose CSR parsed.
+                    else "none". subject= is added for enrol requests whose CSR parsed,
+                    with csr= the SHA-256 (hex) of the CSR's DER and key= that of its
+                    SubjectPublicKeyInfo: a client that asks again after a 202 (RFC 7030
+                    4.2.3) sends the same csr=, a new key shows as a new key=.
 
 Endpoints, all under /.well-known/est/ (any other method or path: 404):
   GET cacerts        200, Content-Type: application/pkcs7-mime,
@@ -91,6 +94,7 @@ import base64
 import binascii
 import datetime
 import email.utils
+import hashlib
 import hmac
 import os
 import signal
@@ -438,6 +442,11 @@ class EstHandler(BaseHTTPRequestHandler):
         if reply is not None:
             return reply
         self.csr_subject = csr.subject.rfc4514_string()
+        self.csr_hashes = (
+            hashlib.sha256(csr.public_bytes(serialization.Encoding.DER)).hexdigest(),
+            hashlib.sha256(csr.public_key().public_bytes(
+                serialization.Encoding.DER,
+                serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest())
         if required_subject is not None and csr.subject != required_subject:
             return text_reply(400, "subject does not match the current certificate")
         return self.issue(csr, mode_text, mode)
@@ -553,6 +562,7 @@ class EstHandler(BaseHTTPRequestHandler):
         if self.csr_subject is not None:
             # One line per request, whatever a CSR subject contains.
             line += " subject=" + self.csr_subject.replace("\n", "\\n").replace("\r", "\\r")
+            line += " csr=%s key=%s" % self.csr_hashes
         return line
 
     def send(self, reply):
