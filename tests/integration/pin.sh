@@ -214,6 +214,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 for u in keybound-tunnel@.service keybound-renew.service; do
-    t_check "$u does not restart after exit 6" grep -qx 'RestartPreventExitStatus=6' "$TESTS_SRCDIR/../contrib/systemd/$u"
+    t_check "$u does not restart after exit 6" grep -qx 'RestartPreventExitStatus=6' "$TESTS_SRCDIR/../contrib/systemd/$u.in"
 done
 t_done
