@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The bash completion: commands, each command's options and the --type values, read from
 # the help of the keybound under test, and every option of every command's help offered.
 . "$TESTS_SRCDIR/lib/testlib.sh"

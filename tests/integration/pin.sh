@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # PIN sources and PIN safety: never in argv, never retried, final try and lock respected.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup
