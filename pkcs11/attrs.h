@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Decoding what a token says into plain values.
  *
  * Pure functions over bytes: no session, no token. They are what the unit tests pin

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Key generation on the token.
  *
  * C_GenerateKeyPair with an explicit template (token object, private, sensitive, not

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Retiring what a renewal replaced: the old key of a rekey, expired certificates.
  *
  * Both run on a read-write, logged-in session and only after the replacement is stored

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Keys and certificates on a token.
  *
  * kb_objects_list reads what a session can see: private keys with their facts (read

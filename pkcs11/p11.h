@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Modules, tokens and sessions: the only door to PKCS#11.
  *
  * kb_p11_open loads either the modules registered with p11-kit or the one module the

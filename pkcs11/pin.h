@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where a PIN comes from, and how it is held.
  *
  * Sources, first found wins: --pin-file FILE, --pin-env NAME, the URI's pin-value or

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What keybound knows about particular PKCS#11 modules, in one place.
  *
  * One module is treated apart today: tpm2-pkcs11 (libtpm2_pkcs11.so, CK_INFO manufacturer

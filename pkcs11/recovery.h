@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A module that lost its state, told from an ordinary token error, and brought back.
  *
  * A TPM or its resource manager that restarts under a running keybound leaves tpm2-pkcs11

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Signing with a token key through GnuTLS.
  *
  * kb_gnutls_pkcs11_init puts GnuTLS in manual PKCS#11 mode with exactly the modules

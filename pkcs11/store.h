@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Writing to a token: certificates next to their key, and removing objects.
  *
  * A device certificate takes its key's CKA_ID and CKA_LABEL (read from the key: GnuTLS's

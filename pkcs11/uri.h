@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* RFC 7512 pkcs11: URIs.
  *
  * Parsing is p11-kit's; keybound adds what a tool needs around it: an attribute p11-kit

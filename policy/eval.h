@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Evaluating the policy: facts in, verdict out.
  *
  * Pure and total: every check of the policy gets one entry (pass, fail, warn, skip or

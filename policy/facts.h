@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Facts about a device, as the admission policy sees them.
  *
  * Plain C structs, no PKCS#11 or GnuTLS types: pkcs11/ fills them from what a token

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The admission policy: an INI file, parsed into a plain struct.
  *
  * Pure: no GnuTLS, no PKCS#11, no I/O but the policy file itself. Unknown sections or

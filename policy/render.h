@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Showing a verdict: one line per check for people, a json-c object for tools.
  *
  * The JSON keys are part of keybound's interface (doc/keybound.1): decision

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # make demo: the whole story on a throwaway SoftHSM token, step by step.
 # 1. a device key is enrolled against the local EST test server (key made on the token,
 #    certificate from the test CA, stored next to the key); 2. keybound check admits it under

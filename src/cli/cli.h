@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The command line: shared options and helpers for the subcommands.
  *
  * Each subcommand lives in its own file and exports one kb_cmd_NAME function, listed in

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* PKCS#10 requests signed on the token.
  *
  * The request names the subject, the subject alternative names, the key usage

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The EST client (RFC 7030), over keybound's own TLS client (src/tls).
  *
  * Every request is one HTTP/1.1 exchange on a connection made by kb_tls_client, which

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The enrol and renew workflow, in one place for both commands.
  *
  * cacerts -> csrattrs -> login -> keygen (enrol, or renew --rekey) -> request signed on

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The HTTP/1.1 framing of EST, on a TLS session that src/tls made and verified.
  *
  * One request per connection (Connection: close). The request head is written by

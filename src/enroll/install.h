@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Installing an issued certificate next to its key.
  *
  * The certificate's public key must be the key's (compared by the SHA-256 of the

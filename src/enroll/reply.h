@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* EST replies (RFC 7030 as corrected by RFC 8951), parsed without trusting them.
  *
  * Bodies are base64 (line-wrapped or not, CRLF or LF) of DER: a PKCS#7 certs-only for

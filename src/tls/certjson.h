@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A certificate as JSON output shows it (the tunnel's /status, the CLI's --json): structured
  * fields rather than one display string, so that scripts need not parse text.
  *

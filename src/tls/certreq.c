@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "config.h"
 
 /* The answer to a CertificateRequest: what it asked for, and whether the identity fits

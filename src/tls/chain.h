@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The issuer path of a device certificate, built from candidate certificates.
  *
  * Pure: parsed certificates in, indexes out; no token, no trust anchors. Candidates come

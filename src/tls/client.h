@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The mTLS client: one configuration per endpoint and identity, many sessions.
  *
  * The server is always authenticated: its chain against the endpoint's CA file, its name

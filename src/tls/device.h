@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A device as the admission policy sees it, and the certificate it would present.
  *
  * For one key on a token: the token's and key's facts, and of the certificates tied to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The device's TLS identity: its certificate chain and a GnuTLS private key that signs on
  * the token.
  *

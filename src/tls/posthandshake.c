@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "config.h"
 
 /* After the handshake: the server's later requests for the certificate, its tickets and

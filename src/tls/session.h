@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Inside the TLS client: what client.c, certreq.c and posthandshake.c share, and nobody
  * else.
  *

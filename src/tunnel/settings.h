@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Tunnel configuration: [tunnel NAME] sections of an INI file (libinih), or one tunnel
  * from the command line.
  *

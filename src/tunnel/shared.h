@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Inside the tunnel: what its rooms share, and nobody else.
  *
  *   tunnel.c      the run: the control loop (signals, reloads, drain, capacity), which

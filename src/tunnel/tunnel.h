@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The tunnel: local plaintext listeners forwarded over mTLS with the token's key.
  *
  * About one libev loop per core pumps the established connections, spread over them, with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Errors as one line of text.
  *
  * Every library call that can fail takes a kb_err and fills it with a single line that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* HOST:PORT as people write it: "vpn.example.com:443", "127.0.0.1:8443", "[::1]:443".
  * The host is lower-cased; a port is required and from 1 to 65535.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One front end for keybound's INI files (the policy, keybound.conf) on libinih.
  *
  * inih reports neither line numbers to its handler nor sections without keys; kb_ini_parse

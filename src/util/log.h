@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Diagnostics on stderr.
  *
  * kb_log prints "keybound: " and one line. Messages at KB_LOG_DEBUG appear only with

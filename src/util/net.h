@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Outbound TCP: resolve, connect with a deadline, keepalive on.
  *
  * Every address the name resolves to is tried in turn within the one deadline. Errors name

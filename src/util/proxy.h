@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* HTTP CONNECT through a proxy (RFC 9110, 9.3.6), for tunnels that must leave through one.
  *
  * kb_proxy_reply parses the proxy's answer without trusting it: a status line and headers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Memory for secrets (PINs).
  *
  * A kb_secret lives in its own page, locked in RAM (never swapped) and excluded from

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* keybound's persistent state directory, and files written into it atomically.
  *
  * The directory is, first found: $KEYBOUND_STATE_DIR (tests), the first path of

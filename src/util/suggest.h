@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Did-you-mean: the closest of a set of names to one a user mistyped.
  *
  * Close means at most two edits (insert, delete, replace, swap two neighbours) for names

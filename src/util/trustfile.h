@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Opening a file keybound trusts: the policy and the files it names, keybound.conf, the
  * PIN and secret files.
  *

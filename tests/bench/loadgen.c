@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Load generator for the tunnel benchmarks: plain HTTP/1.x to a local listener (a tunnel in
  * front of nginx), in C so that the client is not the bottleneck. One line of results on
  * stdout, "name value" pairs.

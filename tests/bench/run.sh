@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # make bench: keybound tunnel against stunnel4 (client mode, OpenSSL pkcs11 engine) on the
 # same SoftHSM P-256 key, the same nginx mTLS backends and the same C load generator, each
 # tool configured as its manual says: doc/keybound.1 (defaults) and stunnel.conf(5) (its

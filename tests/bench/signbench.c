@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Signatures per second on a token key, in one process, for the TPM benchmark. Two ways that
  * sign the same thing with the same mechanism, so that their ratio is what keybound's signing
  * path costs on top of what the token does:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # make bench-tpm: keybound on a TPM 2.0 token (swtpm through tpm2-pkcs11, no resource
 # manager, so one process at a time uses the TPM, as tests/lib/tpmlib.sh sets it up), beside
 # what a user would pick instead for the same job on the same token and key:

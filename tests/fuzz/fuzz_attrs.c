@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for what keybound decodes from a token or a user: EC parameters and
  * points as a token reports them, and pkcs11: URIs (parsing and pin-value redaction).
  * The first byte picks the decoder. */

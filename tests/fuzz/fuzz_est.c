@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the EST reply parsers: the first byte picks one, the rest is the
  * reply body (or header value). Certificates found must be releasable; nothing may read
  * outside the input. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the EST client's HTTP/1.1 reply reader. The first byte says where
  * the input is cut into reads (a network read ends anywhere), the rest is the reply, then
  * the close. A complete reply never holds more body than the limit; nothing may read

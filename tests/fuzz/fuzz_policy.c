@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the policy parser and evaluator: any bytes as a policy file, and
  * when they parse, an evaluation of a fixed device and its JSON rendering. Seed corpus:
  * policy/examples. */

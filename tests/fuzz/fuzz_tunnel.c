@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer harness for the tunnel's parsers: the first byte picks the tunnel config file
  * parser (libinih plus keybound's checks) or the HTTP CONNECT proxy reply parser. */
 #include "config.h"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Bad input: one clear line, exit 2, the token unchanged.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # What the server asks for, and when: certificate requests after the handshake (TLS 1.3
 # post-handshake auth) answered on a handshake worker and only while the device is
 # admitted; what a CertificateRequest named, and why no certificate went out; servers that

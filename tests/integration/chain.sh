@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The device certificate's issuer path: built from candidates in any order (unrelated,
 # duplicate, same-name and anchor certificates among them), capped, stored without the
 # anchor, and sent in the handshake in order (leaf, issuing CA, its issuer...) and alone.

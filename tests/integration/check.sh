@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # keybound check: the admission policy on real SoftHSM keys and test-CA certificates.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The tunnel's admission follows the clock: a certificate that reaches the policy's
 # min-remaining stops being served without a SIGHUP, new clients are reset at once with a
 # reason, and a renewed certificate on the token is picked up at the next evaluation.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # How connections end, through keybound tunnel and keybound connect --stdio.
 #
 # A server that cuts the stream without a TLS close while the local client still has its

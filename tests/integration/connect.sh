@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # keybound connect against real TLS peers: gnutls-serv, OpenSSL s_server, nginx, stunnel.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup

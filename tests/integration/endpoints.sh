@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # keybound connect and tunnel against real servers, each asking for the client certificate
 # its own way: Apache httpd for one <Location> only, after the request (TLS 1.3
 # post-handshake authentication, TLS 1.2 renegotiation), or else in the handshake; HAProxy

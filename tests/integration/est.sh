@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Enrolment over EST against the test EST server: enroll, check, renew, rekey, prune,
 # 202 + Retry-After, malformed replies (the token stays as it was), trust and secrets.
 . "$TESTS_SRCDIR/lib/testlib.sh"

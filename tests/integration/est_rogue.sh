@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Rogue EST servers never learn the device identity or the enrolment secret (doc/design.md,
 # invariant 4; issue 9, item 1). Each rogue server fails verification in one way: a
 # certificate from another CA, the right CA but another name, the right CA and name but

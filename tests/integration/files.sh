@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Files keybound trusts: the policy, the files it names (trust, endpoint ca, crl),
 # keybound.conf, the PIN and secret files. Writable by others (or in a directory others
 # can write, unless it is sticky and root's, like /tmp): refused with one line, exit 2.

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Tunnels in one process do not starve each other: a backend that accepts TCP and never
 # answers holds only its own tunnel's share of the handshake workers, and clients that
 # left before their turn are dropped without a handshake.

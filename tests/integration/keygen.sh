@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # keybound keygen: the key is made on the token with a template that is read back.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup

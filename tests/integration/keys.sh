@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # keybound keys: keys with their protection, certificates tied to their key.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Which of the modules registered with p11-kit keybound loads, and what it says about
 # them: only what the user asked for. A machine with tpm2-pkcs11 installed and no TPM gets
 # no TPM noise and no ~/.tpm2_pkcs11; a TPM the user points at is used; KEYBOUND_MODULES,

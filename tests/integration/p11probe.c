@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A probe for the integration tests: reads raw attributes of a key and signs through the
  * kb_signer contract, printing one line per result for the shell tests to check.
  *

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # A key's public half: read from the private key object where the token shows it (RSA
 # modulus and exponent, CKA_EC_POINT, CKA_PUBLIC_KEY_INFO), else from the one public-key
 # object with its CKA_ID, and only when that pairing is unambiguous. A software key

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # PIN sources and PIN safety: never in argv, never retried, final try and lock respected.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup
@@ -214,6 +215,6 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 for u in keybound-tunnel@.service keybound-renew.service; do
-    t_check "$u does not restart after exit 6" grep -qx 'RestartPreventExitStatus=6' "$TESTS_SRCDIR/../contrib/systemd/$u"
+    t_check "$u does not restart after exit 6" grep -qx 'RestartPreventExitStatus=6' "$TESTS_SRCDIR/../contrib/systemd/$u.in"
 done
 t_done

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # keybound tunnel resumes sessions on its pumping loops. A server that refuses the ticket
 # or session (restarted: new ticket keys, an empty cache) and asks for the certificate gets
 # its handshake done again on a worker, where the token may sign: the local client sees a

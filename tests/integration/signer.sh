@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The signer contract: after a PKCS#11 error the key object is dropped and re-imported;
 # the next signature works and never hangs on the broken object.
 . "$TESTS_SRCDIR/lib/testlib.sh"

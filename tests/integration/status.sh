@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The tunnel's /status (JSON) and /metrics (Prometheus) against what keybound.conf(5) says
 # of them: on a unix socket from [global] status, and on loopback from --status.
 . "$TESTS_SRCDIR/lib/testlib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # keybound tokens: listing, URI filters, JSON, and a registry with broken modules.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole story on a TPM 2.0 token (swtpm + tpm2-pkcs11), without a resource manager:
 # one keybound process at a time, within the TPM's 3 transient object slots.
 . "$TESTS_SRCDIR/lib/testlib.sh"

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Several keybound processes on one TPM at once, through tpm2-abrmd as a laptop's keybound
 # goes through the kernel's /dev/tpmrm0: two tunnels, each with its own TPM key, serve
 # bursts of clients while a third key is renewed (and rekeyed) over EST. Each process gets

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The TPM restarts under a running tunnel (swtpm killed and started again on its state, as
 # a laptop's resource manager restarting): keybound stops signing on it at once, keeps
 # what needs no signature going, and signs again when the TPM is back, without a restart.

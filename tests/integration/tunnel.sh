@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # keybound tunnel: legacy clients in plaintext, mTLS with the token's key to real servers.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 kb_setup

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Server-side TLS over a raw socket through memory BIOs, for peers that must control
 exactly what goes on the wire and see exactly how a connection ended.
 

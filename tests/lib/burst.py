@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """burst.py PORT N NAME [STOP]: rounds of N connections at once to 127.0.0.1:PORT, each one
 HTTP/1.0 request, until the file STOP exists (one round without it); counts the answers
 that carry "hello CN=NAME" (a prefix of the device's name) and prints what the others got.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A TLS server that records how each client ended its connection.
 
 usage: close_watch.py PORT CA.pem SERVER.pem SERVER.key LOG

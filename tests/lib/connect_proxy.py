@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # An HTTP CONNECT proxy for the tests: connect_proxy.py PORT LOG MODE. Each CONNECT line is
 # appended to LOG; MODE "allow" relays the connection, "deny" answers 407. It listens on
 # 127.0.0.1 only and relays only to what a test asks for.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A strict EST (RFC 7030, with the RFC 8951 clarifications) server for keybound's tests.
 
 usage: est_server.py --port P --ca-cert CA.pem --ca-key CA.key

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A TLS 1.3 peer that asks for the client certificate only after the handshake.
 
 usage: pha_server.py PORT CA.pem SERVER.pem SERVER.key

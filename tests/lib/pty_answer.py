@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs a command on a new pseudo-terminal, waits for a prompt, types an answer, and
 writes everything the terminal showed to a transcript file.
 

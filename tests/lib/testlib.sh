@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # Shared by the integration tests: TAP output, a throwaway SoftHSM token, a throwaway PKI.
 #
 # Each test script sources this file, calls kb_setup, and ends with t_done. Everything it

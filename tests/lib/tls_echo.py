@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A TLS echo peer that requires a client certificate and honours half-close.
 
 usage: tls_echo.py PORT CA.pem SERVER.pem SERVER.key [BANNER]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # A throwaway TPM 2.0 for the integration tests: swtpm on 127.0.0.1, tpm2-pkcs11 with its
 # store in the test's temp directory, token "dev" (user PIN 1234, SO PIN 12345678).
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """A TLS server that answers and then ends the TCP connection without a TLS close.
 
 usage: unclean_server.py PORT CA.pem SERVER.pem SERVER.key [--max-tls 1.2|1.3]

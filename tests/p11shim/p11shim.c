@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /*
  * p11shim: a PKCS#11 v2.40 module for tests. It forwards every call to a real module (normally
  * SoftHSM) and injects the faults of real tokens on demand. It is configured only through the

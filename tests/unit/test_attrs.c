@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Decoding token attributes: curves, points, sizes, booleans, names. */
 #include "config.h"
 

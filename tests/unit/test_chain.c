@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* src/tls/chain: the issuer path of a certificate, from candidates in any order. The
  * certificates are made here with GnuTLS (ECDSA P-256), no files. */
 #include "config.h"

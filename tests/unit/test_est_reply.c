@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* EST reply parsing: base64 forms, PKCS#7 certs-only, csrattrs, Retry-After. */
 #include "config.h"
 

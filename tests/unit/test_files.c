@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Files keybound trusts (src/util/trustfile.c) and its state directory (src/util/statedir.c). */
 #include "config.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The HTTP/1.1 reply reader of the EST client: framings, limits, malformed replies, and the
  * request head. Every reply is also fed one byte at a time: a network read may end
  * anywhere. */

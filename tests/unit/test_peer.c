@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Which server name and CA a TLS peer gets from the policy's endpoint rule and the user,
  * and what the name looks like for an address. */
 #include "config.h"

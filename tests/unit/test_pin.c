@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* PIN sources: files, environment, URI, systemd credentials; never a terminal here. */
 #include "config.h"
 

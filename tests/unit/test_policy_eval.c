@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Evaluating the admission policy: every rule passing, failing and at its edge; modes;
  * failing closed; the verdict as JSON. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The admission policy file: parsing, errors with file:line, defaults, paths, loading. */
 #include "config.h"
 

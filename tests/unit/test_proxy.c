@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Which proxy an outbound HTTPS connection takes: the option, else $https_proxy unless
  * $no_proxy names the host (as libcurl reads them). */
 #include "config.h"

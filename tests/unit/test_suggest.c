@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Did-you-mean: close names are offered, far ones never. */
 #include "config.h"
 

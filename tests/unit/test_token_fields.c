@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A token's text fields as tokens really pad them: blanks (the PKCS#11 rule), NULs
  * (tpm2-pkcs11's model) and both. What people and the policy see is trimmed; the URI
  * keybound prints keeps the raw bytes, since p11-kit matches them byte for byte. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A tunnel's settings in keybound.conf and on `keybound tunnel`'s command line: one table
  * (kb_tunnel_options), so a value gives the same tunnel, or the same error, either way. */
 #include "config.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* pkcs11: URI handling around p11-kit's parser. */
 #include "config.h"
 
