@@ -250,6 +250,12 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     x.n_threads = env->workers ? env->workers : 4;
+    /* Listening first: a port in use is said before the token is touched (no login spent on
+     * a tunnel that cannot start). A tunnel the policy does not admit closes its own at the
+     * end, before anything was accepted. */
+    for (size_t i = 0; i < n && !env->check_only; i++)
+        if (kb_tun_listener_open(&x.tunnels[i], err) != 0)
+            goto out;
     /* A service cannot be asked for the PIN: that is a setup to fix (exit 2), not a device
      * that fails admission because its keys stay hidden. */
     for (size_t i = 0; i < n; i++) {
@@ -276,9 +282,6 @@ int kb_tunnel_run(kb_tunnel_conf *confs, size_t n, const struct kb_tunnel_env *e
         rc = 1;
         goto out;
     }
-    for (size_t i = 0; i < n; i++)
-        if (kb_tun_listener_open(&x.tunnels[i], err) != 0)
-            goto out;
     if (kb_tun_status_start(&x, err) != 0)
         goto out;
     /* The control loop pumps nothing: a reload's token enumeration and login stall no
