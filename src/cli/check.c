@@ -71,46 +71,37 @@ static void print_device(const kb_device *d, const kb_policy *pol, const kb_verd
     kb_verdict_print(stdout, v, verbose);
 }
 
-static json_object *device_json(const kb_device *d, const kb_policy *pol, const kb_verdict *v,
-                                time_t now)
+/* One evaluated key: the key, the certificates tied to it (each with why it was chosen or
+ * passed over), the chosen one, and the verdict. */
+static json_object *device_json(const kb_device *d, const kb_verdict *v)
 {
-    json_object *o = kb_verdict_json(v), *dev = json_object_new_object(),
-                *certs = json_object_new_array();
-    char buf[65];
-    json_object_object_add(o, "policy", json_object_new_string(pol->path ? pol->path : "built-in"));
-    kb_cli_time(now, buf, sizeof buf);
-    json_object_object_add(o, "evaluated_at", json_object_new_string(buf));
-    json_object_object_add(dev, "token", json_object_new_string(d->key->token->facts.label));
-    json_object_object_add(dev, "token_serial",
-                           json_object_new_string(d->key->token->facts.serial));
-    json_object_object_add(dev, "key_uri", json_object_new_string(d->key->uri));
+    json_object *o = json_object_new_object(), *key = json_object_new_object(),
+                *certs = json_object_new_array(), *verdict = kb_verdict_json(v);
+    const kb_key *k = d->key;
+    json_object_object_add(key, "uri", json_object_new_string(k->uri));
+    json_object_object_add(key, "label", json_object_new_string(k->facts.label));
+    json_object_object_add(key, "token", json_object_new_string(k->token->facts.label));
+    json_object_object_add(key, "token_serial", json_object_new_string(k->token->facts.serial));
     json_object_object_add(
-        dev, "key_facts_source",
-        json_object_new_string(kb_facts_source_name(d->key->token->module->facts_source)));
-    json_object_object_add(dev, "cert_sha256",
-                           d->cert ? json_object_new_string(d->facts.cert.sha256) : NULL);
-    if (d->cert != NULL)
-        kb_cli_time(d->cert->not_after, buf, sizeof buf);
-    json_object_object_add(dev, "cert_not_after", d->cert ? json_object_new_string(buf) : NULL);
-    json_object_object_add(dev, "cert_subject",
-                           d->cert ? json_object_new_string(d->cert->subject) : NULL);
+        key, "facts_source",
+        json_object_new_string(kb_facts_source_name(k->token->module->facts_source)));
+    json_object_object_add(o, "key", key);
+    json_object_object_add(o, "certificate", d->cert ? kb_cli_cert_json(d->cert) : NULL);
     for (size_t i = 0; i < d->n_cands; i++) {
         const struct kb_candidate *c = &d->cands[i];
-        json_object *j = json_object_new_object();
-        kb_hex(c->cert->sha256, 32, buf);
-        json_object_object_add(j, "sha256", json_object_new_string(buf));
-        json_object_object_add(j, "subject",
-                               json_object_new_string(c->cert->subject ? c->cert->subject : ""));
-        kb_cli_time(c->cert->not_before, buf, sizeof buf);
-        json_object_object_add(j, "not_before", json_object_new_string(buf));
-        kb_cli_time(c->cert->not_after, buf, sizeof buf);
-        json_object_object_add(j, "not_after", json_object_new_string(buf));
+        json_object *j = kb_cli_cert_json(c->cert);
         json_object_object_add(j, "selection", json_object_new_string(kb_pick_name(c->pick)));
         json_object_object_add(j, "detail", json_object_new_string(c->detail));
         json_object_array_add(certs, j);
     }
-    json_object_object_add(dev, "certificates", certs);
-    json_object_object_add(o, "device", dev);
+    json_object_object_add(o, "certificates", certs);
+    /* The policy's mode is the document's, said once at its top. */
+    json_object_object_foreach(verdict, name, value)
+    {
+        if (strcmp(name, "mode") != 0)
+            json_object_object_add(o, name, json_object_get(value));
+    }
+    json_object_put(verdict);
     return o;
 }
 
@@ -124,8 +115,7 @@ int kb_cmd_check(int argc, char **argv)
     struct kb_cli c = {0};
     const char *policy_path = NULL, *key_uri = NULL, *endpoint = NULL;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         switch (opt) {
         case 'h':
             fputs(help, stdout);
@@ -189,8 +179,8 @@ int kb_cmd_check(int argc, char **argv)
         kb_policy_evaluate(pol, &d.facts, now, &v);
         evaluated++;
         admitted += v.admit;
-        if (c.json) {
-            json_object_array_add(all, device_json(&d, pol, &v, now));
+        if (kb_cli_json()) {
+            json_object_array_add(all, device_json(&d, &v));
         } else {
             if (evaluated > 1)
                 putchar('\n');
@@ -201,18 +191,31 @@ int kb_cmd_check(int argc, char **argv)
         rc = kb_cli_fail(&err); /* the user's choice to make: exit 2 */
         goto out;
     }
-    if (evaluated == 0) {
-        fprintf(stderr,
-                "keybound: no key with a certificate on %zu token%s%s: the device has "
-                "no identity to admit; enrol it first\n",
-                tokens.n, tokens.n == 1 ? "" : "s", kb_objects_hint(&objs));
-        rc = KB_EXIT_REFUSED;
-        goto out;
+    char none[sizeof err.msg] = "";
+    if (evaluated == 0)
+        snprintf(none, sizeof none,
+                 "no key with a certificate on %zu token%s%s: the device has no identity to "
+                 "admit; enrol it first",
+                 tokens.n, tokens.n == 1 ? "" : "s", kb_objects_hint(&objs));
+    if (kb_cli_json()) {
+        /* One shape whatever was found: a device with no identity is a denial too. */
+        json_object *doc = json_object_new_object();
+        char when[32];
+        kb_cli_time(now, when, sizeof when);
+        json_object_object_add(doc, "decision",
+                               json_object_new_string(admitted > 0 ? "admit" : "deny"));
+        json_object_object_add(doc, "mode", json_object_new_string(kb_mode_name(pol->mode)));
+        json_object_object_add(doc, "policy",
+                               json_object_new_string(pol->path ? pol->path : "built-in"));
+        json_object_object_add(doc, "evaluated_at", json_object_new_string(when));
+        json_object_object_add(doc, "endpoint", endpoint ? json_object_new_string(endpoint) : NULL);
+        json_object_object_add(doc, "reason", none[0] ? json_object_new_string(none) : NULL);
+        json_object_object_add(doc, "devices", json_object_get(all));
+        kb_cli_print_json(doc);
     }
-    if (c.json) {
-        /* One device: its object; several: an array of them (doc/keybound.1). */
-        json_object *doc = evaluated == 1 ? json_object_array_get_idx(all, 0) : all;
-        kb_cli_print_json(json_object_get(doc));
+    if (evaluated == 0) {
+        rc = kb_cli_refuse("%s", none);
+        goto out;
     }
     rc = admitted > 0 ? KB_EXIT_OK : KB_EXIT_REFUSED;
 out:

@@ -29,7 +29,6 @@ struct kb_cli {
     const char *module;
     const char *modules; /* --modules: names of registered modules */
     kb_pin_opts pin;
-    bool json;
     int verbose;
     bool quiet; /* -q: errors and warnings only */
 };
@@ -45,20 +44,22 @@ enum {
     KB_OPT_MODULES,
     KB_OPT_FIRST_LOCAL, /* first code free for a command's own options */
 };
-#define KB_COMMON_LONGOPTS                                                                         \
+/* KB_TOKEN_LONGOPTS: what csr, import-cert and tunnel take, whose output is no document
+ * (PEM, one line, a long run); KB_COMMON_LONGOPTS adds --json for the others. */
+#define KB_TOKEN_LONGOPTS                                                                          \
     {"module", required_argument, NULL, KB_OPT_MODULE},                                            \
         {"modules", required_argument, NULL, KB_OPT_MODULES},                                      \
         {"pin-file", required_argument, NULL, KB_OPT_PIN_FILE},                                    \
         {"pin-env", required_argument, NULL, KB_OPT_PIN_ENV},                                      \
         {"force", no_argument, NULL, KB_OPT_FORCE},                                                \
         {"insecure-pin-file", no_argument, NULL, KB_OPT_INSECURE_PIN_FILE},                        \
-        {"json", no_argument, NULL, KB_OPT_JSON}, {"verbose", no_argument, NULL, 'v'},             \
-        {"quiet", no_argument, NULL, 'q'},                                                         \
+        {"verbose", no_argument, NULL, 'v'}, {"quiet", no_argument, NULL, 'q'},                    \
     {                                                                                              \
         "help", no_argument, NULL, 'h'                                                             \
     }
+#define KB_COMMON_LONGOPTS {"json", no_argument, NULL, KB_OPT_JSON}, KB_TOKEN_LONGOPTS
 #define KB_COMMON_SHORTOPTS "vqh"
-#define KB_COMMON_HELP                                                                             \
+#define KB_TOKEN_HELP                                                                              \
     "  --module PATH     use only this PKCS#11 module (default: all registered with p11-kit)\n"    \
     "  --modules NAMES   use only these modules registered with p11-kit, e.g. 'softhsm2\n"         \
     "                    tpm2_pkcs11' (default: $KEYBOUND_MODULES, else all of them)\n"            \
@@ -67,10 +68,11 @@ enum {
     "  --force           log in even when the token reports its final PIN try, or with a\n"        \
     "                    PIN it rejected before (exit 6 and a marker in the state directory)\n"    \
     "  --insecure-pin-file  use a PIN or secret file that other users can read\n"                  \
-    "  --json            machine-readable output\n"                                                \
     "  -v, --verbose     more diagnostics\n"                                                       \
     "  -q, --quiet       errors and warnings only\n"                                               \
     "  -h, --help        this help\n"
+#define KB_JSON_HELP "  --json            one JSON document on stdout, errors included\n"
+#define KB_COMMON_HELP KB_JSON_HELP KB_TOKEN_HELP
 
 /* Handles a shared option; returns 1 when it was one, 0 otherwise. */
 int kb_cli_common(struct kb_cli *c, int opt, const char *arg);
@@ -80,11 +82,38 @@ int kb_cli_common(struct kb_cli *c, int opt, const char *arg);
 int kb_cli_parse_uri_only(struct kb_cli *c, int argc, char **argv, const char *cmd,
                           const char *help, const char **uri_text);
 
+/* JSON output (doc/keybound.1, JSON OUTPUT). With --json, a command prints exactly one
+ * document on stdout whatever happens: its result (kb_cli_print_json), or, when it ends
+ * without one and not with 0, the error object that main prints (kb_cli_json_finish) from
+ * the message kb_cli_fail, kb_cli_usage or kb_cli_refuse gave on stderr. */
+
+/* getopt_long for a command's line, opterr off. Its first call for argv reads the whole
+ * line for --json (or --json=VALUE) first, so that a usage error found before it is a
+ * JSON document too. */
+int kb_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts);
+
+/* Whether JSON was asked for: --json, or renew's json = yes. */
+bool kb_cli_json(void);
+void kb_cli_set_json(bool on);
+
+/* Prints a result document to stdout, pretty, with "schema" first, and releases it. */
+void kb_cli_print_json(json_object *o);
+
+/* The exit code for a command's rc: 6 when a PIN was rejected and the command failed. */
+int kb_cli_exit_code(int rc);
+
+/* main, after the command: with JSON asked for, a failing command that printed no document
+ * gets {"schema", "error", "exit"}. Returns kb_cli_exit_code(rc). */
+int kb_cli_json_finish(int rc);
+
 /* Prints "keybound: error: MSG" and returns KB_EXIT_ERROR. */
 int kb_cli_fail(const kb_err *err);
 
 /* Prints a usage error with the command's name and returns KB_EXIT_ERROR. */
 int kb_cli_usage(const char *cmd, const char *fmt, ...) KB_PRINTF(2, 3);
+
+/* Prints "keybound: MSG" (a refusal the user asked about) and returns KB_EXIT_REFUSED. */
+int kb_cli_refuse(const char *fmt, ...) KB_PRINTF(1, 2);
 
 /* What was wrong with the option of getopt's last '?', from the command's longopts:
  * unknown (with a did-you-mean), ambiguous (naming the candidates), a value missing, or a
@@ -133,9 +162,9 @@ size_t kb_cli_enroll_longopts(struct option *out, bool enroll);
  * usage line is printed; exit 2). */
 int kb_cli_enroll_option(struct kb_enroll_settings *s, const char *cmd, int opt, const char *arg);
 
-/* The outcome of enroll or renew: state, key, certificate and decision (or the error). */
-void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o,
-                       const kb_err *err);
+/* The outcome of enroll or renew: state, key, certificate and decision (or the error), and
+ * the command's exit code. */
+void kb_cli_est_report(const struct kb_enroll_outcome *o, int exit_code, const kb_err *err);
 
 /* The tail both commands share: the secret (enroll without --auth-key; read first, so that
  * a bad secret file is the one line a user sees), the policy, the modules for uri_text,
@@ -146,8 +175,9 @@ int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est 
  * kb_objects_hint's when a PIN was withheld, else NULL (the PIN options are named). */
 void kb_cli_hidden_keys(size_t hidden, const char *hint);
 
-/* Prints a json-c object to stdout, pretty, and releases it. */
-void kb_cli_print_json(json_object *o);
+/* A token's certificate as every document shows one (src/tls/certjson.h), for the caller
+ * to add its own keys to; an empty object when the certificate cannot be read. */
+json_object *kb_cli_cert_json(const kb_cert *c);
 
 /* "2027-01-31T12:00:00Z" */
 void kb_cli_time(time_t t, char *buf, size_t len);

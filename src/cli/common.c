@@ -12,6 +12,7 @@
 
 #include "cli.h"
 #include "pkcs11/uri.h"
+#include "src/tls/certjson.h"
 #include "src/util/log.h"
 #include "src/util/suggest.h"
 
@@ -37,7 +38,7 @@ int kb_cli_common(struct kb_cli *c, int opt, const char *arg)
         kb_secret_allow_readable(true);
         return 1;
     case KB_OPT_JSON:
-        c->json = true;
+        kb_cli_set_json(true);
         return 1;
     case 'v':
         kb_log_set_verbosity(++c->verbose);
@@ -57,8 +58,7 @@ int kb_cli_parse_uri_only(struct kb_cli *c, int argc, char **argv, const char *c
 {
     static const struct option longopts[] = {KB_COMMON_LONGOPTS, {0}};
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         if (opt == 'h') {
             fputs(help, stdout);
             return KB_EXIT_OK;
@@ -72,21 +72,105 @@ int kb_cli_parse_uri_only(struct kb_cli *c, int argc, char **argv, const char *c
     return -1;
 }
 
+#define ERR_MAX sizeof(((kb_err *)0)->msg)
+
+/* One command per process: what --json asked for, and what the one document will be. */
+static struct {
+    bool on;
+    bool printed;             /* a result document went out */
+    char **scanned;           /* the argv kb_cli_getopt has read for --json */
+    char error[ERR_MAX + 64]; /* the first message a failure printed on stderr */
+} json_out;
+
+int kb_cli_getopt(int argc, char **argv, const char *shortopts, const struct option *longopts)
+{
+    opterr = 0;
+    if (json_out.scanned != argv) {
+        /* getopt's own reading, so that a value that looks like --json is not taken for
+         * it; "--json=yes" is still a request for JSON, whose error says so. */
+        json_out.scanned = argv;
+        optind = 0;
+        int opt, at;
+        while ((at = -1, opt = getopt_long(argc, argv, shortopts, longopts, &at)) != -1) {
+            const char *arg = argv[optind - 1];
+            if ((opt != '?' && at >= 0 && strcmp(longopts[at].name, "json") == 0) ||
+                (opt == '?' && strncmp(arg, "--json=", 7) == 0))
+                json_out.on = true;
+        }
+        optind = 0;
+    }
+    return getopt_long(argc, argv, shortopts, longopts, NULL);
+}
+
+bool kb_cli_json(void)
+{
+    return json_out.on;
+}
+
+void kb_cli_set_json(bool on)
+{
+    json_out.on = on;
+}
+
+static void note_error(const char *msg)
+{
+    if (json_out.error[0] == '\0')
+        snprintf(json_out.error, sizeof json_out.error, "%s", msg);
+}
+
 int kb_cli_fail(const kb_err *err)
 {
     fprintf(stderr, "keybound: error: %s\n", err->msg);
+    note_error(err->msg);
     return KB_EXIT_ERROR;
 }
 
 int kb_cli_usage(const char *cmd, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[ERR_MAX], line[ERR_MAX + 64];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "keybound %s: %s; see 'keybound %s --help'\n", cmd, msg, cmd);
+    snprintf(line, sizeof line, "%s; see 'keybound %s --help'", msg, cmd);
+    fprintf(stderr, "keybound %s: %s\n", cmd, line);
+    note_error(line);
     return KB_EXIT_ERROR;
+}
+
+int kb_cli_refuse(const char *fmt, ...)
+{
+    char msg[ERR_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "keybound: %s\n", msg);
+    note_error(msg);
+    return KB_EXIT_REFUSED;
+}
+
+int kb_cli_exit_code(int rc)
+{
+    /* A rejected PIN gets its own code, whatever the command made of it: systemd does not
+     * restart on it (RestartPreventExitStatus=6), a script can tell. */
+    return rc != KB_EXIT_OK && kb_pin_rejection_seen() ? KB_EXIT_PIN : rc;
+}
+
+int kb_cli_json_finish(int rc)
+{
+    rc = kb_cli_exit_code(rc);
+    if (json_out.on && !json_out.printed && rc != KB_EXIT_OK) {
+        json_object *o = json_object_new_object();
+        /* Every failing path prints its line through the functions above; should one not,
+         * the document still says where to look rather than being absent. */
+        json_object_object_add(
+            o, "error",
+            json_object_new_string(json_out.error[0] ? json_out.error : "see standard error"));
+        json_object_object_add(o, "exit", json_object_new_int(rc));
+        kb_cli_print_json(o);
+    }
+    return rc;
 }
 
 const char *kb_cli_bad_option(char **argv, const struct option *longopts)
@@ -128,6 +212,11 @@ const char *kb_cli_bad_option(char **argv, const struct option *longopts)
     }
     char typed[64];
     snprintf(typed, sizeof typed, "%.*s", (int)len, name);
+    if (strcmp(typed, "json") == 0) {
+        /* csr, import-cert, tunnel: PEM, one line, a long run; /status is the tunnel's JSON. */
+        snprintf(msg, sizeof msg, "--json: this command prints no JSON document");
+        return msg;
+    }
     const char *close = kb_suggest(typed, names, n);
     if (close != NULL)
         snprintf(msg, sizeof msg, "unknown option '--%s' (did you mean --%s?)", typed, close);
@@ -214,9 +303,25 @@ int kb_cli_signer(kb_p11 *p, struct kb_cli *c, const kb_key *k, kb_signer **out,
 
 void kb_cli_print_json(json_object *o)
 {
-    puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
-                                               JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object *doc = json_object_new_object();
+    json_object_object_add(doc, "schema", json_object_new_int(1));
+    json_object_object_foreach(o, key, value)
+    {
+        json_object_object_add(doc, key, json_object_get(value));
+    }
     json_object_put(o);
+    puts(json_object_to_json_string_ext(doc, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_SPACED |
+                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+    fflush(stdout);
+    json_object_put(doc);
+    json_out.printed = true;
+}
+
+json_object *kb_cli_cert_json(const kb_cert *c)
+{
+    gnutls_datum_t der = {c->der, (unsigned)c->der_len};
+    json_object *o = c->parsed ? kb_cert_json(&der) : NULL;
+    return o != NULL ? o : json_object_new_object();
 }
 
 void kb_cli_hidden_keys(size_t hidden, const char *hint)

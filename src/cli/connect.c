@@ -15,6 +15,7 @@
 #include "pkcs11/objects.h"
 #include "pkcs11/signer.h"
 #include "policy/render.h"
+#include "src/tls/certjson.h"
 #include "src/tls/client.h"
 #include "src/util/hostport.h"
 #include "src/util/log.h"
@@ -186,28 +187,54 @@ static json_object *json_request(const struct kb_tls_request *q)
     return o;
 }
 
-static void print_summary(const kb_tls_peer *peer, const kb_identity *id,
-                          const struct kb_tls_result *r, const struct kb_tls_request *q, bool json,
+/* What --resume-test counted. */
+struct resume_stats {
+    unsigned handshakes, resumed;
+    unsigned long signatures;
+    long long total_ms;
+};
+
+static json_object *json_resume(const struct resume_stats *st)
+{
+    if (st == NULL)
+        return NULL;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "handshakes", json_object_new_int((int)st->handshakes));
+    json_object_object_add(o, "resumed", json_object_new_int((int)st->resumed));
+    json_object_object_add(o, "full", json_object_new_int((int)(st->handshakes - st->resumed)));
+    json_object_object_add(o, "token_signatures", json_object_new_int64((int64_t)st->signatures));
+    json_object_object_add(o, "mean_handshake_ms",
+                           json_object_new_int64(st->total_ms / st->handshakes));
+    return o;
+}
+
+/* The (last) handshake; with --resume-test, the counts of all of them too. */
+static void print_summary(gnutls_session_t s, const kb_tls_peer *peer, const kb_identity *id,
+                          const struct kb_tls_result *r, const struct resume_stats *st,
                           bool verbose)
 {
-    char when[32];
+    const struct kb_tls_request *q = kb_tls_request_of(s);
+    char when[32], where[KB_HOSTPORT_STRLEN];
     kb_cli_time((time_t)id->not_after, when, sizeof when);
     bool sent = r->cert_sent || (q->asked && q->sent);
     char why[700];
     snprintf(why, sizeof why, "requested, not sent: %s", q->why_not);
     const char *how = sent ? "sent" : q->asked ? why : "not requested by the server";
-    if (json) {
-        json_object *o = json_object_new_object(), *cl = json_object_new_object();
+    if (kb_cli_json()) {
+        unsigned n_peer = 0;
+        const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n_peer);
+        json_object *o = json_object_new_object(),
+                    *cl = id->n_pcerts ? kb_cert_json(&id->pcerts[0].cert) : NULL;
+        if (cl == NULL)
+            cl = json_object_new_object();
         json_object_object_add(o, "endpoint", json_object_new_string(peer->host));
         json_object_object_add(o, "port", json_object_new_int((int)peer->port));
+        json_object_object_add(o, "server_name", json_object_new_string(peer->server_name));
         json_object_object_add(o, "protocol", json_object_new_string(r->protocol));
         json_object_object_add(o, "cipher_suite", json_object_new_string(r->cipher));
         json_object_object_add(o, "alpn", r->alpn[0] ? json_object_new_string(r->alpn) : NULL);
-        json_object_object_add(o, "server_subject", json_object_new_string(r->server_subject));
-        json_object_object_add(o, "server_issuer", json_object_new_string(r->server_issuer));
-        json_object_object_add(o, "server_name", json_object_new_string(peer->server_name));
-        json_object_object_add(cl, "subject", json_object_new_string(id->subject));
-        json_object_object_add(cl, "not_after", json_object_new_string(when));
+        json_object_object_add(o, "server_certificate",
+                               n_peer > 0 ? kb_cert_json(&chain[0]) : NULL);
         json_object_object_add(cl, "token", json_object_new_string(id->token));
         json_object_object_add(cl, "key_uri", json_object_new_string(id->key_uri));
         json_object_object_add(cl, "sent", json_object_new_boolean(sent));
@@ -215,12 +242,19 @@ static void print_summary(const kb_tls_peer *peer, const kb_identity *id,
         json_object_object_add(o, "certificate_request", json_request(q));
         json_object_object_add(o, "resumed", json_object_new_boolean(r->resumed));
         json_object_object_add(o, "handshake_ms", json_object_new_int64(r->handshake_ms));
+        json_object_object_add(o, "resume_test", json_resume(st));
         kb_cli_print_json(o);
         return;
     }
-    char where[KB_HOSTPORT_STRLEN];
-    printf("Connected to %s with %s\n",
-           kb_hostport_str(peer->host, peer->port, where, sizeof where), r->protocol);
+    kb_hostport_str(peer->host, peer->port, where, sizeof where);
+    if (st != NULL) {
+        printf("%u handshakes with %s: %u resumed, %u full; %lu token signatures; mean "
+               "handshake %lld ms\n",
+               st->handshakes, where, st->resumed, st->handshakes - st->resumed, st->signatures,
+               st->total_ms / st->handshakes);
+        return;
+    }
+    printf("Connected to %s with %s\n", where, r->protocol);
     printf("  cipher suite: %s\n", r->cipher);
     printf("  server:       %s\n", r->server_subject);
     printf("  issuer:       %s (verified for %s)\n", r->server_issuer, peer->server_name);
@@ -272,44 +306,28 @@ static int readmit(void *arg, kb_err *err)
     return 0;
 }
 
-static int resume_test(kb_tls_client *client, kb_identity *id, const kb_tls_peer *peer, unsigned n,
-                       bool json, kb_err *err)
+/* n handshakes in a row, each waiting for the ticket that the next one resumes from; the
+ * last session is left open in *s and *fd, described in *r, for the summary. */
+static int resume_test(kb_tls_client *client, kb_identity *id, unsigned n, gnutls_session_t *s,
+                       int *fd, struct kb_tls_result *r, struct resume_stats *st, kb_err *err)
 {
     unsigned long before = kb_signer_signatures(id->signer);
-    unsigned resumed = 0;
-    long long total_ms = 0;
+    *st = (struct resume_stats){.handshakes = n};
     for (unsigned i = 0; i < n; i++) {
-        gnutls_session_t s;
-        int fd;
-        struct kb_tls_result r;
-        if (kb_tls_connect(client, &s, &fd, &r, err) != 0)
+        if (kb_tls_connect(client, s, fd, r, err) != 0)
             return -1;
-        /* Wait for the ticket that the next handshake resumes from. */
-        int rc = kb_tls_settle(s, 2000, err);
-        kb_tls_close(s, fd, rc == 0 ? KB_TLS_ORDERLY : KB_TLS_ABORT);
+        int rc = kb_tls_settle(*s, 2000, err);
+        if (rc != 0 || i + 1 < n) {
+            kb_tls_close(*s, *fd, rc == 0 ? KB_TLS_ORDERLY : KB_TLS_ABORT);
+            *s = NULL;
+            *fd = -1;
+        }
         if (rc != 0)
             return -1;
-        resumed += r.resumed;
-        total_ms += r.handshake_ms;
+        st->resumed += r->resumed;
+        st->total_ms += r->handshake_ms;
     }
-    unsigned long sigs = kb_signer_signatures(id->signer) - before;
-    if (json) {
-        json_object *o = json_object_new_object();
-        json_object_object_add(o, "endpoint", json_object_new_string(peer->host));
-        json_object_object_add(o, "port", json_object_new_int((int)peer->port));
-        json_object_object_add(o, "handshakes", json_object_new_int((int)n));
-        json_object_object_add(o, "resumed", json_object_new_int((int)resumed));
-        json_object_object_add(o, "full", json_object_new_int((int)(n - resumed)));
-        json_object_object_add(o, "token_signatures", json_object_new_int64((int64_t)sigs));
-        json_object_object_add(o, "mean_handshake_ms", json_object_new_int64(total_ms / n));
-        kb_cli_print_json(o);
-    } else {
-        char where[KB_HOSTPORT_STRLEN];
-        printf("%u handshakes with %s: %u resumed, %u full; %lu token signatures; mean "
-               "handshake %lld ms\n",
-               n, kb_hostport_str(peer->host, peer->port, where, sizeof where), resumed,
-               n - resumed, sigs, total_ms / n);
-    }
+    st->signatures = kb_signer_signatures(id->signer) - before;
     return 0;
 }
 
@@ -332,8 +350,7 @@ int kb_cmd_connect(int argc, char **argv)
     bool stdio = false;
     unsigned resume = 0;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         unsigned long v;
         switch (opt) {
         case 'h':
@@ -379,6 +396,10 @@ int kb_cmd_connect(int argc, char **argv)
         return kb_cli_usage("connect", "needs one HOST:PORT");
     if (stdio && resume)
         return kb_cli_usage("connect", "--stdio and --resume-test do not go together");
+    if (stdio && kb_cli_json())
+        return kb_cli_usage("connect",
+                            "--stdio and --json do not go together: standard output carries "
+                            "the connection");
     const char *endpoint = argv[optind];
 
     kb_err err;
@@ -405,11 +426,9 @@ int kb_cmd_connect(int argc, char **argv)
     const struct kb_endpoint_rule *rule = kb_policy_endpoint(pol, peer.host, peer.port);
     if (rule == NULL && !pol->allow_unlisted_endpoints && pol->mode == KB_MODE_ENFORCE) {
         /* Refused before any token is touched. */
-        fprintf(stderr,
-                "keybound: denied: the policy does not list %s (endpoint.listed); the "
-                "device identity is not presented there\n",
-                endpoint);
-        rc = KB_EXIT_REFUSED;
+        rc = kb_cli_refuse("denied: the policy does not list %s (endpoint.listed); the "
+                           "device identity is not presented there",
+                           endpoint);
         goto out;
     }
     if (rule != NULL && rule->ca != NULL && ca != NULL && strcmp(rule->ca, ca) != 0) {
@@ -443,11 +462,9 @@ int kb_cmd_connect(int argc, char **argv)
     if (chosen == 1) {
         char summary[512];
         kb_verdict_summary(&v, summary, sizeof summary);
-        fprintf(stderr,
-                "keybound: key '%s' on token '%s' is not admitted: %s; 'keybound check "
-                "--key URI' shows why\n",
-                dev.key->facts.label, dev.key->token->facts.label, summary);
-        rc = KB_EXIT_REFUSED;
+        rc = kb_cli_refuse("key '%s' on token '%s' is not admitted: %s; 'keybound check "
+                           "--key URI' shows why",
+                           dev.key->facts.label, dev.key->token->facts.label, summary);
         goto out;
     }
     if (v.would_deny) {
@@ -463,13 +480,16 @@ int kb_cmd_connect(int argc, char **argv)
         goto fail;
     struct readmit again = {&objs, only, dev.key, pol, trust, endpoint};
     kb_tls_client_set_admission(client, readmit, &again);
+    struct kb_tls_result r;
+    struct resume_stats st;
     if (resume) {
-        if (resume_test(client, id, &peer, resume, c.json, &err) != 0)
+        if (resume_test(client, id, resume, &session, &fd, &r, &st, &err) != 0)
             goto fail;
+        kb_tls_describe_session(session, &r);
+        print_summary(session, &peer, id, &r, &st, c.verbose > 0);
         rc = KB_EXIT_OK;
         goto out;
     }
-    struct kb_tls_result r;
     if (kb_tls_connect(client, &session, &fd, &r, &err) != 0)
         goto fail;
     if (stdio) {
@@ -483,7 +503,7 @@ int kb_cmd_connect(int argc, char **argv)
         if (kb_tls_settle(session, 1000, &err) != 0)
             goto fail;
         kb_tls_describe_session(session, &r);
-        print_summary(&peer, id, &r, kb_tls_request_of(session), c.json, c.verbose > 0);
+        print_summary(session, &peer, id, &r, NULL, c.verbose > 0);
     }
     rc = KB_EXIT_OK;
     goto out;

@@ -18,7 +18,7 @@ static const char help[] =
     "  --key URI         the key (one private key)\n"
     "  --subject DN      e.g. CN=laptop-17.example.com,O=Example\n"
     "  --san KIND:VALUE  dns:NAME, uri:URI, email:ADDRESS or ip:ADDRESS (repeatable)\n"
-    "  -o, --output FILE write the request there\n" KB_COMMON_HELP;
+    "  -o, --output FILE write the request there\n" KB_TOKEN_HELP;
 
 enum { OPT_KEY = KB_OPT_FIRST_LOCAL, OPT_SUBJECT, OPT_SAN };
 
@@ -40,15 +40,14 @@ int kb_cmd_csr(int argc, char **argv)
                                              {"subject", required_argument, NULL, OPT_SUBJECT},
                                              {"san", required_argument, NULL, OPT_SAN},
                                              {"output", required_argument, NULL, 'o'},
-                                             KB_COMMON_LONGOPTS,
+                                             KB_TOKEN_LONGOPTS,
                                              {0}};
     struct kb_cli c = {0};
     struct kb_csr_spec spec = {0};
     const char *key_uri = NULL, *output = NULL;
     kb_err err;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "o:" KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, "o:" KB_COMMON_SHORTOPTS, longopts)) != -1) {
         switch (opt) {
         case 'h':
             fputs(help, stdout);

@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "pkcs11/keygen.h"
 #include "policy/render.h"
+#include "src/tls/certjson.h"
 
 static const char help[] =
     "usage: keybound enroll --est URL --token URI (--ca FILE | --ca-fingerprint sha256:HEX)\n"
@@ -50,7 +51,7 @@ enum {
 };
 
 /* The outcome, as lines for people or an object for tools. */
-void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o, const kb_err *err)
+void kb_cli_est_report(const struct kb_enroll_outcome *o, int exit_code, const kb_err *err)
 {
     const char *state = o->monitoring ? "MONITORING" : kb_est_state_name(o->state);
     bool issued = o->state == KB_EST_ISSUED;
@@ -62,13 +63,13 @@ void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o
     if (issued && o->cert_subject != NULL)
         snprintf(cert_line, sizeof cert_line, "%s, issued by %s, valid to %s, sha256 %s",
                  o->cert_subject, o->cert_issuer ? o->cert_issuer : "?", when, o->cert_sha256);
-    if (c->json) {
+    if (kb_cli_json()) {
         json_object *j = json_object_new_object();
+        gnutls_datum_t der = {o->cert_der, (unsigned)o->cert_der_len};
         json_object_object_add(j, "state", json_object_new_string(state));
         json_object_object_add(j, "key_uri",
                                issued && o->key_uri ? json_object_new_string(o->key_uri) : NULL);
-        json_object_object_add(j, "certificate",
-                               cert_line[0] ? json_object_new_string(cert_line) : NULL);
+        json_object_object_add(j, "certificate", issued && o->cert_der ? kb_cert_json(&der) : NULL);
         json_object_object_add(j, "renewal_due", o->monitoring ? json_object_new_boolean(0) : NULL);
         json_object_object_add(
             j, "decision",
@@ -76,6 +77,7 @@ void kb_cli_est_report(const struct kb_cli *c, const struct kb_enroll_outcome *o
         json_object_object_add(j, "decision_text",
                                o->have_verdict ? json_object_new_string(decision) : NULL);
         json_object_object_add(j, "error", issued ? NULL : json_object_new_string(err->msg));
+        json_object_object_add(j, "exit", json_object_new_int(kb_cli_exit_code(exit_code)));
         kb_cli_print_json(j);
     } else if (o->monitoring) {
         printf("state: MONITORING\nkey: %s\ncertificate: %s valid to %s: not due for renewal\n",
@@ -135,15 +137,15 @@ int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est 
         kb_cli_load(c, uri, &p, &err) != 0) {
         kb_secret_free(spec->secret); /* kb_enroll_run, which owns it, does not run */
         o.state = KB_EST_UNDERCONFIGURED;
-        kb_cli_est_report(c, &o, &err);
         rc = KB_EXIT_ERROR;
+        kb_cli_est_report(&o, rc, &err);
     } else {
         spec->policy = pol;
         if (kb_enroll_run(p, &c->pin, spec, &o, &err) != 0) {
             rc = kb_cli_fail(&err);
         } else {
-            kb_cli_est_report(c, &o, &err);
             rc = o.exit_code;
+            kb_cli_est_report(&o, rc, &err);
         }
     }
     spec->secret = NULL;
@@ -178,8 +180,7 @@ static int enroll(int argc, char **argv, struct kb_cli_est *e)
     es->type = "ec-p256";
     kb_err err;
     int opt, rc;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         switch (opt) {
         case 'h':
             fputs(help, stdout);

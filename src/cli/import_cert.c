@@ -16,7 +16,7 @@ static const char help[] =
     "order), only the certificate's issuer path is stored: its issuing CA, that CA's\n"
     "issuer and so on, at most 8, without the self-signed root. Others are left out.\n\n"
     "  --key URI         the key the certificate was issued for\n"
-    "  --chain FILE      intermediate and CA certificates to build the path from\n" KB_COMMON_HELP;
+    "  --chain FILE      intermediate and CA certificates to build the path from\n" KB_TOKEN_HELP;
 
 enum { OPT_KEY = KB_OPT_FIRST_LOCAL, OPT_CHAIN };
 
@@ -24,13 +24,12 @@ int kb_cmd_import_cert(int argc, char **argv)
 {
     static const struct option longopts[] = {{"key", required_argument, NULL, OPT_KEY},
                                              {"chain", required_argument, NULL, OPT_CHAIN},
-                                             KB_COMMON_LONGOPTS,
+                                             KB_TOKEN_LONGOPTS,
                                              {0}};
     struct kb_cli c = {0};
     const char *key_uri = NULL, *chain = NULL;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         if (opt == 'h') {
             fputs(help, stdout);
             return KB_EXIT_OK;

@@ -30,8 +30,7 @@ int kb_cmd_keygen(int argc, char **argv)
     struct kb_cli c = {0};
     const char *token_uri = NULL, *label = NULL, *type = "ec-p256";
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         switch (opt) {
         case 'h':
             fputs(help, stdout);
@@ -75,7 +74,7 @@ int kb_cmd_keygen(int argc, char **argv)
         rc = kb_cli_fail(&err);
         goto out;
     }
-    if (c.json) {
+    if (kb_cli_json()) {
         char id[2 * KB_ID_MAX + 1];
         kb_hex(k.facts.id, k.facts.id_len, id);
         json_object *o = json_object_new_object();

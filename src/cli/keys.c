@@ -97,25 +97,16 @@ static json_object *tri_json(enum kb_tri v)
 
 static json_object *cert_json(const kb_cert *c)
 {
-    json_object *o = json_object_new_object();
-    char id[2 * KB_ID_MAX + 1], buf[65];
+    json_object *o = kb_cli_cert_json(c);
+    char id[2 * KB_ID_MAX + 1];
     kb_hex(c->id, c->id_len, id);
     json_object_object_add(o, "uri", json_object_new_string(c->uri));
     json_object_object_add(o, "token", json_object_new_string(c->token->facts.label));
     json_object_object_add(o, "label", json_object_new_string(c->label));
     json_object_object_add(o, "id", json_object_new_string(id));
     json_object_object_add(o, "parsed", json_object_new_boolean(c->parsed));
-    if (c->parsed) {
-        json_object_object_add(o, "subject", json_object_new_string(c->subject));
-        json_object_object_add(o, "issuer", json_object_new_string(c->issuer));
-        kb_cli_time(c->not_before, buf, sizeof buf);
-        json_object_object_add(o, "not_before", json_object_new_string(buf));
-        kb_cli_time(c->not_after, buf, sizeof buf);
-        json_object_object_add(o, "not_after", json_object_new_string(buf));
-        kb_hex(c->sha256, 32, buf);
-        json_object_object_add(o, "sha256", json_object_new_string(buf));
+    if (c->parsed)
         json_object_object_add(o, "ca", json_object_new_boolean(c->is_ca));
-    }
     json_object_object_add(o, "id_matches_other_key", json_object_new_boolean(c->id_mismatch));
     return o;
 }
@@ -152,9 +143,9 @@ static json_object *key_json(const kb_objects *o, size_t i)
     return j;
 }
 
-static void print_objects(const struct kb_cli *c, const kb_objects *o)
+static void print_objects(const kb_objects *o)
 {
-    if (c->json) {
+    if (kb_cli_json()) {
         json_object *root = json_object_new_object(), *keys = json_object_new_array(),
                     *other = json_object_new_array();
         for (size_t i = 0; i < o->n_keys; i++)
@@ -164,6 +155,9 @@ static void print_objects(const struct kb_cli *c, const kb_objects *o)
                 json_object_array_add(other, cert_json(&o->certs[i]));
         json_object_object_add(root, "keys", keys);
         json_object_object_add(root, "other_certificates", other);
+        /* A script must not take a list without the private keys for the whole token. */
+        json_object_object_add(root, "hidden_private_keys",
+                               json_object_new_int64((int64_t)o->hidden_private));
         kb_cli_print_json(root);
         return;
     }
@@ -220,7 +214,7 @@ int kb_cmd_keys(int argc, char **argv)
         rc = kb_cli_fail(&err);
         goto out;
     }
-    print_objects(&c, &objs);
+    print_objects(&objs);
     kb_cli_hidden_keys(objs.hidden_private, objs.pin_withheld ? kb_objects_hint(&objs) : NULL);
     rc = KB_EXIT_OK;
 out:

@@ -103,12 +103,10 @@ int main(int argc, char **argv)
             }
             /* Someone watches this terminal; a tunnel logs instead. */
             kb_signer_feedback(commands[i].run != kb_cmd_tunnel && isatty(STDERR_FILENO));
-            int rc = commands[i].run(argc - 1, argv + 1);
-            /* A rejected PIN gets its own code, whatever the command made of it: systemd
-             * does not restart on it (RestartPreventExitStatus=6), a script can tell. */
-            if (rc != KB_EXIT_OK && kb_pin_rejection_seen())
-                rc = KB_EXIT_PIN;
-            else
+            /* The exit code (6 for a rejected PIN) and, with --json, the error document of
+             * a command that printed none. */
+            int rc = kb_cli_json_finish(commands[i].run(argc - 1, argv + 1));
+            if (rc == KB_EXIT_OK || !kb_pin_rejection_seen())
                 kb_pin_settle();
             kb_pin_forget_typed();
             gnutls_global_deinit();

@@ -59,8 +59,7 @@ static int renew(int argc, char **argv, struct kb_cli_est *e, struct kb_later *l
     const char *config = NULL;
     kb_err err;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         if (opt >= KB_OPT_ENROLL_TABLE && opt < KB_OPT_ENROLL_TABLE + KB_ENROLL_N_OPTIONS) {
             later[n_later++] = (struct kb_later){opt, optarg};
         } else if (opt == 'h') {
@@ -83,7 +82,7 @@ static int renew(int argc, char **argv, struct kb_cli_est *e, struct kb_later *l
         return config ? kb_cli_fail(&err) : kb_cli_usage("renew", "%s", err.msg);
     c.module = e->s.module;
     c.modules = e->s.modules;
-    c.json = e->s.json;
+    kb_cli_set_json(e->s.json);
     c.pin.file = e->s.pin.file;
     c.pin.env = e->s.pin.env;
     return kb_cli_enroll_run(&c, e->s.spec.key_uri, e);

@@ -173,8 +173,7 @@ int kb_cmd_status(int argc, char **argv)
     struct kb_cli c = {0};
     const char *policy_path = NULL, *uri_text = NULL;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         if (opt == 'h') {
             fputs(help, stdout);
             return KB_EXIT_OK;
@@ -205,9 +204,8 @@ int kb_cmd_status(int argc, char **argv)
         rc = kb_cli_fail(&err);
         goto out;
     }
-    if (c.json) {
+    if (kb_cli_json()) {
         json_object *o = json_object_new_object(), *keys = json_object_new_array();
-        json_object_object_add(o, "schema", json_object_new_int(1));
         for (size_t i = 0; i < l.n; i++)
             json_object_array_add(keys, key_json(&l.v[i]));
         json_object_object_add(o, "keys", keys);

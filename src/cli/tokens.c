@@ -103,7 +103,7 @@ int kb_cmd_tokens(int argc, char **argv)
         rc = kb_cli_fail(&err);
         goto out;
     }
-    if (c.json) {
+    if (kb_cli_json()) {
         json_object *arr = json_object_new_array();
         for (size_t i = 0; i < list.n; i++)
             json_object_array_add(arr, token_json(&list.v[i]));

@@ -33,7 +33,7 @@ static const char own_help[] =
     "                           [::1]:PORT or unix:/PATH (also [global] status)\n"
     "  --check                  read the settings and the policy, log in and evaluate each\n"
     "                           tunnel's admission, then exit: 0 all admitted, 1 some not,\n"
-    "                           2 a setting is wrong; nothing listens\n" KB_COMMON_HELP;
+    "                           2 a setting is wrong; nothing listens\n" KB_TOKEN_HELP;
 
 enum {
     OPT_CONFIG = KB_OPT_FIRST_LOCAL,
@@ -68,7 +68,7 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
                                         {"admission-recheck", required_argument, NULL, OPT_RECHECK},
                                         {"status", required_argument, NULL, OPT_STATUS},
                                         {"check", no_argument, NULL, OPT_CHECK},
-                                        KB_COMMON_LONGOPTS,
+                                        KB_TOKEN_LONGOPTS,
                                         {0}};
     struct option longopts[KB_TUNNEL_N_OPTIONS + sizeof own / sizeof own[0]];
     for (size_t i = 0; i < KB_TUNNEL_N_OPTIONS; i++)
@@ -84,8 +84,7 @@ int kb_cli_tunnel_args(int argc, char **argv, struct kb_cli_tunnel *a, kb_err *e
     unsigned long long given = 0;
     const struct kb_tunnel_option *first = NULL;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, KB_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = kb_cli_getopt(argc, argv, KB_COMMON_SHORTOPTS, longopts)) != -1) {
         unsigned long v;
         if (opt >= OPT_TUNNEL && opt < OPT_TUNNEL + KB_TUNNEL_N_OPTIONS) {
             size_t i = (size_t)(opt - OPT_TUNNEL);

@@ -243,6 +243,13 @@ static void describe(struct kb_enroll_outcome *out, const char *key_uri, const k
     free(out->key_uri);
     free(out->cert_subject);
     free(out->cert_issuer);
+    free(out->cert_der);
+    out->cert_der = NULL;
+    out->cert_der_len = 0;
+    if (d && d->cert && d->cert->der_len > 0 && (out->cert_der = malloc(d->cert->der_len))) {
+        memcpy(out->cert_der, d->cert->der, d->cert->der_len);
+        out->cert_der_len = d->cert->der_len;
+    }
     out->key_uri = key_uri ? strdup(key_uri) : NULL;
     out->cert_subject = d && d->cert && d->cert->subject ? strdup(d->cert->subject) : NULL;
     out->cert_issuer = d && d->cert && d->cert->issuer ? strdup(d->cert->issuer) : NULL;
@@ -701,5 +708,6 @@ void kb_enroll_outcome_free(struct kb_enroll_outcome *o)
     free(o->key_uri);
     free(o->cert_subject);
     free(o->cert_issuer);
+    free(o->cert_der);
     memset(o, 0, sizeof *o);
 }

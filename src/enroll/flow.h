@@ -45,6 +45,8 @@ struct kb_enroll_outcome {
     char *cert_subject, *cert_issuer;
     char cert_sha256[65];
     long long cert_not_after;
+    unsigned char *cert_der; /* the certificate itself, for JSON's fields (malloc'd, or NULL) */
+    size_t cert_der_len;
     bool have_verdict;
     kb_verdict verdict;
     bool pending_kept;   /* WAIT: the key and the request are kept for the next run */
