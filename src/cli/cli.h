@@ -176,7 +176,7 @@ int kb_cli_enroll_run(struct kb_cli *c, const char *uri_text, struct kb_cli_est 
 void kb_cli_hidden_keys(size_t hidden, const char *hint);
 
 /* A token's certificate as every document shows one (src/tls/certjson.h), for the caller
- * to add its own keys to; an empty object when the certificate cannot be read. */
+ * to add its own keys to. */
 json_object *kb_cli_cert_json(const kb_cert *c);
 
 /* "2027-01-31T12:00:00Z" */

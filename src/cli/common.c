@@ -320,8 +320,7 @@ void kb_cli_print_json(json_object *o)
 json_object *kb_cli_cert_json(const kb_cert *c)
 {
     gnutls_datum_t der = {c->der, (unsigned)c->der_len};
-    json_object *o = c->parsed ? kb_cert_json(&der) : NULL;
-    return o != NULL ? o : json_object_new_object();
+    return kb_cert_json(&der);
 }
 
 void kb_cli_hidden_keys(size_t hidden, const char *hint)

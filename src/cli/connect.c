@@ -223,10 +223,7 @@ static void print_summary(gnutls_session_t s, const kb_tls_peer *peer, const kb_
     if (kb_cli_json()) {
         unsigned n_peer = 0;
         const gnutls_datum_t *chain = gnutls_certificate_get_peers(s, &n_peer);
-        json_object *o = json_object_new_object(),
-                    *cl = id->n_pcerts ? kb_cert_json(&id->pcerts[0].cert) : NULL;
-        if (cl == NULL)
-            cl = json_object_new_object();
+        json_object *o = json_object_new_object(), *cl = kb_cert_json(&id->pcerts[0].cert);
         json_object_object_add(o, "endpoint", json_object_new_string(peer->host));
         json_object_object_add(o, "port", json_object_new_int((int)peer->port));
         json_object_object_add(o, "server_name", json_object_new_string(peer->server_name));

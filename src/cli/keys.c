@@ -105,8 +105,7 @@ static json_object *cert_json(const kb_cert *c)
     json_object_object_add(o, "label", json_object_new_string(c->label));
     json_object_object_add(o, "id", json_object_new_string(id));
     json_object_object_add(o, "parsed", json_object_new_boolean(c->parsed));
-    if (c->parsed)
-        json_object_object_add(o, "ca", json_object_new_boolean(c->is_ca));
+    json_object_object_add(o, "ca", c->parsed ? json_object_new_boolean(c->is_ca) : NULL);
     json_object_object_add(o, "id_matches_other_key", json_object_new_boolean(c->id_mismatch));
     return o;
 }

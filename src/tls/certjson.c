@@ -19,7 +19,11 @@ json_object *kb_cert_json(const gnutls_datum_t *der)
     gnutls_x509_crt_t crt;
     if (gnutls_x509_crt_init(&crt) < 0)
         return NULL;
-    json_object *o = NULL;
+    json_object *o = json_object_new_object();
+    static const char *const keys[] = {"subject",    "issuer",    "serial",
+                                       "not_before", "not_after", "sha256"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        json_object_object_add(o, keys[i], NULL);
     gnutls_datum_t subject = {NULL, 0}, issuer = {NULL, 0};
     if (gnutls_x509_crt_import(crt, der, GNUTLS_X509_FMT_DER) < 0 ||
         gnutls_x509_crt_get_dn3(crt, &subject, 0) < 0 ||
@@ -39,7 +43,6 @@ json_object *kb_cert_json(const gnutls_datum_t *der)
     sha[2 * fp_len] = '\0';
     kb_iso_time(gnutls_x509_crt_get_activation_time(crt), nb, sizeof nb);
     kb_iso_time(gnutls_x509_crt_get_expiration_time(crt), na, sizeof na);
-    o = json_object_new_object();
     json_object_object_add(o, "subject", json_object_new_string((const char *)subject.data));
     json_object_object_add(o, "issuer", json_object_new_string((const char *)issuer.data));
     json_object_object_add(o, "serial", json_object_new_string(hex));

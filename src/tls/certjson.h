@@ -3,7 +3,8 @@
  * fields rather than one display string, so that scripts need not parse text.
  *
  * {"subject", "issuer" (RFC 4514 strings), "serial" (hex), "not_before", "not_after" (ISO
- * 8601 UTC), "sha256" (hex, of the DER)}; NULL when the DER cannot be read. */
+ * 8601 UTC), "sha256" (hex, of the DER)}; each null when the DER cannot be read, so that
+ * the keys are always there (doc/keybound.1, JSON OUTPUT). */
 #ifndef KB_CERTJSON_H
 #define KB_CERTJSON_H
 
