@@ -14,7 +14,7 @@ check_id() { # check_id ID STATUS: the JSON verdict in $T/out has that check wit
     python3 - "$T/out" "$1" "$2" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
-st = [c["status"] for c in d["checks"] if c["id"] == sys.argv[2]]
+st = [c["status"] for c in d["devices"][0]["checks"] if c["id"] == sys.argv[2]]
 sys.exit(0 if st == [sys.argv[3]] else 1)
 PY
 }
@@ -33,9 +33,9 @@ cp "$T/out" "$T/admitted.txt"
 kb check $MOD --pin-file "$T/pin" $POL --key "$good" --json
 cp "$T/out" "$T/admitted.json"
 t_check "--json: decision admit, mode enforce, the policy path" json_is "d['decision']=='admit' and d['mode']=='enforce' and d['policy']=='$T/policy.conf'"
-t_check "  device: token, key URI, certificate fingerprint and notAfter" json_is "d['device']['token']=='dev' and d['device']['key_uri']=='$good' and d['device']['cert_sha256']=='$(sha256_of "$T/laptop.pem")' and d['device']['cert_not_after'].endswith('Z')"
+t_check "  device: token, key URI, certificate fingerprint and notAfter" json_is "d['devices'][0]['key']['token']=='dev' and d['devices'][0]['key']['uri']=='$good' and d['devices'][0]['certificate']['sha256']=='$(sha256_of "$T/laptop.pem")' and d['devices'][0]['certificate']['not_after'].endswith('Z')"
 t_check "  evaluated_at is a UTC time" json_is "d['evaluated_at'].endswith('Z') and len(d['evaluated_at'])==20"
-t_check "  every check has id, status, observed, expected, reason" json_is "all(set(c)=={'id','status','observed','expected','reason'} for c in d['checks'])"
+t_check "  every check has id, status, observed, expected, reason" json_is "all(set(c)=={'id','status','observed','expected','reason'} for c in d['devices'][0]['checks'])"
 for id in token.allow key.sensitive key.not-extractable key.never-extractable key.always-sensitive key.local key.algorithm cert.validity cert.trust cert.eku cert.min-remaining cert.renew-before cert.max-lifetime; do
     t_check "  $id passes" check_id $id pass
 done
@@ -58,13 +58,13 @@ t_check "  --json: decision deny" json_is "d['decision']=='deny'"
 t_check "  key.local fails" check_id key.local fail
 t_check "  key.never-extractable fails" check_id key.never-extractable fail
 t_check "  key.sensitive still passes" check_id key.sensitive pass
-t_check "  with a reason a person can act on" json_is "'imported' in [c for c in d['checks'] if c['id']=='key.local'][0]['reason']"
+t_check "  with a reason a person can act on" json_is "'imported' in [c for c in d['devices'][0]['checks'] if c['id']=='key.local'][0]['reason']"
 
 # Audit mode: the same key is admitted, with the would-be denial marked.
 sed 's/^mode = enforce/mode = audit/' "$T/policy.conf" >"$T/audit.conf"
 kb check $MOD --pin-file "$T/pin" --policy "$T/audit.conf" --key "pkcs11:token=dev;object=imported;type=private" --json
 t_check "audit mode admits (exit 0)" rc_is 0
-t_check "  with would_deny and the failing checks kept" json_is "d['decision']=='admit' and d['mode']=='audit' and d['would_deny'] is True and any(c['id']=='key.local' and c['status']=='fail' for c in d['checks'])"
+t_check "  with would_deny and the failing checks kept" json_is "d['decision']=='admit' and d['mode']=='audit' and d['devices'][0]['would_deny'] is True and any(c['id']=='key.local' and c['status']=='fail' for c in d['devices'][0]['checks'])"
 
 # Only an expired certificate.
 old=$(keygen old-laptop)
@@ -72,7 +72,7 @@ CERT_FROM=$(kb_when "-40 days") CERT_TO=$(kb_when "-10 days") kb_device_cert dev
 kb check $MOD --pin-file "$T/pin" $POL --key "$old" --json
 t_check "an expired certificate is denied (exit 1)" rc_is 1
 t_check "  cert.validity fails" check_id cert.validity fail
-t_check "  saying it expired" json_is "'expired' in [c for c in d['checks'] if c['id']=='cert.validity'][0]['reason']"
+t_check "  saying it expired" json_is "'expired' in [c for c in d['devices'][0]['checks'] if c['id']=='cert.validity'][0]['reason']"
 t_check "  while cert.trust passes: the chain is judged apart from the leaf's time" check_id cert.trust pass
 
 # The same key gets a fresh certificate, and one not valid until next week: fresh wins.
@@ -80,9 +80,9 @@ kb_device_cert dev "$old" "old-2" old-fresh
 CERT_FROM=$(kb_when "+7 days") CERT_TO=$(kb_when "+40 days") kb_device_cert dev "$old" "old-3" old-future
 kb check $MOD --pin-file "$T/pin" $POL --key "$old" --json
 t_check "expired + fresh + future for one key: admitted" rc_is 0
-t_check "  the fresh certificate is the one used" json_is "d['device']['cert_sha256']=='$(sha256_of "$T/old-fresh.pem")'"
-t_check "  the expired one is passed over as expired" json_is "[c['selection'] for c in d['device']['certificates'] if c['sha256']=='$(sha256_of "$T/old-expired.pem")']==['expired']"
-t_check "  the future one as not-yet-valid" json_is "[c['selection'] for c in d['device']['certificates'] if c['sha256']=='$(sha256_of "$T/old-future.pem")']==['not-yet-valid']"
+t_check "  the fresh certificate is the one used" json_is "d['devices'][0]['certificate']['sha256']=='$(sha256_of "$T/old-fresh.pem")'"
+t_check "  the expired one is passed over as expired" json_is "[c['selection'] for c in d['devices'][0]['certificates'] if c['sha256']=='$(sha256_of "$T/old-expired.pem")']==['expired']"
+t_check "  the future one as not-yet-valid" json_is "[c['selection'] for c in d['devices'][0]['certificates'] if c['sha256']=='$(sha256_of "$T/old-future.pem")']==['not-yet-valid']"
 kb check $MOD --pin-file "$T/pin" $POL --key "$old"
 t_check "  the human output says why each was passed over" bash -c "grep -q 'passed over: .* CN=old-1: expired on ' '$T/out' && grep -q 'passed over: .* CN=old-3: not-yet-valid until ' '$T/out'"
 
@@ -91,8 +91,8 @@ two=$(keygen two-certs)
 CERT_FROM=$(kb_when "-5 days") CERT_TO=$(kb_when "+20 days") kb_device_cert dev "$two" "two-older" two-older
 CERT_FROM=$(kb_when "-1 days") CERT_TO=$(kb_when "+10 days") kb_device_cert dev "$two" "two-newer" two-newer
 kb check $MOD --pin-file "$T/pin" $POL --key "$two" --json
-t_check "two valid certificates: the latest notBefore is used" json_is "d['device']['cert_sha256']=='$(sha256_of "$T/two-newer.pem")'"
-t_check "  the other is passed over as older" json_is "[c['selection'] for c in d['device']['certificates'] if c['sha256']=='$(sha256_of "$T/two-older.pem")']==['older']"
+t_check "two valid certificates: the latest notBefore is used" json_is "d['devices'][0]['certificate']['sha256']=='$(sha256_of "$T/two-newer.pem")'"
+t_check "  the other is passed over as older" json_is "[c['selection'] for c in d['devices'][0]['certificates'] if c['sha256']=='$(sha256_of "$T/two-older.pem")']==['older']"
 
 # A certificate from another CA.
 other=$(keygen other-ca)
@@ -100,18 +100,18 @@ kb_device_cert dev "$other" "other-1" other-ca 30 other-ca
 kb check $MOD --pin-file "$T/pin" $POL --key "$other" --json
 t_check "a certificate from another CA is denied (exit 1)" rc_is 1
 t_check "  cert.trust fails" check_id cert.trust fail
-t_check "  the chosen (only) certificate is reported as other-issuer" json_is "d['device']['certificates'][0]['selection'] in ('chosen','other-issuer')"
+t_check "  the chosen (only) certificate is reported as other-issuer" json_is "d['devices'][0]['certificates'][0]['selection'] in ('chosen','other-issuer')"
 
 # A token that is not on the allowlist (the shim reports another manufacturer).
 kbshim P11SHIM_TOKEN_MANUFACTURER="Evil Corp" check --module "$P11SHIM" --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=laptop;type=private" --json
 t_check "a token not on the allowlist is denied (exit 1)" rc_is 1
 t_check "  token.allow fails" check_id token.allow fail
-t_check "  naming the token's kind" json_is "'Evil Corp' in [c for c in d['checks'] if c['id']=='token.allow'][0]['observed']"
+t_check "  naming the token's kind" json_is "'Evil Corp' in [c for c in d['devices'][0]['checks'] if c['id']=='token.allow'][0]['observed']"
 
 # A key without a certificate.
 bare=$(keygen bare)
 kb check $MOD --pin-file "$T/pin" $POL --key "$bare" --json
-t_check "a key without certificate is denied with cert.present" bash -c "[ $rc -eq 1 ] && python3 -c \"import json; d=json.load(open('$T/out')); assert [c['status'] for c in d['checks'] if c['id']=='cert.present']==['fail']\""
+t_check "a key without certificate is denied with cert.present" bash -c "[ $rc -eq 1 ] && python3 -c \"import json; d=json.load(open('$T/out')); assert [c['status'] for c in d['devices'][0]['checks'] if c['id']=='cert.present']==['fail']\""
 
 # Endpoints.
 kb check $MOD --pin-file "$T/pin" $POL --key "$good" --endpoint localhost:8443 --json
@@ -126,9 +126,9 @@ t_check "a malformed --endpoint is an error (exit 2, one line)" bash -c "[ $rc -
 # key has no public key object and SoftHSM shows no EC point on the private key: a
 # certificate with its CKA_ID is not tied to it, so it is not among them.)
 kb check $MOD --pin-file "$T/pin" $POL --json
-t_check "without --key every key with a certificate is evaluated" json_is "isinstance(d, list) and len(d)==4"
+t_check "without --key every key with a certificate is evaluated" json_is "len(d['devices'])==4"
 t_check "  and the device is admitted since some are (exit 0)" rc_is 0
-t_check "  the key without a certificate is not among them" json_is "all('object=bare' not in x['device']['key_uri'] for x in d)"
+t_check "  the key without a certificate is not among them" json_is "all('object=bare' not in x['key']['uri'] for x in d['devices'])"
 
 # A trust file that is not there is a mistake in the policy: a configuration error, not a
 # check that fails (nothing is admitted either way).
@@ -159,7 +159,7 @@ cat "$T/pki/ca.pem" "$T/pki/other-ca.pem" >"$T/two-cas.pem"
 sed 's/^trust = ca.pem/trust = two-cas.pem/' "$T/crl.conf" >"$T/crl-two.conf"
 kb check $MOD --pin-file "$T/pin" --policy "$T/crl-two.conf" --key "$good" --json
 t_check "a CRL from another issuer does not vouch for the certificate: cert.crl is an error" check_id cert.crl error
-t_check "  saying no CRL from its issuer was given" json_is "'no CRL from the certificate' in [c for c in d['checks'] if c['id']=='cert.crl'][0]['reason']"
+t_check "  saying no CRL from its issuer was given" json_is "'no CRL from the certificate' in [c for c in d['devices'][0]['checks'] if c['id']=='cert.crl'][0]['reason']"
 
 # Bad policy files: exit 2, one line, and the token is not logged into.
 printf '[key]\nrequire-local = perhaps\n' >"$T/bad.conf"
@@ -304,11 +304,11 @@ crl_of impostor "$T/impostor.crl"
 cat "$T/impostor.crl" "$T/root.crl" >"$T/two-level.crl"
 kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
 t_check "two-level PKI: a CRL in the issuing CA's name signed by another key is refused" rc_is 1
-t_check "  cert.crl is an error saying it is not signed by that CA" json_is "[(c['status'], 'not signed by' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+t_check "  cert.crl is an error saying it is not signed by that CA" json_is "[(c['status'], 'not signed by' in c['reason']) for c in d['devices'][0]['checks'] if c['id']=='cert.crl']==[('error', True)]"
 cp "$T/root.crl" "$T/two-level.crl"
 kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
 t_check "two-level PKI: no CRL from the issuing CA (only the root's) is denied" rc_is 1
-t_check "  cert.crl is an error naming the issuing CA" json_is "[(c['status'], 'keybound issuing CA' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+t_check "  cert.crl is an error naming the issuing CA" json_is "[(c['status'], 'keybound issuing CA' in c['reason']) for c in d['devices'][0]['checks'] if c['id']=='cert.crl']==[('error', True)]"
 certtool --generate-crl --load-ca-privkey "$P/issuing.key" --load-ca-certificate "$P/issuing.pem" \
     --template "$T/crl.tmpl" --outfile "$T/issuing.crl" 2>/dev/null
 printf 'crl_this_update_date = "%s"\ncrl_next_update_date = "%s"\ncrl_number = 3\n' \
@@ -318,7 +318,7 @@ certtool --generate-crl --load-ca-privkey "$P/issuing.key" --load-ca-certificate
 cat "$T/issuing-old.crl" "$T/root.crl" >"$T/two-level.crl"
 kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json
 t_check "two-level PKI: an out-of-date CRL from the issuing CA is denied" rc_is 1
-t_check "  cert.crl is an error saying the CRL is not current" json_is "[(c['status'], 'is not current' in c['reason']) for c in d['checks'] if c['id']=='cert.crl']==[('error', True)]"
+t_check "  cert.crl is an error saying the CRL is not current" json_is "[(c['status'], 'is not current' in c['reason']) for c in d['devices'][0]['checks'] if c['id']=='cert.crl']==[('error', True)]"
 crl_of root "$T/root-revokes.crl" "$P/issuing.pem"
 cat "$T/issuing.crl" "$T/root-revokes.crl" >"$T/two-level.crl"
 kb check $MOD --pin-file "$T/pin" --policy "$T/two-level.conf" --key "$two_ok" --json

@@ -40,7 +40,7 @@ laptop=$(sed -n 's/^key: //p' "$T/enroll.txt")
 run "$P11PROBE" attr "$SOFTHSM_MODULE" "$T/pin" dev laptop CKA_EXTRACTABLE CKA_LOCAL
 t_check "  the key was made on the token, not extractable" bash -c "grep -qx 'CKA_EXTRACTABLE=false' '$T/out' && grep -qx 'CKA_LOCAL=true' '$T/out'"
 kb check $MOD --pin-file "$T/pin" --policy "$T/policy.conf" --key "$laptop" --json
-t_check "  keybound check admits the enrolled device" json_is "d['decision']=='admit' and d['device']['cert_subject']=='CN=laptop-1'"
+t_check "  keybound check admits the enrolled device" json_is "d['decision']=='admit' and d['devices'][0]['certificate']['subject']=='CN=laptop-1'"
 kb keys $MOD --pin-file "$T/pin" --json "$laptop"
 t_check "  the certificate sits with the key (same CKA_ID), with the SAN asked for" json_is "len(d['keys'][0]['certificates'])==1"
 grep '^POST /.well-known/est/simpleenroll 200 auth=basic subject=CN=laptop-1' "$T/est/requests.log" >/dev/null
@@ -184,7 +184,7 @@ t_check "renew within 60d: ISSUED and admitted" bash -c "[ $rc -eq 0 ] && grep -
 grep '^POST /.well-known/est/simplereenroll 200 auth=cert subject=CN=laptop-1' "$T/est/requests.log" >/dev/null
 t_check "  over /simplereenroll with the current certificate, same subject" [ $? -eq 0 ]
 kb check $MOD --pin-file "$T/pin" --policy "$T/policy.conf" --key "$laptop" --json
-t_check "  check now uses the new certificate, the old one passed over as older" json_is "d['device']['cert_sha256']!='$old_sha' and [c['selection'] for c in d['device']['certificates'] if c['sha256']=='$old_sha']==['older']"
+t_check "  check now uses the new certificate, the old one passed over as older" json_is "d['devices'][0]['certificate']['sha256']!='$old_sha' and [c['selection'] for c in d['devices'][0]['certificates'] if c['sha256']=='$old_sha']==['older']"
 
 CERT_FROM=$(kb_when "-40 days") CERT_TO=$(kb_when "-10 days") kb_device_cert dev "$laptop" "laptop-1" laptop-expired
 kb renew $MOD --pin-file "$T/pin" --policy "$T/policy.conf" $EST --ca "$P/ca.pem" --key "$laptop" --prune

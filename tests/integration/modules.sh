@@ -160,9 +160,9 @@ t_check "check on the TPM key: its facts said to be the module store's, not prov
     bash -c "[ $rc -eq 0 ] && grep -qx \"  key facts:    reported by the module's store; not proven - see attestation\" '$T/out'"
 kb check $MOD --pin-file "$T/pin" --policy "$T/tpm-policy.conf" --key "$key_uri" --json
 t_check "check --json: key_facts_source module-store, admitted" \
-    json_is "d['device']['key_facts_source']=='module-store' and d['decision']=='admit'"
+    json_is "d['devices'][0]['key']['facts_source']=='module-store' and d['decision']=='admit'"
 t_check "  the policy saw the trimmed model" \
-    json_is "[c['observed'] for c in d['checks'] if c['id']=='token.allow']==[\"manufacturer 'IBM', model 'SW   TPM', serial '0000000000000000'\"]"
+    json_is "[c['observed'] for c in d['devices'][0]['checks'] if c['id']=='token.allow']==[\"manufacturer 'IBM', model 'SW   TPM', serial '0000000000000000'\"]"
 t_check "  no NUL anywhere in the JSON" no_nul_in_json
 kb keys $MOD --pin-file "$T/pin" --json "$key_uri"
 t_check "keys --json on the TPM: facts_source module-store" json_is "d['keys'][0]['facts_source']=='module-store'"
@@ -174,7 +174,7 @@ kb keygen $SOFT --token pkcs11:token=soft --label s1 --pin-file "$T/pin"
 soft_key=$(cat "$T/out")
 TOKEN_MODULE=$SOFTHSM_MODULE kb_device_cert soft "$soft_key" soft-1 soft1
 kb check $SOFT --pin-file "$T/pin" $POL --key "$soft_key" --json
-t_check "check --json on SoftHSM: key_facts_source token" json_is "d['device']['key_facts_source']=='token' and d['decision']=='admit'"
+t_check "check --json on SoftHSM: key_facts_source token" json_is "d['devices'][0]['key']['facts_source']=='token' and d['decision']=='admit'"
 kb check $SOFT --pin-file "$T/pin" $POL --key "$soft_key"
 t_check "  and no note in the text" out_lacks "key facts:"
 kb keys $SOFT --pin-file "$T/pin" --json "$soft_key"

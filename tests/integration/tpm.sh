@@ -53,7 +53,7 @@ t_check "connect: TLS 1.3 with the TPM's P-256 key" json_is "d['protocol']=='TLS
 kb connect $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=k-rsa-2048" --json "localhost:$gport"
 t_check "connect: TLS 1.3 with the TPM's RSA-2048 key (RSA-PSS)" json_is "d['protocol']=='TLS1.3' and d['client_certificate']['sent']"
 kb connect $MOD --pin-file "$T/pin" $POL --key "$laptop" --resume-test 10 --json "localhost:$gport"
-t_check "connect --resume-test 10: 9 resumed, 1 token signature" json_is "d['resumed']==9 and d['token_signatures']==1"
+t_check "connect --resume-test 10: 9 resumed, 1 token signature" json_is "d['resume_test']['resumed']==9 and d['resume_test']['token_signatures']==1"
 
 # --- three tunnels, three keys: a TPM keeps two loaded for one program ----------------------
 kb keys $MOD --pin-file "$T/pin" "pkcs11:token=dev;object=k-ec-p384"
