@@ -104,7 +104,7 @@ if __name__ == "__main__":
     defs = shapes(open(sys.argv[1]).read())
     if sys.argv[2] == "--commands":
         print(" ".join(sorted(k for k in defs if k.islower())))
-        sys.exit(0)
+        sys.exit(0 if {"ERROR", "CERTIFICATE"} <= set(defs) else 1)
     try:
         d = json.loads(open(sys.argv[3]).read())
     except ValueError as e:
@@ -142,8 +142,8 @@ no_doc() { rc_is 2 && [ ! -s "$T/out" ] && err_one_line && err_has -- "--json"; 
 # --- the page: which commands have a shape, and that they are the ones with --json -----
 run python3 "$T/contract.py" "$MAN" --commands
 documented=$(cat "$T/out")
-t_check "JSON OUTPUT gives the shapes of ERROR, CERTIFICATE and 7 commands" \
-    bash -c "[ '$documented' = 'check connect enroll keygen keys renew tokens' ]"
+t_check "JSON OUTPUT defines ERROR and CERTIFICATE, and the shapes of $documented" \
+    bash -c "[ $rc -eq 0 ] && [ -n '$documented' ]"
 with_json=""
 for cmd in $("$KEYBOUND" --help | sed -n 's/^  \([a-z-]*\)  .*/\1/p'); do
     "$KEYBOUND" "$cmd" --help | grep -q -- '^  --json ' && with_json="$with_json $cmd"
@@ -164,6 +164,13 @@ kb_device
 kb tokens $MOD --json
 t_check "tokens: the documented shape" doc_is tokens
 t_check "  with the token" json_is "[t['label'] for t in d['tokens'] if t['label']]==['dev']"
+python3 -c "
+import json; d = json.load(open('$T/out'))
+d['tokens'][0]['bogus'] = 1; json.dump(d, open('$T/extra.json', 'w'))
+del d['tokens'][0]['bogus'], d['tokens'][0]['slot']; json.dump(d, open('$T/less.json', 'w'))"
+t_check "  (the comparison sees a key the page lacks, and one the document lacks)" bash -c "
+    python3 '$T/contract.py' '$MAN' tokens '$T/extra.json' | grep -q 'tokens\[0\]\.bogus: not in' &&
+    python3 '$T/contract.py' '$MAN' tokens '$T/less.json' | grep -q 'tokens\[0\]\.slot: documented, missing'"
 kb tokens $MOD --json 'pkcs11:token=nothing'
 t_check "tokens, a URI matching no token: ERROR, exit 2" error_doc 2
 t_check "  naming the URI" json_is "'pkcs11:token=nothing' in d['error']"
