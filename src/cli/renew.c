@@ -78,11 +78,12 @@ static int renew(int argc, char **argv, struct kb_cli_est *e, struct kb_later *l
     for (size_t i = 0; i < n_later; i++)
         if (kb_cli_enroll_option(&e->s, "renew", later[i].opt, later[i].arg) < 0)
             return KB_EXIT_ERROR;
+    /* The file's json = yes counts from here: a settings mistake it holds is JSON too. */
+    kb_cli_set_json(e->s.json);
     if (kb_renew_settings_check(&e->s, config, &err) != 0)
         return config ? kb_cli_fail(&err) : kb_cli_usage("renew", "%s", err.msg);
     c.module = e->s.module;
     c.modules = e->s.modules;
-    kb_cli_set_json(e->s.json);
     c.pin.file = e->s.pin.file;
     c.pin.env = e->s.pin.env;
     return kb_cli_enroll_run(&c, e->s.spec.key_uri, e);

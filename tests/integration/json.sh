@@ -337,4 +337,8 @@ chmod 600 "$T/renew.conf"
 kb renew $MOD --pin-file "$T/pin" --config "$T/renew.conf"
 t_check "renew.conf's json = yes: MONITORING as JSON too" \
     rc_doc 0 renew exit
+grep -v '^est = ' "$T/renew.conf" >"$T/no-est.conf"
+chmod 600 "$T/no-est.conf"
+kb renew $MOD --pin-file "$T/pin" --config "$T/no-est.conf"
+t_check "  and a setting the file lacks: ERROR, exit 2" error_doc 2
 t_done
