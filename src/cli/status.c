@@ -209,6 +209,8 @@ int kb_cmd_status(int argc, char **argv)
         for (size_t i = 0; i < l.n; i++)
             json_object_array_add(keys, key_json(&l.v[i]));
         json_object_object_add(o, "keys", keys);
+        json_object_object_add(o, "hidden_private_keys",
+                               json_object_new_int64((int64_t)l.hidden_private));
         kb_cli_print_json(o);
     } else {
         for (size_t i = 0; i < l.n; i++) {

@@ -249,6 +249,14 @@ t_check "  devices empty, the reason given, as on stderr" \
     json_is "d['decision']=='deny' and d['devices']==[] and 'no key with a certificate' in d['reason']"
 SOFTHSM2_CONF=$T/softhsm2.conf
 
+# --- status -------------------------------------------------------------------------------
+kb status $MOD --pin-file "$T/pin" $POL --json pkcs11:token=dev
+t_check "status: the documented shape" rc_doc 0 status
+t_check "  the keys with certificates, structured, no state yet" \
+    json_is "sorted(k['certificate']['subject'] for k in d['keys'])==['CN=laptop-1', 'CN=laptop-2'] and all(k['last'] is None and k['pending'] is None for k in d['keys']) and d['hidden_private_keys']==0"
+kb status $MOD --pin-file "$T/pin" $POL --json 'pkcs11:token=nothing'
+t_check "status, a URI matching no token: ERROR, exit 2" error_doc 2
+
 # --- connect ------------------------------------------------------------------------------
 gport=$(free_port)
 kb_bg "$T/gnutls-serv.log" gnutls-serv --port "$gport" --require-client-cert --verify-client-cert \
@@ -312,6 +320,14 @@ kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev $POL --est "https://
 t_check "enroll, UNREACHABLE: the same shape, exit 5 in it" rc_doc 5 enroll exit
 kb enroll $MOD --json --token pkcs11:token=dev
 t_check "enroll without --est: ERROR, exit 2" error_doc 2
+printf 'retry-forever 60\n' >"$T/est/mode"
+enroll --label later --subject CN=later --secret-file "$T/secret" --max-wait 1 --json
+t_check "enroll, WAIT: the same shape, exit 4 in it" rc_doc 4 enroll exit
+: >"$T/est/mode"
+kb status $MOD --pin-file "$T/pin" $POL --json 'pkcs11:token=dev;object=later'
+t_check "status of the key waiting for its certificate: the same shape" rc_doc 0 status
+t_check "  pending and last filled in, the certificate null" \
+    json_is "(k:=d['keys'][0])['state']=='pending' and k['pending']['operation']=='enroll' and k['last']['result']=='wait' and k['certificate'] is None"
 
 renew() { kb renew $MOD --pin-file "$T/pin" --key "$enrolled" $POL $EST "$@"; }
 renew --if-expires-within 1d --json
