@@ -109,6 +109,9 @@ int kb_cli_json_finish(int rc);
 /* Prints "keybound: error: MSG" and returns KB_EXIT_ERROR. */
 int kb_cli_fail(const kb_err *err);
 
+/* A URI that named tokens and matched none: the error naming those present, exit 2. */
+int kb_cli_no_token(kb_p11 *p, const char *uri_text);
+
 /* Prints a usage error with the command's name and returns KB_EXIT_ERROR. */
 int kb_cli_usage(const char *cmd, const char *fmt, ...) KB_PRINTF(2, 3);
 

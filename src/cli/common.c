@@ -125,6 +125,13 @@ int kb_cli_fail(const kb_err *err)
     return KB_EXIT_ERROR;
 }
 
+int kb_cli_no_token(kb_p11 *p, const char *uri_text)
+{
+    kb_err err;
+    kb_p11_no_match(p, uri_text, "token", &err);
+    return kb_cli_fail(&err);
+}
+
 int kb_cli_usage(const char *cmd, const char *fmt, ...)
 {
     char msg[ERR_MAX], line[ERR_MAX + 64];

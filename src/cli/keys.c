@@ -198,8 +198,7 @@ int kb_cmd_keys(int argc, char **argv)
         goto out;
     }
     if (uri != NULL && tokens.n == 0) {
-        kb_p11_no_match(p, uri_text, "token", &err);
-        rc = kb_cli_fail(&err);
+        rc = kb_cli_no_token(p, uri_text);
         goto out;
     }
     if (uri != NULL && kb_uri_has_object(uri) && objs.n_keys == 0 && objs.n_certs == 0) {

@@ -200,8 +200,7 @@ int kb_cmd_status(int argc, char **argv)
         goto out;
     }
     if (uri != NULL && l.n_tokens == 0) {
-        kb_p11_no_match(p, uri_text, "token", &err);
-        rc = kb_cli_fail(&err);
+        rc = kb_cli_no_token(p, uri_text);
         goto out;
     }
     if (kb_cli_json()) {

@@ -99,8 +99,7 @@ int kb_cmd_tokens(int argc, char **argv)
     }
     /* A URI that matches nothing is a mistake, as for keys; no token at all is a fact. */
     if (uri != NULL && list.n == 0) {
-        kb_p11_no_match(p, uri_text, "token", &err);
-        rc = kb_cli_fail(&err);
+        rc = kb_cli_no_token(p, uri_text);
         goto out;
     }
     if (kb_cli_json()) {
