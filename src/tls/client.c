@@ -636,7 +636,7 @@ static int handshake_ended(gnutls_session_t s, int rc, struct kb_tls_result *r, 
         /* A TLS record starts with a byte from 20 to 24; text ("HTTP/1.1 400", an HTML
          * page) is a plain-HTTP server: the wrong port or scheme, where GnuTLS sees only a
          * record it cannot parse. */
-        r->plain_http = ctx->first_len > 0 && ctx->first[0] >= 0x20 && ctx->first[0] < 0x7f;
+        r->plain_http = ctx->first_byte >= 0x20 && ctx->first_byte < 0x7f;
         if (r->plain_http)
             kb_err_set(err, "%s answers in plain HTTP, not TLS", HP(c->peer));
         kb_tls_close(s, -1, KB_TLS_ABORT);

@@ -64,9 +64,8 @@ struct session_ctx {
     unsigned char *out;
     size_t out_len, out_off;
     bool hold, sent;
-    unsigned char first[5]; /* the server's first bytes: text is no TLS server */
-    size_t first_len;
-    int io_errno; /* of the socket's last failed call */
+    int first_byte; /* what the server sent first, -1 before that: text is no TLS server */
+    int io_errno;   /* of the socket's last failed call */
     char why[4608];
     struct kb_tls_request req;
 };

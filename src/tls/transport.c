@@ -46,13 +46,8 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
     ssize_t got = recv(ctx->fd, size >= AHEAD ? data : scratch, size >= AHEAD ? size : AHEAD, 0);
     if (got < 0)
         ctx->io_errno = errno;
-    if (got > 0 && ctx->first_len < sizeof ctx->first) {
-        size_t k = sizeof ctx->first - ctx->first_len;
-        if (k > (size_t)got)
-            k = (size_t)got;
-        memcpy(ctx->first + ctx->first_len, size >= AHEAD ? data : scratch, k);
-        ctx->first_len += k;
-    }
+    if (got > 0 && ctx->first_byte < 0)
+        ctx->first_byte = *(size >= AHEAD ? (unsigned char *)data : scratch);
     if (got <= 0 || size >= AHEAD)
         return got;
     size_t n = (size_t)got < size ? (size_t)got : size;
@@ -148,6 +143,7 @@ static int pull_timeout(gnutls_transport_ptr_t ptr, unsigned ms)
 void kb_tls_transport_set(gnutls_session_t s, struct session_ctx *ctx, int fd)
 {
     ctx->fd = fd;
+    ctx->first_byte = -1;
     gnutls_transport_set_ptr(s, ctx);
     gnutls_transport_set_pull_function(s, pull);
     gnutls_transport_set_pull_timeout_function(s, pull_timeout);

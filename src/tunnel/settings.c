@@ -110,10 +110,10 @@ int kb_tunnel_conf_check(const kb_tunnel_conf *t, kb_err *err)
                           "use the device's identity; listen on 127.0.0.1, [::1] or unix:, "
                           "or say allow-remote = yes",
                           t->name, t->listen);
+    if (t->n_allow_uid > 0 && !l.is_unix && !l.activated && t->from_cli)
+        return kb_err_set(err, "--allow-uid needs a unix: listener");
     if (t->n_allow_uid > 0 && !l.is_unix && !l.activated)
-        return kb_err_set(err, "%s%s%sallow-uid needs a unix: listener",
-                          t->from_cli ? "--" : "tunnel '", t->from_cli ? "" : t->name,
-                          t->from_cli ? "" : "': ");
+        return kb_err_set(err, "tunnel '%s': allow-uid needs a unix: listener", t->name);
     return 0;
 }
 

@@ -127,6 +127,15 @@ get() {
     run curl -sS --max-time 15 "http://127.0.0.1:$1/"
 }
 
+# answered N: N requests through the tunnel on $lport; $ok says how many got nginx's answer.
+answered() {
+    ok=0
+    for _ in $(seq "$1"); do
+        get "$lport"
+        out_has "^hello CN=laptop-1$" && ok=$((ok + 1))
+    done
+}
+
 # ngx_tun NAME: an nginx of its own (TLS 1.3) and tunnel NAME to it, on free ports $nport
 # and $lport.
 ngx_tun() {
@@ -155,11 +164,7 @@ for v in 1.3 1.2; do
     t_check "TLS $v: the first connection gets nginx's answer" out_has "^hello CN=laptop-1$"
     t_check "  with a full handshake and 1 token signature" \
         bash -c "[ $(opens "$log" cli "TLS$v" full) -eq 1 ] && [ $(signatures "$name") -eq 1 ]"
-    ok=0
-    for _ in 1 2 3; do
-        get "$lport"
-        out_has "^hello CN=laptop-1$" && ok=$((ok + 1))
-    done
+    answered 3
     t_check "  connections 2 to 4 get their answer too" [ $ok -eq 3 ]
     t_check "  resumed, with no more signatures" \
         bash -c "[ $(opens "$log" cli "TLS$v" resumed) -eq 3 ] && [ $(signatures "$name") -eq 1 ]"
@@ -180,11 +185,7 @@ for v in 1.3 1.2; do
     t_check "  keybound_token_signatures_total is 2, and no failure is counted" \
         bash -c "[ '$(metric 'keybound_token_signatures_total{tunnel="cli"}')' = 2 ] &&
             ! grep -q '^keybound_connections_failed_total{tunnel=\"cli\",reason=\"[a-z_]*\"} [1-9]' '$T/metrics.txt'"
-    ok=0
-    for _ in 1 2 3; do
-        get "$lport"
-        out_has "^hello CN=laptop-1$" && ok=$((ok + 1))
-    done
+    answered 3
     t_check "  later connections get their answer" [ $ok -eq 3 ]
     t_check "  resuming the new session: no more signatures" \
         bash -c "[ $(opens "$log" cli "TLS$v" resumed) -eq 6 ] && [ $(signatures "$name") -eq 2 ]"
@@ -220,11 +221,7 @@ sys.exit(0 if h == {'full': 2, 'resumed': 6, 'redone': 1} else 1)"
         bash -c "[ \$(grep -c '$redo_line' '$log') -eq 2 ] && [ '$(metric 'keybound_handshakes_redone_total{tunnel="cli"}')' = 2 ]"
     bg_stop "$rej_pid"
     ngx "ngx$name" "$nport" "TLSv$v" || t_fail "nginx TLS $v started again"
-    ok=0
-    for _ in 1 2; do
-        get "$lport"
-        out_has "^hello CN=laptop-1$" && ok=$((ok + 1))
-    done
+    answered 2
     t_check "  the server fixed: connections get their answer again, the second resumed" \
         bash -c "[ $ok -eq 2 ] && [ $(opens "$log" cli "TLS$v" resumed) -eq 7 ]"
 
