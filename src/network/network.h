@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 802.1X EAP-TLS profiles on the token's key: the workflows behind `keybound network`,
  * renew's and status's hooks.
  *

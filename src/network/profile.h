@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 802.1X EAP-TLS profiles as text: a wpa_supplicant configuration or a NetworkManager
  * keyfile, written and read back.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The network profiles keybound wrote, as it remembers them: one JSON file per profile in
  * the state directory (src/util/statedir.h), "network-NAME.json".
  *
