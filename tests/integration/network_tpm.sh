@@ -24,6 +24,9 @@ ca = ca.pem
 [network "rogue"]
 ca = ca.pem
 
+[network "office"]
+ca = ca.pem
+
 [network "guest"]
 ca = ca.pem
 POLICY
@@ -120,6 +123,22 @@ with_dropin eapol_counted rogue-fixed "$T/rogue-fixed.conf" "${dropin[@]}"
 t_check "  (control: the right name in the same file: SUCCESS with 1 signature)" \
     bash -c "[ $eapol_rc -eq 0 ] && [ $(sigs rogue-fixed) -eq 1 ]"
 t_check "  the counter is still 0" counted "wrong server name" 0
+
+# --- the NetworkManager keyfile, as NetworkManager hands it to wpa_supplicant -----------------
+kb "${prof[@]}" --ca "$T/ca.pem" --server-name "$RADIUS_NAME" --wired --name office -o "$T/nm"
+t_check "network profile (nm) on the TPM key: exit 0, with the drop-in too" bash -c "
+    [ $rc -eq 0 ] && cmp -s '$T/nm/keybound-office-wpa_supplicant.conf' '$D'"
+if command -v nmcli >/dev/null; then
+    RUN_STDIN=$T/nm/keybound-office.nmconnection run nmcli --offline connection modify
+    t_check "  nmcli --offline: valid" rc_is 0
+else
+    t_check "  nmcli --offline: (skipped: network-manager not installed)" true
+fi
+run nm_to_wpa "$T/nm/keybound-office.nmconnection" "$T/office-nm.conf"
+with_dropin eapol office-nm "$T/office-nm.conf" "${dropin[@]}"
+t_check "  its settings through p11-kit-proxy, with the drop-in's environment: SUCCESS, laptop-1" \
+    as_laptop1 office-nm
+t_check "  the counter is still 0" counted "nm keyfile" 0
 
 # --- a wrong PIN: the one try the test sends, and no other --------------------------------------
 printf 'not-the-pin\n' >"$T/wrong-pin"
