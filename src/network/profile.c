@@ -322,7 +322,7 @@ static bool decode_wpa(const char *v, size_t n, kb_secret *pin)
         for (const char *c = v + 1; c < last; c++)
             if (!add_byte(pin, (unsigned char)*c))
                 return false;
-        return true;
+        return pin->len > 0;
     }
     if (n == 0 || n % 2 != 0)
         return false;
