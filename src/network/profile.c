@@ -109,7 +109,7 @@ static void kf_escaped(struct text *t, const char *v, bool semicolons)
         else if (*c == '\r')
             puts_(t, "\\r");
         else if (*c == ';' && semicolons)
-            puts_(t, "\\;");
+            puts_(t, "\\\\;");
         else
             put(t, c, 1);
     }
@@ -122,17 +122,15 @@ static void kf_value(struct text *t, const char *key, const char *v)
     put(t, "\n", 1);
 }
 
-/* NetworkManager reads an SSID of printable characters as text, and one that looks like
- * "1;2;3;" as bytes: anything not plainly text is written as its bytes. */
+/* NetworkManager writes an SSID of printable characters as text, with ';' as "\\;" (its
+ * own escape, then GKeyFile's), and any other SSID as its bytes: "1;2;3;". */
 static void kf_ssid(struct text *t, const char *ssid)
 {
-    bool text = true, list_like = true;
-    for (const unsigned char *c = (const unsigned char *)ssid; *c; c++) {
+    bool text = true;
+    for (const unsigned char *c = (const unsigned char *)ssid; *c; c++)
         text = text && *c >= 0x20 && *c <= 0x7e;
-        list_like = list_like && ((*c >= '0' && *c <= '9') || *c == ';' || *c == ' ');
-    }
     puts_(t, "ssid=");
-    if (text && !list_like) {
+    if (text) {
         kf_escaped(t, ssid, true);
     } else {
         for (const unsigned char *c = (const unsigned char *)ssid; *c; c++)
@@ -324,7 +322,7 @@ static bool decode_wpa(const char *v, size_t n, kb_secret *pin)
         for (const char *c = v + 1; c < last; c++)
             if (!add_byte(pin, (unsigned char)*c))
                 return false;
-        return true;
+        return pin->len > 0;
     }
     if (n == 0 || n % 2 != 0)
         return false;
