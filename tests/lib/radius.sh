@@ -48,22 +48,29 @@ radius_peers_or_skip() {
         t_skip_all "libengine-pkcs11-openssl (wpa_supplicant's way to a pkcs11: key) not installed"
 }
 
+# free_udp_port: a UDP port on 127.0.0.1 that nothing is bound to now (RADIUS is UDP).
+free_udp_port() {
+    python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # radius_start [TLS-MIN [TLS-MAX]]: FreeRADIUS from a configuration in $T/radius (the
 # default TLS 1.2 to 1.3), its certificate radius.pem for the DNS name $RADIUS_NAME issued
 # by the test CA, trusting the test CA ($T/pki/ca.pem: the devices' CA) for client
 # certificates. Sets RADIUS_PORT, RADIUS_SECRET and RADIUS_LOG (the -X output); stopped
-# with the test's other background processes (kb_bg). Returns non-zero when it did not
-# get ready in 10 s.
+# with the test's other background processes (kb_bg). A port taken meanwhile costs another
+# try (3 at most); returns non-zero when it did not get ready.
 RADIUS_NAME=radius.keybound.test
 radius_start() {
     local d=$T/radius tls_min=${1:-1.2} tls_max=${2:-1.3}
     mkdir -p "$d/log" "$d/run"
     [ -f "$T/pki/radius.pem" ] ||
         kb_issue_tls_cert radius ca "$RADIUS_NAME" tls_www_server
-    RADIUS_PORT=$(free_port)
-    RADIUS_SECRET=kb-radius-$$
-    RADIUS_LOG=$d/radius.log
-    cat >"$d/radiusd.conf" <<CONF
+    local try i
+    for try in 1 2 3; do
+        RADIUS_PORT=$(free_udp_port)
+        RADIUS_SECRET=kb-radius-$$
+        RADIUS_LOG=$d/radius.log
+        cat >"$d/radiusd.conf" <<CONF
 prefix = /usr
 exec_prefix = /usr
 sysconfdir = $d
@@ -157,9 +164,20 @@ server default {
 	}
 }
 CONF
-    kb_bg "$RADIUS_LOG" "$FREERADIUS" -X -d "$d"
-    RADIUS_PID=${kb_pids[-1]}
-    wait_log "$RADIUS_LOG" '^Ready to process requests'
+        kb_bg "$RADIUS_LOG" "$FREERADIUS" -X -d "$d"
+        RADIUS_PID=${kb_pids[-1]}
+        # Ready, or dead because the port was taken between the choice and the bind: then
+        # again on another one.
+        for i in $(seq 100); do
+            grep -q '^Ready to process requests' "$RADIUS_LOG" && return 0
+            kill -0 "$RADIUS_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill "$RADIUS_PID" 2>/dev/null
+        wait "$RADIUS_PID" 2>/dev/null
+        mv "$RADIUS_LOG" "$RADIUS_LOG.$try"
+    done
+    return 1
 }
 
 # radius_mark: the current length of the server's log (the start of the next slice).
