@@ -91,6 +91,8 @@ t_check "  it holds the profile, the certificate and the CA, each 0600, nothing 
     all_0600 "$T/wpa" keybound-wired.conf keybound-wired-cert.pem keybound-wired-ca.pem
 t_check "  the certificate file is laptop-1 (the newest valid one), not laptop-0" \
     same_cert "$T/wpa/keybound-wired-cert.pem" "$T/laptop.pem"
+t_check "  and nothing else: its issuer is the trust anchor, which is left out" \
+    [ "$(grep -c -- '-----BEGIN CERTIFICATE-----' "$T/wpa/keybound-wired-cert.pem")" -eq 1 ]
 t_check "  the CA file is a copy of --ca" cmp -s "$T/wpa/keybound-wired-ca.pem" "$T/ca.pem"
 t_check "  module lines: libp11's engine and the token's own module" bash -c "
     grep -qx 'pkcs11_engine_path=/usr/lib/.*/engines-3/pkcs11.so' '$W' &&
