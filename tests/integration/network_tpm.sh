@@ -27,6 +27,9 @@ ca = ca.pem
 [network "office"]
 ca = ca.pem
 
+[network "rsa"]
+ca = ca.pem
+
 [network "guest"]
 ca = ca.pem
 POLICY
@@ -108,6 +111,16 @@ t_check "  (control: without the drop-in's environment the token is not found: F
     bash -c "[ $eapol_rc -ne 0 ] && grep -q 'ENGINE: cannot load private key' '$T/no-dropin.eapol'"
 t_check "the counter is still 0 after keygen, profile and three supplicant runs" \
     counted "right PIN only" 0
+
+# --- an RSA-2048 key: TLS 1.3 signs with RSA-PSS, in the TPM -----------------------------------
+kb keygen $MOD --token pkcs11:token=dev --label laptop-rsa --type rsa-2048 --pin-file "$T/pin"
+kb_device_cert dev "$(cat "$T/out")" laptop-rsa laptop-rsa
+kb network profile $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=laptop-rsa" \
+    --ca "$T/ca.pem" --server-name "$RADIUS_NAME" --wired --name rsa --format wpa -o "$T/rsa"
+with_dropin eapol rsa "$T/rsa/keybound-rsa.conf" "${dropin[@]}"
+t_check "an RSA-2048 key in the TPM: SUCCESS with TLS 1.3, laptop-rsa's serial echoed" bash -c "
+    [ $eapol_rc -eq 0 ] && grep -q 'SSL: Using TLS version TLSv1.3' '$T/rsa.eapol' &&
+    [ '$(eapol_reply rsa)' = 'device laptop-rsa serial $(cert_serial "$T/laptop-rsa.pem")' ]"
 
 # --- a wrong server name --------------------------------------------------------------------
 kb "${prof[@]}" --ca "$T/ca.pem" --server-name evil.keybound.test --wired --name rogue \
