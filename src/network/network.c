@@ -486,7 +486,17 @@ int kb_net_profile_write(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol
     if (rq->policy_path != NULL && realpath(rq->policy_path, e->policy) == NULL)
         e->policy[0] = '\0';
     char dir[PATH_MAX];
-    if (kb_state_dir(dir, sizeof dir, true, err) != 0 || kb_net_entry_save(dir, e, err) != 0)
+    struct kb_net_entry before;
+    kb_err why;
+    if (kb_state_dir(dir, sizeof dir, true, err) != 0)
+        goto out;
+    /* One profile per name: check and renew follow the newest one only. */
+    if (kb_net_entry_load(dir, e->name, &before, &why) == 0 &&
+        strcmp(before.profile, e->profile) != 0)
+        kb_log(KB_LOG_WARN,
+               "network profile %s was written to %s before; check and renew now follow %s only",
+               e->name, before.profile, e->profile);
+    if (kb_net_entry_save(dir, e, err) != 0)
         goto out;
     if ((out->cert_der = malloc(dev.cert->der_len)) != NULL) {
         memcpy(out->cert_der, dev.cert->der, dev.cert->der_len);
@@ -628,8 +638,11 @@ static void check_one(kb_p11 *p, const kb_pin_opts *base, const char *policy_pat
     if (kb_policy_load_or_baseline(pol_path, &pol, &baseline, &err) != 0 ||
         kb_uri_parse(e->key_uri, 0, &uri, &err) != 0)
         goto out;
+    /* A token that rejected another profile's PIN in this run is not asked again: this
+     * profile's PIN was not tried, and stays. */
+    bool refused_before = any_rejected(p, uri);
     if (kb_objects_one_key(p, uri, e->key_uri, &pin, &tokens, &objs, &key, &err) != 0) {
-        if (has_pin && any_rejected(p, uri)) {
+        if (has_pin && !refused_before && any_rejected(p, uri)) {
             kb_err why;
             r->pin = "rejected";
             r->exit_code = 6;
@@ -649,7 +662,9 @@ static void check_one(kb_p11 *p, const kb_pin_opts *base, const char *policy_pat
         }
         if (!has_pin) {
             r->exit_code = 1;
-            say(r, "the profile stores no PIN, and without one the key cannot be checked: %s",
+            say(r,
+                "the profile stores no PIN, and without one the key cannot be checked (%s); "
+                "write the profile again with the right PIN ('keybound network profile')",
                 err.msg);
             goto done;
         }
