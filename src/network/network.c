@@ -49,7 +49,10 @@ int kb_net_plan(const kb_policy *pol, const struct kb_net_request *rq, struct kb
                    name);
         return 1;
     }
-    if (rule != NULL && rule->ca != NULL && rq->ca != NULL && strcmp(rule->ca, rq->ca) != 0)
+    char given[PATH_MAX], fixed[PATH_MAX];
+    if (rule != NULL && rule->ca != NULL && rq->ca != NULL &&
+        (realpath(rule->ca, fixed) == NULL || realpath(rq->ca, given) == NULL ||
+         strcmp(fixed, given) != 0))
         return kb_err_set(err,
                           "the policy fixes the CA for network %s (%s); --ca cannot override it",
                           name, rule->ca);
@@ -712,7 +715,9 @@ done:
     kb_policy_free(pol);
     kb_secret_free(accepted);
     kb_secret_free(stored);
-    kb_net_text_free(text);
+    if (text != NULL)
+        kb_memzero(text, len); /* it held the PIN */
+    free(text);
 }
 
 int kb_net_check_all(kb_p11 *p, const kb_pin_opts *pin, const char *policy_path, const char *name,
@@ -805,7 +810,9 @@ static int follow(const char *dir, struct kb_net_entry *e, const kb_objects *obj
     rc = 0;
 out:
     free(cert);
-    kb_net_text_free(text);
+    if (text != NULL)
+        kb_memzero(text, len); /* it held the PIN */
+    free(text);
     kb_net_text_free(profile);
     kb_secret_free(pin);
     return rc;
