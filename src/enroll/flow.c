@@ -260,7 +260,7 @@ static void describe(struct kb_enroll_outcome *out, const char *key_uri, const k
 
 /* The result as the policy sees it, from a fresh listing of the token. */
 static int final_check(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol,
-                       const kb_trust *trust, const char *key_uri, bool networks,
+                       const kb_trust *trust, const char *key_uri, const kb_key *renewed,
                        struct kb_enroll_outcome *out, kb_err *err)
 {
     struct current c = {0};
@@ -273,9 +273,15 @@ static int final_check(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol,
         kb_policy_evaluate(pol, &c.dev.facts, now, &out->verdict);
         out->have_verdict = true;
         describe(out, key_uri, &c.dev);
-        /* The network profiles of this key present what renew just stored. */
-        if (networks && out->verdict.admit)
-            kb_net_follow_renewal(&c.objs, c.key, pol, trust, now);
+        /* The network profiles of the renewed key present what renew just stored (after a
+         * rekey, with the new key). */
+        if (renewed != NULL && out->verdict.admit)
+            kb_net_follow_renewal(&c.objs, c.key,
+                                  renewed->has_spki &&
+                                          memcmp(renewed->spki_sha256, c.key->spki_sha256, 32) != 0
+                                      ? renewed->spki_sha256
+                                      : NULL,
+                                  pol, trust, now);
         rc = 0;
     }
     current_free(&c);
@@ -627,8 +633,8 @@ done:
     if (stored) {
         kb_err keep = *err;
         kb_pending_clear(&mem.ks.pending);
-        if (final_check(p, pin, spec->policy, trust, subject->uri, renew && !rekey, out, err) !=
-            0) {
+        if (final_check(p, pin, spec->policy, trust, subject->uri, renew ? cur.key : NULL, out,
+                        err) != 0) {
             kb_err why = *err;
             kb_err_set(err,
                        "the certificate is stored with key '%s', but checking the result "

@@ -49,7 +49,10 @@ int kb_net_plan(const kb_policy *pol, const struct kb_net_request *rq, struct kb
                    name);
         return 1;
     }
-    if (rule != NULL && rule->ca != NULL && rq->ca != NULL && strcmp(rule->ca, rq->ca) != 0)
+    char given[PATH_MAX], fixed[PATH_MAX];
+    if (rule != NULL && rule->ca != NULL && rq->ca != NULL &&
+        (realpath(rule->ca, fixed) == NULL || realpath(rq->ca, given) == NULL ||
+         strcmp(fixed, given) != 0))
         return kb_err_set(err,
                           "the policy fixes the CA for network %s (%s); --ca cannot override it",
                           name, rule->ca);
@@ -375,6 +378,49 @@ static int choose(const kb_objects *objs, const kb_key *key, const kb_policy *po
     return 0;
 }
 
+/* The profile for entry e on key (whose URI and SPKI e then holds), with pin (or none). */
+static int render_entry(struct kb_net_entry *e, const kb_key *key, const char *pin, char **out,
+                        kb_err *err)
+{
+    char engine[PATH_MAX] = "", uuid[40];
+    const char *module = key->token->module->path;
+    *out = NULL;
+    if (e->format == KB_NET_WPA) {
+        if (engine_path(engine, sizeof engine, err) != 0)
+            return -1;
+        if (module == NULL || module[0] != '/')
+            return kb_err_set(err,
+                              "the path of the PKCS#11 module of token '%s' is not known "
+                              "(p11-kit names it '%s'); give --module PATH",
+                              key->token->facts.label, module ? module : "?");
+    }
+    char *key_uri = key_uri_of(key);
+    if (key_uri == NULL)
+        return kb_err_set(err, "out of memory");
+    snprintf(e->key_uri, sizeof e->key_uri, "%s", key_uri);
+    free(key_uri);
+    snprintf(e->token_serial, sizeof e->token_serial, "%s", key->token->facts.serial);
+    kb_hex(key->spki_sha256, 32, e->spki_sha256);
+    name_uuid(e->name, uuid, sizeof uuid);
+    struct kb_net_profile prof = {
+        .name = e->name,
+        .format = e->format,
+        .wired = e->wired,
+        .ssid = e->ssid,
+        .identity = e->identity,
+        .server_name = e->server_name,
+        .ca_file = e->ca,
+        .cert_file = e->certificate,
+        .key_uri = e->key_uri,
+        .engine_path = engine,
+        .module_path = module,
+        .uuid = uuid,
+        .min_tls = e->min_tls,
+        .pin = pin,
+    };
+    return (*out = kb_net_render(&prof, err)) != NULL ? 0 : -1;
+}
+
 int kb_net_profile_write(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol,
                          const struct kb_net_request *rq, const struct kb_net_plan *plan,
                          struct kb_net_written *out, kb_err *err)
@@ -386,7 +432,7 @@ int kb_net_profile_write(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol
     kb_trust *trust = NULL;
     kb_key *key = NULL;
     kb_secret *accepted = NULL;
-    char *ca_text = NULL, *cert_text = NULL, *profile_text = NULL, *dropin = NULL, *key_uri = NULL;
+    char *ca_text = NULL, *cert_text = NULL, *profile_text = NULL, *dropin = NULL;
     size_t ca_len = 0, cert_len = 0;
     int rc = -1;
     /* The PIN the token accepts at this login is the one the profile gets. */
@@ -411,49 +457,31 @@ int kb_net_profile_write(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol
         kb_err_set(err, "key '%s' has no valid certificate for the profile", key->facts.label);
         goto out;
     }
-    char engine[PATH_MAX] = "", identity[256], uuid[40];
-    const char *module = key->token->module->path;
-    if (rq->format == KB_NET_WPA) {
-        if (engine_path(engine, sizeof engine, err) != 0)
-            goto out;
-        if (module == NULL || module[0] != '/') {
-            kb_err_set(err,
-                       "the path of the PKCS#11 module of token '%s' is not known (p11-kit "
-                       "names it '%s'); give --module PATH",
-                       key->token->facts.label, module ? module : "?");
-            goto out;
-        }
-    }
+    char identity[256];
     if (rq->identity != NULL)
         snprintf(identity, sizeof identity, "%s", rq->identity);
     else if (subject_cn(dev.cert, identity, sizeof identity, err) != 0)
         goto out;
     struct layout l;
-    if ((key_uri = key_uri_of(key)) == NULL) {
-        kb_err_set(err, "out of memory");
-        goto out;
-    }
     if (cert_pem(&dev, &objs, &cert_text, &cert_len, err) != 0 ||
         place(rq, plan->name, key->token->module->tpm, &l, err) != 0)
         goto out;
-    name_uuid(plan->name, uuid, sizeof uuid);
-    struct kb_net_profile prof = {
-        .name = plan->name,
-        .format = rq->format,
-        .wired = rq->wired,
-        .ssid = rq->ssid,
-        .identity = identity,
-        .server_name = plan->server_name,
-        .ca_file = l.ca,
-        .cert_file = l.cert,
-        .key_uri = key_uri,
-        .engine_path = engine,
-        .module_path = module,
-        .uuid = uuid,
-        .min_tls = plan->min_tls,
-        .pin = accepted ? accepted->buf : NULL,
-    };
-    if ((profile_text = kb_net_render(&prof, err)) == NULL)
+    struct kb_net_entry *e = &out->entry;
+    snprintf(e->name, sizeof e->name, "%s", plan->name);
+    e->format = rq->format;
+    snprintf(e->profile, sizeof e->profile, "%s", l.profile);
+    snprintf(e->certificate, sizeof e->certificate, "%s", l.cert);
+    snprintf(e->ca, sizeof e->ca, "%s", l.ca);
+    snprintf(e->dropin, sizeof e->dropin, "%s", l.dropin);
+    snprintf(e->server_name, sizeof e->server_name, "%s", plan->server_name);
+    e->wired = rq->wired;
+    snprintf(e->ssid, sizeof e->ssid, "%s", rq->wired ? "" : rq->ssid);
+    snprintf(e->identity, sizeof e->identity, "%s", identity);
+    e->min_tls = plan->min_tls;
+    e->pin_stored = accepted != NULL;
+    if (rq->policy_path != NULL && realpath(rq->policy_path, e->policy) == NULL)
+        e->policy[0] = '\0';
+    if (render_entry(e, key, accepted ? accepted->buf : NULL, &profile_text, err) != 0)
         goto out;
     if (l.dropin[0] && (dropin = tpm_dropin()) == NULL) {
         kb_err_set(err, "out of memory");
@@ -467,26 +495,18 @@ int kb_net_profile_write(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol
         write_at(l.profile, profile_text, strlen(profile_text), err) != 0)
         goto out;
 
-    struct kb_net_entry *e = &out->entry;
-    snprintf(e->name, sizeof e->name, "%s", plan->name);
-    e->format = rq->format;
-    snprintf(e->profile, sizeof e->profile, "%s", l.profile);
-    snprintf(e->certificate, sizeof e->certificate, "%s", l.cert);
-    snprintf(e->ca, sizeof e->ca, "%s", l.ca);
-    snprintf(e->dropin, sizeof e->dropin, "%s", l.dropin);
-    snprintf(e->key_uri, sizeof e->key_uri, "%s", key_uri);
-    snprintf(e->token_serial, sizeof e->token_serial, "%s", key->token->facts.serial);
-    kb_hex(key->spki_sha256, 32, e->spki_sha256);
-    snprintf(e->server_name, sizeof e->server_name, "%s", plan->server_name);
-    e->wired = rq->wired;
-    snprintf(e->ssid, sizeof e->ssid, "%s", rq->wired ? "" : rq->ssid);
-    snprintf(e->identity, sizeof e->identity, "%s", identity);
-    e->min_tls = plan->min_tls;
-    e->pin_stored = accepted != NULL;
-    if (rq->policy_path != NULL && realpath(rq->policy_path, e->policy) == NULL)
-        e->policy[0] = '\0';
     char dir[PATH_MAX];
-    if (kb_state_dir(dir, sizeof dir, true, err) != 0 || kb_net_entry_save(dir, e, err) != 0)
+    struct kb_net_entry before;
+    kb_err why;
+    if (kb_state_dir(dir, sizeof dir, true, err) != 0)
+        goto out;
+    /* One profile per name: check and renew follow the newest one only. */
+    if (kb_net_entry_load(dir, e->name, &before, &why) == 0 &&
+        strcmp(before.profile, e->profile) != 0)
+        kb_log(KB_LOG_WARN,
+               "network profile %s was written to %s before; check and renew now follow %s only",
+               e->name, before.profile, e->profile);
+    if (kb_net_entry_save(dir, e, err) != 0)
         goto out;
     if ((out->cert_der = malloc(dev.cert->der_len)) != NULL) {
         memcpy(out->cert_der, dev.cert->der, dev.cert->der_len);
@@ -509,7 +529,6 @@ out:
     free(dropin);
     free(cert_text);
     free(ca_text);
-    free(key_uri);
     kb_secret_free(accepted);
     kb_trust_free(trust);
     kb_objects_free(&objs);
@@ -628,8 +647,11 @@ static void check_one(kb_p11 *p, const kb_pin_opts *base, const char *policy_pat
     if (kb_policy_load_or_baseline(pol_path, &pol, &baseline, &err) != 0 ||
         kb_uri_parse(e->key_uri, 0, &uri, &err) != 0)
         goto out;
+    /* A token that rejected another profile's PIN in this run is not asked again: this
+     * profile's PIN was not tried, and stays. */
+    bool refused_before = any_rejected(p, uri);
     if (kb_objects_one_key(p, uri, e->key_uri, &pin, &tokens, &objs, &key, &err) != 0) {
-        if (has_pin && any_rejected(p, uri)) {
+        if (has_pin && !refused_before && any_rejected(p, uri)) {
             kb_err why;
             r->pin = "rejected";
             r->exit_code = 6;
@@ -649,7 +671,9 @@ static void check_one(kb_p11 *p, const kb_pin_opts *base, const char *policy_pat
         }
         if (!has_pin) {
             r->exit_code = 1;
-            say(r, "the profile stores no PIN, and without one the key cannot be checked: %s",
+            say(r,
+                "the profile stores no PIN, and without one the key cannot be checked (%s); "
+                "write the profile again with the right PIN ('keybound network profile')",
                 err.msg);
             goto done;
         }
@@ -691,7 +715,9 @@ done:
     kb_policy_free(pol);
     kb_secret_free(accepted);
     kb_secret_free(stored);
-    kb_net_text_free(text);
+    if (text != NULL)
+        kb_memzero(text, len); /* it held the PIN */
+    free(text);
 }
 
 int kb_net_check_all(kb_p11 *p, const kb_pin_opts *pin, const char *policy_path, const char *name,
@@ -743,8 +769,57 @@ int kb_net_check_all(kb_p11 *p, const kb_pin_opts *pin, const char *policy_path,
 
 /* ---- renew and status ---- */
 
-void kb_net_follow_renewal(const kb_objects *objs, const kb_key *key, const kb_policy *pol,
-                           const kb_trust *trust, long long now)
+/* A profile of the key renewed (or of the key it replaced: then on the new key, with the
+ * PIN the profile holds): its certificate file, and after a rekey its profile and registry
+ * entry. */
+static int follow(const char *dir, struct kb_net_entry *e, const kb_objects *objs,
+                  const kb_key *key, bool rekeyed, const kb_policy *pol, const kb_trust *trust,
+                  long long now, kb_err *err)
+{
+    kb_device dev;
+    kb_verdict verdict;
+    char *cert = NULL, *text = NULL, *profile = NULL;
+    size_t cert_len = 0, len = 0;
+    kb_secret *pin = NULL;
+    int rc = -1;
+    if (choose(objs, key, pol, trust, now, &dev, &verdict, NULL, 0, err) != 0)
+        goto out;
+    if (dev.cert == NULL) {
+        kb_err_set(err, "key '%s' has no certificate", key->facts.label);
+        goto out;
+    }
+    if (cert_pem(&dev, objs, &cert, &cert_len, err) != 0)
+        goto out;
+    if (rekeyed) {
+        int found = 0;
+        if ((pin = kb_secret_new()) == NULL) {
+            kb_err_set(err, "cannot allocate locked memory for the PIN");
+            goto out;
+        }
+        if (kb_state_read(e->profile, KB_NET_REGISTRY_MAX, &text, &len, err) != 0 ||
+            (found = kb_net_pin_read(text, len, e->format, e->profile, pin, err)) < 0 ||
+            render_entry(e, key, found ? pin->buf : NULL, &profile, err) != 0)
+            goto out;
+    }
+    /* The certificate first: the profile names the new key only once its certificate is
+     * there. */
+    if (write_at(e->certificate, cert, cert_len, err) != 0 ||
+        (profile && (write_at(e->profile, profile, strlen(profile), err) != 0 ||
+                     kb_net_entry_save(dir, e, err) != 0)))
+        goto out;
+    rc = 0;
+out:
+    free(cert);
+    if (text != NULL)
+        kb_memzero(text, len); /* it held the PIN */
+    free(text);
+    kb_net_text_free(profile);
+    kb_secret_free(pin);
+    return rc;
+}
+
+void kb_net_follow_renewal(const kb_objects *objs, const kb_key *key, const unsigned char *was,
+                           const kb_policy *pol, const kb_trust *trust, long long now)
 {
     char dir[PATH_MAX], spki[65];
     struct kb_net_entry *v = NULL;
@@ -753,23 +828,15 @@ void kb_net_follow_renewal(const kb_objects *objs, const kb_key *key, const kb_p
     if (!key->has_spki || kb_state_dir(dir, sizeof dir, false, &err) != 0 ||
         kb_net_entry_list(dir, &v, &n, &err) != 0)
         return;
-    kb_hex(key->spki_sha256, 32, spki);
+    kb_hex(was ? was : key->spki_sha256, 32, spki);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(v[i].spki_sha256, spki) != 0)
             continue;
-        kb_device dev;
-        kb_verdict verdict;
-        char *text = NULL;
-        size_t len = 0;
-        if (choose(objs, key, pol, trust, now, &dev, &verdict, NULL, 0, &err) != 0 ||
-            dev.cert == NULL || cert_pem(&dev, objs, &text, &len, &err) != 0 ||
-            write_at(v[i].certificate, text, len, &err) != 0)
-            kb_log(KB_LOG_WARN, "network profile %s keeps its certificate: %s", v[i].name,
-                   dev.cert == NULL ? "no certificate" : err.msg);
+        if (follow(dir, &v[i], objs, key, was != NULL, pol, trust, now, &err) != 0)
+            kb_log(KB_LOG_WARN, "network profile %s is not updated: %s", v[i].name, err.msg);
         else
-            kb_log(KB_LOG_INFO, "network profile %s: %s now holds the renewed certificate",
-                   v[i].name, v[i].certificate);
-        free(text);
+            kb_log(KB_LOG_INFO, "network profile %s: %s now holds the renewed certificate%s",
+                   v[i].name, v[i].certificate, was ? ", and the profile the new key" : "");
     }
     free(v);
 }

@@ -85,9 +85,11 @@ int kb_net_check_all(kb_p11 *p, const kb_pin_opts *pin, const char *policy_path,
                      struct kb_net_check **out, size_t *n, kb_err *err);
 
 /* renew, after a renewal stored and admitted: rewrites the certificate file of every profile
- * for key (its SPKI), with the same selection as profile. Failures are warnings. */
-void kb_net_follow_renewal(const kb_objects *objs, const kb_key *key, const kb_policy *pol,
-                           const kb_trust *trust, long long now);
+ * for key (by its SPKI), with the same selection as profile. After a rekey, was is the SPKI
+ * of the key replaced: its profiles move to key (certificate, profile with the PIN it holds,
+ * registry entry). Failures are warnings naming the profile. */
+void kb_net_follow_renewal(const kb_objects *objs, const kb_key *key, const unsigned char *was,
+                           const kb_policy *pol, const kb_trust *trust, long long now);
 
 /* The names of the profiles for the key whose SPKI is spki (malloc'd array of malloc'd
  * names; none: NULL and 0). */
