@@ -12,7 +12,13 @@ command -v nmcli >/dev/null || t_skip_all "nmcli (network-manager) not installed
 [ -n "$PKCS11_SPY" ] || t_skip_all "OpenSC's pkcs11-spy (opensc-pkcs11) not installed"
 [ -f "${P11SHIM:-}" ] || t_skip_all "the p11shim was not built"
 kb_setup
-kb_device
+# kb_device's setup, with laptop-1 valid since yesterday: the test EST server backdates what
+# it issues by a minute, and the renewed certificate must be the newest.
+kb_token dev
+kb_pki_policy
+kb keygen $MOD --token pkcs11:token=dev --label laptop --pin-file "$T/pin"
+laptop=$(cat "$T/out")
+CERT_FROM=$(kb_when "-1 day") CERT_TO=$(kb_when "+29 days") kb_device_cert dev "$laptop" laptop-1 laptop
 json_is() { python3 -c "import json,sys; d=json.load(open('$T/out')); sys.exit(0 if ($1) else 1)"; }
 mode_is() { [ "$(stat -c %a "$2")" = "$1" ]; }
 # all_0600 DIR FILE...: each file is in DIR with mode 0600, and DIR holds nothing else.
@@ -52,8 +58,8 @@ sys.exit(0 if len(ps) == 1 and eval(sys.argv[3], {"p": ps[0]}) else 1)
 PY2
 }
 
-# The device: key "laptop" with laptop-1 (valid from now, 30 days) and laptop-0, older but
-# valid 60 days: keybound takes the newest valid one, laptop-1; libp11 would take the one
+# The device: key "laptop" with laptop-1 (valid from yesterday, 30 days) and laptop-0, older
+# but valid 60 days: keybound takes the newest valid one, laptop-1; libp11 would take the one
 # with the latest notAfter. The networks the policy lists (it admits no unlisted one).
 CERT_FROM=$(kb_when "-5 days") CERT_TO=$(kb_when "+60 days") \
     kb_device_cert dev "$laptop" laptop-0 laptop-0
@@ -261,6 +267,28 @@ eapol installed "$R/etc/wpa_supplicant/keybound-office.conf"
 t_check "  its paths are the installed files" grep -qx \
     "	client_cert=\"$R/etc/wpa_supplicant/keybound-office-cert.pem\"" "$R/etc/wpa_supplicant/keybound-office.conf"
 t_check "  the installed wpa profile authenticates" as_laptop1 installed
+
+# --- renew: the profiles that use the key get the new certificate -------------------------
+if /usr/bin/python3 -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/null; then
+    kb_est_start
+    kb renew $MOD --pin-file "$T/pin" $POL $EST --key "pkcs11:token=dev;object=laptop" \
+        --if-expires-within 60d
+    t_check "renew over EST: exit 0" rc_is 0
+    kb check $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=laptop" --json
+    renewed=$(python3 -c "import json; print(json.load(open('$T/out'))['devices'][0]['certificate']['sha256'])")
+    t_check "  the wired profile's certificate file is now the renewed certificate" bash -c "
+        [ '$(certtool --certificate-info --infile "$T/wpa/keybound-wired-cert.pem" --outder 2>/dev/null | sha256sum | cut -d' ' -f1)' = '$renewed' ] &&
+        [ '$renewed' != '$(sha256_of "$T/laptop.pem")' ]"
+    t_check "  and so is that of the other profile of the key (office, as last installed)" \
+        same_cert "$R/etc/wpa_supplicant/keybound-office-cert.pem" "$T/wpa/keybound-wired-cert.pem"
+    t_check "  the profile itself is unchanged" bash -c "[ \$(stat -c %a '$W') = 600 ] && cmp -s '$W' '$T/wired.conf.orig'"
+    eapol renewed "$W"
+    t_check "  eapol_test: SUCCESS, FreeRADIUS echoes the renewed certificate's serial" bash -c "
+        [ $eapol_rc -eq 0 ] && [ '$(eapol_reply renewed)' = 'device laptop-1 serial $(cert_serial "$T/wpa/keybound-wired-cert.pem")' ] &&
+        [ '$(cert_serial "$T/wpa/keybound-wired-cert.pem")' != '$serial1' ]" || shown renewed
+else
+    t_check "renew: (skipped: Debian's python3-cryptography, for the test EST server, is not installed)" true
+fi
 
 # --- network check, and a PIN changed on the token ----------------------------------------
 kb network check $MOD --name wired $POL --json
