@@ -285,7 +285,7 @@ if /usr/bin/python3 -c 'import cryptography.hazmat.primitives.serialization.pkcs
     eapol renewed "$W"
     t_check "  eapol_test: SUCCESS, FreeRADIUS echoes the renewed certificate's serial" bash -c "
         [ $eapol_rc -eq 0 ] && [ '$(eapol_reply renewed)' = 'device laptop-1 serial $(cert_serial "$T/wpa/keybound-wired-cert.pem")' ] &&
-        [ '$(cert_serial "$T/wpa/keybound-wired-cert.pem")' != '$serial1' ]" || shown renewed
+        [ '$(cert_serial "$T/wpa/keybound-wired-cert.pem")' != '$serial1' ]"
 else
     t_check "renew: (skipped: Debian's python3-cryptography, for the test EST server, is not installed)" true
 fi

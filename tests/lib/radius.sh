@@ -65,7 +65,7 @@ radius_start() {
     mkdir -p "$d/log" "$d/run"
     [ -f "$T/pki/radius.pem" ] ||
         kb_issue_tls_cert radius ca "$RADIUS_NAME" tls_www_server
-    local try i
+    local try
     for try in 1 2 3; do
         RADIUS_PORT=$(free_udp_port)
         RADIUS_SECRET=kb-radius-$$
@@ -168,7 +168,7 @@ CONF
         RADIUS_PID=${kb_pids[-1]}
         # Ready, or dead because the port was taken between the choice and the bind: then
         # again on another one.
-        for i in $(seq 100); do
+        for _ in $(seq 100); do
             grep -q '^Ready to process requests' "$RADIUS_LOG" && return 0
             kill -0 "$RADIUS_PID" 2>/dev/null || break
             sleep 0.1
