@@ -286,6 +286,16 @@ if /usr/bin/python3 -c 'import cryptography.hazmat.primitives.serialization.pkcs
     t_check "  eapol_test: SUCCESS, FreeRADIUS echoes the renewed certificate's serial" bash -c "
         [ $eapol_rc -eq 0 ] && [ '$(eapol_reply renewed)' = 'device laptop-1 serial $(cert_serial "$T/wpa/keybound-wired-cert.pem")' ] &&
         [ '$(cert_serial "$T/wpa/keybound-wired-cert.pem")' != '$serial1' ]"
+    old_key=$(grep '^	private_key=' "$W")
+    kb renew $MOD --pin-file "$T/pin" $POL $EST --key "pkcs11:token=dev;object=laptop" --rekey
+    t_check "renew --rekey: exit 0" rc_is 0
+    t_check "  the profile now names the new key, its PIN line kept" bash -c "
+        grep -q '^	private_key=\"pkcs11:.*;type=private\"\$' '$W' && [ \"\$(grep '^	private_key=' '$W')\" != '$old_key' ] &&
+        grep -qx '	pin=\"1234\"' '$W' && [ \$(stat -c %a '$W') = 600 ]"
+    eapol_counted rekeyed "$W"
+    t_check "  eapol_test: SUCCESS with the new key's certificate, one signature" bash -c "
+        [ $eapol_rc -eq 0 ] && [ $(sigs rekeyed) -eq 1 ] &&
+        [ '$(eapol_reply rekeyed)' = 'device laptop-1 serial $(cert_serial "$T/wpa/keybound-wired-cert.pem")' ]"
 else
     t_check "renew: (skipped: Debian's python3-cryptography, for the test EST server, is not installed)" true
 fi
@@ -295,6 +305,7 @@ kb network check $MOD --name wired $POL --json
 t_check "network check --name wired: exit 0" rc_is 0
 t_check "  PIN accepted, certificate current, admitted" \
     entry wired "p['ok'] and p['pin'] == 'accepted' and p['certificate_current'] and p['admitted']"
+cp "$W" "$T/wired.conf.before"
 GNUTLS_SO_PIN=12345678 GNUTLS_PIN=5678 p11tool --batch --provider "$SOFTHSM_MODULE" \
     --initialize-pin "pkcs11:token=dev" >/dev/null 2>&1
 : >"$T/shim.log"
@@ -305,7 +316,7 @@ t_check "  and says, in one line, that it removed the stored PIN" \
     bash -c "cat '$T/out' '$T/err' | grep -i 'PIN' | grep -q 'removed' && [ \$(cat '$T/out' '$T/err' | wc -l) -eq 1 ]"
 t_check "  the profile has no pin line left, is still 0600, and is otherwise unchanged" bash -c "
     ! grep -q '^	pin=' '$W' && [ \$(stat -c %a '$W') = 600 ] &&
-    diff <(grep -v '^	pin=' '$T/wired.conf.orig') '$W' >/dev/null"
+    diff <(grep -v '^	pin=' '$T/wired.conf.before') '$W' >/dev/null"
 t_check "  the old PIN appears in no output" bash -c "! grep -q 1234 '$T/out' '$T/err'"
 EAPOL_TIMEOUT=3 eapol_counted wired-nopin "$W"
 t_check "  eapol_test with the profile now: fails" failed wired-nopin
