@@ -618,7 +618,11 @@ int kb_session_login(kb_session *s, const kb_pin_opts *pin, kb_err *err)
         if (kb_pin_get(pin, f->label, &secret, source, sizeof source, err) != 0)
             return -1;
         rv = fn->C_Login(s->h, CKU_USER, (CK_UTF8CHAR_PTR)secret->buf, secret->len);
-        kb_secret_free(secret);
+        /* Only a PIN this very C_Login proved goes on (into a network profile). */
+        if (rv == CKR_OK && pin->accepted != NULL && *pin->accepted == NULL)
+            *pin->accepted = secret;
+        else
+            kb_secret_free(secret);
     }
     switch (rv) {
     case CKR_OK:

@@ -179,7 +179,7 @@ static bool credential_path(char *out, size_t len)
 bool kb_pin_is_interactive(const kb_pin_opts *o)
 {
     char path[4096];
-    return !(o->file || o->env || o->uri_value || o->uri_source ||
+    return !(o->file || o->env || o->stored_value || o->uri_value || o->uri_source ||
              credential_path(path, sizeof path));
 }
 
@@ -245,6 +245,9 @@ int kb_pin_get(const kb_pin_opts *o, const char *label, kb_secret **out, char *s
         const char *v = getenv(o->env);
         snprintf(what, sizeof what, "environment variable %s (named by --pin-env)", o->env);
         rc = v == NULL ? kb_err_set(err, "%s is not set", what) : copy_text(s, v, what, err);
+    } else if (o->stored_value != NULL) {
+        snprintf(source, source_len, "the pin line of %s", o->stored_file);
+        rc = copy_text(s, o->stored_value, source, err);
     } else if (o->uri_value != NULL) {
         snprintf(source, source_len, "the URI's pin-value");
         rc = copy_text(s, o->uri_value, "the URI's pin-value", err);
@@ -432,6 +435,10 @@ static bool source_lines(const kb_pin_opts *o, char *shown, size_t shown_len, ch
         add_line(buf, len, "source", "environment");
         add_line(buf, len, "source-name", o->env);
         add_number(buf, len, "source-size", "%zu", v != NULL ? strlen(v) : (size_t)0);
+    } else if (o->stored_value != NULL) {
+        /* The file changes (inode, mtime) whenever keybound rewrites the PIN in it. */
+        snprintf(shown, shown_len, "the pin line of %s", o->stored_file);
+        file_lines(o->stored_file, false, buf, len);
     } else if (o->uri_value != NULL) {
         snprintf(shown, shown_len, "the URI's pin-value");
         add_line(buf, len, "source", "uri-pin-value");

@@ -21,8 +21,15 @@ typedef struct kb_pin_opts {
     const char *env;        /* --pin-env: the variable's name */
     const char *uri_source; /* pin-source from the key or token URI */
     const char *uri_value;  /* pin-value from a URI given in a file */
-    bool force;             /* log in despite a final-try or locked report */
-    bool no_tty;            /* never prompt (tests, daemons) */
+    /* A PIN keybound stored in a file it wrote (a network profile's pin line), read back by
+     * the caller: messages and the marker name stored_file, never the PIN. */
+    const char *stored_value;
+    const char *stored_file;
+    /* Non-NULL: kb_session_login hands a PIN the token accepted (C_Login said CKR_OK) to
+     * *accepted instead of zeroising it; the caller frees it (kb_secret_free). */
+    struct kb_secret **accepted;
+    bool force;  /* log in despite a final-try or locked report */
+    bool no_tty; /* never prompt (tests, daemons) */
 } kb_pin_opts;
 
 /* Fills *out with the PIN for the token named label and sets *source to a description

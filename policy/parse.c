@@ -16,7 +16,7 @@
 #include "src/util/suggest.h"
 #include "src/util/trustfile.h"
 
-enum section { SEC_NONE, SEC_ADMISSION, SEC_TOKEN, SEC_KEY, SEC_CERT, SEC_ENDPOINT };
+enum section { SEC_NONE, SEC_ADMISSION, SEC_TOKEN, SEC_KEY, SEC_CERT, SEC_ENDPOINT, SEC_NETWORK };
 
 struct parser {
     kb_policy *pol;
@@ -24,7 +24,8 @@ struct parser {
     struct kb_ini ini; /* ini.line: the line being read */
     enum section section;
     struct kb_endpoint_rule *endpoint;
-    unsigned long long seen[SEC_ENDPOINT + 1]; /* singular keys seen, per section */
+    struct kb_network_rule *network;
+    unsigned long long seen[SEC_NETWORK + 1]; /* singular keys seen, per section */
 };
 
 static bool parse_bool(const char *v, bool *out)
@@ -336,9 +337,55 @@ static bool parse_endpoint_name(const char *sec, char **host, unsigned *port)
     return *host != NULL;
 }
 
+bool kb_network_name_valid(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 1 && n <= 64 &&
+           strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") == n &&
+           strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
+/* [network "NAME"] */
+static int start_network(struct parser *p, const char *section)
+{
+    const char *q = section + strlen("network");
+    while (*q == ' ')
+        q++;
+    size_t n = strlen(q);
+    char name[80];
+    if (n >= 3 && n - 2 < sizeof name && q[0] == '"' && q[n - 1] == '"') {
+        memcpy(name, q + 1, n - 2);
+        name[n - 2] = '\0';
+    } else {
+        name[0] = '\0';
+    }
+    if (!kb_network_name_valid(name)) {
+        char shown[300];
+        kb_printable(section, shown, sizeof shown);
+        return kb_ini_fail(&p->ini,
+                           "section [%s]: write [network \"NAME\"] with a NAME of 1 to 64 "
+                           "letters, digits, '.', '_' or '-'",
+                           shown);
+    }
+    if (kb_policy_network(p->pol, name) != NULL)
+        return kb_ini_fail(&p->ini, "section [%s] appears twice", section);
+    struct kb_network_rule *nv = realloc(p->pol->networks, (p->pol->n_networks + 1) * sizeof *nv);
+    if (nv == NULL)
+        return kb_ini_fail(&p->ini, "out of memory");
+    p->pol->networks = nv;
+    nv[p->pol->n_networks] = (struct kb_network_rule){.name = strdup(name)};
+    p->network = &nv[p->pol->n_networks++];
+    if (p->network->name == NULL)
+        return kb_ini_fail(&p->ini, "out of memory");
+    p->section = SEC_NETWORK;
+    p->seen[SEC_NETWORK] = 0;
+    return 1;
+}
+
 static int start_section(struct parser *p, const char *section)
 {
     p->endpoint = NULL;
+    p->network = NULL;
     if (strcmp(section, "admission") == 0)
         p->section = SEC_ADMISSION;
     else if (strcmp(section, "token") == 0)
@@ -375,6 +422,8 @@ static int start_section(struct parser *p, const char *section)
         p->endpoint = &nv[p->pol->n_endpoints++];
         p->section = SEC_ENDPOINT;
         p->seen[SEC_ENDPOINT] = 0;
+    } else if (strncmp(section, "network", 7) == 0 && (section[7] == ' ' || section[7] == '"')) {
+        return start_network(p, section);
     } else {
         char shown[300];
         kb_printable(section, shown, sizeof shown);
@@ -384,7 +433,7 @@ static int start_section(struct parser *p, const char *section)
             return kb_ini_fail(&p->ini, "unknown section [%s] (did you mean [%s]?)", shown, close);
         return kb_ini_fail(&p->ini,
                            "unknown section [%s]; sections are [admission], [token], [key], "
-                           "[certificate] and [endpoint \"HOST[:PORT]\"]",
+                           "[certificate], [endpoint \"HOST[:PORT]\"] and [network \"NAME\"]",
                            shown);
     }
     return 1;
@@ -431,12 +480,15 @@ static const struct key_def keys[] = {
     {SEC_ENDPOINT, "min-tls", 0},
     {SEC_ENDPOINT, "priority", 0},
     {SEC_ENDPOINT, "server-name", 0},
+    {SEC_NETWORK, "ca", 0},
+    {SEC_NETWORK, "server-name", 0},
+    {SEC_NETWORK, "min-tls", 0},
 };
 
 static const char *section_name(enum section s)
 {
-    static const char *const names[] = {"",      "[admission]",   "[token]",
-                                        "[key]", "[certificate]", "[endpoint]"};
+    static const char *const names[] = {
+        "", "[admission]", "[token]", "[key]", "[certificate]", "[endpoint]", "[network]"};
     return names[s];
 }
 
@@ -507,6 +559,10 @@ static int handler(void *user, const char *name, const char *v)
     }
     kb_policy *pol = p->pol;
     struct kb_endpoint_rule *e = p->endpoint;
+    /* A network section takes the endpoint's keys for the same things, read the same way. */
+    char **ca = e ? &e->ca : p->network ? &p->network->ca : NULL;
+    char **server_name = e ? &e->server_name : p->network ? &p->network->server_name : NULL;
+    int *min_tls = e ? &e->min_tls : p->network ? &p->network->min_tls : NULL;
     switch (p->section) {
     case SEC_ADMISSION:
         if (strcmp(name, "mode") == 0) {
@@ -569,8 +625,9 @@ static int handler(void *user, const char *name, const char *v)
             return set_duration(p, &pol->renew_before, name, v);
         return set_duration(p, &pol->max_lifetime, name, v);
     case SEC_ENDPOINT:
+    case SEC_NETWORK:
         if (strcmp(name, "ca") == 0)
-            return set_string(p, &e->ca, v, true);
+            return set_string(p, ca, v, true);
         if (strcmp(name, "priority") == 0)
             return set_string(p, &e->priority, v, false);
         if (strcmp(name, "server-name") == 0) {
@@ -578,13 +635,13 @@ static int handler(void *user, const char *name, const char *v)
             char norm[KB_HOST_MAX + 1];
             if (kb_server_name_norm("server-name", v, norm, sizeof norm, &why) != 0)
                 return kb_ini_fail(&p->ini, "%s", why.msg);
-            return set_string(p, &e->server_name, norm, false);
+            return set_string(p, server_name, norm, false);
         }
         if (strcmp(name, "min-tls") == 0) {
             if (strcmp(v, "1.2") == 0)
-                e->min_tls = 12;
+                *min_tls = 12;
             else if (strcmp(v, "1.3") == 0)
-                e->min_tls = 13;
+                *min_tls = 13;
             else
                 return kb_ini_fail(&p->ini, "min-tls must be 1.2 or 1.3, not '%s'", v);
             return 1;
@@ -672,6 +729,10 @@ static int check_named_files(const kb_policy *pol, kb_err *err)
         if (pol->endpoints[i].ca != NULL &&
             kb_trustfile_check(pol->endpoints[i].ca, "endpoint CA file", 0, &e))
             bad = e.msg;
+    for (size_t i = 0; bad == NULL && i < pol->n_networks; i++)
+        if (pol->networks[i].ca != NULL &&
+            kb_trustfile_check(pol->networks[i].ca, "network CA file", 0, &e))
+            bad = e.msg;
     return bad == NULL ? 0 : kb_err_set(err, "policy %s: %s", pol->path, bad);
 }
 
@@ -755,6 +816,12 @@ void kb_policy_free(kb_policy *p)
         free(e->server_name);
     }
     free(p->endpoints);
+    for (size_t i = 0; i < p->n_networks; i++) {
+        free(p->networks[i].name);
+        free(p->networks[i].ca);
+        free(p->networks[i].server_name);
+    }
+    free(p->networks);
     free(p->path);
     free(p);
 }
@@ -778,4 +845,12 @@ const struct kb_endpoint_rule *kb_policy_endpoint(const kb_policy *p, const char
             any_port = e;
     }
     return any_port;
+}
+
+const struct kb_network_rule *kb_policy_network(const kb_policy *p, const char *name)
+{
+    for (size_t i = 0; i < p->n_networks; i++)
+        if (strcmp(p->networks[i].name, name) == 0)
+            return &p->networks[i];
+    return NULL;
 }

@@ -42,6 +42,14 @@ struct kb_endpoint_rule {
     char *server_name;
 };
 
+/* [network "NAME"]: what an 802.1X profile for network NAME must use (src/network/). */
+struct kb_network_rule {
+    char *name; /* kb_network_name_valid */
+    char *ca;
+    char *server_name;
+    int min_tls; /* 12 or 13; 0: not set (TLS 1.2) */
+};
+
 typedef struct kb_policy {
     char *path; /* NULL for the built-in baseline */
     enum kb_mode mode;
@@ -76,6 +84,8 @@ typedef struct kb_policy {
 
     struct kb_endpoint_rule *endpoints;
     size_t n_endpoints;
+    struct kb_network_rule *networks;
+    size_t n_networks;
 } kb_policy;
 
 /* Parses an open policy file; name is used in messages and to resolve relative paths. */
@@ -104,5 +114,12 @@ const char *kb_mode_name(enum kb_mode m);
  * or NULL. */
 const struct kb_endpoint_rule *kb_policy_endpoint(const kb_policy *p, const char *host,
                                                   unsigned port);
+
+/* The [network "NAME"] section for name, or NULL. */
+const struct kb_network_rule *kb_policy_network(const kb_policy *p, const char *name);
+
+/* A network profile's name: 1 to 64 of [A-Za-z0-9._-], and not "." or "..": it is part of
+ * file names (keybound-NAME.conf). */
+bool kb_network_name_valid(const char *name);
 
 #endif

@@ -213,5 +213,6 @@ int kb_cmd_enroll(int argc, char **argv);
 int kb_cmd_renew(int argc, char **argv);
 int kb_cmd_status(int argc, char **argv);
 int kb_cmd_tunnel(int argc, char **argv);
+int kb_cmd_network(int argc, char **argv);
 
 #endif

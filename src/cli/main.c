@@ -31,6 +31,7 @@ static const struct kb_command {
     {"renew", kb_cmd_renew, "renew (or rekey) a certificate over EST before it expires"},
     {"status", kb_cmd_status, "per key: certificate, expiry, renewal, pending request, decision"},
     {"tunnel", kb_cmd_tunnel, "local plaintext listeners forwarded over mTLS"},
+    {"network", kb_cmd_network, "802.1X EAP-TLS profiles on the token's key (profile, check)"},
 };
 
 static void usage(FILE *out)

@@ -89,6 +89,12 @@ static void print_key(const struct kb_key_status *k, const kb_policy *pol)
                p->next_poll ? "next poll " : "the server did not say when to ask again",
                p->next_poll ? b : "");
     }
+    if (k->n_network_profiles > 0) {
+        printf("  network:     ");
+        for (size_t i = 0; i < k->n_network_profiles; i++)
+            printf("%s %s", i ? "," : "", k->network_profiles[i]);
+        printf(" (802.1X profiles; 'keybound network check')\n");
+    }
     kb_verdict_summary(k->verdict, line, sizeof line);
     printf("  decision:     %s\n", line);
 }
@@ -146,6 +152,10 @@ static json_object *key_json(const struct kb_key_status *k)
         json_object_object_add(pending, "last_reply", time_json(p->last_reply));
         json_object_object_add(pending, "next_poll", time_json(p->next_poll));
     }
+    json_object *nets = json_object_new_array();
+    for (size_t i = 0; i < k->n_network_profiles; i++)
+        json_object_array_add(nets, json_object_new_string(k->network_profiles[i]));
+    json_object_object_add(o, "network_profiles", nets);
     json_object_object_add(o, "last", last);
     json_object_object_add(o, "pending", pending);
     json_object_object_add(o, "decision",

@@ -19,6 +19,7 @@
 #include "pkcs11/store.h"
 #include "pkcs11/uri.h"
 #include "src/enroll/install.h"
+#include "src/network/network.h"
 #include "src/enroll/keystate.h"
 #include "src/tls/certjson.h"
 #include "src/tls/device.h"
@@ -259,8 +260,8 @@ static void describe(struct kb_enroll_outcome *out, const char *key_uri, const k
 
 /* The result as the policy sees it, from a fresh listing of the token. */
 static int final_check(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol,
-                       const kb_trust *trust, const char *key_uri, struct kb_enroll_outcome *out,
-                       kb_err *err)
+                       const kb_trust *trust, const char *key_uri, const kb_key *renewed,
+                       struct kb_enroll_outcome *out, kb_err *err)
 {
     struct current c = {0};
     long long now = (long long)time(NULL);
@@ -272,6 +273,15 @@ static int final_check(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol,
         kb_policy_evaluate(pol, &c.dev.facts, now, &out->verdict);
         out->have_verdict = true;
         describe(out, key_uri, &c.dev);
+        /* The network profiles of the renewed key present what renew just stored (after a
+         * rekey, with the new key). */
+        if (renewed != NULL && out->verdict.admit)
+            kb_net_follow_renewal(&c.objs, c.key,
+                                  renewed->has_spki &&
+                                          memcmp(renewed->spki_sha256, c.key->spki_sha256, 32) != 0
+                                      ? renewed->spki_sha256
+                                      : NULL,
+                                  pol, trust, now);
         rc = 0;
     }
     current_free(&c);
@@ -623,7 +633,8 @@ done:
     if (stored) {
         kb_err keep = *err;
         kb_pending_clear(&mem.ks.pending);
-        if (final_check(p, pin, spec->policy, trust, subject->uri, out, err) != 0) {
+        if (final_check(p, pin, spec->policy, trust, subject->uri, renew ? cur.key : NULL, out,
+                        err) != 0) {
             kb_err why = *err;
             kb_err_set(err,
                        "the certificate is stored with key '%s', but checking the result "

@@ -337,44 +337,11 @@ char *kb_keystate_format(const kb_keystate *s)
 /* ---- files ---- */
 
 /* Reads path (at most KB_KEYSTATE_MAX_FILE + 1 bytes): 0, 1 when it is not there, -1. */
-static int read_file(const char *path, char **text, size_t *len, kb_err *err)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return 1;
-        return kb_err_set(err, "state file %s cannot be read: %s", path, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return kb_err_set(err, "state file %s is not a regular file; move it away", path);
-    }
-    char *buf = malloc(KB_KEYSTATE_MAX_FILE + 2);
-    size_t n = 0;
-    ssize_t got = 0;
-    while (buf != NULL && n <= KB_KEYSTATE_MAX_FILE &&
-           ((got = read(fd, buf + n, KB_KEYSTATE_MAX_FILE + 1 - n)) > 0 ||
-            (got < 0 && errno == EINTR)))
-        n += got > 0 ? (size_t)got : 0;
-    int e = errno;
-    close(fd);
-    if (buf == NULL || got < 0) {
-        free(buf);
-        return kb_err_set(err, "state file %s cannot be read: %s", path,
-                          buf ? strerror(e) : "out of memory");
-    }
-    buf[n] = '\0';
-    *text = buf;
-    *len = n;
-    return 0;
-}
-
 static int load_path(const char *path, kb_keystate *out, kb_err *err)
 {
     char *text = NULL;
     size_t len = 0;
-    int rc = read_file(path, &text, &len, err);
+    int rc = kb_state_read(path, KB_KEYSTATE_MAX_FILE, &text, &len, err);
     if (rc == 0) {
         rc = kb_keystate_parse(text, len, path, out, err);
         free(text);

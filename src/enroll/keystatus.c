@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/network/network.h"
 #include "src/tls/device.h"
 #include "src/util/log.h"
 #include "src/util/statedir.h"
@@ -27,6 +28,8 @@ static int fill(struct kb_key_status *ks, const kb_device *d, const kb_policy *p
         !ks->token_label)
         return -1;
     kb_policy_evaluate(pol, &d->facts, now, ks->verdict);
+    if (k->has_spki)
+        kb_net_profiles_of(k->spki_sha256, &ks->network_profiles, &ks->n_network_profiles);
     ks->renewal = KB_RENEWAL_NO_CERT;
     if (d->cert == NULL)
         return 0;
@@ -126,6 +129,7 @@ void kb_key_status_list_free(struct kb_key_status_list *l)
         free(v[i].cert_subject);
         free(v[i].cert_issuer);
         free(v[i].verdict);
+        kb_net_names_free(v[i].network_profiles, v[i].n_network_profiles);
         kb_keystate_clear(&v[i].state);
     }
     free(v);

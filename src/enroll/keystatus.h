@@ -5,8 +5,9 @@
  * same evaluation as `keybound check`).
  *
  * The keys shown are those with a certificate and those with a state file (a pending
- * request) on the tokens listed; reading changes nothing, on the token or on disk. A
- * state file that cannot be read is one warning naming it; its key is shown without it. */
+ * request) on the tokens listed, each with the network profiles that use it
+ * (src/network/registry.h, matched by the key's SPKI); reading changes nothing, on the token or on
+ * disk. A state file that cannot be read is one warning naming it; its key is shown without it. */
 #ifndef KB_KEYSTATUS_H
 #define KB_KEYSTATUS_H
 
@@ -35,6 +36,8 @@ struct kb_key_status {
     kb_verdict *verdict;
     bool have_state;
     kb_keystate state;
+    char **network_profiles; /* the names of the network profiles for this key */
+    size_t n_network_profiles;
 };
 
 struct kb_key_status_list {

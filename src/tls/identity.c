@@ -26,14 +26,14 @@ static int add_pcert(kb_identity *id, const kb_cert *c, kb_err *err)
     return 0;
 }
 
-/* The device certificate's issuer path, built from the certificates on its token that
- * belong to no key: only that is sent, in order, without the anchor. */
-static int add_path(kb_identity *id, const kb_cert *leaf, const kb_objects *objs, kb_err *err)
+int kb_identity_path(const kb_cert *leaf, const kb_objects *objs, const kb_cert **path,
+                     unsigned *len, kb_err *err)
 {
     gnutls_x509_crt_t leaf_crt = kb_cert_x509(leaf), *cands = NULL;
     size_t *from = NULL;
-    unsigned n = 0, path[KB_CHAIN_MAX], len = 0;
+    unsigned n = 0, idx[KB_CHAIN_MAX];
     int rc = -1;
+    *len = 0;
     if (leaf_crt == NULL) {
         kb_err_set(err, "certificate '%s' on token '%s' cannot be parsed", leaf->label,
                    leaf->token->facts.label);
@@ -52,7 +52,7 @@ static int add_path(kb_identity *id, const kb_cert *leaf, const kb_objects *objs
         if ((cands[n] = kb_cert_x509(c)) != NULL)
             from[n++] = i;
     }
-    if (kb_chain_build(leaf_crt, cands, n, KB_CHAIN_MAX, (long long)time(NULL), path, &len, err) !=
+    if (kb_chain_build(leaf_crt, cands, n, KB_CHAIN_MAX, (long long)time(NULL), idx, len, err) !=
         0) {
         if (err != NULL) {
             size_t used = strlen(err->msg);
@@ -62,9 +62,9 @@ static int add_path(kb_identity *id, const kb_cert *leaf, const kb_objects *objs
         }
         goto out;
     }
+    for (unsigned i = 0; i < *len; i++)
+        path[i] = &objs->certs[from[idx[i]]];
     rc = 0;
-    for (unsigned i = 0; i < len && rc == 0; i++)
-        rc = add_pcert(id, &objs->certs[from[path[i]]], err);
 out:
     for (unsigned i = 0; i < n; i++)
         gnutls_x509_crt_deinit(cands[i]);
@@ -73,6 +73,19 @@ out:
     if (leaf_crt != NULL)
         gnutls_x509_crt_deinit(leaf_crt);
     return rc;
+}
+
+/* Only the issuer path is sent, in order, without the anchor. */
+static int add_path(kb_identity *id, const kb_cert *leaf, const kb_objects *objs, kb_err *err)
+{
+    const kb_cert *path[KB_CHAIN_MAX];
+    unsigned len = 0;
+    if (kb_identity_path(leaf, objs, path, &len, err) != 0)
+        return -1;
+    for (unsigned i = 0; i < len; i++)
+        if (add_pcert(id, path[i], err) != 0)
+            return -1;
+    return 0;
 }
 
 int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **out, kb_err *err)

@@ -12,6 +12,7 @@
 #include <gnutls/abstract.h>
 
 #include "pkcs11/signer.h"
+#include "src/tls/chain.h"
 #include "src/tls/device.h"
 
 typedef struct kb_identity {
@@ -34,5 +35,12 @@ typedef struct kb_identity {
  * is sent, leaf first, without the anchor; a path longer than KB_CHAIN_MAX is an error. */
 int kb_identity_new(const kb_device *dev, const kb_objects *objs, kb_identity **out, kb_err *err);
 void kb_identity_free(kb_identity *id);
+
+/* The issuer path of leaf as kb_identity_new sends it, from the certificates on leaf's token
+ * that belong to no key: path (room for KB_CHAIN_MAX) gets *len of objs' certificates, the
+ * leaf's issuer first, without the anchor. For what is written beside the key, such as a
+ * network profile's certificate file. */
+int kb_identity_path(const kb_cert *leaf, const kb_objects *objs, const kb_cert **path,
+                     unsigned *len, kb_err *err);
 
 #endif

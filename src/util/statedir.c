@@ -121,3 +121,35 @@ int kb_state_write(const char *dir, const char *name, const char *data, size_t l
     }
     return 0;
 }
+
+int kb_state_read(const char *path, size_t max, char **text, size_t *len, kb_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 1;
+        return kb_err_set(err, "state file %s cannot be read: %s", path, strerror(errno));
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return kb_err_set(err, "state file %s is not a regular file; move it away", path);
+    }
+    char *buf = malloc(max + 2);
+    size_t n = 0;
+    ssize_t got = 0;
+    while (buf != NULL && n <= max &&
+           ((got = read(fd, buf + n, max + 1 - n)) > 0 || (got < 0 && errno == EINTR)))
+        n += got > 0 ? (size_t)got : 0;
+    int e = errno;
+    close(fd);
+    if (buf == NULL || got < 0) {
+        free(buf);
+        return kb_err_set(err, "state file %s cannot be read: %s", path,
+                          buf ? strerror(e) : "out of memory");
+    }
+    buf[n] = '\0';
+    *text = buf;
+    *len = n;
+    return 0;
+}

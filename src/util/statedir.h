@@ -28,4 +28,9 @@ int kb_state_dir(char *out, size_t len, bool create, kb_err *err);
  * reader sees the old file or the new one, never a part. */
 int kb_state_write(const char *dir, const char *name, const char *data, size_t len, kb_err *err);
 
+/* Reads a state file (not following a symlink) into *text (malloc'd, NUL-terminated):
+ * 0, 1 when there is none, or -1 with err naming it (unreadable, not a regular file). Only
+ * the first max + 1 bytes are read: a longer file shows as longer than max. */
+int kb_state_read(const char *path, size_t max, char **text, size_t *len, kb_err *err);
+
 #endif

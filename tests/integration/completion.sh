@@ -23,7 +23,7 @@ has() { printf '%s\n' "$1" | grep -qx -- "$2"; }
 
 t_check "complete is registered for keybound" bash -c ". '$TESTS_SRCDIR/../contrib/bash-completion/keybound'; complete -p keybound | grep -q _keybound"
 t_check "the commands" is "$(complete_line '')" \
-    "$(printf '%s\n' --help --version check connect csr enroll import-cert keygen keys renew status tokens tunnel | sort)"
+    "$(printf '%s\n' --help --version check connect csr enroll import-cert keygen keys network renew status tokens tunnel | sort)"
 t_check "a prefix of the commands" is "$(complete_line 'k')" "$(printf '%s\n' keygen keys)"
 t_check "the --type values of keygen" is "$(complete_line keygen --type '')" \
     "$(printf '%s\n' ec-p256 ec-p384 ed25519 rsa-2048 rsa-3072 rsa-4096 | sort)"
@@ -40,15 +40,25 @@ t_check "--policy takes a file" is "$(complete_line check --policy "$T/policy-")
 t_check "--output takes a file" is "$(complete_line csr --output "$T/policy-a")" \
     "$T/policy-a.conf"
 t_check "--est takes a URL: nothing offered" is "$(complete_line enroll --est '')" ""
+t_check "network's subcommands" is "$(complete_line network '')" "$(printf '%s\n' --help check profile)"
+t_check "network profile's options by prefix" is "$(complete_line network profile --s)" "--server-name
+--ssid"
+mkdir "$T/dir-a"
+t_check "-o of network profile takes a directory" is "$(complete_line network profile --output "$T/dir-")" \
+    "$T/dir-a"
 t_check "a flag takes no value: options again after --stdio" is "$(complete_line connect --stdio --std)" "--stdio"
 
-# Every option that a command's help names is completed for that command.
+# Every option that a command's help names is completed for that command (for a command
+# with subcommands, for each of them).
 for cmd in $(complete_line '' | grep -v '^-'); do
-    missing=
-    offered=$(complete_line "$cmd" --)
-    for o in $("$KEYBOUND" "$cmd" --help | grep -oE -- '(^|[][ ,(])--[a-z][a-z0-9-]*' | sed -E 's/^[^-]+//' | sort -u); do
-        has "$offered" "$o" || missing="$missing $o"
+    subs=$(_keybound_subs "$KEYBOUND" "$cmd")
+    for sub in ${subs:-''}; do
+        missing=
+        offered=$(complete_line "$cmd" $sub --)
+        for o in $("$KEYBOUND" "$cmd" $sub --help | grep -oE -- '(^|[][ ,(])--[a-z][a-z0-9-]*' | sed -E 's/^[^-]+//' | sort -u); do
+            has "$offered" "$o" || missing="$missing $o"
+        done
+        t_check "every option of $cmd${sub:+ $sub} is offered${missing:+ (missing:$missing)}" [ -z "$missing" ]
     done
-    t_check "every option of $cmd is offered${missing:+ (missing:$missing)}" [ -z "$missing" ]
 done
 t_done

@@ -103,7 +103,7 @@ def match(v, sk, defs, where, errs):
 if __name__ == "__main__":
     defs = shapes(open(sys.argv[1]).read())
     if sys.argv[2] == "--commands":
-        print(" ".join(sorted(k for k in defs if k.islower())))
+        print(" ".join(sorted(k.replace(" ", "-") for k in defs if k.islower())))
         sys.exit(0 if {"ERROR", "CERTIFICATE"} <= set(defs) else 1)
     try:
         d = json.loads(open(sys.argv[3]).read())
@@ -146,7 +146,12 @@ t_check "JSON OUTPUT defines ERROR and CERTIFICATE, and the shapes of $documente
     bash -c "[ $rc -eq 0 ] && [ -n '$documented' ]"
 with_json=""
 for cmd in $("$KEYBOUND" --help | sed -n 's/^  \([a-z-]*\)  .*/\1/p'); do
-    "$KEYBOUND" "$cmd" --help | grep -q -- '^  --json ' && with_json="$with_json $cmd"
+    # A command with subcommands (network profile, network check): each is "CMD-SUB".
+    subs=$("$KEYBOUND" "$cmd" --help | sed -n "s/^\(usage:\)\{0,1\} *keybound $cmd \([a-z][a-z-]*\)\( .*\)\{0,1\}$/\2/p")
+    for sub in $subs; do
+        "$KEYBOUND" "$cmd" "$sub" --help | grep -q -- '^  --json ' && with_json="$with_json $cmd-$sub"
+    done
+    [ -z "$subs" ] && "$KEYBOUND" "$cmd" --help | grep -q -- '^  --json ' && with_json="$with_json $cmd"
 done
 t_check "  exactly the commands whose --help offers --json ($with_json)" \
     bash -c "[ \"\$(echo $with_json | tr ' ' '\n' | sort | xargs)\" = '$documented' ]"
@@ -156,7 +161,7 @@ man = open(sys.argv[1]).read()
 o = man[man.index('.SH OPTIONS'):]
 o = o[o.index('.B \\\\-\\\\-json\\n'):]
 o = o[: o.index('.TP')]
-print(' '.join(sorted(re.findall(r'^\\.BR? ([a-z-]+)', o, re.M))))" "$MAN")
+print(' '.join(sorted((q or w).replace(' ', '-') for q, w in re.findall(r'^\\.BR? (?:\"([a-z -]+)\"|([a-z-]+))', o, re.M))))" "$MAN")
 t_check "  and the ones OPTIONS lists for --json ($opts)" [ "$opts" = "$documented" ]
 
 # --- tokens -------------------------------------------------------------------------------
@@ -256,6 +261,23 @@ t_check "  the keys with certificates, structured, no state yet" \
     json_is "sorted(k['certificate']['subject'] for k in d['keys'])==['CN=laptop-1', 'CN=laptop-2'] and all(k['last'] is None and k['pending'] is None for k in d['keys']) and d['hidden_private_keys']==0"
 kb status $MOD --pin-file "$T/pin" $POL --json 'pkcs11:token=nothing'
 t_check "status, a URI matching no token: ERROR, exit 2" error_doc 2
+
+# --- network profile, network check -------------------------------------------------------
+printf '[network "wired"]\nserver-name = radius.example.com\n' >>"$T/policy.conf"
+kb network profile $MOD --pin-file "$T/pin" $POL $KEY --ca "$P/ca.pem" --wired --format wpa \
+    -o "$T/net" --json
+t_check "network profile: the documented shape" rc_doc 0 "network profile"
+t_check "  wired, the PIN stored, no drop-in on SoftHSM" \
+    json_is "d['wired'] and d['ssid'] is None and d['pin_stored'] and d['files']['dropin'] is None"
+kb network profile $MOD --pin-file "$T/pin" $POL $KEY --ca "$P/ca.pem" --ssid corp -o "$T/net" --json
+t_check "network profile, a network the policy does not list: ERROR, exit 1" error_doc 1
+kb network check $MOD --json
+t_check "network check: the documented shape" rc_doc 0 "network check"
+t_check "  the profile, its PIN accepted" \
+    json_is "[(p['name'], p['ok'], p['pin']) for p in d['profiles']]==[('wired', True, 'accepted')]"
+kb status $MOD --pin-file "$T/pin" $POL --json pkcs11:token=dev
+t_check "status names the key's network profile" \
+    json_is "sorted(n for k in d['keys'] for n in k['network_profiles'])==['wired']"
 
 # --- connect ------------------------------------------------------------------------------
 gport=$(free_port)
