@@ -51,7 +51,14 @@ static const char help_check[] =
     "key is still admitted (exit 1 when not).\n\n"
     "  --name NAME     only this profile\n"
     "  --policy FILE   the admission policy (default: the one the profile was written "
-    "with)\n" KB_COMMON_HELP;
+    "with)\n" KB_JSON_HELP
+    "  --module PATH     use only this PKCS#11 module (default: all registered with p11-kit)\n"
+    "  --modules NAMES   use only these modules registered with p11-kit\n"
+    "  --force           log in even when the token reports its final PIN try\n"
+    "  -v, --verbose     more diagnostics\n"
+    "  -q, --quiet       errors and warnings only\n"
+    "  -h, --help        this help\n"
+    "The PIN is the one stored in each profile: --pin-file and --pin-env do not apply.\n";
 
 enum {
     OPT_KEY = KB_OPT_FIRST_LOCAL,
@@ -256,8 +263,8 @@ static void print_checks(const struct kb_net_check *v, size_t n)
         if (v[i].ok)
             printf("network profile %s: ok (PIN %s, certificate current, admitted)\n", v[i].name,
                    v[i].pin);
-        else
-            printf("network profile %s: %s\n", v[i].name, v[i].reason);
+        else /* on stderr, as every other command says why it failed */
+            fprintf(stderr, "keybound: network profile %s: %s\n", v[i].name, v[i].reason);
     }
 }
 

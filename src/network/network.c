@@ -393,6 +393,15 @@ static int render_entry(struct kb_net_entry *e, const kb_key *key, const char *p
                               "the path of the PKCS#11 module of token '%s' is not known "
                               "(p11-kit names it '%s'); give --module PATH",
                               key->token->facts.label, module ? module : "?");
+        /* Debian's wpa_supplicant (since the CVE-2024-5290 fix) loads engines and modules
+         * only from under /usr/lib/, by their real path: say so rather than write a profile
+         * that silently cannot load its key there. */
+        char real[PATH_MAX];
+        if (realpath(module, real) != NULL && strncmp(real, "/usr/lib/", 9) != 0)
+            kb_log(KB_LOG_WARN,
+                   "the PKCS#11 module %s is not under /usr/lib/: Debian's wpa_supplicant "
+                   "refuses to load modules from elsewhere (\"Not in trusted path\")",
+                   real);
     }
     char *key_uri = key_uri_of(key);
     if (key_uri == NULL)

@@ -91,6 +91,8 @@ prof=(network profile $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev;obje
 # --- the wpa_supplicant file, wired ------------------------------------------------------
 kb "${prof[@]}" --ca "$T/ca.pem" --server-name "$RADIUS_NAME" --wired --format wpa -o "$T/wpa"
 t_check "network profile --wired --format wpa -o DIR: exit 0" rc_is 0
+t_check "  SoftHSM's module is under /usr/lib/: no warning about the trusted path" \
+    err_lacks "not under /usr/lib/"
 W=$T/wpa/keybound-wired.conf
 t_check "  DIR is 0700" mode_is 700 "$T/wpa"
 t_check "  it holds the profile, the certificate and the CA, each 0600, nothing else" \
@@ -222,6 +224,8 @@ kbshim network profile --module "$P11SHIM" --pin-file "$T/pin" $POL \
     --wired --format wpa -o "$T/shimmed"
 t_check "network profile through the p11shim: exit 0, no sensitive attribute read" bash -c "
     [ $rc -eq 0 ] && [ -s '$T/shim.log' ] && [ $(sensitive_reads "$T/shim.log") -eq 0 ]"
+t_check "  a module outside /usr/lib/ (the shim): a warning that Debian's wpa_supplicant refuses it" \
+    err_has "is not under /usr/lib/: Debian's wpa_supplicant refuses"
 : >"$T/shim.log"
 run env P11SHIM_MODULE="$SOFTHSM_MODULE" P11SHIM_LOG="$T/shim.log" "$P11PROBE" attr "$P11SHIM" \
     "$T/pin" dev laptop CKA_VALUE
