@@ -40,6 +40,10 @@ static void print_device(const kb_device *d, const kb_policy *pol, const kb_verd
     const char *note = kb_facts_source_note(k->token->module->facts_source);
     if (note != NULL)
         printf("  key facts:    %s\n", note);
+    char attested[700];
+    kb_attest_text(&d->facts.attest, attested, sizeof attested);
+    if (attested[0])
+        printf("  attested:     %s\n", attested);
     if (d->cert != NULL) {
         kb_cli_time(d->cert->not_after, when, sizeof when);
         printf("  certificate:  %s, issued by %s, valid to %s%s\n", d->cert->subject,
@@ -85,6 +89,7 @@ static json_object *device_json(const kb_device *d, const kb_verdict *v)
     json_object_object_add(
         key, "facts_source",
         json_object_new_string(kb_facts_source_name(k->token->module->facts_source)));
+    json_object_object_add(key, "attested", kb_attest_json(&d->facts.attest));
     json_object_object_add(o, "key", key);
     json_object_object_add(o, "certificate", d->cert ? kb_cli_cert_json(d->cert) : NULL);
     for (size_t i = 0; i < d->n_cands; i++) {
