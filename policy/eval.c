@@ -306,8 +306,7 @@ static void attest_check(const kb_policy *pol, const struct kb_attest_facts *a, 
     }
     char observed[300];
     snprintf(observed, sizeof observed, "fixedTPM fixedParent sensitiveDataOrigin; TPM %s %s %s",
-             a->tpm_manufacturer[0] ? a->tpm_manufacturer : "?", a->tpm_model,
-             a->tpm_version);
+             a->tpm_manufacturer[0] ? a->tpm_manufacturer : "?", a->tpm_model, a->tpm_version);
     add(v, "key.attested", KB_PASS, observed, expected,
         "The TPM proved that the key was made inside it and cannot leave it (EK issued by %s).",
         a->ek_issuer[0] ? a->ek_issuer : "a trusted TPM vendor CA");

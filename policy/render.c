@@ -90,9 +90,8 @@ json_object *kb_attest_json(const struct kb_attest_facts *a)
     bool ok = a->attested && a->fixed_tpm && a->fixed_parent && a->sensitive_data_origin;
     json_object *o = json_object_new_object();
     json_object_object_add(o, "attested", json_object_new_boolean(ok));
-    json_object_object_add(o, "reason",
-                           ok ? NULL
-                              : json_object_new_string(a->reason[0] ? a->reason : "not attested"));
+    json_object_object_add(
+        o, "reason", ok ? NULL : json_object_new_string(a->reason[0] ? a->reason : "not attested"));
     json_object_object_add(o, "fixed_tpm", json_object_new_boolean(a->fixed_tpm));
     json_object_object_add(o, "fixed_parent", json_object_new_boolean(a->fixed_parent));
     json_object_object_add(o, "sensitive_data_origin",
