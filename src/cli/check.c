@@ -12,6 +12,7 @@
 #include "pkcs11/objects.h"
 #include "pkcs11/uri.h"
 #include "policy/render.h"
+#include "src/attest/attester.h"
 #include "src/tls/device.h"
 
 static const char help[] =
@@ -149,6 +150,7 @@ int kb_cmd_check(int argc, char **argv)
     kb_token_list tokens = {0};
     kb_objects objs = {0};
     kb_trust *trust = NULL;
+    kb_attester *attester = NULL;
     kb_key *only = NULL;
     json_object *all = NULL;
     char host[256];
@@ -161,7 +163,9 @@ int kb_cmd_check(int argc, char **argv)
         kb_cli_load(&c, uri, &p, &err) != 0 ||
         (key_uri ? kb_objects_one_key(p, uri, key_uri, &c.pin, &tokens, &objs, &only, &err)
                  : kb_objects_collect(p, NULL, &c.pin, true, &tokens, &objs, &err)) != 0 ||
-        (trust = kb_trust_load(pol)) == NULL) {
+        (trust = kb_trust_load(pol)) == NULL ||
+        /* check never reuses evidence: each run is a fresh nonce (reuse 0). */
+        kb_attester_attach(trust, pol, p, &c.pin, 0, &attester, &err) != 0) {
         rc = kb_cli_fail(&err);
         goto out;
     }
@@ -226,6 +230,7 @@ int kb_cmd_check(int argc, char **argv)
 out:
     json_object_put(all);
     kb_trust_free(trust);
+    kb_attester_free(attester);
     kb_objects_free(&objs);
     kb_token_list_free(&tokens);
     kb_p11_close(p);
