@@ -194,6 +194,10 @@ static int read_uint(asn1_node node, const char *field, const char *what, uint32
         return kb_err_set(err, "evidence: %s is missing or too large", what);
     if (b[0] & 0x80)
         return kb_err_set(err, "evidence: %s is negative", what);
+    /* libtasn1 keeps an INTEGER's bytes as read, so its own re-encoding does not catch a
+     * leading zero that DER forbids: checked here */
+    if (len > 1 && b[0] == 0 && !(b[1] & 0x80))
+        return kb_err_set(err, "evidence: %s is not in DER's minimal form", what);
     int start = (len == 5 && b[0] == 0) ? 1 : 0;
     if (len - start > 4)
         return kb_err_set(err, "evidence: %s is too large", what);

@@ -565,6 +565,15 @@ static void evidence_der(void **state)
     memcpy(ber + 3, der + 2, len - 2);
     assert_int_equal(kb_evidence_decode(ber, len + 1, &ev, &err), -1);
     assert_non_null(strstr(err.msg, "one form"));
+    /* version 1 as 02 02 00 01: an INTEGER with a leading zero DER forbids (found by fuzzing) */
+    size_t body = (size_t)der[2] << 8 | der[3];
+    assert_int_equal(der[4], 0x02);
+    ber[0] = 0x30, ber[1] = 0x82, ber[2] = (unsigned char)((body + 1) >> 8);
+    ber[3] = (unsigned char)(body + 1);
+    ber[4] = 0x02, ber[5] = 0x02, ber[6] = 0x00, ber[7] = 0x01;
+    memcpy(ber + 8, der + 7, len - 7);
+    assert_int_equal(kb_evidence_decode(ber, len + 1, &ev, &err), -1);
+    assert_non_null(strstr(err.msg, "minimal form"));
     free(ber);
     free(der);
 
