@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* TPM2_MakeCredential in software, for an RSA-2048 EK (TCG template L-1).
  *
  * The verifier seals a secret to (the EK certificate's public key, the AK's Name): only

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* keybound's TPM evidence as DER (src/attest/evidence.asn).
  *
  * KeyboundTpmEvidence wraps the IETF LAMPS AttestationBundle (the value the CSR attribute

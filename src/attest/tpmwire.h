@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Bounded decoders of the TPM 2.0 structures in attestation evidence, and TPM names.
  *
  * Each decoder takes (bytes, length), reads every field big-endian as TPM 2.0 Part 2 lays

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The pure verifier of TPM key attestation.
  *
  * In: the evidence (DER, evidence.h), the trusted EK issuers (the policy's tpm-ca files,
