@@ -1,8 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Attesting a key on its token: the orchestration `check`, the tunnel and `attest` share.
  *
- * (Placeholder with the prototypes of /work/issue17-spec.md until issue17-tpm's own
- * header lands; theirs replaces this file.) */
+ * Both calls log in to k's token with pin (one C_Login; the PIN the token just accepted is
+ * the one that derives the seal auth, so a wrong PIN never reaches the TPM), read the
+ * key's TPM blobs through PKCS#11 and the token's seal object from tpm2-pkcs11's store,
+ * unwrap the key's TPM auth and have the TPM certify the key with keybound's attestation
+ * key (tpm.h). kb_attest_prove also proves the AK is in the TPM of the EK certificate: the
+ * verifier's credential (verify.h) is activated and the secret it holds is Certify's
+ * qualifying data; the evidence is then verified at once. A token that is not tpm2-pkcs11
+ * fails with "token 'x' (maker) cannot attest: ...". Every secret is zeroised. */
 #ifndef KB_ATTEST_ATTEST_H
 #define KB_ATTEST_ATTEST_H
 
@@ -16,7 +22,8 @@ struct kb_attest_anchors;
 struct kb_attest_facts;
 struct kb_pin_opts;
 
-/* Attests k (on its token, logged in with pin) and verifies the evidence at once. */
+/* Attests k and verifies the evidence against anchors. Returns 0 when attested; else -1,
+ * with facts->reason and err saying why (facts->checked is set either way). */
 int kb_attest_prove(kb_p11 *p, const kb_key *k, const struct kb_pin_opts *pin,
                     const struct kb_attest_anchors *anchors, long long now,
                     struct kb_attest_facts *facts, kb_err *err);
