@@ -162,6 +162,24 @@ fi
 kb check $MOD --pin-file "$T/pin" $ATT --key "pkcs11:token=dev;object=gen"
 t_check "  with its own EK certificate back, the key is attested again" rc_is 0
 
+# The tunnel attests when it evaluates the policy (--check: once, then exits).
+kb tunnel $MOD --pin-file "$T/pin" $ATT --listen "127.0.0.1:$(free_port)" \
+    --connect localhost:443 --key "pkcs11:token=dev;object=gen" --check
+t_check "tunnel --check: the attested key is admitted" rc_is 0
+kb tunnel $MOD --pin-file "$T/pin" $ATT --listen "127.0.0.1:$(free_port)" \
+    --connect localhost:443 --key "pkcs11:token=dev;object=imp" --check
+t_check "tunnel --check: the edited imported key is not, the attribute named" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'key.attested' '$T/err'"
+
+# enroll's final check attests the new key (over EST, when python3-cryptography is there).
+if $PY -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/null; then
+    kb_est_start
+    kb enroll $MOD --pin-file "$T/pin" --token pkcs11:token=dev $ATT $EST --label enrolled \
+        --subject CN=laptop-7 --secret-file "$T/secret"
+    t_check "enroll under require-attestation: the new key is attested in its final check" \
+        bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out'"
+fi
+
 # A SoftHSM key cannot be attested: a clear reason, a denial.
 kb_token soft
 kb keygen --module "$SOFTHSM_MODULE" --token pkcs11:token=soft --label sk --pin-file "$T/pin"
