@@ -23,7 +23,7 @@ has() { printf '%s\n' "$1" | grep -qx -- "$2"; }
 
 t_check "complete is registered for keybound" bash -c ". '$TESTS_SRCDIR/../contrib/bash-completion/keybound'; complete -p keybound | grep -q _keybound"
 t_check "the commands" is "$(complete_line '')" \
-    "$(printf '%s\n' --help --version check connect csr enroll import-cert keygen keys network renew status tokens tunnel | sort)"
+    "$(printf '%s\n' --help --version attest check connect csr enroll import-cert keygen keys network renew status tokens tunnel | sort)"
 t_check "a prefix of the commands" is "$(complete_line 'k')" "$(printf '%s\n' keygen keys)"
 t_check "the --type values of keygen" is "$(complete_line keygen --type '')" \
     "$(printf '%s\n' ec-p256 ec-p384 ed25519 rsa-2048 rsa-3072 rsa-4096 | sort)"
