@@ -354,6 +354,13 @@ static size_t make_evidence(const struct kb_attest_challenge *c, const struct be
     return len;
 }
 
+/* A fresh challenge and the honest evidence answering it. */
+static size_t honest(struct kb_attest_challenge *c, unsigned char **der)
+{
+    challenge(c);
+    return make_evidence(c, &(struct bend){0}, der);
+}
+
 static int verify(const unsigned char *der, size_t len, const struct kb_attest_challenge *c,
                   gnutls_pubkey_t expected, struct kb_attest_facts *f)
 {
@@ -368,10 +375,8 @@ static void attested(void **state)
 {
     struct kb_attest_challenge c;
     struct kb_attest_facts f;
-    struct bend b = {0};
     unsigned char *der;
-    challenge(&c);
-    size_t len = make_evidence(&c, &b, &der);
+    size_t len = honest(&c, &der);
     assert_int_equal(verify(der, len, &c, t.dev_pk, &f), 0);
     assert_string_equal(f.reason, "");
     assert_true(f.fixed_tpm && f.fixed_parent && f.sensitive_data_origin);
@@ -502,8 +507,7 @@ static void no_anchors(void **state)
     struct kb_attest_facts f;
     struct kb_attest_anchors a = {0};
     unsigned char *der;
-    challenge(&c);
-    size_t len = make_evidence(&c, &(struct bend){0}, &der);
+    size_t len = honest(&c, &der);
     snprintf(a.error, sizeof(a.error), "tpm-ca file /x holds no PEM certificate");
     assert_int_equal(kb_attest_verify(der, len, &a, &c, t.dev_pk, 0, &f), -1);
     assert_non_null(strstr(f.reason, "/x holds no PEM"));
@@ -518,8 +522,7 @@ static void evidence_der(void **state)
     struct kb_evidence ev;
     kb_err err = {{0}};
     unsigned char *der;
-    challenge(&c);
-    size_t len = make_evidence(&c, &(struct bend){0}, &der);
+    size_t len = honest(&c, &der);
     assert_int_equal(kb_evidence_decode(der, len, &ev, &err), 0);
     assert_int_equal(ev.ncerts, 1);
     assert_int_equal(ev.cert_lens[0], t.ek_len);
@@ -743,8 +746,7 @@ static void anchors_load(void **state)
     struct kb_attest_challenge c;
     struct kb_attest_facts f;
     unsigned char *der;
-    challenge(&c);
-    size_t len = make_evidence(&c, &(struct bend){0}, &der);
+    size_t len = honest(&c, &der);
     assert_int_equal(kb_attest_verify(der, len, &a, &c, t.dev_pk, 0, &f), 0);
     kb_attest_anchors_free(&a);
     free(der);
