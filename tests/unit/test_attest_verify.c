@@ -175,6 +175,28 @@ static size_t ecc_public(gnutls_x509_privkey_t k, uint32_t attrs, unsigned schem
     return (size_t)(q - out);
 }
 
+/* The TPMT_PUBLIC of an RSA-2048 signing key, exponent 65537 marshalled as 0. */
+static size_t rsa_public(gnutls_x509_privkey_t k, uint32_t attrs, unsigned char *out)
+{
+    gnutls_datum_t m, e;
+    gnutls_pubkey_t pub = pubkey_of(k);
+    assert_int_equal(gnutls_pubkey_export_rsa_raw2(pub, &m, &e, GNUTLS_EXPORT_FLAG_NO_LZ), 0);
+    gnutls_pubkey_deinit(pub);
+    unsigned char *q = out;
+    q = put16(q, KB_TPM_ALG_RSA);
+    q = put16(q, KB_TPM_ALG_SHA256);
+    q = put32(q, attrs);
+    q = put16(q, 0);
+    q = put16(q, KB_TPM_ALG_NULL);
+    q = put16(q, KB_TPM_ALG_NULL);
+    q = put16(q, 2048);
+    q = put32(q, 0);
+    q = put2b(q, m.data, m.size, 256);
+    gnutls_free(m.data);
+    gnutls_free(e.data);
+    return (size_t)(q - out);
+}
+
 static int setup(void **state)
 {
     gnutls_global_init();
@@ -222,15 +244,15 @@ static int teardown(void **state)
 
 /* How one evidence departs from the honest one. */
 struct bend {
-    uint32_t ak_attrs, key_attrs;  /* 0: the honest ones */
-    bool foreign_ak;               /* signed by another AK than the challenge's */
-    bool owner_child;              /* qualifiedSigner of an AK under the owner SRK */
-    bool wrong_nonce;              /* extraData of an earlier challenge */
-    bool evidence_nonce_differs;   /* the wrapper's nonce is not the signed one */
-    bool bad_signature;            /* a bit of the signature flipped */
-    bool name_mismatch;            /* the attested name is another key's */
-    bool other_ek_cert;            /* the EK certificate from the untrusted CA */
-    bool no_certs, two_statements; /* malformed bundles, made by hand */
+    uint32_t ak_attrs, key_attrs; /* 0: the honest ones */
+    bool foreign_ak;              /* signed by another AK than the challenge's */
+    bool owner_child;             /* qualifiedSigner of an AK under the owner SRK */
+    bool wrong_nonce;             /* extraData of an earlier challenge */
+    bool evidence_nonce_differs;  /* the wrapper's nonce is not the signed one */
+    bool bad_signature;           /* a bit of the signature flipped */
+    bool name_mismatch;           /* the attested name is another key's */
+    bool other_ek_cert;           /* the EK certificate from the untrusted CA */
+    bool rsa_key;                 /* the key is RSA-2048 (the EK's key pair stands in) */
 };
 
 static const unsigned char RND[96] = {
@@ -249,13 +271,15 @@ static size_t make_evidence(const struct kb_attest_challenge *c, const struct be
                             unsigned char **der)
 {
     kb_err err = {{0}};
-    unsigned char ak_pub[128], key_pub[128], att[512], sig[128], *q;
+    unsigned char ak_pub[128], key_pub[512], att[512], sig[128], *q;
     size_t ak_len = t.ak_pub_len, key_len = t.dev_pub_len;
     gnutls_x509_privkey_t signer = t.ak_key, foreign = NULL;
     memcpy(ak_pub, t.ak_pub, ak_len);
     memcpy(key_pub, t.dev_pub, key_len);
     if (b->ak_attrs)
         ak_len = ecc_public(t.ak_key, b->ak_attrs, KB_TPM_ALG_ECDSA, ak_pub);
+    if (b->rsa_key)
+        key_len = rsa_public(t.ek_key, 0x00060072, key_pub);
     if (b->key_attrs)
         key_len = ecc_public(t.dev_key, b->key_attrs, KB_TPM_ALG_NULL, key_pub);
     if (b->foreign_ak) {
@@ -399,6 +423,23 @@ static void refused_with(const struct bend *b, gnutls_pubkey_t expected, const c
     assert_int_equal(verify(der, len, &c, expected, &f), -1);
     if (strncmp(f.reason, reason, strlen(reason)) != 0)
         fail_msg("reason \"%s\", wanted \"%s\"", f.reason, reason);
+    free(der);
+}
+
+/* An RSA key is compared by modulus and exponent (0 in the TPM's area means 65537). */
+static void rsa_key(void **state)
+{
+    struct kb_attest_challenge c;
+    struct kb_attest_facts f;
+    unsigned char *der;
+    challenge(&c);
+    size_t len = make_evidence(&c, &(struct bend){.rsa_key = true}, &der);
+    gnutls_pubkey_t rsa = pubkey_of(t.ek_key);
+    if (verify(der, len, &c, rsa, &f) != 0)
+        fail_msg("%s", f.reason);
+    assert_int_equal(verify(der, len, &c, t.dev_pk, &f), -1);
+    assert_string_equal(f.reason, "the attested key is not the expected key");
+    gnutls_pubkey_deinit(rsa);
     free(der);
 }
 
@@ -767,12 +808,19 @@ static void anchors_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(attested),        cmocka_unit_test(imported_key),
-        cmocka_unit_test(replayed),        cmocka_unit_test(bad_signature),
-        cmocka_unit_test(ak_attributes),   cmocka_unit_test(ak_not_bound),
-        cmocka_unit_test(name_mismatch),   cmocka_unit_test(key_mismatch),
-        cmocka_unit_test(untrusted_ek_ca), cmocka_unit_test(no_anchors),
-        cmocka_unit_test(evidence_der),    cmocka_unit_test(credential_round_trip),
+        cmocka_unit_test(attested),
+        cmocka_unit_test(rsa_key),
+        cmocka_unit_test(imported_key),
+        cmocka_unit_test(replayed),
+        cmocka_unit_test(bad_signature),
+        cmocka_unit_test(ak_attributes),
+        cmocka_unit_test(ak_not_bound),
+        cmocka_unit_test(name_mismatch),
+        cmocka_unit_test(key_mismatch),
+        cmocka_unit_test(untrusted_ek_ca),
+        cmocka_unit_test(no_anchors),
+        cmocka_unit_test(evidence_der),
+        cmocka_unit_test(credential_round_trip),
         cmocka_unit_test(anchors_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
