@@ -293,17 +293,20 @@ static size_t make_evidence(const struct kb_attest_challenge *c, const struct be
     gnutls_pubkey_t ek_pub = pubkey_of(t.ek_key);
     assert_int_equal(gnutls_pubkey_export_rsa_raw2(ek_pub, &m, &e, GNUTLS_EXPORT_FLAG_NO_LZ), 0);
     gnutls_pubkey_deinit(ek_pub);
-    unsigned char ek[600], ek_name[KB_TPM_NAME_MAX], qn[KB_TPM_NAME_MAX], ak_name[KB_TPM_NAME_MAX];
+    unsigned char ek[600], ek_name[KB_TPM_NAME_MAX], ek_qn[KB_TPM_NAME_MAX], qn[KB_TPM_NAME_MAX];
+    unsigned char ak_name[KB_TPM_NAME_MAX];
     unsigned char key_name[KB_TPM_NAME_MAX], h4[4];
-    size_t ek_len, ek_name_len, qn_len, ak_name_len, key_name_len;
+    size_t ek_len, ek_name_len, ek_qn_len, qn_len, ak_name_len, key_name_len;
     assert_int_equal(kb_tpm_ek_rsa_template(m.data, m.size, ek, &ek_len, &err), 0);
     gnutls_free(m.data);
     gnutls_free(e.data);
     assert_int_equal(kb_tpm_name(ek, ek_len, ek_name, &ek_name_len, &err), 0);
     kb_tpm_handle_qn(b->owner_child ? KB_TPM_RH_OWNER : KB_TPM_RH_ENDORSEMENT, h4);
-    assert_int_equal(kb_tpm_qualified_name(h4, 4, ek_name, ek_name_len, qn, &qn_len, &err), 0);
+    assert_int_equal(kb_tpm_qualified_name(h4, 4, ek_name, ek_name_len, ek_qn, &ek_qn_len, &err),
+                     0);
     assert_int_equal(kb_tpm_name(ak_pub, ak_len, ak_name, &ak_name_len, &err), 0);
-    assert_int_equal(kb_tpm_qualified_name(qn, qn_len, ak_name, ak_name_len, qn, &qn_len, &err), 0);
+    assert_int_equal(
+        kb_tpm_qualified_name(ek_qn, ek_qn_len, ak_name, ak_name_len, qn, &qn_len, &err), 0);
     assert_int_equal(kb_tpm_name(key_pub, key_len, key_name, &key_name_len, &err), 0);
     if (b->name_mismatch)
         key_name[5] ^= 0x40;
