@@ -2,6 +2,8 @@
 /* TPM 2.0 Part 2 structures, read with a cursor that refuses to step past the end: a
  * field that does not fit is an error naming the structure and the field, never a read
  * beyond len (the input comes from a device or a file, both untrusted). */
+#include "config.h"
+
 #include "src/attest/tpmwire.h"
 
 #include <stdbool.h>

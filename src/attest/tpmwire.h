@@ -111,7 +111,8 @@ int kb_tpm_name(const unsigned char *pub, size_t pub_len, unsigned char *out, si
                 kb_err *err);
 
 /* The qualified name of a child: nameAlg(child) || H(QN(parent) || Name(child)). The
- * parent's QN is a 4-byte hierarchy handle for a primary (kb_tpm_handle_qn). */
+ * parent's QN is a 4-byte hierarchy handle for a primary (kb_tpm_handle_qn). out must not
+ * overlap the inputs. */
 int kb_tpm_qualified_name(const unsigned char *parent_qn, size_t parent_qn_len,
                           const unsigned char *name, size_t name_len, unsigned char *out,
                           size_t *out_len, kb_err *err);

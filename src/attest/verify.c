@@ -369,13 +369,14 @@ static int check_attest(struct run *r, const struct kb_attest_challenge *c,
     if (!same(r->ev.nonce, r->ev.nonce_len, at.extra, at.extra_len))
         return fail(f, "the evidence's nonce is not the one the TPM signed");
 
-    unsigned char ek[600], ek_name[KB_TPM_NAME_MAX], qn[KB_TPM_NAME_MAX], h4[4];
-    size_t ek_len, ek_name_len, qn_len;
+    unsigned char ek[600], ek_name[KB_TPM_NAME_MAX], ek_qn[KB_TPM_NAME_MAX], qn[KB_TPM_NAME_MAX];
+    unsigned char h4[4];
+    size_t ek_len, ek_name_len, ek_qn_len, qn_len;
     kb_tpm_handle_qn(KB_TPM_RH_ENDORSEMENT, h4);
     if (kb_tpm_ek_rsa_template(r->ek_n, r->ek_n_len, ek, &ek_len, &err) < 0 ||
         kb_tpm_name(ek, ek_len, ek_name, &ek_name_len, &err) < 0 ||
-        kb_tpm_qualified_name(h4, 4, ek_name, ek_name_len, qn, &qn_len, &err) < 0 ||
-        kb_tpm_qualified_name(qn, qn_len, r->ak_name, r->ak_name_len, qn, &qn_len, &err) < 0)
+        kb_tpm_qualified_name(h4, 4, ek_name, ek_name_len, ek_qn, &ek_qn_len, &err) < 0 ||
+        kb_tpm_qualified_name(ek_qn, ek_qn_len, r->ak_name, r->ak_name_len, qn, &qn_len, &err) < 0)
         return fail(f, "the EK's name cannot be computed: %s", err.msg);
     if (!same(at.signer, at.signer_len, qn, qn_len))
         return fail(f, "the AK is not the EK's child");

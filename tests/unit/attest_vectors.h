@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Public byte vectors from one attestation on swtpm 0.7.1 (the research brief's 3.4):
  * public areas, a TPMS_ATTEST, its signature and the EK modulus, as hex. They are public
  * data (no key, no certificate). unhex() turns one into bytes for a test. */

@@ -175,6 +175,28 @@ static size_t ecc_public(gnutls_x509_privkey_t k, uint32_t attrs, unsigned schem
     return (size_t)(q - out);
 }
 
+/* The TPMT_PUBLIC of an RSA-2048 signing key, exponent 65537 marshalled as 0. */
+static size_t rsa_public(gnutls_x509_privkey_t k, uint32_t attrs, unsigned char *out)
+{
+    gnutls_datum_t m, e;
+    gnutls_pubkey_t pub = pubkey_of(k);
+    assert_int_equal(gnutls_pubkey_export_rsa_raw2(pub, &m, &e, GNUTLS_EXPORT_FLAG_NO_LZ), 0);
+    gnutls_pubkey_deinit(pub);
+    unsigned char *q = out;
+    q = put16(q, KB_TPM_ALG_RSA);
+    q = put16(q, KB_TPM_ALG_SHA256);
+    q = put32(q, attrs);
+    q = put16(q, 0);
+    q = put16(q, KB_TPM_ALG_NULL);
+    q = put16(q, KB_TPM_ALG_NULL);
+    q = put16(q, 2048);
+    q = put32(q, 0);
+    q = put2b(q, m.data, m.size, 256);
+    gnutls_free(m.data);
+    gnutls_free(e.data);
+    return (size_t)(q - out);
+}
+
 static int setup(void **state)
 {
     gnutls_global_init();
@@ -222,15 +244,15 @@ static int teardown(void **state)
 
 /* How one evidence departs from the honest one. */
 struct bend {
-    uint32_t ak_attrs, key_attrs;  /* 0: the honest ones */
-    bool foreign_ak;               /* signed by another AK than the challenge's */
-    bool owner_child;              /* qualifiedSigner of an AK under the owner SRK */
-    bool wrong_nonce;              /* extraData of an earlier challenge */
-    bool evidence_nonce_differs;   /* the wrapper's nonce is not the signed one */
-    bool bad_signature;            /* a bit of the signature flipped */
-    bool name_mismatch;            /* the attested name is another key's */
-    bool other_ek_cert;            /* the EK certificate from the untrusted CA */
-    bool no_certs, two_statements; /* malformed bundles, made by hand */
+    uint32_t ak_attrs, key_attrs; /* 0: the honest ones */
+    bool foreign_ak;              /* signed by another AK than the challenge's */
+    bool owner_child;             /* qualifiedSigner of an AK under the owner SRK */
+    bool wrong_nonce;             /* extraData of an earlier challenge */
+    bool evidence_nonce_differs;  /* the wrapper's nonce is not the signed one */
+    bool bad_signature;           /* a bit of the signature flipped */
+    bool name_mismatch;           /* the attested name is another key's */
+    bool other_ek_cert;           /* the EK certificate from the untrusted CA */
+    bool rsa_key;                 /* the key is RSA-2048 (the EK's key pair stands in) */
 };
 
 static const unsigned char RND[96] = {
@@ -249,13 +271,15 @@ static size_t make_evidence(const struct kb_attest_challenge *c, const struct be
                             unsigned char **der)
 {
     kb_err err = {{0}};
-    unsigned char ak_pub[128], key_pub[128], att[512], sig[128], *q;
+    unsigned char ak_pub[128], key_pub[512], att[512], sig[128], *q;
     size_t ak_len = t.ak_pub_len, key_len = t.dev_pub_len;
     gnutls_x509_privkey_t signer = t.ak_key, foreign = NULL;
     memcpy(ak_pub, t.ak_pub, ak_len);
     memcpy(key_pub, t.dev_pub, key_len);
     if (b->ak_attrs)
         ak_len = ecc_public(t.ak_key, b->ak_attrs, KB_TPM_ALG_ECDSA, ak_pub);
+    if (b->rsa_key)
+        key_len = rsa_public(t.ek_key, 0x00060072, key_pub);
     if (b->key_attrs)
         key_len = ecc_public(t.dev_key, b->key_attrs, KB_TPM_ALG_NULL, key_pub);
     if (b->foreign_ak) {
@@ -269,17 +293,20 @@ static size_t make_evidence(const struct kb_attest_challenge *c, const struct be
     gnutls_pubkey_t ek_pub = pubkey_of(t.ek_key);
     assert_int_equal(gnutls_pubkey_export_rsa_raw2(ek_pub, &m, &e, GNUTLS_EXPORT_FLAG_NO_LZ), 0);
     gnutls_pubkey_deinit(ek_pub);
-    unsigned char ek[600], ek_name[KB_TPM_NAME_MAX], qn[KB_TPM_NAME_MAX], ak_name[KB_TPM_NAME_MAX];
+    unsigned char ek[600], ek_name[KB_TPM_NAME_MAX], ek_qn[KB_TPM_NAME_MAX], qn[KB_TPM_NAME_MAX];
+    unsigned char ak_name[KB_TPM_NAME_MAX];
     unsigned char key_name[KB_TPM_NAME_MAX], h4[4];
-    size_t ek_len, ek_name_len, qn_len, ak_name_len, key_name_len;
+    size_t ek_len, ek_name_len, ek_qn_len, qn_len, ak_name_len, key_name_len;
     assert_int_equal(kb_tpm_ek_rsa_template(m.data, m.size, ek, &ek_len, &err), 0);
     gnutls_free(m.data);
     gnutls_free(e.data);
     assert_int_equal(kb_tpm_name(ek, ek_len, ek_name, &ek_name_len, &err), 0);
     kb_tpm_handle_qn(b->owner_child ? KB_TPM_RH_OWNER : KB_TPM_RH_ENDORSEMENT, h4);
-    assert_int_equal(kb_tpm_qualified_name(h4, 4, ek_name, ek_name_len, qn, &qn_len, &err), 0);
+    assert_int_equal(kb_tpm_qualified_name(h4, 4, ek_name, ek_name_len, ek_qn, &ek_qn_len, &err),
+                     0);
     assert_int_equal(kb_tpm_name(ak_pub, ak_len, ak_name, &ak_name_len, &err), 0);
-    assert_int_equal(kb_tpm_qualified_name(qn, qn_len, ak_name, ak_name_len, qn, &qn_len, &err), 0);
+    assert_int_equal(
+        kb_tpm_qualified_name(ek_qn, ek_qn_len, ak_name, ak_name_len, qn, &qn_len, &err), 0);
     assert_int_equal(kb_tpm_name(key_pub, key_len, key_name, &key_name_len, &err), 0);
     if (b->name_mismatch)
         key_name[5] ^= 0x40;
@@ -354,6 +381,13 @@ static size_t make_evidence(const struct kb_attest_challenge *c, const struct be
     return len;
 }
 
+/* A fresh challenge and the honest evidence answering it. */
+static size_t honest(struct kb_attest_challenge *c, unsigned char **der)
+{
+    challenge(c);
+    return make_evidence(c, &(struct bend){0}, der);
+}
+
 static int verify(const unsigned char *der, size_t len, const struct kb_attest_challenge *c,
                   gnutls_pubkey_t expected, struct kb_attest_facts *f)
 {
@@ -368,10 +402,8 @@ static void attested(void **state)
 {
     struct kb_attest_challenge c;
     struct kb_attest_facts f;
-    struct bend b = {0};
     unsigned char *der;
-    challenge(&c);
-    size_t len = make_evidence(&c, &b, &der);
+    size_t len = honest(&c, &der);
     assert_int_equal(verify(der, len, &c, t.dev_pk, &f), 0);
     assert_string_equal(f.reason, "");
     assert_true(f.fixed_tpm && f.fixed_parent && f.sensitive_data_origin);
@@ -394,6 +426,23 @@ static void refused_with(const struct bend *b, gnutls_pubkey_t expected, const c
     assert_int_equal(verify(der, len, &c, expected, &f), -1);
     if (strncmp(f.reason, reason, strlen(reason)) != 0)
         fail_msg("reason \"%s\", wanted \"%s\"", f.reason, reason);
+    free(der);
+}
+
+/* An RSA key is compared by modulus and exponent (0 in the TPM's area means 65537). */
+static void rsa_key(void **state)
+{
+    struct kb_attest_challenge c;
+    struct kb_attest_facts f;
+    unsigned char *der;
+    challenge(&c);
+    size_t len = make_evidence(&c, &(struct bend){.rsa_key = true}, &der);
+    gnutls_pubkey_t rsa = pubkey_of(t.ek_key);
+    if (verify(der, len, &c, rsa, &f) != 0)
+        fail_msg("%s", f.reason);
+    assert_int_equal(verify(der, len, &c, t.dev_pk, &f), -1);
+    assert_string_equal(f.reason, "the attested key is not the expected key");
+    gnutls_pubkey_deinit(rsa);
     free(der);
 }
 
@@ -502,8 +551,7 @@ static void no_anchors(void **state)
     struct kb_attest_facts f;
     struct kb_attest_anchors a = {0};
     unsigned char *der;
-    challenge(&c);
-    size_t len = make_evidence(&c, &(struct bend){0}, &der);
+    size_t len = honest(&c, &der);
     snprintf(a.error, sizeof(a.error), "tpm-ca file /x holds no PEM certificate");
     assert_int_equal(kb_attest_verify(der, len, &a, &c, t.dev_pk, 0, &f), -1);
     assert_non_null(strstr(f.reason, "/x holds no PEM"));
@@ -518,8 +566,7 @@ static void evidence_der(void **state)
     struct kb_evidence ev;
     kb_err err = {{0}};
     unsigned char *der;
-    challenge(&c);
-    size_t len = make_evidence(&c, &(struct bend){0}, &der);
+    size_t len = honest(&c, &der);
     assert_int_equal(kb_evidence_decode(der, len, &ev, &err), 0);
     assert_int_equal(ev.ncerts, 1);
     assert_int_equal(ev.cert_lens[0], t.ek_len);
@@ -743,8 +790,7 @@ static void anchors_load(void **state)
     struct kb_attest_challenge c;
     struct kb_attest_facts f;
     unsigned char *der;
-    challenge(&c);
-    size_t len = make_evidence(&c, &(struct bend){0}, &der);
+    size_t len = honest(&c, &der);
     assert_int_equal(kb_attest_verify(der, len, &a, &c, t.dev_pk, 0, &f), 0);
     kb_attest_anchors_free(&a);
     free(der);
@@ -765,12 +811,19 @@ static void anchors_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(attested),        cmocka_unit_test(imported_key),
-        cmocka_unit_test(replayed),        cmocka_unit_test(bad_signature),
-        cmocka_unit_test(ak_attributes),   cmocka_unit_test(ak_not_bound),
-        cmocka_unit_test(name_mismatch),   cmocka_unit_test(key_mismatch),
-        cmocka_unit_test(untrusted_ek_ca), cmocka_unit_test(no_anchors),
-        cmocka_unit_test(evidence_der),    cmocka_unit_test(credential_round_trip),
+        cmocka_unit_test(attested),
+        cmocka_unit_test(rsa_key),
+        cmocka_unit_test(imported_key),
+        cmocka_unit_test(replayed),
+        cmocka_unit_test(bad_signature),
+        cmocka_unit_test(ak_attributes),
+        cmocka_unit_test(ak_not_bound),
+        cmocka_unit_test(name_mismatch),
+        cmocka_unit_test(key_mismatch),
+        cmocka_unit_test(untrusted_ek_ca),
+        cmocka_unit_test(no_anchors),
+        cmocka_unit_test(evidence_der),
+        cmocka_unit_test(credential_round_trip),
         cmocka_unit_test(anchors_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
