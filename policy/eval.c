@@ -289,9 +289,15 @@ static void attest_check(const kb_policy *pol, const struct kb_attest_facts *a, 
         return;
     }
     if (!a->attested) {
-        add(v, "key.attested", KB_FAIL, a->reason[0] ? a->reason : "not attested", expected,
-            "The TPM did not prove that the key was made inside it and cannot leave it: %s.",
-            a->reason[0] ? a->reason : "no reason given");
+        /* The reason is a phrase; one that ends a sentence of its own (GnuTLS's status
+         * texts do) is not given a second full stop. */
+        char why[sizeof a->reason];
+        snprintf(why, sizeof why, "%s", a->reason[0] ? a->reason : "no reason given");
+        size_t n = strlen(why);
+        while (n > 0 && (why[n - 1] == ' ' || why[n - 1] == '.'))
+            why[--n] = '\0';
+        add(v, "key.attested", KB_FAIL, a->reason[0] ? why : "not attested", expected,
+            "The TPM did not prove that the key was made inside it and cannot leave it: %s.", why);
         return;
     }
     /* Defence in depth: attested is only meant to be set with all three bits. */

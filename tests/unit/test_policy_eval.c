@@ -1367,6 +1367,15 @@ static void attestation_rule(void **state)
     assert_false(v.admit);
     assert_check(&v, "key.attested", KB_FAIL);
     assert_non_null(strstr(find(&v, "key.attested")->observed, "fixedTPM fixedParent"));
+    /* A reason that is a sentence of its own gets one full stop. */
+    f = good_device();
+    fake_attester(FAKE_IMPORTED, NOW, &f.attest);
+    snprintf(f.attest.reason, sizeof f.attest.reason, "The certificate issuer is unknown. ");
+    v = evaluate(attest_text, &f, NOW);
+    assert_non_null(
+        strstr(find(&v, "key.attested")->reason, ": The certificate issuer is unknown."));
+    assert_null(strstr(find(&v, "key.attested")->reason, "unknown. ."));
+    assert_string_equal(find(&v, "key.attested")->observed, "The certificate issuer is unknown");
     /* No reason given: still a denial, and it says so. */
     f = good_device();
     f.attest.checked = true;
