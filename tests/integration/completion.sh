@@ -39,6 +39,10 @@ t_check "--policy takes a file" is "$(complete_line check --policy "$T/policy-")
     "$(printf '%s\n' "$T/policy-a.conf" "$T/policy-b.conf")"
 t_check "--output takes a file" is "$(complete_line csr --output "$T/policy-a")" \
     "$T/policy-a.conf"
+t_check "attest's --output takes a file" is "$(complete_line attest --output "$T/policy-a")" \
+    "$T/policy-a.conf"
+t_check "attest's --nonce takes hex: nothing offered" is "$(complete_line attest --nonce '')" ""
+t_check "attest's --key takes a URI" is "$(complete_line attest --key '')" "pkcs11:"
 t_check "--est takes a URL: nothing offered" is "$(complete_line enroll --est '')" ""
 t_check "network's subcommands" is "$(complete_line network '')" "$(printf '%s\n' --help check profile)"
 t_check "network profile's options by prefix" is "$(complete_line network profile --s)" "--server-name
