@@ -62,8 +62,9 @@ static void drop_results(kb_attester *a)
     a->n = 0;
 }
 
-void kb_attester_sync(kb_attester *a, const kb_policy *pol)
+void kb_attester_sync(kb_attester *a, const kb_policy *pol, long long reuse)
 {
+    a->reuse = reuse > 0 ? reuse : 0;
     unsigned char d[32];
     anchors_digest(pol, d);
     if (memcmp(d, a->anchors_sha256, 32) != 0)
@@ -84,10 +85,9 @@ kb_attester *kb_attester_new(const kb_policy *pol, kb_p11 *p, const struct kb_pi
         return NULL;
     a->p = p;
     a->pin = pin;
-    a->reuse = reuse > 0 ? reuse : 0;
     /* A file that cannot be loaded is kept in anchors.error: every key is then denied with
      * it, which is what the policy's author needs to read. */
-    kb_attester_sync(a, pol);
+    kb_attester_sync(a, pol, reuse);
     return a;
 }
 

@@ -24,10 +24,11 @@ kb_attester *kb_attester_new(const kb_policy *pol, kb_p11 *p, const struct kb_pi
                              long long reuse);
 void kb_attester_free(kb_attester *a);
 
-/* For a process that reloads its policy (the tunnel): the anchors of pol, loaded again.
- * Results proved under other anchors (the tpm-ca list or a file's bytes changed) are
- * dropped, since they were verified against what the policy no longer trusts. */
-void kb_attester_sync(kb_attester *a, const kb_policy *pol);
+/* For a process that reloads its policy and settings (the tunnel): the anchors of pol,
+ * loaded again, and the reuse bound. Results proved under other anchors (the tpm-ca list
+ * or a file's bytes changed) are dropped, since they were verified against what the
+ * policy no longer trusts; a shorter bound applies to the results already kept. */
+void kb_attester_sync(kb_attester *a, const kb_policy *pol, long long reuse);
 
 /* The kb_attester_fn; ctx is a kb_attester. */
 void kb_attester_run(void *ctx, const kb_key *key, long long now, struct kb_attest_facts *f);

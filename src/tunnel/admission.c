@@ -190,7 +190,7 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
         if (x->attester == NULL)
             x->attester = kb_attester_new(pol, x->env->p11, x->env->pin, x->recheck_s);
         else
-            kb_attester_sync(x->attester, pol);
+            kb_attester_sync(x->attester, pol, x->recheck_s);
         /* Out of memory: no attester, so every key is denied as not attested. */
         if (x->attester != NULL)
             kb_trust_set_attester(trust, kb_attester_run, x->attester);

@@ -162,17 +162,21 @@ static void changed_anchors_drop_results(void **state)
     kb_key k = key("pkcs11:token=dev;object=a", 1);
     struct kb_attest_facts f;
     kb_attester_run(a, &k, 1000, &f);
-    kb_attester_sync(a, pol);
+    kb_attester_sync(a, pol, 600);
     kb_attester_run(a, &k, 1001, &f);
     assert_int_equal(proofs, 1);
     write_file(path, "two\n");
-    kb_attester_sync(a, pol);
+    kb_attester_sync(a, pol, 600);
     kb_attester_run(a, &k, 1002, &f);
     assert_int_equal(proofs, 2);
     kb_policy *other = policy_with("/nonexistent/other.pem");
-    kb_attester_sync(a, other);
+    kb_attester_sync(a, other, 600);
     kb_attester_run(a, &k, 1003, &f);
     assert_int_equal(proofs, 3);
+    /* A shorter interval after a reload bounds what is already kept. */
+    kb_attester_sync(a, other, 10);
+    kb_attester_run(a, &k, 1013, &f);
+    assert_int_equal(proofs, 4);
     kb_attester_free(a);
     kb_policy_free(other);
     kb_policy_free(pol);
