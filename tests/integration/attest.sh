@@ -180,6 +180,17 @@ if $PY -c 'import cryptography.hazmat.primitives.serialization.pkcs7' 2>/dev/nul
         bash -c "[ $rc -eq 0 ] && grep -q '^decision: ADMITTED' '$T/out'"
 fi
 
+# status shows each key's decision: the TPM's word too.
+kb status $MOD --pin-file "$T/pin" $ATT --json
+t_check "status: the generated key admitted, the imported one denied for key.attested" \
+    $PY -c '
+import json, sys
+k = {x["label"]: x for x in json.load(open(sys.argv[1]))["keys"]}
+assert k["gen"]["decision"] == "admit", k["gen"]
+assert k["imp"]["decision"] == "deny", k["imp"]
+assert [r["id"] for r in k["imp"]["reasons"]] == ["key.attested"], k["imp"]["reasons"]
+' "$T/out"
+
 # A SoftHSM key cannot be attested: a clear reason, a denial.
 kb_token soft
 kb keygen --module "$SOFTHSM_MODULE" --token pkcs11:token=soft --label sk --pin-file "$T/pin"
