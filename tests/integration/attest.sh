@@ -7,8 +7,9 @@
 # attested and admitted; a key imported with tpm2_ptool is refused, also after its store
 # row was edited to claim generated-on-token (which admits it without attestation); a TPM
 # presenting another TPM's EK certificate and an EK certificate from an untrusted CA are
-# refused; a SoftHSM key fails require-attestation with a clear reason; `keybound attest`
-# writes DER evidence and exits 2 on SoftHSM; the lockout counter stays 0.
+# refused; connect, tunnel --check, enroll's final check and status attest too; a SoftHSM
+# key fails require-attestation with a clear reason; `keybound attest` writes DER evidence
+# and exits 2 on SoftHSM; the lockout counter stays 0.
 # Covered by the verifier's unit tests instead (tests/unit/test_attest_verify.c): replayed
 # evidence (a wrong nonce) and an AK that is not the EK's child (qualifiedSigner), which
 # need evidence no CLI path produces on purpose.
@@ -161,6 +162,21 @@ else
 fi
 kb check $MOD --pin-file "$T/pin" $ATT --key "pkcs11:token=dev;object=gen"
 t_check "  with its own EK certificate back, the key is attested again" rc_is 0
+
+# connect attests before it presents the identity.
+if command -v gnutls-serv >/dev/null; then
+    gport=$(free_port)
+    kb_bg "$T/gnutls-serv.log" gnutls-serv --port "$gport" --require-client-cert \
+        --verify-client-cert --x509cafile "$P/ca.pem" --x509certfile "$P/server.pem" \
+        --x509keyfile "$P/server.key" --echo
+    wait_port "$gport" || t_fail "gnutls-serv started"
+    kb connect $MOD --pin-file "$T/pin" $ATT --key "pkcs11:token=dev;object=gen" "localhost:$gport"
+    t_check "connect: the attested key presents its certificate" \
+        bash -c "[ $rc -eq 0 ] && grep -q 'client cert:  CN=device-gen.*(sent)' '$T/out'"
+    kb connect $MOD --pin-file "$T/pin" $ATT --key "pkcs11:token=dev;object=imp" "localhost:$gport"
+    t_check "connect: the imported key is refused before any handshake, key.attested named" \
+        bash -c "[ $rc -eq 1 ] && grep -q 'key.attested' '$T/err' && ! grep -q 'CN=device-imp' '$T/gnutls-serv.log'"
+fi
 
 # The tunnel attests when it evaluates the policy (--check: once, then exits).
 kb tunnel $MOD --pin-file "$T/pin" $ATT --listen "127.0.0.1:$(free_port)" \
