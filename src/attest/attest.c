@@ -82,13 +82,14 @@ static int gather(kb_p11 *p, const kb_key *k, const kb_pin_opts *pin,
         kb_err_set(err, "cannot lock memory for the attestation's secrets");
         goto out;
     }
-    if (kb_session_open(t, false, &s, err) != 0)
+    /* What can make attestation impossible (no store, no resource manager) is found out
+     * before the PIN is used. */
+    if (kb_tpm2_store_read(t->facts.label, &store, err) != 0 ||
+        kb_tpm_open(store.tcti, &tpm, err) != 0 || kb_session_open(t, false, &s, err) != 0)
         goto out;
     if (login(&s, pin, &pinsec, err) != 0 || kb_tpm_key_find(&s, k, &h, err) != 0 ||
         kb_tpm_blobs_read(&s, h, &blobs, err) != 0 ||
         kb_key_pubkey(&s, h, k, &r->expected, err) != 0 ||
-        kb_tpm2_store_read(t->facts.label, &store, err) != 0 ||
-        kb_tpm_open(store.tcti, &tpm, err) != 0 ||
         kb_tpm_ek_cert(tpm, &r->ek_der, &r->ek_len, &r->ek_index, err) != 0 ||
         kb_tpm_ak(tpm, r->ek_der, r->ek_len, &r->ak_public, &r->ak_public_len, err) != 0)
         goto out;

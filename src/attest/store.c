@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "pkcs11/attrs.h"
+
 #define GCM_IV_LEN 12
 #define GCM_TAG_LEN 16
 #define AUTH_MAX 64 /* TPM2B_AUTH holds at most a SHA-512 digest */
@@ -88,28 +90,6 @@ static char *yaml_get(const char *yaml, const char *key)
     return NULL;
 }
 
-static int hexval(int c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
-/* Hex text (exactly 2*max digits when exact, else at most) into out; returns bytes or -1. */
-static long unhex(const char *s, size_t n, unsigned char *out, size_t max)
-{
-    if (n % 2 != 0 || n / 2 > max)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            return -1;
-        out[i] = (unsigned char)(hi << 4 | lo);
-    }
-    return (long)(n / 2);
-}
-
 static int blob(sqlite3_stmt *st, int col, unsigned char **out, size_t *len)
 {
     const void *v = sqlite3_column_blob(st, col);
@@ -142,7 +122,7 @@ static int primary_handle(const char *config, const char *path, const char *labe
                    "(tpm2_ptool init --transient-parent); keybound attests keys under a "
                    "persistent primary only",
                    path, label);
-    else if (tr == NULL || strlen(tr) < 8 || unhex(tr, 8, h, 4) != 4)
+    else if (tr == NULL || strlen(tr) < 8 || kb_unhex(tr, 8, h, 4) != 4)
         kb_err_set(err, "%s: token '%s' names no primary key keybound can read", path, label);
     else if ((*out = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3]) >>
                  24 !=
@@ -268,15 +248,15 @@ int kb_tpm2_unwrap_auth(const kb_secret *wrapping_key, const char *objauth_enc, 
     const char *p1 = strchr(objauth_enc, ':'), *p2 = p1 ? strchr(p1 + 1, ':') : NULL;
     long ct_len;
     if (p2 == NULL || strchr(p2 + 1, ':') != NULL ||
-        unhex(objauth_enc, (size_t)(p1 - objauth_enc), iv, sizeof iv) != GCM_IV_LEN ||
-        unhex(p1 + 1, (size_t)(p2 - p1 - 1), ct + AUTH_MAX, GCM_TAG_LEN) != GCM_TAG_LEN ||
-        (ct_len = unhex(p2 + 1, strlen(p2 + 1), ct, AUTH_MAX)) <= 0) {
+        kb_unhex(objauth_enc, (size_t)(p1 - objauth_enc), iv, sizeof iv) != GCM_IV_LEN ||
+        kb_unhex(p1 + 1, (size_t)(p2 - p1 - 1), ct + AUTH_MAX, GCM_TAG_LEN) != GCM_TAG_LEN ||
+        (ct_len = kb_unhex(p2 + 1, strlen(p2 + 1), ct, AUTH_MAX)) <= 0) {
         kb_err_set(err, "%s: CKA_TPM2_OBJAUTH_ENC is not tpm2-pkcs11's iv:tag:ctext", what);
         goto out;
     }
     /* GnuTLS wants the tag right after the ciphertext. */
     memmove(ct + ct_len, ct + AUTH_MAX, GCM_TAG_LEN);
-    if (wrapping_key->len != 64 || unhex(wrapping_key->buf, 64, key, sizeof key) != 32) {
+    if (wrapping_key->len != 64 || kb_unhex(wrapping_key->buf, 64, key, sizeof key) != 32) {
         kb_err_set(err, "%s: the token's unsealed wrapping key is not 64 hex digits", what);
         goto out;
     }

@@ -627,6 +627,16 @@ static int set_auth(struct kb_tpm *t, ESYS_TR h, const kb_secret *auth, kb_err *
     return rc == TSS2_RC_SUCCESS ? 0 : kb_err_set(err, "cannot hand ESAPI an auth value");
 }
 
+/* ESAPI keeps a copy of an object's auth until the object's resource is freed, and does
+ * not zero it then: overwrite it with an empty one before the flush. */
+static void forget_auth(struct kb_tpm *t, ESYS_TR h)
+{
+    TPM2B_AUTH none;
+    memset(&none, 0, sizeof none);
+    if (h != ESYS_TR_NONE)
+        Esys_TR_SetAuth(t->ctx, h, &none);
+}
+
 static int refused(TSS2_RC rc, const char *what, const char *cmd, kb_err *err)
 {
     if (is_lockout(rc))
@@ -673,6 +683,7 @@ int kb_tpm_unseal(struct kb_tpm *t, uint32_t primary, const unsigned char *pub, 
     Esys_Free(wk);
 out:
     flush(t, &s);
+    forget_auth(t, seal);
     flush(t, &seal);
     Esys_TR_Close(t->ctx, &p);
     return ret;
@@ -734,6 +745,7 @@ out:
     Esys_Free(att);
     Esys_Free(sig);
     flush(t, &s);
+    forget_auth(t, key);
     flush(t, &key);
     Esys_TR_Close(t->ctx, &p);
     return ret;

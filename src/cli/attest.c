@@ -27,21 +27,6 @@ static const char help[] =
 
 enum { OPT_KEY = KB_OPT_FIRST_LOCAL, OPT_NONCE };
 
-static int unhex(const char *s, unsigned char *out, size_t max, size_t *len)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n % 2 != 0 || n / 2 > max)
-        return -1;
-    for (size_t i = 0; i < n / 2; i++) {
-        unsigned v;
-        if (sscanf(s + 2 * i, "%2x", &v) != 1 || strspn(s + 2 * i, "0123456789abcdefABCDEF") < 2)
-            return -1;
-        out[i] = (unsigned char)v;
-    }
-    *len = n / 2;
-    return 0;
-}
-
 static bool ends_with(const char *s, const char *tail)
 {
     size_t a = strlen(s), b = strlen(tail);
@@ -92,11 +77,14 @@ int kb_cmd_attest(int argc, char **argv)
         case OPT_KEY:
             key_uri = optarg;
             break;
-        case OPT_NONCE:
-            if (unhex(optarg, nonce, sizeof nonce, &nonce_len) != 0)
+        case OPT_NONCE: {
+            long n = kb_unhex(optarg, strlen(optarg), nonce, sizeof nonce);
+            if (n <= 0)
                 return kb_cli_usage("attest", "--nonce takes 1 to 64 bytes in hex, not '%s'",
                                     optarg);
+            nonce_len = (size_t)n;
             break;
+        }
         case 'o':
             output = optarg;
             break;
