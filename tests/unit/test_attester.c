@@ -69,14 +69,29 @@ static void write_file(const char *path, const char *text)
     fclose(f);
 }
 
+/* A fresh fake TPM and an attester with the given reuse bound for a policy naming one
+ * anchor file (missing: the fake ignores anchors). */
+static kb_attester *start(kb_policy **pol, long long reuse, bool fails)
+{
+    proofs = 0;
+    fake_fails = fails;
+    *pol = policy_with("/nonexistent/ek.pem");
+    kb_attester *a = kb_attester_new(*pol, NULL, NULL, reuse);
+    assert_non_null(a);
+    return a;
+}
+
+static void stop(kb_attester *a, kb_policy *pol)
+{
+    kb_attester_free(a);
+    kb_policy_free(pol);
+}
+
 static void no_reuse_proves_every_time(void **state)
 {
     (void)state;
-    proofs = 0;
-    fake_fails = false;
-    kb_policy *pol = policy_with("/nonexistent/ek.pem");
-    kb_attester *a = kb_attester_new(pol, NULL, NULL, 0);
-    assert_non_null(a);
+    kb_policy *pol;
+    kb_attester *a = start(&pol, 0, false);
     kb_key k = key("pkcs11:token=dev;object=a", 1);
     struct kb_attest_facts f;
     for (int i = 0; i < 3; i++) {
@@ -84,17 +99,14 @@ static void no_reuse_proves_every_time(void **state)
         assert_true(f.checked && f.attested);
     }
     assert_int_equal(proofs, 3);
-    kb_attester_free(a);
-    kb_policy_free(pol);
+    stop(a, pol);
 }
 
 static void reuse_within_the_interval_only(void **state)
 {
     (void)state;
-    proofs = 0;
-    fake_fails = false;
-    kb_policy *pol = policy_with("/nonexistent/ek.pem");
-    kb_attester *a = kb_attester_new(pol, NULL, NULL, 600);
+    kb_policy *pol;
+    kb_attester *a = start(&pol, 600, false);
     kb_key k = key("pkcs11:token=dev;object=a", 1);
     struct kb_attest_facts f;
     kb_attester_run(a, &k, 1000, &f);
@@ -118,8 +130,7 @@ static void reuse_within_the_interval_only(void **state)
     kb_attester_run(a, &other, 1503, &f);
     kb_attester_run(a, &rekeyed, 1503, &f);
     assert_int_equal(proofs, 5);
-    kb_attester_free(a);
-    kb_policy_free(pol);
+    stop(a, pol);
 }
 
 /* A failure is a fact with its reason, never an admission; it is reused like a success
@@ -127,10 +138,8 @@ static void reuse_within_the_interval_only(void **state)
 static void failures_are_facts(void **state)
 {
     (void)state;
-    proofs = 0;
-    fake_fails = true;
-    kb_policy *pol = policy_with("/nonexistent/ek.pem");
-    kb_attester *a = kb_attester_new(pol, NULL, NULL, 600);
+    kb_policy *pol;
+    kb_attester *a = start(&pol, 600, true);
     kb_key k = key("pkcs11:token=dev;object=a", 1);
     struct kb_attest_facts f;
     kb_attester_run(a, &k, 1000, &f);
@@ -141,8 +150,7 @@ static void failures_are_facts(void **state)
     kb_attester_run(a, &k, 1010, &f);
     assert_false(f.attested);
     assert_int_equal(proofs, 1);
-    kb_attester_free(a);
-    kb_policy_free(pol);
+    stop(a, pol);
 }
 
 /* A reload that changes the anchors (another list, or a file's bytes) drops every result
