@@ -158,3 +158,24 @@ void kb_hex(const unsigned char *data, size_t len, char *out)
     }
     out[2 * len] = '\0';
 }
+
+static int hexval(int c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+long kb_unhex(const char *s, size_t n, unsigned char *out, size_t max)
+{
+    if (n % 2 != 0 || n / 2 > max)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        int hi = hexval((unsigned char)s[2 * i]), lo = hexval((unsigned char)s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return (long)(n / 2);
+}

@@ -35,4 +35,8 @@ void kb_key_type_name(const struct kb_key_facts *k, char *out, size_t out_len);
 /* Lower-case hex of data into out (2*len+1 bytes). */
 void kb_hex(const unsigned char *data, size_t len, char *out);
 
+/* The n hex digits at s (either case) into out: the byte count, or -1 when n is odd, a
+ * character is not a hex digit or the bytes would not fit in max. */
+long kb_unhex(const char *s, size_t n, unsigned char *out, size_t max);
+
 #endif

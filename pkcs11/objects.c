@@ -111,20 +111,17 @@ static gnutls_ecc_curve_t curve_of(const struct kb_key_facts *f)
 /* The public key of object h from its key material: RSA's modulus and exponent or the EC
  * point (a public key object, or a private key object that shows them), as the SHA-256 id
  * of its SubjectPublicKeyInfo. */
-static bool object_spki(kb_session *s, CK_OBJECT_HANDLE h, const struct kb_key_facts *f,
-                        unsigned char out[32])
+static bool object_pubkey(kb_session *s, CK_OBJECT_HANDLE h, const struct kb_key_facts *f,
+                          gnutls_pubkey_t pub)
 {
-    gnutls_pubkey_t pub = NULL;
     unsigned char *a = NULL, *b = NULL;
     CK_ULONG alen = 0, blen = 0;
     bool ok = false;
-    if (gnutls_pubkey_init(&pub) != 0)
-        return false;
     if (f->type == KB_KEY_RSA) {
         if (kb_attr_get(s, h, CKA_MODULUS, &a, &alen) == CKR_OK &&
             kb_attr_get(s, h, CKA_PUBLIC_EXPONENT, &b, &blen) == CKR_OK) {
             gnutls_datum_t m = {a, (unsigned)alen}, e = {b, (unsigned)blen};
-            ok = gnutls_pubkey_import_rsa_raw(pub, &m, &e) == 0 && spki_of(pub, out);
+            ok = gnutls_pubkey_import_rsa_raw(pub, &m, &e) == 0;
         }
     } else if (f->type != KB_KEY_UNKNOWN && kb_attr_get(s, h, CKA_EC_POINT, &a, &alen) == CKR_OK) {
         const unsigned char *pt;
@@ -141,13 +138,51 @@ static bool object_spki(kb_session *s, CK_OBJECT_HANDLE h, const struct kb_key_f
                                y = {(unsigned char *)pt + 1 + half, half};
                 rc = gnutls_pubkey_import_ecc_raw(pub, curve, &x, &y);
             }
-            ok = rc == 0 && spki_of(pub, out);
+            ok = rc == 0;
         }
     }
     free(a);
     free(b);
+    return ok;
+}
+
+static bool object_spki(kb_session *s, CK_OBJECT_HANDLE h, const struct kb_key_facts *f,
+                        unsigned char out[32])
+{
+    gnutls_pubkey_t pub = NULL;
+    if (gnutls_pubkey_init(&pub) != 0)
+        return false;
+    bool ok = object_pubkey(s, h, f, pub) && spki_of(pub, out);
     gnutls_pubkey_deinit(pub);
     return ok;
+}
+
+int kb_key_pubkey(kb_session *s, CK_OBJECT_HANDLE priv, const kb_key *k, gnutls_pubkey_t *out,
+                  kb_err *err)
+{
+    /* The key material that gave k its SubjectPublicKeyInfo: on the private key object, or
+     * on a public key object with its id; whichever it is must hash to k's. */
+    CK_OBJECT_HANDLE *pubs = NULL;
+    size_t n = 0;
+    unsigned char id[32];
+    *out = NULL;
+    if (!k->has_spki)
+        return kb_err_set(err, "key '%s': its public key cannot be told", k->facts.label);
+    kb_find(s, CKO_PUBLIC_KEY, CKA_ID, k->facts.id, k->facts.id_len, &pubs, &n, NULL);
+    for (size_t i = 0; i <= n; i++) {
+        CK_OBJECT_HANDLE h = i == 0 ? priv : pubs[i - 1];
+        if (gnutls_pubkey_init(out) != 0)
+            break;
+        if (object_pubkey(s, h, &k->facts, *out) && spki_of(*out, id) &&
+            memcmp(id, k->spki_sha256, 32) == 0) {
+            free(pubs);
+            return 0;
+        }
+        gnutls_pubkey_deinit(*out);
+        *out = NULL;
+    }
+    free(pubs);
+    return kb_err_set(err, "key '%s': its public key cannot be read again", k->facts.label);
 }
 
 /* CKA_PUBLIC_KEY_INFO of object h, when it holds one (tokens may leave it empty). */

@@ -14,6 +14,7 @@
 #ifndef KB_OBJECTS_H
 #define KB_OBJECTS_H
 
+#include <gnutls/abstract.h>
 #include <time.h>
 
 #include "p11.h"
@@ -87,6 +88,11 @@ bool kb_key_lacks_pss(const kb_key *k);
  * cannot be told is no failure here: k->pair_error says why. */
 int kb_key_read(kb_session *s, CK_OBJECT_HANDLE priv, kb_key *k, kb_err *err);
 void kb_key_clear(kb_key *k);
+
+/* k's public key, read again through s (priv: k's private key as s sees it), for a check
+ * that needs the key itself rather than its hash (attestation). */
+int kb_key_pubkey(kb_session *s, CK_OBJECT_HANDLE priv, const kb_key *k, gnutls_pubkey_t *out,
+                  kb_err *err);
 
 /* Why private keys may be missing from o, for the end of a message: "" or
  * " (private keys need a PIN to be seen)" or a note that one PIN was not tried on

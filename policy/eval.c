@@ -260,6 +260,64 @@ static void key_checks(const kb_policy *pol, const struct kb_key_facts *k, kb_ve
             "The key's algorithm or size (%s) is not one the organisation accepts.", observed);
 }
 
+/* "fixedTPM fixedParent sensitiveDataOrigin": the attributes the TPM signed as set. */
+static void attest_bits(const struct kb_attest_facts *a, char *out, size_t len)
+{
+    snprintf(out, len, "%s%s%s", a->fixed_tpm ? "fixedTPM " : "",
+             a->fixed_parent ? "fixedParent " : "",
+             a->sensitive_data_origin ? "sensitiveDataOrigin " : "");
+    size_t n = strlen(out);
+    if (n > 0)
+        out[n - 1] = '\0';
+    else
+        snprintf(out, len, "none of fixedTPM, fixedParent, sensitiveDataOrigin");
+}
+
+/* The key rules above are what the token says; this is what the TPM signed. Only a full
+ * verification passes: anything else is a denial naming the first check that failed. */
+static void attest_check(const kb_policy *pol, const struct kb_attest_facts *a, kb_verdict *v)
+{
+    static const char expected[] = "made in a TPM trusted by tpm-ca, cannot leave it";
+    if (!pol->require_attestation) {
+        skip(v, "key.attested", "Not required by the policy.");
+        return;
+    }
+    if (!a->checked) {
+        /* A caller that does not attest must not turn into an admission. */
+        add(v, "key.attested", KB_ERROR, "not attested", expected,
+            "The policy requires attestation, but the key's TPM was not asked to prove it.");
+        return;
+    }
+    if (!a->attested) {
+        /* The reason is a phrase; one that ends a sentence of its own (GnuTLS's status
+         * texts do) is not given a second full stop. */
+        char why[sizeof a->reason];
+        snprintf(why, sizeof why, "%s", a->reason[0] ? a->reason : "no reason given");
+        size_t n = strlen(why);
+        while (n > 0 && (why[n - 1] == ' ' || why[n - 1] == '.'))
+            why[--n] = '\0';
+        add(v, "key.attested", KB_FAIL, a->reason[0] ? why : "not attested", expected,
+            "The TPM did not prove that the key was made inside it and cannot leave it: %s.", why);
+        return;
+    }
+    /* Defence in depth: attested is only meant to be set with all three bits. */
+    if (!a->fixed_tpm || !a->fixed_parent || !a->sensitive_data_origin) {
+        char bits[80];
+        attest_bits(a, bits, sizeof bits);
+        add(v, "key.attested", KB_FAIL, bits, expected,
+            "The TPM did not prove all of fixedTPM, fixedParent and sensitiveDataOrigin for the "
+            "key (set: %s).",
+            bits);
+        return;
+    }
+    char observed[300];
+    snprintf(observed, sizeof observed, "fixedTPM fixedParent sensitiveDataOrigin; TPM %s %s %s",
+             a->tpm_manufacturer[0] ? a->tpm_manufacturer : "?", a->tpm_model, a->tpm_version);
+    add(v, "key.attested", KB_PASS, observed, expected,
+        "The TPM proved that the key was made inside it and cannot leave it (EK issued by %s).",
+        a->ek_issuer[0] ? a->ek_issuer : "a trusted TPM vendor CA");
+}
+
 static void fmt_time(long long t, char *out, size_t len)
 {
     time_t tt = (time_t)t;
@@ -530,6 +588,7 @@ void kb_policy_evaluate(const kb_policy *pol, const struct kb_device_facts *fact
     }
     token_checks(pol, &facts->token, v);
     key_checks(pol, &facts->key, v);
+    attest_check(pol, &facts->attest, v);
     cert_checks(pol, &facts->cert, now, v);
     endpoint_checks(pol, &facts->endpoint, v);
     v->admit = pol->mode == KB_MODE_AUDIT || v->n_failed == 0;

@@ -93,12 +93,27 @@ struct kb_endpoint_facts {
     unsigned port;
 };
 
+/* What the key's TPM proved about it (src/attest/ fills it from verified evidence; see
+ * keybound(1), "attest"). Only a full verification sets attested: checked && !attested is
+ * a denial under require-attestation, reason naming the first check that failed. */
+struct kb_attest_facts {
+    bool checked;     /* the policy asked for attestation and it was tried */
+    bool attested;    /* every check passed */
+    char reason[512]; /* the first failing check, when !attested: "fixedTPM, fixedParent,
+                         sensitiveDataOrigin clear", ... */
+    bool fixed_tpm, fixed_parent, sensitive_data_origin;
+    char tpm_manufacturer[64], tpm_model[64], tpm_version[64]; /* from the EK certificate's SAN */
+    char ek_issuer[512];
+    long long at; /* when the evidence was made */
+};
+
 /* Everything the policy looks at for one key. */
 struct kb_device_facts {
     struct kb_token_facts token;
     struct kb_key_facts key;
     struct kb_cert_facts cert;
     struct kb_endpoint_facts endpoint;
+    struct kb_attest_facts attest;
 };
 
 #endif

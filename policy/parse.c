@@ -466,6 +466,8 @@ static const struct key_def keys[] = {
     {SEC_KEY, "require-always-sensitive", 0},
     {SEC_KEY, "require-local", 0},
     {SEC_KEY, "algorithms", 0},
+    {SEC_KEY, "require-attestation", 0},
+    {SEC_KEY, "tpm-ca", REPEATABLE},
     {SEC_CERT, "trust", 0},
     {SEC_CERT, "require-eku", 0},
     {SEC_CERT, "subject", 0},
@@ -599,6 +601,20 @@ static int handler(void *user, const char *name, const char *v)
     case SEC_KEY:
         if (strcmp(name, "algorithms") == 0)
             return key_algorithms(p, v);
+        if (strcmp(name, "tpm-ca") == 0) {
+            /* One file per line: a list in one value would need quoting rules for paths. */
+            if (*v == '\0')
+                return kb_ini_fail(&p->ini, "tpm-ca needs a file of EK issuer certificates");
+            char *path = resolve_path(p, v);
+            if (path == NULL || add_string(&pol->tpm_ca, &pol->n_tpm_ca, path) != 0) {
+                free(path);
+                return kb_ini_fail(&p->ini, "out of memory");
+            }
+            free(path);
+            return 1;
+        }
+        if (strcmp(name, "require-attestation") == 0)
+            return set_bool(p, &pol->require_attestation, name, v);
         bool *slot =
             strcmp(name, "require-sensitive") == 0           ? &pol->require_sensitive
             : strcmp(name, "require-not-extractable") == 0   ? &pol->require_not_extractable
@@ -666,6 +682,12 @@ static int cross_check(const kb_policy *pol, const char *name, kb_err *err)
                           "%s: crl needs trust in [certificate]: a CRL is only believed when it "
                           "is signed by a trust anchor",
                           name);
+    /* Evidence no anchor can vouch for proves nothing: every key would be denied. */
+    if (pol->require_attestation && pol->n_tpm_ca == 0)
+        return kb_err_set(err,
+                          "%s: require-attestation needs tpm-ca in [key]: the EK issuers "
+                          "(TPM vendors' CAs) that vouch for the TPM",
+                          name);
     if (pol->renew_before >= 0 && pol->min_remaining >= 0 && pol->renew_before < pol->min_remaining)
         return kb_err_set(err,
                           "%s: renew-before is shorter than min-remaining: the warning would "
@@ -725,6 +747,9 @@ static int check_named_files(const kb_policy *pol, kb_err *err)
     if (bad == NULL && pol->crl != NULL &&
         kb_trustfile_check(pol->crl, "CRL file", KB_TF_MISSING_OK, &e))
         bad = e.msg;
+    for (size_t i = 0; bad == NULL && i < pol->n_tpm_ca; i++)
+        if (kb_trustfile_check(pol->tpm_ca[i], "tpm-ca file", 0, &e))
+            bad = e.msg;
     for (size_t i = 0; bad == NULL && i < pol->n_endpoints; i++)
         if (pol->endpoints[i].ca != NULL &&
             kb_trustfile_check(pol->endpoints[i].ca, "endpoint CA file", 0, &e))
@@ -802,6 +827,7 @@ void kb_policy_free(kb_policy *p)
     free(p->allow);
     free_strings(p->deny_serial, p->n_deny_serial);
     free(p->algs);
+    free_strings(p->tpm_ca, p->n_tpm_ca);
     free(p->trust);
     free_strings(p->eku, p->n_eku);
     free(p->subject);

@@ -5,7 +5,7 @@
  * keys, bad values and repeated singular keys are errors naming file:line. A policy
  * that omits the key rules still requires a sensitive, not extractable key (doc/design.md,
  * invariant 1): only an explicit "= no" lifts that. File names inside the policy
- * (trust, crl, ca) are taken relative to the policy file's directory. */
+ * (trust, crl, ca, tpm-ca) are taken relative to the policy file's directory. */
 #ifndef KB_POLICY_H
 #define KB_POLICY_H
 
@@ -70,6 +70,12 @@ typedef struct kb_policy {
     bool require_local;
     struct kb_alg_rule *algs;
     size_t n_algs;
+    /* The key's TPM must prove its origin and non-exportability (src/attest/) to an EK
+     * certificate chaining to one of tpm_ca: the key rules above are what the token says,
+     * this is what the TPM signs. */
+    bool require_attestation;
+    char **tpm_ca; /* resolved paths: the EK issuers trusted, roots and intermediates */
+    size_t n_tpm_ca;
 
     char *trust;
     char **eku; /* dotted OIDs */

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "render.h"
 
@@ -79,4 +80,42 @@ json_object *kb_verdict_json(const kb_verdict *v)
     }
     json_object_object_add(o, "checks", checks);
     return o;
+}
+
+json_object *kb_attest_json(const struct kb_attest_facts *a)
+{
+    if (!a->checked)
+        return NULL;
+    /* Only a full verification is "attested"; the bits are what the TPM signed even then. */
+    bool ok = a->attested && a->fixed_tpm && a->fixed_parent && a->sensitive_data_origin;
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "attested", json_object_new_boolean(ok));
+    json_object_object_add(
+        o, "reason", ok ? NULL : json_object_new_string(a->reason[0] ? a->reason : "not attested"));
+    json_object_object_add(o, "fixed_tpm", json_object_new_boolean(a->fixed_tpm));
+    json_object_object_add(o, "fixed_parent", json_object_new_boolean(a->fixed_parent));
+    json_object_object_add(o, "sensitive_data_origin",
+                           json_object_new_boolean(a->sensitive_data_origin));
+    json_object_object_add(o, "tpm_manufacturer", json_object_new_string(a->tpm_manufacturer));
+    json_object_object_add(o, "tpm_model", json_object_new_string(a->tpm_model));
+    json_object_object_add(o, "tpm_version", json_object_new_string(a->tpm_version));
+    json_object_object_add(o, "ek_issuer", json_object_new_string(a->ek_issuer));
+    char when[32] = "";
+    time_t t = (time_t)a->at;
+    struct tm tm;
+    if (a->at > 0 && gmtime_r(&t, &tm) != NULL)
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_object_object_add(o, "at", when[0] ? json_object_new_string(when) : NULL);
+    return o;
+}
+
+void kb_attest_text(const struct kb_attest_facts *a, char *out, size_t len)
+{
+    if (!a->checked)
+        snprintf(out, len, "%s", "");
+    else if (a->attested && a->fixed_tpm && a->fixed_parent && a->sensitive_data_origin)
+        snprintf(out, len, "yes (fixedTPM fixedParent sensitiveDataOrigin; TPM %s %s %s)",
+                 a->tpm_manufacturer, a->tpm_model, a->tpm_version);
+    else
+        snprintf(out, len, "no: %s", a->reason[0] ? a->reason : "not attested");
 }

@@ -17,6 +17,16 @@ void kb_verdict_print(FILE *out, const kb_verdict *v, bool verbose);
 
 json_object *kb_verdict_json(const kb_verdict *v);
 
+/* What the key's TPM proved (check's "attested" under "key", doc/keybound.1): attested,
+ * reason (null when attested), fixed_tpm, fixed_parent, sensitive_data_origin,
+ * tpm_manufacturer, tpm_model, tpm_version, ek_issuer, at (ISO 8601 UTC). NULL (JSON null)
+ * when attestation was not asked for. */
+json_object *kb_attest_json(const struct kb_attest_facts *a);
+
+/* The same as one line for people: "yes (fixedTPM ...; TPM IBM SW TPM id:20191023)" or
+ * "no: <reason>"; "" when not asked for. */
+void kb_attest_text(const struct kb_attest_facts *a, char *out, size_t len);
+
 /* "ADMITTED", "DENIED", ... and the reasons, as one line. */
 void kb_verdict_summary(const kb_verdict *v, char *out, size_t len);
 

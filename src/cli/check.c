@@ -12,6 +12,7 @@
 #include "pkcs11/objects.h"
 #include "pkcs11/uri.h"
 #include "policy/render.h"
+#include "src/attest/attester.h"
 #include "src/tls/device.h"
 
 static const char help[] =
@@ -40,6 +41,10 @@ static void print_device(const kb_device *d, const kb_policy *pol, const kb_verd
     const char *note = kb_facts_source_note(k->token->module->facts_source);
     if (note != NULL)
         printf("  key facts:    %s\n", note);
+    char attested[700];
+    kb_attest_text(&d->facts.attest, attested, sizeof attested);
+    if (attested[0])
+        printf("  attested:     %s\n", attested);
     if (d->cert != NULL) {
         kb_cli_time(d->cert->not_after, when, sizeof when);
         printf("  certificate:  %s, issued by %s, valid to %s%s\n", d->cert->subject,
@@ -85,6 +90,7 @@ static json_object *device_json(const kb_device *d, const kb_verdict *v)
     json_object_object_add(
         key, "facts_source",
         json_object_new_string(kb_facts_source_name(k->token->module->facts_source)));
+    json_object_object_add(key, "attested", kb_attest_json(&d->facts.attest));
     json_object_object_add(o, "key", key);
     json_object_object_add(o, "certificate", d->cert ? kb_cli_cert_json(d->cert) : NULL);
     for (size_t i = 0; i < d->n_cands; i++) {
@@ -144,6 +150,7 @@ int kb_cmd_check(int argc, char **argv)
     kb_token_list tokens = {0};
     kb_objects objs = {0};
     kb_trust *trust = NULL;
+    kb_attester *attester = NULL;
     kb_key *only = NULL;
     json_object *all = NULL;
     char host[256];
@@ -156,7 +163,9 @@ int kb_cmd_check(int argc, char **argv)
         kb_cli_load(&c, uri, &p, &err) != 0 ||
         (key_uri ? kb_objects_one_key(p, uri, key_uri, &c.pin, &tokens, &objs, &only, &err)
                  : kb_objects_collect(p, NULL, &c.pin, true, &tokens, &objs, &err)) != 0 ||
-        (trust = kb_trust_load(pol)) == NULL) {
+        (trust = kb_trust_load(pol)) == NULL ||
+        /* check never reuses evidence: each run is a fresh nonce (reuse 0). */
+        kb_attester_attach(trust, pol, p, &c.pin, 0, &attester, &err) != 0) {
         rc = kb_cli_fail(&err);
         goto out;
     }
@@ -221,6 +230,7 @@ int kb_cmd_check(int argc, char **argv)
 out:
     json_object_put(all);
     kb_trust_free(trust);
+    kb_attester_free(attester);
     kb_objects_free(&objs);
     kb_token_list_free(&tokens);
     kb_p11_close(p);

@@ -214,5 +214,6 @@ int kb_cmd_renew(int argc, char **argv);
 int kb_cmd_status(int argc, char **argv);
 int kb_cmd_tunnel(int argc, char **argv);
 int kb_cmd_network(int argc, char **argv);
+int kb_cmd_attest(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@
 #include "pkcs11/objects.h"
 #include "pkcs11/signer.h"
 #include "policy/render.h"
+#include "src/attest/attester.h"
 #include "src/tls/certjson.h"
 #include "src/tls/client.h"
 #include "src/util/hostport.h"
@@ -406,6 +407,7 @@ int kb_cmd_connect(int argc, char **argv)
     kb_token_list tokens = {0};
     kb_objects objs = {0};
     kb_trust *trust = NULL;
+    kb_attester *attester = NULL;
     kb_key *only = NULL;
     kb_identity *id = NULL;
     kb_tls_client *client = NULL;
@@ -448,7 +450,9 @@ int kb_cmd_connect(int argc, char **argv)
         kb_cli_load(&c, uri, &p, &err) != 0 ||
         (key_uri ? kb_objects_one_key(p, uri, key_uri, &c.pin, &tokens, &objs, &only, &err)
                  : kb_objects_collect(p, NULL, &c.pin, true, &tokens, &objs, &err)) != 0 ||
-        (trust = kb_trust_load(pol)) == NULL)
+        (trust = kb_trust_load(pol)) == NULL ||
+        /* A fresh nonce for every evaluation, the re-admission before a handshake too. */
+        kb_attester_attach(trust, pol, p, &c.pin, 0, &attester, &err) != 0)
         goto fail;
     kb_device dev;
     kb_verdict v;
@@ -511,6 +515,7 @@ out:
     kb_tls_client_free(client);
     kb_identity_free(id);
     kb_trust_free(trust);
+    kb_attester_free(attester);
     kb_objects_free(&objs);
     kb_token_list_free(&tokens);
     kb_p11_close(p);

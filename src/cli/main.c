@@ -32,6 +32,7 @@ static const struct kb_command {
     {"status", kb_cmd_status, "per key: certificate, expiry, renewal, pending request, decision"},
     {"tunnel", kb_cmd_tunnel, "local plaintext listeners forwarded over mTLS"},
     {"network", kb_cmd_network, "802.1X EAP-TLS profiles on the token's key (profile, check)"},
+    {"attest", kb_cmd_attest, "TPM evidence that the key was made in this TPM"},
 };
 
 static void usage(FILE *out)

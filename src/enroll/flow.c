@@ -18,6 +18,7 @@
 #include "pkcs11/lifecycle.h"
 #include "pkcs11/store.h"
 #include "pkcs11/uri.h"
+#include "src/attest/attester.h"
 #include "src/enroll/install.h"
 #include "src/network/network.h"
 #include "src/enroll/keystate.h"
@@ -633,8 +634,16 @@ done:
     if (stored) {
         kb_err keep = *err;
         kb_pending_clear(&mem.ks.pending);
-        if (final_check(p, pin, spec->policy, trust, subject->uri, renew ? cur.key : NULL, out,
-                        err) != 0) {
+        /* Only the final check attests (a fresh nonce): the current identity's lookup above
+         * is not an admission. Out of memory leaves no attester: a denial, not an error. */
+        kb_attester *attester = NULL;
+        kb_err no_attester;
+        kb_attester_attach(trust, spec->policy, p, pin, 0, &attester, &no_attester);
+        int checked = final_check(p, pin, spec->policy, trust, subject->uri, renew ? cur.key : NULL,
+                                  out, err);
+        kb_trust_set_attester(trust, NULL, NULL);
+        kb_attester_free(attester);
+        if (checked != 0) {
             kb_err why = *err;
             kb_err_set(err,
                        "the certificate is stored with key '%s', but checking the result "

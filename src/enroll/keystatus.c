@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "src/attest/attester.h"
 #include "src/network/network.h"
 #include "src/tls/device.h"
 #include "src/util/log.h"
@@ -58,6 +59,7 @@ int kb_key_status_collect(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, con
     kb_token_list tokens = {0};
     kb_objects objs = {0};
     kb_trust *trust = NULL;
+    kb_attester *attester = NULL;
     struct kb_key_status *v = NULL;
     size_t used = 0;
     char dir[PATH_MAX];
@@ -71,7 +73,10 @@ int kb_key_status_collect(kb_p11 *p, P11KitUri *uri, const kb_pin_opts *pin, con
     out->hidden_private = objs.hidden_private;
     out->pin_withheld = objs.pin_withheld > 0;
     snprintf(out->hint, sizeof out->hint, "%s", kb_objects_hint(&objs));
+    /* status shows each key's decision: under require-attestation that is the TPM's word
+     * too, proved afresh (an admission evaluation like check's). */
     if ((trust = kb_trust_load(pol)) == NULL ||
+        kb_attester_attach(trust, pol, p, pin, 0, &attester, err) != 0 ||
         (objs.n_keys && (v = calloc(objs.n_keys, sizeof *v)) == NULL)) {
         kb_err_set(err, "out of memory");
         goto out;
@@ -113,6 +118,7 @@ out:
     if (rc != 0)
         kb_key_status_list_free(out);
     kb_trust_free(trust);
+    kb_attester_free(attester);
     kb_objects_free(&objs);
     kb_token_list_free(&tokens);
     return rc;

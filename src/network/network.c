@@ -22,6 +22,7 @@
 #include "pkcs11/attrs.h"
 #include "pkcs11/uri.h"
 #include "policy/render.h"
+#include "src/attest/attester.h"
 #include "src/tls/identity.h"
 #include "src/util/hostport.h"
 #include "src/util/log.h"
@@ -439,6 +440,7 @@ int kb_net_profile_write(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol
     kb_token_list tokens = {0};
     kb_objects objs = {0};
     kb_trust *trust = NULL;
+    kb_attester *attester = NULL;
     kb_key *key = NULL;
     kb_secret *accepted = NULL;
     char *ca_text = NULL, *cert_text = NULL, *profile_text = NULL, *dropin = NULL;
@@ -451,8 +453,11 @@ int kb_net_profile_write(kb_p11 *p, const kb_pin_opts *pin, const kb_policy *pol
         kb_uri_parse(rq->key_uri, 0, &uri, err) != 0 ||
         kb_objects_one_key(p, uri, rq->key_uri, &login, &tokens, &objs, &key, err) != 0)
         goto out;
-    if ((trust = kb_trust_load(pol)) == NULL) {
-        kb_err_set(err, "out of memory");
+    /* Writing a profile admits the key for the network: attested, under such a policy. */
+    if ((trust = kb_trust_load(pol)) == NULL ||
+        kb_attester_attach(trust, pol, p, &login, 0, &attester, err) != 0) {
+        if (trust == NULL)
+            kb_err_set(err, "out of memory");
         goto out;
     }
     kb_device dev;
@@ -540,6 +545,7 @@ out:
     free(ca_text);
     kb_secret_free(accepted);
     kb_trust_free(trust);
+    kb_attester_free(attester);
     kb_objects_free(&objs);
     kb_token_list_free(&tokens);
     if (uri)
@@ -625,6 +631,7 @@ static void check_one(kb_p11 *p, const kb_pin_opts *base, const char *policy_pat
     kb_token_list tokens = {0};
     kb_objects objs = {0};
     kb_trust *trust = NULL;
+    kb_attester *attester = NULL;
     kb_key *key = NULL;
     unsigned char *der = NULL;
     size_t der_len = 0;
@@ -688,8 +695,10 @@ static void check_one(kb_p11 *p, const kb_pin_opts *base, const char *policy_pat
         }
         goto out;
     }
-    if ((trust = kb_trust_load(pol)) == NULL) {
-        kb_err_set(&err, "out of memory");
+    if ((trust = kb_trust_load(pol)) == NULL ||
+        kb_attester_attach(trust, pol, p, &pin, 0, &attester, &err) != 0) {
+        if (trust == NULL)
+            kb_err_set(&err, "out of memory");
         goto out;
     }
     kb_device dev;
@@ -717,6 +726,7 @@ out:
 done:
     free(der);
     kb_trust_free(trust);
+    kb_attester_free(attester);
     kb_objects_free(&objs);
     kb_token_list_free(&tokens);
     if (uri)

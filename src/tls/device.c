@@ -25,6 +25,9 @@ struct kb_trust {
      * issuer path holds the CA that signed it (verified then, against that CA). */
     gnutls_x509_crl_t *crls;
     unsigned n_crls;
+    bool attest_wanted; /* the policy's require-attestation */
+    kb_attester_fn *attester;
+    void *attester_ctx;
 };
 
 /* snprintf for messages: a text that does not fit ends in "..." instead of stopping
@@ -98,6 +101,7 @@ kb_trust *kb_trust_load(const kb_policy *pol)
     if (t == NULL)
         return NULL;
     t->crl_wanted = pol->crl != NULL;
+    t->attest_wanted = pol->require_attestation;
     if (pol->trust == NULL)
         return t;
     int rc = gnutls_x509_trust_list_init(&t->list, 0);
@@ -115,6 +119,17 @@ kb_trust *kb_trust_load(const kb_policy *pol)
     else if (t->crl_wanted)
         load_crls(t, pol->crl);
     return t;
+}
+
+void kb_trust_set_attester(kb_trust *t, kb_attester_fn *fn, void *ctx)
+{
+    t->attester = fn;
+    t->attester_ctx = ctx;
+}
+
+bool kb_trust_wants_attestation(const kb_trust *t)
+{
+    return t != NULL && t->attest_wanted;
 }
 
 long long kb_trust_next_update(const kb_trust *t)
@@ -463,6 +478,14 @@ int kb_device_gather(const kb_objects *objs, size_t key, const kb_trust *trust, 
         if (kb_hostport_parse(endpoint, e->host, sizeof e->host, &e->port, err) != 0)
             return -1;
         e->given = true;
+    }
+    if (trust->attest_wanted && trust->attester != NULL) {
+        trust->attester(trust->attester_ctx, k, now, &out->facts.attest);
+        /* Whatever the attester did, the fact says it was tried: never an unchecked pass. */
+        out->facts.attest.checked = true;
+        if (!out->facts.attest.attested && out->facts.attest.reason[0] == '\0')
+            snprintf(out->facts.attest.reason, sizeof out->facts.attest.reason,
+                     "the attester gave no reason");
     }
 
     struct chain_result results[KB_MAX_CANDIDATES];

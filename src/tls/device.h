@@ -48,6 +48,20 @@ typedef struct kb_trust kb_trust;
 kb_trust *kb_trust_load(const kb_policy *pol);
 void kb_trust_free(kb_trust *t);
 
+/* Attestation (src/attest/) speaks ESAPI and reads tpm2-pkcs11's store; src/tls must not
+ * depend on it: it is the TLS client that connect, the tunnel and EST share, and it is
+ * unit-tested without a TPM stack. So the caller that can attest lends an attester: under
+ * a require-attestation policy kb_device_gather calls it for every key it gathers, and it
+ * fills *f (checked set, attested or a reason). A failure is a fact, not an error: the
+ * policy denies with the reason. How fresh the evidence must be (a new nonce each time, or
+ * reuse within a tunnel's re-evaluation interval) is the attester's business too, since only
+ * the caller knows its clock. Without an attester the fact stays unchecked: a denial. */
+typedef void kb_attester_fn(void *ctx, const kb_key *key, long long now, struct kb_attest_facts *f);
+void kb_trust_set_attester(kb_trust *t, kb_attester_fn *fn, void *ctx);
+
+/* Whether the policy the trust was loaded for requires attestation. */
+bool kb_trust_wants_attestation(const kb_trust *t);
+
 /* The earliest nextUpdate of the policy's CRLs (seconds since the epoch), or 0 when there
  * is none: when a verdict resting on them may change. */
 long long kb_trust_next_update(const kb_trust *t);

@@ -13,6 +13,7 @@
 #include "pkcs11/recovery.h"
 #include "pkcs11/uri.h"
 #include "policy/render.h"
+#include "src/attest/attester.h"
 #include "src/tls/certjson.h"
 #include "src/tls/device.h"
 #include "src/util/hostport.h"
@@ -180,6 +181,20 @@ int kb_tun_admit(struct ctx *x, kb_err *err)
     if (baseline)
         kb_log(KB_LOG_INFO, "no policy file: using the built-in baseline");
     kb_trust *trust = kb_trust_load(pol);
+    if (!pol->require_attestation) {
+        kb_attester_free(x->attester);
+        x->attester = NULL;
+    } else if (trust != NULL) {
+        /* Evidence is reused for at most the re-evaluation interval: a periodic check always
+         * attests afresh, a reload or a token coming back within it need not. */
+        if (x->attester == NULL)
+            x->attester = kb_attester_new(pol, x->env->p11, x->env->pin, x->recheck_s);
+        else
+            kb_attester_sync(x->attester, pol, x->recheck_s);
+        /* Out of memory: no attester, so every key is denied as not attested. */
+        if (x->attester != NULL)
+            kb_trust_set_attester(trust, kb_attester_run, x->attester);
+    }
     int admitted = 0;
     long long now = (long long)time(NULL);
     long long next = now + x->recheck_s;

@@ -182,6 +182,9 @@ struct ctx {
     ev_timer recover;     /* kb_tun_token_recover, until it succeeds */
     long long next_check; /* wall-clock seconds, set by kb_tun_admit */
     unsigned recheck_s;   /* the longest wait between two evaluations */
+    /* Under require-attestation: kept across evaluations so that evidence is reused for at
+     * most recheck_s (in memory only); used on the control loop alone. */
+    struct kb_attester *attester;
     pthread_mutex_t state_lock;
     bool draining;
     unsigned active;

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include "src/tunnel/shared.h"
+#include "src/attest/attester.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -399,6 +400,7 @@ out:
         ev_loop_destroy(x.loop);
     free(x.loops);
     free(x.tunnels);
+    kb_attester_free(x.attester);
     close(x.cancel[0]);
     close(x.cancel[1]);
     pthread_cond_destroy(&x.work);

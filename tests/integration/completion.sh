@@ -23,7 +23,7 @@ has() { printf '%s\n' "$1" | grep -qx -- "$2"; }
 
 t_check "complete is registered for keybound" bash -c ". '$TESTS_SRCDIR/../contrib/bash-completion/keybound'; complete -p keybound | grep -q _keybound"
 t_check "the commands" is "$(complete_line '')" \
-    "$(printf '%s\n' --help --version check connect csr enroll import-cert keygen keys network renew status tokens tunnel | sort)"
+    "$(printf '%s\n' --help --version attest check connect csr enroll import-cert keygen keys network renew status tokens tunnel | sort)"
 t_check "a prefix of the commands" is "$(complete_line 'k')" "$(printf '%s\n' keygen keys)"
 t_check "the --type values of keygen" is "$(complete_line keygen --type '')" \
     "$(printf '%s\n' ec-p256 ec-p384 ed25519 rsa-2048 rsa-3072 rsa-4096 | sort)"
@@ -39,6 +39,10 @@ t_check "--policy takes a file" is "$(complete_line check --policy "$T/policy-")
     "$(printf '%s\n' "$T/policy-a.conf" "$T/policy-b.conf")"
 t_check "--output takes a file" is "$(complete_line csr --output "$T/policy-a")" \
     "$T/policy-a.conf"
+t_check "attest's --output takes a file" is "$(complete_line attest --output "$T/policy-a")" \
+    "$T/policy-a.conf"
+t_check "attest's --nonce takes hex: nothing offered" is "$(complete_line attest --nonce '')" ""
+t_check "attest's --key takes a URI" is "$(complete_line attest --key '')" "pkcs11:"
 t_check "--est takes a URL: nothing offered" is "$(complete_line enroll --est '')" ""
 t_check "network's subcommands" is "$(complete_line network '')" "$(printf '%s\n' --help check profile)"
 t_check "network profile's options by prefix" is "$(complete_line network profile --s)" "--server-name

@@ -73,8 +73,36 @@ tpm_stop_all() {
     kb_cleanup
 }
 
+# tpm_localca DIR: a swtpm-localca configuration of the test's own in DIR, never the
+# system's (/etc/swtpm-localca.conf, /var/lib/swtpm-localca): swtpm_localca makes a root CA
+# (swtpm-localca-rootca-cert.pem) and an intermediate (issuercert.pem) there on first use.
+# Two such directories are two CAs with the same names and different keys.
+tpm_localca() {
+    local d=$1
+    mkdir -p "$d"
+    printf '%s\n' "statedir = $d" "signingkey = $d/signkey.pem" \
+        "issuercert = $d/issuercert.pem" "certserial = $d/certserial" >"$d/swtpm-localca.conf"
+    printf '%s\n' "--platform-manufacturer keybound-test" "--platform-version 2.1" \
+        "--platform-model swtpm" >"$d/swtpm-localca.options"
+    printf '%s\n' "create_certs_tool= /usr/bin/swtpm_localca" \
+        "create_certs_tool_config = $d/swtpm-localca.conf" \
+        "create_certs_tool_options = $d/swtpm-localca.options" \
+        "active_pcr_banks = sha256" >"$d/swtpm_setup.conf"
+}
+
+# tpm_provision STATE CA-DIR: a new TPM state in STATE with EKs and their certificates in
+# NV (RSA-2048 at 0x01c00002, ECC at 0x01c00016) and a platform certificate, signed by the
+# CA in CA-DIR (tpm_localca). Run before swtpm starts on STATE.
+tpm_provision() {
+    mkdir -p "$1"
+    swtpm_setup --tpm2 --tpmstate "$1" --create-ek-cert --create-platform-cert \
+        --config "$2/swtpm_setup.conf" --overwrite >"$1.setup.log" 2>&1
+}
+
 # kb_tpm_setup [abrmd]: kb_setup, then the TPM and token "dev" on it. Sets MOD (--module
-# for keybound) and TOKEN_MODULE (for testlib's p11tool helpers).
+# for keybound) and TOKEN_MODULE (for testlib's p11tool helpers). With TPM_EK_CERTS=1 the
+# TPM is provisioned first as a vendor's would be: EK certificates from the test's own CA
+# in $T/ca (tpm_localca); TPM_CA names its root and intermediate, as a policy's tpm-ca.
 kb_tpm_setup() {
     for tool in swtpm tpm2_getcap tpm2_dictionarylockout p11tool; do
         command -v "$tool" >/dev/null || t_skip_all "$tool not installed"
@@ -84,6 +112,14 @@ kb_tpm_setup() {
     trap tpm_stop_all EXIT
     TPM_DIR=$T/tpm
     mkdir -p "$TPM_DIR/state" "$TPM_DIR/store"
+    if [ "${TPM_EK_CERTS:-}" = 1 ]; then
+        command -v swtpm_setup >/dev/null && [ -x /usr/bin/swtpm_localca ] ||
+            t_skip_all "swtpm_setup or swtpm_localca (swtpm-tools) not installed"
+        tpm_localca "$T/ca"
+        tpm_provision "$TPM_DIR/state" "$T/ca" ||
+            t_skip_all "swtpm_setup cannot provision EK certificates: $(tail -3 "$TPM_DIR/state.setup.log")"
+        TPM_CA=("$T/ca/swtpm-localca-rootca-cert.pem" "$T/ca/issuercert.pem")
+    fi
     TPM_PORT=$(tpm_ports) || t_skip_all "no two free ports for swtpm"
     kb_tpm_start || t_skip_all "swtpm does not start"
     TPM_RAW_TCTI="swtpm:host=127.0.0.1,port=$TPM_PORT"

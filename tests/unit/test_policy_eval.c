@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -41,6 +42,7 @@ static const char *const all_ids[] = {
     "key.always-sensitive",
     "key.local",
     "key.algorithm",
+    "key.attested",
     "cert.present",
     "cert.validity",
     "cert.trust",
@@ -202,8 +204,8 @@ static void good_device_is_admitted(void **state)
     assert_int_equal(v.mode, KB_MODE_ENFORCE);
     for (size_t i = 0; i < sizeof all_ids / sizeof all_ids[0]; i++) {
         const char *id = all_ids[i];
-        bool off =
-            strcmp(id, "token.hardware-slot") == 0 || strcmp(id, "token.protected-auth-path") == 0;
+        bool off = strcmp(id, "token.hardware-slot") == 0 ||
+                   strcmp(id, "token.protected-auth-path") == 0 || strcmp(id, "key.attested") == 0;
         assert_check(&v, id, off ? KB_SKIP : KB_PASS);
     }
     assert_int_equal(v.n, sizeof all_ids / sizeof all_ids[0]);
@@ -1259,6 +1261,217 @@ static void verdict_summary(void **state)
     assert_non_null(strstr(line, "off"));
 }
 
+/* A fake attester, as src/attest/attester.c's callback fills the fact: what the TPM of
+ * the test's kind of key would prove. */
+enum fake_key { FAKE_GENERATED, FAKE_IMPORTED, FAKE_FOREIGN_TPM, FAKE_WRONG_NONCE, FAKE_SOFTHSM };
+
+static void fake_attester(enum fake_key kind, long long now, struct kb_attest_facts *a)
+{
+    memset(a, 0, sizeof *a);
+    a->checked = true;
+    a->at = now;
+    snprintf(a->tpm_manufacturer, sizeof a->tpm_manufacturer, "id:00001014");
+    snprintf(a->tpm_model, sizeof a->tpm_model, "swtpm");
+    snprintf(a->tpm_version, sizeof a->tpm_version, "id:20191023");
+    snprintf(a->ek_issuer, sizeof a->ek_issuer, "CN=swtpm-localca");
+    switch (kind) {
+    case FAKE_GENERATED:
+        a->attested = a->fixed_tpm = a->fixed_parent = a->sensitive_data_origin = true;
+        return;
+    case FAKE_IMPORTED: /* the TPM's own attributes, whatever the sqlite row says */
+        snprintf(a->reason, sizeof a->reason, "fixedTPM, fixedParent, sensitiveDataOrigin clear");
+        return;
+    case FAKE_FOREIGN_TPM:
+        a->fixed_tpm = a->fixed_parent = a->sensitive_data_origin = true;
+        snprintf(a->reason, sizeof a->reason, "the attested key is not the key of the request");
+        return;
+    case FAKE_WRONG_NONCE:
+        a->fixed_tpm = a->fixed_parent = a->sensitive_data_origin = true;
+        snprintf(a->reason, sizeof a->reason, "extraData is not this verifier's nonce");
+        return;
+    case FAKE_SOFTHSM:
+        memset(a, 0, sizeof *a);
+        a->checked = true;
+        snprintf(a->reason, sizeof a->reason,
+                 "token laptop-42 (SoftHSM project) cannot attest: not a tpm2-pkcs11 token");
+        return;
+    }
+}
+
+static const char attest_text[] = "[key]\n"
+                                  "require-never-extractable = yes\n"
+                                  "require-local = yes\n"
+                                  "require-attestation = yes\n"
+                                  "tpm-ca = ek-ca.pem\n";
+
+static void attestation_rule(void **state)
+{
+    (void)state;
+    struct kb_device_facts f = good_device();
+    /* Required but never tried (a caller without an attester): an error, a denial. */
+    kb_verdict v = evaluate(attest_text, &f, NOW);
+    assert_consistent(&v);
+    assert_false(v.admit);
+    assert_check(&v, "key.attested", KB_ERROR);
+
+    fake_attester(FAKE_GENERATED, NOW, &f.attest);
+    v = evaluate(attest_text, &f, NOW);
+    assert_consistent(&v);
+    assert_true(v.admit);
+    assert_check(&v, "key.attested", KB_PASS);
+    const struct kb_check *c = find(&v, "key.attested");
+    assert_non_null(strstr(c->observed, "fixedTPM fixedParent sensitiveDataOrigin"));
+    assert_non_null(strstr(c->observed, "id:00001014 swtpm id:20191023"));
+    assert_non_null(strstr(c->reason, "CN=swtpm-localca"));
+
+    /* The imported key with its store row edited: every token fact says local and never
+     * extractable, and only the TPM's word denies it, naming the attribute. */
+    f = good_device();
+    fake_attester(FAKE_IMPORTED, NOW, &f.attest);
+    v = evaluate(attest_text, &f, NOW);
+    assert_consistent(&v);
+    assert_false(v.admit);
+    assert_int_equal(v.n_failed, 1);
+    assert_check(&v, "key.local", KB_PASS);
+    assert_check(&v, "key.never-extractable", KB_PASS);
+    assert_check(&v, "key.attested", KB_FAIL);
+    c = find(&v, "key.attested");
+    assert_non_null(strstr(c->reason, "fixedTPM, fixedParent, sensitiveDataOrigin clear"));
+    assert_string_equal(c->observed, "fixedTPM, fixedParent, sensitiveDataOrigin clear");
+    char summary[512];
+    kb_verdict_summary(&v, summary, sizeof summary);
+    assert_string_equal(summary, "DENIED: key.attested");
+    /* ...and a policy that does not ask the TPM admits it: the point of the rule. */
+    v = evaluate("[key]\nrequire-never-extractable = yes\nrequire-local = yes\n", &f, NOW);
+    assert_true(v.admit);
+    assert_check(&v, "key.attested", KB_SKIP);
+
+    static const enum fake_key denied[] = {FAKE_FOREIGN_TPM, FAKE_WRONG_NONCE, FAKE_SOFTHSM};
+    static const char *const why[] = {"not the key of the request", "nonce",
+                                      "cannot attest: not a tpm2-pkcs11 token"};
+    for (size_t i = 0; i < 3; i++) {
+        f = good_device();
+        fake_attester(denied[i], NOW, &f.attest);
+        v = evaluate(attest_text, &f, NOW);
+        assert_consistent(&v);
+        assert_false(v.admit);
+        assert_check(&v, "key.attested", KB_FAIL);
+        assert_non_null(strstr(find(&v, "key.attested")->reason, why[i]));
+    }
+
+    /* attested without the three bits is not a pass: the rule does not trust one flag. */
+    f = good_device();
+    fake_attester(FAKE_GENERATED, NOW, &f.attest);
+    f.attest.sensitive_data_origin = false;
+    v = evaluate(attest_text, &f, NOW);
+    assert_false(v.admit);
+    assert_check(&v, "key.attested", KB_FAIL);
+    assert_non_null(strstr(find(&v, "key.attested")->observed, "fixedTPM fixedParent"));
+    /* A reason that is a sentence of its own gets one full stop. */
+    f = good_device();
+    fake_attester(FAKE_IMPORTED, NOW, &f.attest);
+    snprintf(f.attest.reason, sizeof f.attest.reason, "The certificate issuer is unknown. ");
+    v = evaluate(attest_text, &f, NOW);
+    assert_non_null(
+        strstr(find(&v, "key.attested")->reason, ": The certificate issuer is unknown."));
+    assert_null(strstr(find(&v, "key.attested")->reason, "unknown. ."));
+    assert_string_equal(find(&v, "key.attested")->observed, "The certificate issuer is unknown");
+    /* No reason given: still a denial, and it says so. */
+    f = good_device();
+    f.attest.checked = true;
+    v = evaluate(attest_text, &f, NOW);
+    assert_check(&v, "key.attested", KB_FAIL);
+    assert_non_null(strstr(find(&v, "key.attested")->reason, "no reason given"));
+
+    /* Audit mode admits and marks it; off evaluates nothing. */
+    f = good_device();
+    fake_attester(FAKE_IMPORTED, NOW, &f.attest);
+    v = evaluate("[admission]\nmode = audit\n[key]\nrequire-attestation = yes\ntpm-ca = a.pem\n",
+                 &f, NOW);
+    assert_true(v.admit);
+    assert_true(v.would_deny);
+    v = evaluate("[admission]\nmode = off\n[key]\nrequire-attestation = yes\ntpm-ca = a.pem\n", &f,
+                 NOW);
+    assert_true(v.admit);
+    assert_int_equal(v.n, 0);
+}
+
+static void attestation_rendering(void **state)
+{
+    (void)state;
+    struct kb_attest_facts a;
+    memset(&a, 0, sizeof a);
+    char text[700];
+    /* Not asked for: JSON null, no text line. */
+    assert_null(kb_attest_json(&a));
+    kb_attest_text(&a, text, sizeof text);
+    assert_string_equal(text, "");
+
+    fake_attester(FAKE_GENERATED, NOW, &a);
+    json_object *o = kb_attest_json(&a);
+    assert_non_null(o);
+    json_object *x;
+    assert_true(json_object_object_get_ex(o, "attested", &x));
+    assert_true(json_object_get_boolean(x));
+    assert_true(json_object_object_get_ex(o, "reason", &x));
+    assert_null(x);
+    static const char *const bools[] = {"fixed_tpm", "fixed_parent", "sensitive_data_origin"};
+    for (size_t i = 0; i < 3; i++) {
+        assert_true(json_object_object_get_ex(o, bools[i], &x));
+        assert_true(json_object_get_boolean(x));
+    }
+    assert_true(json_object_object_get_ex(o, "tpm_manufacturer", &x));
+    assert_string_equal(json_object_get_string(x), "id:00001014");
+    assert_true(json_object_object_get_ex(o, "tpm_model", &x));
+    assert_string_equal(json_object_get_string(x), "swtpm");
+    assert_true(json_object_object_get_ex(o, "tpm_version", &x));
+    assert_string_equal(json_object_get_string(x), "id:20191023");
+    assert_true(json_object_object_get_ex(o, "ek_issuer", &x));
+    assert_string_equal(json_object_get_string(x), "CN=swtpm-localca");
+    assert_true(json_object_object_get_ex(o, "at", &x));
+    assert_string_equal(json_object_get_string(x), "2023-11-14T22:13:20Z");
+    json_object_put(o);
+    kb_attest_text(&a, text, sizeof text);
+    assert_string_equal(text, "yes (fixedTPM fixedParent sensitiveDataOrigin; TPM id:00001014 "
+                              "swtpm id:20191023)");
+
+    fake_attester(FAKE_IMPORTED, NOW, &a);
+    o = kb_attest_json(&a);
+    assert_true(json_object_object_get_ex(o, "attested", &x));
+    assert_false(json_object_get_boolean(x));
+    assert_true(json_object_object_get_ex(o, "reason", &x));
+    assert_string_equal(json_object_get_string(x),
+                        "fixedTPM, fixedParent, sensitiveDataOrigin clear");
+    assert_true(json_object_object_get_ex(o, "fixed_tpm", &x));
+    assert_false(json_object_get_boolean(x));
+    json_object_put(o);
+    kb_attest_text(&a, text, sizeof text);
+    assert_string_equal(text, "no: fixedTPM, fixedParent, sensitiveDataOrigin clear");
+
+    /* attested with a bit missing renders as not attested, like the rule. */
+    fake_attester(FAKE_GENERATED, NOW, &a);
+    a.fixed_parent = false;
+    o = kb_attest_json(&a);
+    assert_true(json_object_object_get_ex(o, "attested", &x));
+    assert_false(json_object_get_boolean(x));
+    json_object_put(o);
+
+    /* The verdict's text names the check and its reason. */
+    struct kb_device_facts f = good_device();
+    fake_attester(FAKE_IMPORTED, NOW, &f.attest);
+    kb_verdict v = evaluate(attest_text, &f, NOW);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *out = open_memstream(&buf, &len);
+    assert_non_null(out);
+    kb_verdict_print(out, &v, false);
+    fclose(out);
+    assert_non_null(strstr(buf, "[FAIL]  key.attested"));
+    assert_non_null(strstr(buf, "fixedTPM, fixedParent, sensitiveDataOrigin clear"));
+    assert_non_null(strstr(buf, "Decision: DENIED: key.attested"));
+    free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1287,6 +1500,8 @@ int main(void)
         cmocka_unit_test(baseline),
         cmocka_unit_test(fail_closed_on_errors),
         cmocka_unit_test(verdict_json),
+        cmocka_unit_test(attestation_rule),
+        cmocka_unit_test(attestation_rendering),
         cmocka_unit_test(verdict_summary),
         cmocka_unit_test(cert_subject_is_matched_whole),
         cmocka_unit_test(unfit_facts_are_errors),

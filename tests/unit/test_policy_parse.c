@@ -1118,6 +1118,83 @@ static void load_errors(void **state)
     assert_non_null(strstr(err.msg, "not a regular file"));
 }
 
+/* [key] require-attestation and tpm-ca: defaults, paths, repetition, the pairing rule and
+ * the files checked at load. */
+static void attestation_keys(void **state)
+{
+    (void)state;
+    kb_policy *p = parse_ok("[key]\n");
+    assert_false(p->require_attestation);
+    assert_int_equal(p->n_tpm_ca, 0);
+    kb_policy_free(p);
+
+    p = parse_ok("[key]\nrequire-attestation = yes\ntpm-ca = ek-roots.pem\n"
+                 "tpm-ca = /usr/share/tpm/intermediates.pem\ntpm-ca = sub/dir/vendor.pem\n");
+    assert_true(p->require_attestation);
+    assert_int_equal(p->n_tpm_ca, 3);
+    assert_string_equal(p->tpm_ca[0], "/etc/kb/ek-roots.pem");
+    assert_string_equal(p->tpm_ca[1], "/usr/share/tpm/intermediates.pem");
+    assert_string_equal(p->tpm_ca[2], "/etc/kb/sub/dir/vendor.pem");
+    kb_policy_free(p);
+
+    /* tpm-ca alone is allowed: an admin may stage the anchors before requiring attestation. */
+    p = parse_ok("[key]\ntpm-ca = ek.pem\nrequire-attestation = no\n");
+    assert_false(p->require_attestation);
+    assert_int_equal(p->n_tpm_ca, 1);
+    kb_policy_free(p);
+
+    refused_at("[key]\nrequire-attestation = yes\n", 0, "require-attestation needs tpm-ca");
+    refused_at("[key]\nrequire-attestation = maybe\ntpm-ca = a.pem\n", 2,
+               "require-attestation must be yes or no, not 'maybe'");
+    refused_at("[key]\ntpm-ca = a.pem\nrequire-attestation = yes\nrequire-attestation = yes\n", 4,
+               "'require-attestation' is set twice");
+    refused_at("[key]\ntpm-ca =\nrequire-attestation = yes\n", 2, "tpm-ca");
+    refused_at("[certificate]\ntpm-ca = a.pem\n", 2, "belongs in [key]");
+    refused_at("[key]\nrequire-atestation = yes\n", 2, "did you mean 'require-attestation'");
+}
+
+/* A tpm-ca file is trusted as much as the policy: missing or writable by others, it is
+ * refused when the policy is loaded. */
+static void attestation_files_checked_at_load(void **state)
+{
+    (void)state;
+    const char *tmp = getenv("TMPDIR");
+    char base[4096];
+    snprintf(base, sizeof base, "%s/kb-policy-attest-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    char *d = mkdtemp(base);
+    assert_non_null(d);
+    chmod(d, 0700);
+    char pol[4200], ca[4200];
+    snprintf(pol, sizeof pol, "%s/policy.conf", d);
+    snprintf(ca, sizeof ca, "%s/ek.pem", d);
+    FILE *f = fopen(pol, "w");
+    assert_non_null(f);
+    fputs("[key]\nrequire-attestation = yes\ntpm-ca = ek.pem\n", f);
+    fclose(f);
+    chmod(pol, 0600);
+    kb_policy *p = NULL;
+    kb_err err;
+    assert_int_equal(kb_policy_load(pol, &p, &err), -1);
+    assert_null(p);
+    assert_non_null(strstr(err.msg, "tpm-ca file"));
+    assert_non_null(strstr(err.msg, ca));
+    f = fopen(ca, "w");
+    assert_non_null(f);
+    fputs("-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    chmod(ca, 0644);
+    assert_int_equal(kb_policy_load(pol, &p, &err), 0);
+    assert_true(p->require_attestation);
+    assert_string_equal(p->tpm_ca[0], ca);
+    kb_policy_free(p);
+    chmod(ca, 0666);
+    assert_int_equal(kb_policy_load(pol, &p, &err), -1);
+    assert_non_null(strstr(err.msg, "tpm-ca file"));
+    unlink(ca);
+    unlink(pol);
+    rmdir(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1144,6 +1221,8 @@ int main(void)
         cmocka_unit_test(mode_names),
         cmocka_unit_test(load_refuses_writable_files),
         cmocka_unit_test(load_errors),
+        cmocka_unit_test(attestation_keys),
+        cmocka_unit_test(attestation_files_checked_at_load),
         cmocka_unit_test(indented_continuation_lines),
         cmocka_unit_test(allow_ca_device_cert),
         cmocka_unit_test(endpoint_host_names),
