@@ -17,6 +17,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include "pkcs11/attrs.h"
+#include "src/attest/tpmwire.h"
 #include "src/util/log.h"
 #include "src/util/statedir.h"
 
@@ -236,28 +237,20 @@ out:
 
 /* ---- EK and AK ---- */
 
-/* TCG EK Credential Profile, template L-1: its authPolicy is PolicySecret(endorsement). */
-static const unsigned char ek_policy[32] = {
-    0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
-    0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA};
-
-static void ek_template(TPM2B_PUBLIC *p)
+/* The EK's template L-1 (with the all-zero unique the profile gives), from the one
+ * definition the verifier also rebuilds EKs with (tpmwire.c). */
+static int ek_template(TPM2B_PUBLIC *p, kb_err *err)
 {
+    static const unsigned char zero[256];
+    unsigned char wire[512];
+    size_t len = 0, off = 0;
     memset(p, 0, sizeof *p);
-    TPMT_PUBLIC *a = &p->publicArea;
-    a->type = TPM2_ALG_RSA;
-    a->nameAlg = TPM2_ALG_SHA256;
-    a->objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
-                          TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_ADMINWITHPOLICY |
-                          TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT;
-    a->authPolicy.size = sizeof ek_policy;
-    memcpy(a->authPolicy.buffer, ek_policy, sizeof ek_policy);
-    a->parameters.rsaDetail.symmetric.algorithm = TPM2_ALG_AES;
-    a->parameters.rsaDetail.symmetric.keyBits.aes = 128;
-    a->parameters.rsaDetail.symmetric.mode.aes = TPM2_ALG_CFB;
-    a->parameters.rsaDetail.scheme.scheme = TPM2_ALG_NULL;
-    a->parameters.rsaDetail.keyBits = 2048;
-    a->unique.rsa.size = 256;
+    if (kb_tpm_ek_rsa_template(zero, sizeof zero, wire, &len, err) != 0)
+        return -1;
+    if (Tss2_MU_TPMT_PUBLIC_Unmarshal(wire, len, &off, &p->publicArea) != TSS2_RC_SUCCESS ||
+        off != len)
+        return kb_err_set(err, "the EK template L-1 does not unmarshal");
+    return 0;
 }
 
 static void ak_template(TPM2B_PUBLIC *p)
@@ -333,7 +326,10 @@ static int ek_load(struct kb_tpm *t, const unsigned char *ek_der, size_t ek_len,
         Esys_TR_Close(t->ctx, &h);
     }
     TPM2B_PUBLIC tmpl;
-    ek_template(&tmpl);
+    if (ek_template(&tmpl, err) != 0) {
+        gnutls_free(m.data);
+        return -1;
+    }
     TPM2B_SENSITIVE_CREATE sens = {0};
     TPM2B_DATA outside = {0};
     TPML_PCR_SELECTION pcrs = {0};

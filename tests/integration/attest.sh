@@ -57,6 +57,13 @@ assert a["fixed_tpm"] and a["fixed_parent"] and a["sensitive_data_origin"], a
 assert a["ek_issuer"] and a["at"], a
 assert [c["status"] for c in d["checks"] if c["id"] == "key.attested"] == ["pass"], d["checks"]
 ' "$T/out"
+# A TPM whose EK is not persistent (many Linux laptops: nothing provisioned 0x81010001):
+# keybound makes it from template L-1, and its Name must be the certificate's key's.
+run tpm_tools tpm2_evictcontrol -C o -c 0x81010001
+t_check "the persistent EK is evicted" rc_is 0
+kb check $MOD --pin-file "$T/pin" $ATT --key "pkcs11:token=dev;object=gen"
+t_check "  check: the EK made from template L-1 attests the key as the persistent one did" \
+    bash -c "[ $rc -eq 0 ] && grep -q '\[pass\]  key.attested' '$T/out'"
 # Without require-attestation nothing is attested: the fact is null, the check skipped.
 kb check $MOD --pin-file "$T/pin" $POL --key "pkcs11:token=dev;object=gen" --json
 t_check "check --json without require-attestation: attested is null" \
