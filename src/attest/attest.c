@@ -43,14 +43,15 @@ static void run_free(struct run *r)
 /* The PIN to derive the seal auth from: the one C_Login just accepted. When this process
  * was logged in already (another session of the same module), C_Login proves nothing and
  * the PIN comes from the same source again. */
-static int login(kb_session *s, const kb_pin_opts *pin, kb_secret **out, kb_err *err)
+static int login(kb_session *s, const kb_pin_opts *pin, kb_secret **out, bool *proved, kb_err *err)
 {
     kb_pin_opts o = *pin;
     o.accepted = out;
     *out = NULL;
+    *proved = false;
     if (kb_session_login(s, &o, err) != 0)
         return -1;
-    if (*out != NULL)
+    if ((*proved = *out != NULL))
         return 0;
     char source[300];
     if (!s->token->facts.login_required)
@@ -87,7 +88,8 @@ static int gather(kb_p11 *p, const kb_key *k, const kb_pin_opts *pin,
     if (kb_tpm2_store_read(t->facts.label, &store, err) != 0 ||
         kb_tpm_open(store.tcti, &tpm, err) != 0 || kb_session_open(t, false, &s, err) != 0)
         goto out;
-    if (login(&s, pin, &pinsec, err) != 0 || kb_tpm_key_find(&s, k, &h, err) != 0 ||
+    bool proved;
+    if (login(&s, pin, &pinsec, &proved, err) != 0 || kb_tpm_key_find(&s, k, &h, err) != 0 ||
         kb_tpm_blobs_read(&s, h, &blobs, err) != 0 ||
         kb_key_pubkey(&s, h, k, &r->expected, err) != 0 ||
         kb_tpm_ek_cert(tpm, &r->ek_der, &r->ek_len, &r->ek_index, err) != 0 ||
@@ -99,10 +101,25 @@ static int gather(kb_p11 *p, const kb_key *k, const kb_pin_opts *pin,
             kb_tpm_activate(tpm, &challenge->cred, r->q, &r->q_len, err) != 0)
             goto out;
     }
-    if (kb_tpm2_seal_auth(pinsec, store.salt, seal_auth, err) != 0 ||
-        kb_tpm_unseal(tpm, store.primary, store.seal_pub, store.seal_pub_len, store.seal_priv,
-                      store.seal_priv_len, seal_auth, wrap, err) != 0 ||
-        kb_tpm2_unwrap_auth(wrap, blobs.objauth_enc, what, key_auth, err) != 0 ||
+    if (kb_tpm2_seal_auth(pinsec, store.salt, seal_auth, err) != 0)
+        goto out;
+    int unsealed = kb_tpm_unseal(tpm, store.primary, store.seal_pub, store.seal_pub_len,
+                                 store.seal_priv, store.seal_priv_len, seal_auth, wrap, err);
+    if (unsealed == 1 && !proved) {
+        /* The same Unseal is tpm2-pkcs11's C_Login: the token rejected this PIN, and the
+         * module's next login with it would cost the TPM's lockout a second try. */
+        kb_pin_token tok;
+        kb_pin_token_from_info(&t->info, &tok);
+        kb_pin_rejected(t->facts.label);
+        kb_pin_mark_rejected(pin, &tok);
+        kb_err_set(err,
+                   "wrong PIN for token '%s': the TPM refused it for the token's seal object; "
+                   "not retried, since the TPM counts failed tries",
+                   t->facts.label);
+    } else if (unsealed == 1) {
+        kb_tpm_refuse_auth(); /* a PIN C_Login accepted: the store is not this TPM's */
+    }
+    if (unsealed != 0 || kb_tpm2_unwrap_auth(wrap, blobs.objauth_enc, what, key_auth, err) != 0 ||
         kb_tpm_certify(tpm, store.primary, blobs.pub, blobs.pub_len, blobs.priv, blobs.priv_len,
                        key_auth, r->q, r->q_len, what, &r->cert, err) != 0)
         goto out;

@@ -7,6 +7,7 @@
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +77,16 @@ static bool auth_failure(TSS2_RC rc)
     return r == TPM2_RC_LOCKOUT;
 }
 
+/* Set by the first auth failure: this process then opens no TPM connection for attestation
+ * again. A tunnel re-evaluates on a clock; without this, a PIN source that changed under a
+ * logged-in token would cost one dictionary-attack strike per re-evaluation. */
+static atomic_bool auth_refused;
+
+void kb_tpm_refuse_auth(void)
+{
+    atomic_store(&auth_refused, true);
+}
+
 static bool is_lockout(TSS2_RC rc)
 {
     return (rc & 0xFFFF0000u) == 0 && (rc & 0xFFFF) == TPM2_RC_LOCKOUT;
@@ -112,6 +123,10 @@ static int connect_to(struct kb_tpm *t, const char *conf)
 int kb_tpm_open(const char *tcti, struct kb_tpm **out, kb_err *err)
 {
     *out = NULL;
+    if (atomic_load(&auth_refused))
+        return kb_err_set(err, "the TPM refused an authorisation earlier in this process; "
+                               "keybound attests nothing more until it is restarted, since "
+                               "each failure counts toward the TPM's lockout");
     struct kb_tpm *t = calloc(1, sizeof *t);
     if (t == NULL)
         return kb_err_set(err, "out of memory");
@@ -366,6 +381,8 @@ static int ek_session(struct kb_tpm *t, ESYS_TR *s, kb_err *err)
                            ESYS_TR_NONE, NULL, NULL, NULL, 0, NULL, NULL);
     if (rc != TSS2_RC_SUCCESS) {
         flush(t, s);
+        if (auth_failure(rc))
+            kb_tpm_refuse_auth();
         return kb_err_set(err, "the TPM refuses the endorsement hierarchy's auth: %s%s",
                           rc_text(rc),
                           auth_failure(rc) ? " (keybound expects it empty; not retried)" : "");
@@ -640,6 +657,9 @@ static int refused(TSS2_RC rc, const char *what, const char *cmd, kb_err *err)
                           "the TPM is in dictionary-attack lockout (%s); keybound tries "
                           "nothing until it ends",
                           cmd);
+    /* An Unseal's refusal may be a wrong PIN, which the caller handles as one. */
+    if (auth_failure(rc) && strcmp(cmd, "TPM2_Unseal") != 0)
+        kb_tpm_refuse_auth();
     if (auth_failure(rc))
         return kb_err_set(err,
                           "the TPM refused the auth of %s (%s, %s): the tpm2-pkcs11 store does "
@@ -665,6 +685,7 @@ int kb_tpm_unseal(struct kb_tpm *t, uint32_t primary, const unsigned char *pub, 
     TSS2_RC rc = Esys_Unseal(t->ctx, seal, s, ESYS_TR_NONE, ESYS_TR_NONE, &wk);
     if (rc != TSS2_RC_SUCCESS) {
         refused(rc, "the token's seal object", "TPM2_Unseal", err);
+        ret = auth_failure(rc) && !is_lockout(rc) ? 1 : -1;
         goto out;
     }
     kb_secret_wipe(out);

@@ -10,7 +10,8 @@
  * wrapping key, loads the key and certifies it with the AK. Every object and session it
  * loads is flushed by the step that loaded it or by kb_tpm_close, on every path. An auth
  * failure is reported, never retried: each one counts toward the TPM's device-wide
- * dictionary-attack lockout. */
+ * dictionary-attack lockout; after one (but a wrong PIN, which the caller handles as the
+ * token's rejection) kb_tpm_open refuses for the rest of the process. */
 #ifndef KB_ATTEST_TPM_H
 #define KB_ATTEST_TPM_H
 
@@ -30,6 +31,9 @@ struct kb_tpm;
  * tpm2-abrmd and /dev/tpmrm0. A TCTI without a resource manager (/dev/tpm0, swtpm:,
  * mssim:) is refused, and so is none answering: "attestation needs a TPM resource manager". */
 int kb_tpm_open(const char *tcti, struct kb_tpm **out, kb_err *err);
+/* After an auth failure that is not a wrong PIN (the store does not match the TPM, an
+ * endorsement auth that is not empty): every later kb_tpm_open in this process refuses. */
+void kb_tpm_refuse_auth(void);
 /* Flushes what is still loaded and closes the connection. NULL is fine. */
 void kb_tpm_close(struct kb_tpm *t);
 
@@ -50,7 +54,8 @@ int kb_tpm_activate(struct kb_tpm *t, const struct kb_credential *cred, unsigned
                     size_t *out_len, kb_err *err);
 
 /* Unseals the seal object (TPM2B_PUBLIC, TPM2B_PRIVATE) under the persistent primary with
- * auth, through a salted session with response encryption. */
+ * auth, through a salted session with response encryption. 0, -1 with err, or 1 with err
+ * when the TPM refused auth (the PIN it was derived from is wrong). */
 int kb_tpm_unseal(struct kb_tpm *t, uint32_t primary, const unsigned char *pub, size_t pub_len,
                   const unsigned char *priv, size_t priv_len, const kb_secret *auth, kb_secret *out,
                   kb_err *err);

@@ -247,6 +247,38 @@ run tpm_tools tpm2_getcap properties-variable
 t_check "the TPM's lockout counter is still 0" \
     grep -q '^TPM2_PT_LOCKOUT_COUNTER: 0x0$' "$T/out"
 
+# A running tunnel re-evaluates on a clock, and its token may stay logged in: when the PIN
+# source changes under it, C_Login proves nothing, and attestation's Unseal of the token's
+# seal object is what meets the wrong PIN, exactly as the module's C_Login would. That is
+# one strike, and it counts as the token rejecting the PIN: later re-evaluations try it
+# neither in the TPM nor in a login.
+# A failed try is forgotten after recovery-time: long enough that none decays meanwhile.
+tpm_tools tpm2_dictionarylockout --setup-parameters --max-tries=1000 --recovery-time=10000 \
+    --lockout-recovery-time=1 >/dev/null 2>&1
+cp "$T/pin" "$T/tun-pin"
+chmod 600 "$T/tun-pin"
+tun_port=$(free_port)
+setsid "$KEYBOUND" tunnel $MOD --pin-file "$T/tun-pin" $ATT --listen "127.0.0.1:$tun_port" \
+    --connect localhost:443 --key "pkcs11:token=dev;object=gen" --admission-recheck 10 \
+    >"$T/tun-att.log" 2>&1 </dev/null &
+tun_pid=$!
+kb_pids+=($tun_pid)
+t_check "a tunnel under require-attestation starts, attested" \
+    wait_log "$T/tun-att.log" "tunnel cli: .* as CN=device-gen"
+printf '9999' >"$T/tun-pin"
+rechecks() { grep -c "the policy again" "$T/tun-att.log"; }
+for i in $(seq 350); do [ "$(rechecks)" -ge 3 ] && break; sleep 0.1; done
+run tpm_tools tpm2_getcap properties-variable
+cp "$T/out" "$T/tun-lockout"
+t_check "  the PIN file changed under it: three re-evaluations spend one try of the TPM's" \
+    bash -c "[ $(rechecks) -ge 3 ] && grep -q '^TPM2_PT_LOCKOUT_COUNTER: 0x1$' '$T/tun-lockout'"
+t_check "  the device is denied from the first, and the PIN is not tried again" \
+    bash -c "grep -q 'not admitted for localhost:443: DENIED: key.attested' '$T/tun-att.log' &&
+             grep -q 'was rejected earlier; not tried again' '$T/tun-att.log'"
+kill "$tun_pid" 2>/dev/null
+wait "$tun_pid" 2>/dev/null
+run tpm_tools tpm2_dictionarylockout --clear-lockout
+
 # The transcripts, for the closing note (KB_ATTEST_TRANSCRIPTS=DIR keeps them).
 [ -n "${KB_ATTEST_TRANSCRIPTS:-}" ] && cp "$T"/check-*.txt "$T"/check-*.json "$KB_ATTEST_TRANSCRIPTS"/ 2>/dev/null
 t_done
