@@ -264,7 +264,7 @@ t_check "status, a URI matching no token: ERROR, exit 2" error_doc 2
 
 # --- network profile, network check -------------------------------------------------------
 printf '[network "wired"]\nserver-name = radius.example.com\n' >>"$T/policy.conf"
-kb network profile $MOD --pin-file "$T/pin" $POL $KEY --ca "$P/ca.pem" --wired --format wpa \
+kb network profile $MOD --pin-file "$T/pin" $POL $KEY --ca "$P/ca.pem" --wired \
     -o "$T/net" --json
 t_check "network profile: the documented shape" rc_doc 0 "network profile"
 t_check "  wired, the PIN stored, no drop-in on SoftHSM" \

@@ -381,10 +381,11 @@ if command -v ss >/dev/null; then
     get "$lport"
     # Each try: one kept-alive request, then ss on keybound's socket to nginx. The request
     # goes with the Finished when it is there before the handshake ends, as it is unless the
-    # client is descheduled between its connect and its send; so up to 5 tries for one with
+    # client is descheduled between its connect and its send (on a loaded machine, five tries
+    # in a row were seen so); so up to 10 tries for one with
     # 2 segments. ChangeCipherSpec and Finished always go together: never more than 3.
     all_segs=""
-    for try in 1 2 3 4 5; do
+    for try in $(seq 10); do
         rm -f "$T/seg.out"
         python3 - "$lport" "$T/seg.out" <<'PY' &
 import socket, sys, time
