@@ -64,31 +64,48 @@ static int read_bounded(const char *path, const char *what, unsigned char *buf, 
     return 0;
 }
 
+/* The key URI names, found on its token: what both modes hold while they use it. */
+struct opened {
+    P11KitUri *uri;
+    kb_p11 *p;
+    kb_token_list tokens;
+    kb_objects objs;
+    kb_key *key;
+};
+
+static int open_key(struct kb_cli *c, const char *key_uri, struct opened *o, kb_err *err)
+{
+    return kb_cli_uri(c, key_uri, &o->uri, err) == 0 && kb_cli_load(c, o->uri, &o->p, err) == 0 &&
+                   kb_objects_one_key(o->p, o->uri, key_uri, &c->pin, &o->tokens, &o->objs, &o->key,
+                                      err) == 0
+               ? 0
+               : -1;
+}
+
+static void close_key(struct opened *o)
+{
+    kb_objects_free(&o->objs);
+    kb_token_list_free(&o->tokens);
+    kb_p11_close(o->p);
+    if (o->uri)
+        p11_kit_uri_free(o->uri);
+}
+
 /* The public key the attested key must have: the key's on its token, read as
  * kb_attest_prove reads it (a login, then the key's public key object or attributes). */
 static int token_pubkey(struct kb_cli *c, const char *key_uri, gnutls_pubkey_t *out, kb_err *err)
 {
-    P11KitUri *uri = NULL;
-    kb_p11 *p = NULL;
-    kb_token_list tokens = {0};
-    kb_objects objs = {0};
-    kb_key *key = NULL;
+    struct opened o = {0};
     kb_session s = {0};
     CK_OBJECT_HANDLE h;
     int rc = -1;
-    if (kb_cli_uri(c, key_uri, &uri, err) == 0 && kb_cli_load(c, uri, &p, err) == 0 &&
-        kb_objects_one_key(p, uri, key_uri, &c->pin, &tokens, &objs, &key, err) == 0 &&
-        kb_session_open(key->token, false, &s, err) == 0 &&
-        kb_session_login(&s, &c->pin, err) == 0 && kb_tpm_key_find(&s, key, &h, err) == 0 &&
-        kb_key_pubkey(&s, h, key, out, err) == 0)
+    if (open_key(c, key_uri, &o, err) == 0 && kb_session_open(o.key->token, false, &s, err) == 0 &&
+        kb_session_login(&s, &c->pin, err) == 0 && kb_tpm_key_find(&s, o.key, &h, err) == 0 &&
+        kb_key_pubkey(&s, h, o.key, out, err) == 0)
         rc = 0;
     if (s.token != NULL)
         kb_session_close(&s);
-    kb_objects_free(&objs);
-    kb_token_list_free(&tokens);
-    kb_p11_close(p);
-    if (uri)
-        p11_kit_uri_free(uri);
+    close_key(&o);
     return rc;
 }
 
@@ -293,18 +310,13 @@ int kb_cmd_attest(int argc, char **argv)
         }
     }
 
-    P11KitUri *uri = NULL;
-    kb_p11 *p = NULL;
-    kb_token_list tokens = {0};
-    kb_objects objs = {0};
-    kb_key *key = NULL;
+    struct opened o = {0};
     unsigned char *der = NULL;
     size_t der_len = 0;
     gnutls_datum_t pem = {NULL, 0};
     int rc = KB_EXIT_ERROR;
-    if (kb_cli_uri(&c, key_uri, &uri, &err) != 0 || kb_cli_load(&c, uri, &p, &err) != 0 ||
-        kb_objects_one_key(p, uri, key_uri, &c.pin, &tokens, &objs, &key, &err) != 0 ||
-        kb_attest_evidence(p, key, &c.pin, nonce, nonce_len, &der, &der_len, &err) != 0)
+    if (open_key(&c, key_uri, &o, &err) != 0 ||
+        kb_attest_evidence(o.p, o.key, &c.pin, nonce, nonce_len, &der, &der_len, &err) != 0)
         goto fail;
     const void *data = der;
     size_t len = der_len;
@@ -326,10 +338,10 @@ int kb_cmd_attest(int argc, char **argv)
         goto fail;
     }
     if (kb_cli_json())
-        print_json(key, output, len, nonce, nonce_len, der, der_len);
+        print_json(o.key, output, len, nonce, nonce_len, der, der_len);
     else if (!c.quiet && !to_stdout)
         fprintf(stderr, "keybound: evidence for key '%s' on token '%s' in %s (%zu bytes)\n",
-                key->facts.label, key->token->facts.label, output, len);
+                o.key->facts.label, o.key->token->facts.label, output, len);
     rc = KB_EXIT_OK;
     goto out;
 fail:
@@ -337,10 +349,6 @@ fail:
 out:
     free(der);
     gnutls_free(pem.data);
-    kb_objects_free(&objs);
-    kb_token_list_free(&tokens);
-    kb_p11_close(p);
-    if (uri)
-        p11_kit_uri_free(uri);
+    close_key(&o);
     return rc;
 }
