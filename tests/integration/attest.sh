@@ -328,6 +328,15 @@ t_check "  another nonce: refused as a replay" \
 kb attest --verify "$T/ev.der" --pubkey "$T/imp.pub" --nonce "$NA" $ATT
 t_check "  another key expected: refused" \
     bash -c "[ $rc -eq 1 ] && grep -q 'not the expected key' '$T/err'"
+kb attest $MOD --pin-file "$T/pin" --key "pkcs11:token=dev;object=gen" --nonce "$NB" -o "$T/ev.pem"
+kb attest --verify "$T/ev.pem" --pubkey "$T/gen.pub" --nonce "$NB" $ATT
+t_check "  PEM evidence (attest -o FILE.pem) verifies too" rc_is 0
+for bad in "--nonce $NA" "--pubkey $T/gen.pub" "--pubkey $T/gen.pub --nonce $NA --key pkcs11:token=dev" \
+    "--pubkey $T/gen.pub --nonce $NA -o $T/x.der" "--pubkey $T/gen.pub --nonce $NA --json"; do
+    kb attest --verify "$T/ev.der" $bad $ATT
+    t_check "  --verify with '${bad//$T/\$T}': exit 2, one line" \
+        bash -c "[ $rc -eq 2 ] && [ \"\$(wc -l <'$T/err')\" -eq 1 ]"
+done
 head -c 100 /dev/urandom >"$T/not-ev.der"
 kb attest --verify "$T/not-ev.der" --pubkey "$T/gen.pub" --nonce "$NA" $ATT
 t_check "  a file that is not evidence: exit 2, one line" \
