@@ -315,6 +315,7 @@ t_check "  which openssl asn1parse reads: the tcg-attest-tpm-certify statement, 
              grep -qi '00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF' '$T/out'"
 # attest --verify: the remote verifier's side of the same evidence, no TPM used.
 kb attest --verify "$T/ev.der" --pubkey "$T/gen.pub" --nonce "$NA" $ATT
+cp "$T/out" "$T/verify-ok.txt"
 t_check "attest --verify: the evidence verifies with its nonce, the AK said not activated" \
     bash -c "[ $rc -eq 0 ] && grep -q '^attested: *yes' '$T/out' &&
              grep -q \"^AK activated: *no: the AK's binding to the EK rests on the TPM's qualifiedSigner\" '$T/out'"
