@@ -105,6 +105,10 @@ struct kb_attest_facts {
     char tpm_manufacturer[64], tpm_model[64], tpm_version[64]; /* from the EK certificate's SAN */
     char ek_issuer[512];
     long long at; /* when the evidence was made */
+    /* The AK proved its TPM by activating the verifier's credential. False when attested
+     * from evidence with the caller's nonce (kb_attest_verify_nonce): the binding then
+     * rests on the TPM's qualifiedSigner. */
+    bool ak_activated;
 };
 
 /* Everything the policy looks at for one key. */

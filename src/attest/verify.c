@@ -355,16 +355,17 @@ static int check_signature(struct run *r, struct kb_attest_facts *f)
     return 0;
 }
 
-/* 7. The TPMS_ATTEST answers this challenge, was signed by the EK's child, and 8. vouches
- * for the key's public area by its name. */
-static int check_attest(struct run *r, const struct kb_attest_challenge *c,
+/* 7. The TPMS_ATTEST answers the expected nonce (the challenge's secret, or the remote
+ * verifier's own nonce), was signed by the EK's child, and 8. vouches for the key's public
+ * area by its name. */
+static int check_attest(struct run *r, const unsigned char *nonce, size_t nonce_len,
                         struct kb_attest_facts *f)
 {
     struct kb_tpm_attest at;
     kb_err err = {{0}};
     if (kb_tpm_attest_decode(r->ev.attest, r->ev.attest_len, &at, &err) < 0)
         return fail(f, "the attestation cannot be read: %s", err.msg);
-    if (!same(at.extra, at.extra_len, c->secret, c->secret_len))
+    if (!same(at.extra, at.extra_len, nonce, nonce_len))
         return fail(f, "the evidence answers another nonce (replayed?)");
     if (!same(r->ev.nonce, r->ev.nonce_len, at.extra, at.extra_len))
         return fail(f, "the evidence's nonce is not the one the TPM signed");
@@ -419,10 +420,13 @@ static int check_key(struct run *r, gnutls_pubkey_t expected, struct kb_attest_f
     return 0;
 }
 
-int kb_attest_verify(const unsigned char *der, size_t der_len,
-                     const struct kb_attest_anchors *anchors,
-                     const struct kb_attest_challenge *challenge, gnutls_pubkey_t expected,
-                     long long now, struct kb_attest_facts *facts)
+/* The one checklist. challenge NULL: the remote verifier's case, the nonce is the caller's
+ * and step 5 (the credential) is skipped; the AK's binding to the EK then rests on step 7's
+ * qualifiedSigner alone, which facts->ak_activated false records. */
+static int verify(const unsigned char *der, size_t der_len, const struct kb_attest_anchors *anchors,
+                  const struct kb_attest_challenge *challenge, const unsigned char *nonce,
+                  size_t nonce_len, gnutls_pubkey_t expected, long long now,
+                  struct kb_attest_facts *facts)
 {
     struct run r;
     kb_err err = {{0}};
@@ -434,22 +438,49 @@ int kb_attest_verify(const unsigned char *der, size_t der_len,
     if (!anchors || anchors->error[0] || !anchors->list)
         return fail(facts, "no trusted TPM vendor CA: %s",
                     anchors && anchors->error[0] ? anchors->error : "tpm-ca not loaded");
-    if (!challenge)
-        return fail(facts, "no challenge: the AK cannot be shown to be in the EK's TPM");
+    if (challenge) {
+        nonce = challenge->secret;
+        nonce_len = challenge->secret_len;
+    }
+    if (nonce == NULL || nonce_len == 0)
+        return fail(facts, "no nonce to compare the evidence's with: it may be a replay");
     /* 1. Strict DER, one tcg-attest-tpm-certify statement, the key's area, the EK cert. */
     if (kb_evidence_decode(der, der_len, &r.ev, &err) < 0) {
         fail(facts, "the evidence cannot be read: %s", err.msg);
         goto done;
     }
     if (check_chain(&r, anchors, facts) < 0 || check_ek_key(&r, facts) < 0 ||
-        check_ak(&r, facts) < 0 || check_binding(&r, challenge, facts) < 0 ||
-        check_signature(&r, facts) < 0 || check_attest(&r, challenge, facts) < 0 ||
+        check_ak(&r, facts) < 0 || (challenge && check_binding(&r, challenge, facts) < 0) ||
+        check_signature(&r, facts) < 0 || check_attest(&r, nonce, nonce_len, facts) < 0 ||
         check_key(&r, expected, facts) < 0)
         goto done;
     facts->attested = true;
+    facts->ak_activated = challenge != NULL;
     facts->reason[0] = '\0';
     rc = 0;
 done:
     run_free(&r);
     return rc;
+}
+
+int kb_attest_verify(const unsigned char *der, size_t der_len,
+                     const struct kb_attest_anchors *anchors,
+                     const struct kb_attest_challenge *challenge, gnutls_pubkey_t expected,
+                     long long now, struct kb_attest_facts *facts)
+{
+    if (!challenge) {
+        memset(facts, 0, sizeof(*facts));
+        facts->checked = true;
+        facts->at = now;
+        return fail(facts, "no challenge: the AK cannot be shown to be in the EK's TPM");
+    }
+    return verify(der, der_len, anchors, challenge, NULL, 0, expected, now, facts);
+}
+
+int kb_attest_verify_nonce(const unsigned char *der, size_t der_len,
+                           const struct kb_attest_anchors *anchors, const unsigned char *nonce,
+                           size_t nonce_len, gnutls_pubkey_t expected, long long now,
+                           struct kb_attest_facts *facts)
+{
+    return verify(der, der_len, anchors, NULL, nonce, nonce_len, expected, now, facts);
 }

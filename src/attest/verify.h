@@ -60,4 +60,18 @@ int kb_attest_verify(const unsigned char *der, size_t der_len,
                      const struct kb_attest_challenge *challenge, gnutls_pubkey_t expected,
                      long long now, struct kb_attest_facts *facts);
 
+/* The remote verifier's case: evidence made by `keybound attest --nonce HEX`, with no
+ * challenge and so no ActivateCredential. The same checklist, with the caller's nonce as
+ * the expected extraData and without the credential step: the AK's binding to the EK then
+ * rests on the qualifiedSigner check alone (the TPM names the AK's parent chain, which it
+ * signs with the AK), a weaker proof than an activation only the EK's TPM can do. On
+ * success facts->ak_activated is false; KB_ATTEST_NOT_ACTIVATED says so in words. */
+int kb_attest_verify_nonce(const unsigned char *der, size_t der_len,
+                           const struct kb_attest_anchors *anchors, const unsigned char *nonce,
+                           size_t nonce_len, gnutls_pubkey_t expected, long long now,
+                           struct kb_attest_facts *facts);
+
+#define KB_ATTEST_NOT_ACTIVATED                                                                    \
+    "the AK's binding to the EK rests on the TPM's qualifiedSigner; no credential was activated"
+
 #endif

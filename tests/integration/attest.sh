@@ -9,10 +9,11 @@
 # presenting another TPM's EK certificate and an EK certificate from an untrusted CA are
 # refused; connect, tunnel --check, enroll's final check and status attest too; a SoftHSM
 # key fails require-attestation with a clear reason; `keybound attest` writes DER evidence
-# and exits 2 on SoftHSM; the lockout counter stays 0.
-# Covered by the verifier's unit tests instead (tests/unit/test_attest_verify.c): replayed
-# evidence (a wrong nonce) and an AK that is not the EK's child (qualifiedSigner), which
-# need evidence no CLI path produces on purpose.
+# and exits 2 on SoftHSM; the lockout counter stays 0. `attest --verify`, the remote
+# verifier: the evidence verifies with its nonce and is refused with another (a replay);
+# evidence made on another swtpm (tpm2-tools, B's AK under B's EK) is refused for TPM A's
+# key; an AK made under the owner's SRK instead of the EK is refused (qualifiedSigner).
+# The last two are evidence keybound never makes: tpm2-tools and ev_der's DER build it.
 . "$TESTS_SRCDIR/lib/testlib.sh"
 . "$TESTS_SRCDIR/lib/tpmlib.sh"
 for tool in tpm2_ptool sqlite3 openssl xxd tpm2_nvread tpm2_nvwrite; do
@@ -31,6 +32,68 @@ with_attestation() {
 }
 with_attestation "$T/tpm-policy.conf" "$T/att.conf"
 ATT="--policy $T/att.conf"
+# ev_der PREFIX EK-DER OUT: evidence (src/attest/evidence.asn, plain DER) from tpm2-tools'
+# output PREFIX.attest, PREFIX.sig (TPMT_SIGNATURE), PREFIX-ak.pub and PREFIX-key.pub
+# (TPM2B_PUBLIC); prints the nonce the TPM signed. For evidence keybound never makes.
+ev_der() {
+    $PY - "$@" <<'PYEOF'
+import sys
+prefix, ek, out = sys.argv[1:4]
+def rd(n): return open(n, "rb").read()
+def tlv(tag, body):
+    n = len(body)
+    if n < 128:
+        return bytes([tag, n]) + body
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(b)]) + b + body
+def seq(*parts): return tlv(0x30, b"".join(parts))
+def octets(b): return tlv(0x04, b)
+def integer(v): return tlv(0x02, v.to_bytes(v.bit_length() // 8 + 1, "big"))
+attest = rd(prefix + ".attest")
+# TPMS_ATTEST: magic, type, qualifiedSigner (TPM2B), extraData (TPM2B)
+qs = int.from_bytes(attest[6:8], "big")
+ne = int.from_bytes(attest[8 + qs:10 + qs], "big")
+nonce = attest[10 + qs:10 + qs + ne]
+oid = tlv(0x06, bytes([0x67, 0x81, 0x05, 0x14, 0x01]))  # 2.23.133.20.1
+stmt = seq(octets(attest), octets(rd(prefix + ".sig")), octets(rd(prefix + "-key.pub")[2:]))
+bundle = seq(seq(seq(oid, stmt)), seq(rd(ek)))
+open(out, "wb").write(seq(integer(1), bundle, octets(rd(prefix + "-ak.pub")[2:]),
+                          octets(nonce), integer(0x01C00002)))
+print(nonce.hex())
+PYEOF
+}
+# certify_key TCTI ek|srk PREFIX: with tpm2-tools, a restricted ECDSA signing key (the AK:
+# under the EK with tpm2_createak, as keybound makes its own, or under the SRK) certifies a key made under the owner's SRK 0x81000001
+# (or a fresh primary when the TPM has none); PREFIX.* as ev_der reads them, and
+# PREFIX-key.pem, the key's public key.
+certify_key() {
+    local tcti=$1 parent=$2 p=$3 srk=0x81000001
+    export TPM2TOOLS_TCTI=$tcti
+    # A TPM without a resource manager keeps 3 objects: each step flushes what it loaded.
+    t2() { "$@" && tpm2_flushcontext -t; }
+    if ! tpm2_readpublic -c $srk >/dev/null 2>&1; then
+        t2 tpm2_createprimary -C o -c "$p-srk.ctx" && srk="$p-srk.ctx"
+    fi
+    [ "$parent" = srk ] && parent=$srk
+    if [ "$parent" = ek ]; then
+        t2 tpm2_createek -c "$p-ek.ctx" -G rsa -u "$p-ek.pub" &&
+            t2 tpm2_createak -C "$p-ek.ctx" -c "$p-ak.ctx" -G ecc -g sha256 -s ecdsa \
+                -u "$p-ak.pub" -n "$p-ak.name" -r "$p-ak.priv"
+    else
+        t2 tpm2_create -C "$parent" -G ecc256:ecdsa-sha256:null -g sha256 -u "$p-ak.pub" \
+            -r "$p-ak.priv" -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign' &&
+            t2 tpm2_load -C "$parent" -u "$p-ak.pub" -r "$p-ak.priv" -c "$p-ak.ctx"
+    fi &&
+        t2 tpm2_create -C $srk -G ecc256 -g sha256 -p keyauth -u "$p-key.pub" -r "$p-key.priv" \
+            -a 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign' &&
+        t2 tpm2_load -C $srk -u "$p-key.pub" -r "$p-key.priv" -c "$p-key.ctx" &&
+        t2 tpm2_readpublic -c "$p-key.ctx" -f pem -o "$p-key.pem" &&
+        t2 tpm2_certify -c "$p-key.ctx" -P keyauth -C "$p-ak.ctx" -g sha256 -o "$p.attest" \
+            -s "$p.sig"
+} >"$3.log" 2>&1
+# The remote verifier's nonces (attest --nonce, attest --verify).
+NA=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff
+NB=ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100
 t_check "the TPM holds an RSA EK certificate from the test's own CA" \
     bash -c "TPM2TOOLS_TCTI='$TPM_TCTI' tpm2_nvread 0x1c00002 -C o -o '$T/ek-a.der' 2>/dev/null &&
              openssl verify -CAfile '$T/ca/swtpm-localca-rootca-cert.pem' \
@@ -142,6 +205,19 @@ swtpm socket --tpm2 --tpmstate dir="$T/tpm-b/state" \
 wait_port "$port_b"
 TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=$port_b" tpm2_nvread 0x1c00002 -C o \
     -o "$T/ek-b.der" 2>/dev/null
+# Evidence made on TPM B, honest on its own terms (B's AK under B's EK), presented as TPM
+# A's key's: a remote verifier refuses it.
+if (certify_key "swtpm:host=127.0.0.1,port=$port_b" ek "$T/tpm-b/ev"); then
+    nb=$(ev_der "$T/tpm-b/ev" "$T/ek-b.der" "$T/ev-b.der")
+    kb attest --verify "$T/ev-b.der" --pubkey "$T/gen.pub" --nonce "$nb" $ATT
+    cp "$T/err" "$T/verify-other-tpm.txt"
+    t_check "attest --verify: evidence from another swtpm, for TPM A's key, is refused" \
+        bash -c "[ $rc -eq 1 ] && grep -q 'not the expected key' '$T/err'"
+    kb attest --verify "$T/ev-b.der" --pubkey "$T/tpm-b/ev-key.pem" --nonce "$nb" $ATT
+    t_check "  and verifies for TPM B's own key (the harness's evidence is sound)" rc_is 0
+else
+    t_fail "tpm2-tools on TPM B made evidence" "$(cat "$T/tpm-b/ev.log")"
+fi
 kill "$(cat "$T/tpm-b/swtpm.pid")" 2>/dev/null
 # put_ek FILE: the RSA EK certificate index of TPM A, redefined to hold FILE.
 put_ek() {
@@ -231,12 +307,55 @@ t_check "  and admitted by the same policy without it" rc_is 0
 
 # keybound attest: DER evidence that openssl parses; exit 2 where the token cannot attest.
 kb attest $MOD --pin-file "$T/pin" --key "pkcs11:token=dev;object=gen" \
-    --nonce 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff -o "$T/ev.der"
+    --nonce "$NA" -o "$T/ev.der"
 t_check "attest writes evidence for the TPM key" bash -c "[ $rc -eq 0 ] && [ -s '$T/ev.der' ]"
 run openssl asn1parse -inform DER -in "$T/ev.der"
 t_check "  which openssl asn1parse reads: the tcg-attest-tpm-certify statement, the nonce" \
     bash -c "[ $rc -eq 0 ] && grep -q '2.23.133.20.1' '$T/out' &&
              grep -qi '00112233445566778899AABBCCDDEEFF00112233445566778899AABBCCDDEEFF' '$T/out'"
+# attest --verify: the remote verifier's side of the same evidence, no TPM used.
+kb attest --verify "$T/ev.der" --pubkey "$T/gen.pub" --nonce "$NA" $ATT
+cp "$T/out" "$T/verify-ok.txt"
+t_check "attest --verify: the evidence verifies with its nonce, the AK said not activated" \
+    bash -c "[ $rc -eq 0 ] && grep -q '^attested: *yes' '$T/out' &&
+             grep -q \"^AK activated: *no: the AK's binding to the EK rests on the TPM's qualifiedSigner\" '$T/out'"
+kb attest $MOD --pin-file "$T/pin" --verify "$T/ev.der" --key "pkcs11:token=dev;object=gen" \
+    --nonce "$NA" $ATT
+t_check "  and with the expected key read from the token" rc_is 0
+kb attest --verify "$T/ev.der" --pubkey "$T/gen.pub" --nonce "$NB" $ATT
+cp "$T/err" "$T/verify-replay.txt"
+t_check "  another nonce: refused as a replay" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'answers another nonce' '$T/err'"
+kb attest --verify "$T/ev.der" --pubkey "$T/imp.pub" --nonce "$NA" $ATT
+t_check "  another key expected: refused" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'not the expected key' '$T/err'"
+kb attest $MOD --pin-file "$T/pin" --key "pkcs11:token=dev;object=gen" --nonce "$NB" -o "$T/ev.pem"
+kb attest --verify "$T/ev.pem" --pubkey "$T/gen.pub" --nonce "$NB" $ATT
+t_check "  PEM evidence (attest -o FILE.pem) verifies too" rc_is 0
+for bad in "--nonce $NA" "--pubkey $T/gen.pub" "--pubkey $T/gen.pub --nonce $NA --key pkcs11:token=dev" \
+    "--pubkey $T/gen.pub --nonce $NA -o $T/x.der" "--pubkey $T/gen.pub --nonce $NA --json"; do
+    kb attest --verify "$T/ev.der" $bad $ATT
+    t_check "  --verify with '${bad//$T/\$T}': exit 2, one line" \
+        bash -c "[ $rc -eq 2 ] && [ \"\$(wc -l <'$T/err')\" -eq 1 ]"
+done
+head -c 100 /dev/urandom >"$T/not-ev.der"
+kb attest --verify "$T/not-ev.der" --pubkey "$T/gen.pub" --nonce "$NA" $ATT
+t_check "  a file that is not evidence: exit 2, one line" \
+    bash -c "[ $rc -eq 2 ] && [ \"\$(wc -l <'$T/err')\" -eq 1 ] && grep -q 'not keybound evidence' '$T/err'"
+
+# An AK that is not bound to the EK: a restricted signing key under the owner's SRK
+# (0x81000001) of the same TPM certifies a key made beside it. Nothing in keybound makes
+# such evidence, so tpm2-tools and a few lines of DER make it here; the qualifiedSigner
+# names the SRK, not the EK, as the AK's parent.
+if (certify_key "$TPM_TCTI" srk "$T/srk"); then
+    ns=$(ev_der "$T/srk" "$T/ek-a.der" "$T/ev-srk.der")
+    kb attest --verify "$T/ev-srk.der" --pubkey "$T/srk-key.pem" --nonce "$ns" $ATT
+    cp "$T/err" "$T/verify-srk.txt"
+    t_check "attest --verify: an AK under the owner's SRK, not the EK, is refused" \
+        bash -c "[ $rc -eq 1 ] && grep -q \"the AK is not the EK's child\" '$T/err'"
+else
+    t_fail "tpm2-tools made an AK under the SRK and certified a key with it" "$(cat "$T/srk.log")"
+fi
 kb attest --module "$SOFTHSM_MODULE" --pin-file "$T/pin" --key "pkcs11:token=soft;object=sk" \
     -o "$T/soft.der"
 t_check "attest on a SoftHSM key: exit 2, one line naming the token" \
@@ -280,5 +399,6 @@ wait "$tun_pid" 2>/dev/null
 run tpm_tools tpm2_dictionarylockout --clear-lockout
 
 # The transcripts, for the closing note (KB_ATTEST_TRANSCRIPTS=DIR keeps them).
-[ -n "${KB_ATTEST_TRANSCRIPTS:-}" ] && cp "$T"/check-*.txt "$T"/check-*.json "$KB_ATTEST_TRANSCRIPTS"/ 2>/dev/null
+[ -n "${KB_ATTEST_TRANSCRIPTS:-}" ] && cp "$T"/check-*.txt "$T"/check-*.json "$T"/verify-*.txt \
+    "$KB_ATTEST_TRANSCRIPTS"/ 2>/dev/null
 t_done

@@ -43,6 +43,12 @@ t_check "attest's --output takes a file" is "$(complete_line attest --output "$T
     "$T/policy-a.conf"
 t_check "attest's --nonce takes hex: nothing offered" is "$(complete_line attest --nonce '')" ""
 t_check "attest's --key takes a URI" is "$(complete_line attest --key '')" "pkcs11:"
+t_check "attest's --verify takes a file" is "$(complete_line attest --verify "$T/policy-a")" \
+    "$T/policy-a.conf"
+t_check "attest's --pubkey takes a file" is "$(complete_line attest --pubkey "$T/policy-a")" \
+    "$T/policy-a.conf"
+t_check "attest's --policy takes a file" is "$(complete_line attest --policy "$T/policy-a")" \
+    "$T/policy-a.conf"
 t_check "--est takes a URL: nothing offered" is "$(complete_line enroll --est '')" ""
 t_check "network's subcommands" is "$(complete_line network '')" "$(printf '%s\n' --help check profile)"
 t_check "network profile's options by prefix" is "$(complete_line network profile --s)" "--server-name

@@ -480,6 +480,66 @@ static void replayed(void **state)
     free(der);
 }
 
+/* The remote verifier's case: no challenge, the caller's nonce. */
+static int verify_nonce(const unsigned char *der, size_t len, const unsigned char *nonce,
+                        size_t nonce_len, struct kb_attest_facts *f)
+{
+    int rc = kb_attest_verify_nonce(der, len, &t.anchors, nonce, nonce_len, t.dev_pk, 1234567, f);
+    assert_true(f->checked);
+    assert_int_equal(f->attested, rc == 0);
+    return rc;
+}
+
+static void nonce_attested(void **state)
+{
+    struct kb_attest_challenge c;
+    struct kb_attest_facts f;
+    unsigned char *der;
+    size_t len = honest(&c, &der);
+    if (verify_nonce(der, len, c.secret, c.secret_len, &f) != 0)
+        fail_msg("%s", f.reason);
+    /* attested, and the result says the AK was not activated */
+    assert_false(f.ak_activated);
+    assert_true(f.fixed_tpm && f.fixed_parent && f.sensitive_data_origin);
+    assert_non_null(strstr(KB_ATTEST_NOT_ACTIVATED, "qualifiedSigner"));
+    /* the challenge's own path: activated */
+    assert_int_equal(verify(der, len, &c, t.dev_pk, &f), 0);
+    assert_true(f.ak_activated);
+    free(der);
+}
+
+static void nonce_mismatch(void **state)
+{
+    struct kb_attest_challenge c;
+    struct kb_attest_facts f;
+    unsigned char *der, other[32];
+    size_t len = honest(&c, &der);
+    memcpy(other, c.secret, 32);
+    other[7] ^= 0x80;
+    assert_int_equal(verify_nonce(der, len, other, 32, &f), -1);
+    assert_string_equal(f.reason, "the evidence answers another nonce (replayed?)");
+    /* a prefix of the signed nonce is another nonce too */
+    assert_int_equal(verify_nonce(der, len, c.secret, 16, &f), -1);
+    assert_string_equal(f.reason, "the evidence answers another nonce (replayed?)");
+    assert_int_equal(verify_nonce(der, len, NULL, 0, &f), -1);
+    assert_non_null(strstr(f.reason, "no nonce"));
+    free(der);
+}
+
+static void nonce_ak_not_bound(void **state)
+{
+    /* Without activation the qualifiedSigner is the whole AK-EK binding: still checked */
+    struct kb_attest_challenge c;
+    struct kb_attest_facts f;
+    unsigned char *der;
+    challenge(&c);
+    size_t len = make_evidence(&c, &(struct bend){.owner_child = true}, &der);
+    assert_int_equal(verify_nonce(der, len, c.secret, c.secret_len, &f), -1);
+    assert_string_equal(f.reason, "the AK is not the EK's child");
+    assert_false(f.ak_activated);
+    free(der);
+}
+
 static void bad_signature(void **state)
 {
     refused_with(&(struct bend){.bad_signature = true}, t.dev_pk,
@@ -811,19 +871,14 @@ static void anchors_load(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(attested),
-        cmocka_unit_test(rsa_key),
-        cmocka_unit_test(imported_key),
-        cmocka_unit_test(replayed),
-        cmocka_unit_test(bad_signature),
-        cmocka_unit_test(ak_attributes),
-        cmocka_unit_test(ak_not_bound),
-        cmocka_unit_test(name_mismatch),
-        cmocka_unit_test(key_mismatch),
-        cmocka_unit_test(untrusted_ek_ca),
-        cmocka_unit_test(no_anchors),
-        cmocka_unit_test(evidence_der),
-        cmocka_unit_test(credential_round_trip),
+        cmocka_unit_test(attested),           cmocka_unit_test(rsa_key),
+        cmocka_unit_test(imported_key),       cmocka_unit_test(replayed),
+        cmocka_unit_test(nonce_attested),     cmocka_unit_test(nonce_mismatch),
+        cmocka_unit_test(nonce_ak_not_bound), cmocka_unit_test(bad_signature),
+        cmocka_unit_test(ak_attributes),      cmocka_unit_test(ak_not_bound),
+        cmocka_unit_test(name_mismatch),      cmocka_unit_test(key_mismatch),
+        cmocka_unit_test(untrusted_ek_ca),    cmocka_unit_test(no_anchors),
+        cmocka_unit_test(evidence_der),       cmocka_unit_test(credential_round_trip),
         cmocka_unit_test(anchors_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
