@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pkcs11/attrs.h"
+
 /* One fixed buffer: growing it would leave copies of the PIN in freed memory. */
 #define TEXT_MAX (64 * 1024)
 
@@ -294,14 +296,6 @@ static bool section_line(const char *line, size_t n, bool *in_802_1x)
     return true;
 }
 
-static int hexval(char c)
-{
-    return c >= '0' && c <= '9'   ? c - '0'
-           : c >= 'a' && c <= 'f' ? c - 'a' + 10
-           : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                  : -1;
-}
-
 static bool add_byte(kb_secret *pin, int c)
 {
     if (c == 0 || pin->len >= KB_SECRET_MAX)
@@ -324,13 +318,13 @@ static bool decode_wpa(const char *v, size_t n, kb_secret *pin)
                 return false;
         return pin->len > 0;
     }
-    if (n == 0 || n % 2 != 0)
+    unsigned char *at = (unsigned char *)pin->buf + pin->len;
+    long m = n == 0 ? -1 : kb_unhex(v, n, at, KB_SECRET_MAX - pin->len);
+    /* A NUL cannot be part of a PIN (add_byte refuses it too). */
+    if (m <= 0 || memchr(at, 0, (size_t)m) != NULL)
         return false;
-    for (size_t i = 0; i < n; i += 2) {
-        int hi = hexval(v[i]), lo = hexval(v[i + 1]);
-        if (hi < 0 || lo < 0 || !add_byte(pin, hi * 16 + lo))
-            return false;
-    }
+    pin->len += (size_t)m;
+    pin->buf[pin->len] = '\0';
     return true;
 }
 
