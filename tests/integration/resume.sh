@@ -381,11 +381,14 @@ if command -v ss >/dev/null; then
     get "$lport"
     # Each try: one kept-alive request, then ss on keybound's socket to nginx. The request
     # goes with the Finished when it is there before the handshake ends, as it is unless the
-    # client is descheduled between its connect and its send (on a loaded machine, five tries
-    # in a row were seen so); so up to 10 tries for one with
-    # 2 segments. ChangeCipherSpec and Finished always go together: never more than 3.
+    # client is descheduled between its connect and its send (3 segments: five tries in a
+    # row were seen so on a loaded machine). Retransmitted segments (a tail-loss probe
+    # when an ACK is late) are not sent data and are not counted. Once, in CI under ASan,
+    # a try counted 4 (without the retransmissions shown): so up to 20 tries for one with
+    # 2 segments, a try with more no failure by itself. The binary that held nothing sent
+    # 4 on every try.
     all_segs=""
-    for try in $(seq 10); do
+    for try in $(seq 20); do
         rm -f "$T/seg.out"
         python3 - "$lport" "$T/seg.out" <<'PY' &
 import socket, sys, time
@@ -403,15 +406,16 @@ PY
         kb_pids+=($!)
         held_pid=$!
         wait_log "$T/seg.out" "hello CN=laptop-1" || t_fail "the kept-alive request got its answer"
-        segs=$(ss -tinH state established "( dport = :$nport )" |
-            sed -n 's/.* data_segs_out:\([0-9]*\).*/\1/p' | head -1)
+        info=$(ss -tinH state established "( dport = :$nport )" | tr -s ' \t\n' ' ')
+        out=$(sed -n 's/.* data_segs_out:\([0-9]*\).*/\1/p' <<<"$info")
+        re=$(sed -n 's/.* retrans:[0-9]*\/\([0-9]*\).*/\1/p' <<<"$info")
+        segs=$((${out:-0} - ${re:-0}))
         bg_stop "$held_pid"
-        all_segs="$all_segs ${segs:-0}"
-        [ "${segs:-0}" = 2 ] && break
+        all_segs="$all_segs $segs${re:+ (of ${out:-0}, $re retransmitted)}"
+        [ "$segs" = 2 ] && break
     done
     t_check "TLS 1.3 resumed on the loop: ClientHello, then Finished and the request in one segment (data segments per try:$all_segs)" \
-        bash -c "[ $(opens "$T/seg.log" cli TLS1.3 resumed) -ge 1 ] && [ '${segs:-0}' -eq 2 ] &&
-            ! grep -qw '[4-9]' <<<'$all_segs'"
+        bash -c "[ $(opens "$T/seg.log" cli TLS1.3 resumed) -ge 1 ] && [ '$segs' -eq 2 ]"
     bg_stop "$seg_pid"
     bg_stop "$ngx_pid"
 else
