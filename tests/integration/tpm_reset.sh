@@ -93,7 +93,7 @@ wait $keep_pid
 t_check "TPM down: a connection established before goes on" grep -q "^second True" "$T/keepalive.out"
 sleep 2
 t_check "  and initialising it again is tried while it is down" wait_log "$T/tunnel.log" "cannot be initialised again yet"
-kb_tpm_start
+t_check "the TPM starts again on its ports" kb_tpm_start
 after_restart=$(lockout)
 wait_log "$T/tunnel.log" "the token is back"
 get "$lf"
@@ -117,7 +117,7 @@ for i in $(seq 50); do admitted3 && break; sleep 0.1; done
 t_check "TPM down, then a reload before any signature: the device stays admitted" admitted3
 get "$lf"
 t_check "  a full handshake then fails at once" bash -c "! grep -q hello '$T/out'"
-kb_tpm_start
+t_check "  the TPM starts again on its ports" kb_tpm_start
 after_restart=$(lockout)
 # The tunnel tries the token again once a second; under load (ASan, a busy CI machine) its
 # re-initialisation takes longer than any fixed pause, so wait for it to say it is back.
@@ -125,7 +125,8 @@ back_twice() { [ "$(grep -c "the token is back: signing again" "$T/tunnel.log")"
 for i in $(seq 200); do back_twice && break; sleep 0.1; done
 get "$lf"
 t_check "  and once the TPM is back, the full handshake signs" out_has "^hello CN=laptop-1"
+# An empty reading is a TPM that did not answer, never a match.
+same_lockout() { [ -n "$after_restart" ] && [ "$(lockout)" = "$after_restart" ]; }
 t_check "no failed authorisation counted by the TPM but its own for the restart ($after_restart)" \
-    [ "$(lockout)" = "$after_restart" ]
-cp "$T/tunnel.log" /tmp/me/reset-tunnel.log 2>/dev/null
+    same_lockout
 t_done

@@ -11,20 +11,31 @@
 : "${TPM_MODULE:=/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so}"
 
 # tpm_ports: P and P+1 free on 127.0.0.1, away from 2321/2322 (tpm2-pkcs11's default TCTI
-# search tries them, so a test TPM there could answer a module nobody pointed at it).
+# search tries them, so a test TPM there could answer a module nobody pointed at it), and
+# below the kernel's ephemeral range: tpm_reset.sh stops swtpm and starts it again on the
+# same ports, and in that gap any outgoing connection on the machine may be given one of
+# them as its local port, after which swtpm cannot bind it (a CI run failed so).
 tpm_ports() {
-    local p i
-    for i in $(seq 20); do
-        p=$(free_port)
-        [ "$p" -lt 65535 ] && [ "$p" -ne 2320 ] && [ "$p" -ne 2321 ] && [ "$p" -ne 2322 ] ||
-            continue
-        python3 -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' \
-            "$((p + 1))" 2>/dev/null && {
-            echo "$p"
-            return 0
-        }
-    done
-    return 1
+    python3 - <<'PY'
+import random, socket, sys
+try:
+    low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+except (OSError, ValueError, IndexError):
+    low = 32768
+for _ in range(50):
+    p = random.randrange(10000, max(low, 10002) - 1)
+    try:
+        held = []
+        for q in (p, p + 1):
+            s = socket.socket()
+            s.bind(("127.0.0.1", q))
+            held.append(s)
+    except OSError:
+        continue
+    print(p)
+    sys.exit(0)
+sys.exit(1)
+PY
 }
 
 # kb_tpm_start: starts swtpm on the state in $TPM_DIR/state (a restart keeps the keys).
