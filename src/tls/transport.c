@@ -66,7 +66,9 @@ static ssize_t pull(gnutls_transport_ptr_t ptr, void *data, size_t size)
 }
 
 /* Sends what is held; 0 once nothing is, else -1 with errno (EAGAIN: the socket is full,
- * or not connected yet). Holding ends here. */
+ * or not connected yet). Holding goes on: a read that had to send the ClientHello first
+ * may find the server's whole flight there already, and the last flight GnuTLS writes
+ * after it, in the same call, is held as ever (only kb_tls_flush ends holding). */
 static int flush(struct session_ctx *ctx)
 {
     while (ctx->out_off < ctx->out_len) {
@@ -84,7 +86,6 @@ static int flush(struct session_ctx *ctx)
     free(ctx->out);
     ctx->out = NULL;
     ctx->out_len = ctx->out_off = 0;
-    ctx->hold = false;
     return 0;
 }
 

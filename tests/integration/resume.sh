@@ -381,14 +381,23 @@ if command -v ss >/dev/null; then
     get "$lport"
     # Each try: one kept-alive request, then ss on keybound's socket to nginx. The request
     # goes with the Finished when it is there before the handshake ends, as it is unless the
-    # client is descheduled between its connect and its send (3 segments: five tries in a
-    # row were seen so on a loaded machine). Retransmitted segments (a tail-loss probe
-    # when an ACK is late) are not sent data and are not counted. Once, in CI under ASan,
-    # a try counted 4 (without the retransmissions shown): so up to 20 tries for one with
-    # 2 segments, a try with more no failure by itself. The binary that held nothing sent
-    # 4 on every try.
+    # client is descheduled between its connect and its send: then 3 segments. Never 4: that
+    # is the ChangeCipherSpec and the Finished sent apart, which CI saw once under ASan
+    # (`3 3 4 3 2`): a read that sent the held ClientHello ended the hold, so when the
+    # server's flight was there at that read, nothing after it was held. keybound and nginx
+    # share one CPU here, which makes that case common: the old binary counted 4 in 2 to 6
+    # of the 12 tries so. Retransmitted segments (a tail-loss probe when an ACK is late) are not
+    # sent data and are not counted. Twelve tries, at least one with 2.
+    if command -v taskset >/dev/null; then
+        m=$(cat "$T/ngxseg/nginx.pid")
+        for p in $seg_pid $m $(cat "/proc/$m/task/$m/children"); do
+            taskset -apc 0 "$p" >/dev/null
+        done
+    fi
     all_segs=""
-    for try in $(seq 20); do
+    twos=0
+    over=0
+    for try in $(seq 12); do
         rm -f "$T/seg.out"
         python3 - "$lport" "$T/seg.out" <<'PY' &
 import socket, sys, time
@@ -412,10 +421,11 @@ PY
         segs=$((${out:-0} - ${re:-0}))
         bg_stop "$held_pid"
         all_segs="$all_segs $segs${re:+ (of ${out:-0}, $re retransmitted)}"
-        [ "$segs" = 2 ] && break
+        [ "$segs" = 2 ] && twos=$((twos + 1))
+        [ "$segs" -gt 3 ] && over=$((over + 1))
     done
     t_check "TLS 1.3 resumed on the loop: ClientHello, then Finished and the request in one segment (data segments per try:$all_segs)" \
-        bash -c "[ $(opens "$T/seg.log" cli TLS1.3 resumed) -ge 1 ] && [ '$segs' -eq 2 ]"
+        bash -c "[ $(opens "$T/seg.log" cli TLS1.3 resumed) -ge 12 ] && [ $over -eq 0 ] && [ $twos -ge 1 ]"
     bg_stop "$seg_pid"
     bg_stop "$ngx_pid"
 else
