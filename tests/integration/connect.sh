@@ -94,6 +94,7 @@ t_check "  s_server saw and verified our certificate" grep -q "CN *= *laptop-1" 
 
 # --- nginx with ssl_verify_client on -----------------------------------------------------
 nport=$(free_port)
+n13port=$(free_port)
 mkdir -p "$T/nginx"
 cat >"$T/nginx.conf" <<CONF
 daemon off;
@@ -113,17 +114,37 @@ http {
         ssl_certificate_key $P/server.key;
         ssl_client_certificate $P/ca.pem;
         ssl_verify_client on;
-        location / { return 200 "hello \$ssl_client_s_dn\n"; }
+        location / { return 200 "hello \$ssl_client_s_dn \$ssl_protocol \$ssl_cipher\n"; }
+    }
+    server {
+        listen 127.0.0.1:$n13port ssl;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_certificate $P/server.pem;
+        ssl_certificate_key $P/server.key;
+        ssl_client_certificate $P/ca.pem;
+        ssl_verify_client on;
+        location / { return 200 "hello \$ssl_client_s_dn \$ssl_protocol \$ssl_cipher\n"; }
     }
 }
 CONF
 kb_bg "$T/nginx.log" nginx -c "$T/nginx.conf" -p "$T/nginx" -e "$T/nginx/error.log"
-wait_port "$nport" || t_fail "nginx started"
+wait_port "$nport" && wait_port "$n13port" || t_fail "nginx started"
 printf 'GET / HTTP/1.0\r\nHost: localhost\r\n\r\n' >"$T/in"
 RUN_STDIN=$T/in run setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" $POL $KEY --stdio "localhost:$nport"
 cp "$T/out" "$T/nginx-response.txt"
 t_check "nginx: an HTTP request through connect --stdio gets 200" out_has "^HTTP/1.1 200"
 t_check "  nginx saw the device certificate" out_has "^hello CN=laptop-1"
+# nginx (OpenSSL) takes the client's order of ciphers: keybound's default offers AES-128-GCM
+# first (keybound-policy(5), priority); an endpoint's priority = NORMAL is GnuTLS's order.
+t_check "  TLS 1.2 (nginx's default protocols): AES-128-GCM, keybound's first" \
+    out_has "^hello CN=laptop-1 TLSv1.2 ECDHE-[A-Z]*-AES128-GCM-SHA256$"
+RUN_STDIN=$T/in run setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" $POL $KEY --stdio "localhost:$n13port"
+t_check "nginx with TLS 1.3: TLS_AES_128_GCM_SHA256" out_has "^hello CN=laptop-1 TLSv1.3 TLS_AES_128_GCM_SHA256$"
+sed "s|^\[endpoint \"localhost\"\]|&\npriority = NORMAL|" "$T/policy.conf" >"$T/policy-normal.conf"
+RUN_STDIN=$T/in run setsid -w "$KEYBOUND" connect $MOD --pin-file "$T/pin" --policy "$T/policy-normal.conf" \
+    $KEY --stdio "localhost:$n13port"
+t_check "  an endpoint's priority = NORMAL: GnuTLS's order, TLS_AES_256_GCM_SHA384" \
+    out_has "^hello CN=laptop-1 TLSv1.3 TLS_AES_256_GCM_SHA384$"
 
 # --- stunnel4 in server mode, verifyChain + requireCert, echoing with cat ------------------
 sport=$(free_port)
