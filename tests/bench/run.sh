@@ -14,7 +14,11 @@
 #   (c) one connection kept alive: bulk download and request latency; memory per idle
 #       connection.
 # Both tools reach SoftHSM through the p11shim with P11SHIM_COUNT only: one line per
-# signature and nothing written for any other call. Not a test: it prints one table.
+# signature and nothing written for any other call. Each tool offers its own default
+# ciphers, and the backend (nginx, which takes the client's order) says which suite it
+# negotiated: keybound's default puts AES-128-GCM first, OpenSSL's AES-256-GCM.
+# STUNNEL_CIPHERSUITES=... and STUNNEL_CIPHERS=... (stunnel.conf(5): TLS 1.3 and TLS 1.2)
+# make stunnel offer another order, for a like-for-like run. Not a test: it prints one table.
 set -u
 : "${KEYBOUND:?run it with make bench}" "${LOADGEN:?}" "${P11SHIM:?}"
 export TESTS_SRCDIR=${TESTS_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -68,7 +72,7 @@ server() {
     ssl_certificate_key $P/server.key; ssl_client_certificate $P/ca.pem; ssl_verify_client on;
     ssl_protocols $2; ssl_session_tickets on; ssl_session_cache shared:S$1:10m;
     location = /big { alias $T/big; }
-    location / { return 200 "hello \$ssl_client_s_dn\n"; } }
+    location / { return 200 "hello \$ssl_client_s_dn \$ssl_protocol \$ssl_cipher\n"; } }
 CONF
 }
 mkdir -p "$T/nginx"
@@ -141,6 +145,8 @@ CAfile = $P/ca.pem
 verifyChain = yes
 checkHost = localhost
 sni = localhost
+${STUNNEL_CIPHERSUITES:+ciphersuites = $STUNNEL_CIPHERSUITES}
+${STUNNEL_CIPHERS:+ciphers = $STUNNEL_CIPHERS}
 CONF
         env "${shimenv[@]}" stunnel4 "$T/stunnel.conf" >"$T/$tool.log" 2>&1 &
     fi
@@ -193,6 +199,9 @@ round() {
     add "$k,$tool,conns" "$n"
     add "$k,$tool,sigs" $(($(sigs) - s0))
     add "$k,$tool,failed" "$(val failed "$out")"
+    # What the backend says it negotiated with the tool, after the measured part.
+    R[$k,$tool,suite]=$(exec 3<>"/dev/tcp/127.0.0.1/$lport" && printf 'GET / HTTP/1.0\r\n\r\n' >&3 &&
+        sed -n 's/^hello .* \([^ ]*\)$/\1/p' <&3)
     if [ "$slow" = slow ]; then
         out=$("$LOADGEN" latency "$lport" 5000)
         R[$k,$tool,p50]+=" $(val p50_us "$out")"
@@ -278,6 +287,7 @@ for k in tls13 tls12 slow; do
     tls12) echo "-- (a) nginx TLS 1.2 only; median (min-max) of $ROUNDS rounds, $CONN_S s each, 8 clients" ;;
     slow) echo "-- (b) nginx TLS 1.3, token: 150 ms per C_Sign, one at a time; $SLOW_ROUNDS rounds" ;;
     esac
+    row "cipher suite the backend negotiated" "${R[$k,keybound,suite]:--}" "${R[$k,stunnel,suite]:--}" ""
     mrow "new connections per second" $k conn_s
     mrow "CPU per new connection, us (tool's own)" $k cpu_us
     mrow "CPU of other processes meanwhile, %" $k others -
