@@ -386,8 +386,8 @@ if command -v ss >/dev/null; then
     # (`3 3 4 3 2`): a read that sent the held ClientHello ended the hold, so when the
     # server's flight was there at that read, nothing after it was held. keybound and nginx
     # share one CPU here, which makes that case common: the old binary counted 4 in 2 to 6
-    # of the 12 tries so. Retransmitted segments (a tail-loss probe when an ACK is late) are not
-    # sent data and are not counted. Twelve tries, at least one with 2.
+    # of the 12 tries so. Retransmitted segments (a tail-loss probe when an ACK is late)
+    # are not sent data and are not counted. Twelve tries, at least one with 2.
     if command -v taskset >/dev/null; then
         m=$(cat "$T/ngxseg/nginx.pid")
         for p in $seg_pid $m $(cat "/proc/$m/task/$m/children"); do
